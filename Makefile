@@ -1,0 +1,97 @@
+# inferd — build, test, run.  `make` leaves ./inferd in the repository root.
+#
+#   make            build ./inferd
+#   make run        install missing Debian packages, build, serve models/ on 127.0.0.1:8080
+#   make test       unit tests (Check) + integration tests against a live daemon
+#   make asan       the same tests under AddressSanitizer + UBSan
+#   make bench      throughput figures (prints, asserts nothing)
+#   make models     retrain the default models (long)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+VERSION := 0.1.0
+BUILD   ?= build
+BIN     ?= inferd
+
+PKGS    := libmicrohttpd jansson libuv libpng zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lopenblas -ljpeg -lpthread -lm
+
+OPT     ?= -O2 -march=x86-64-v3 -mtune=native
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+ifneq ($(SANITIZER),)
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZER) -fno-sanitize-recover=all
+LDSAN   := -fsanitize=$(SANITIZER)
+endif
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -I. $(PKG_CFLAGS) -DINFERD_VERSION=\"$(VERSION)\" -MMD -MP
+LDLIBS  += $(PKG_LIBS) $(LDSAN)
+
+ENGINE_SRC := $(wildcard engine/*.c)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+unexport BIN
+.PHONY: all run test unit integration asan bench models install clean deps check
+all: $(BIN)
+
+$(BIN): $(BUILD)/server/main.o $(SERVER_OBJ) $(ENGINE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJ) $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
+
+$(BUILD)/tools/%: tests/tools/%.c $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	./scripts/install-deps.sh
+
+run: deps
+	$(MAKE) inferd
+	./inferd serve --config conf/inferd.conf
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(BIN) $(TOOL_BIN)
+	@INFERD=./$(BIN) TOOLS=$(BUILD)/tools ./tests/integration/run_all.sh
+
+test: unit integration
+
+check: test
+
+asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/inferd SANITIZER=address,undefined test
+
+bench: inferd $(TOOL_BIN)
+	./tests/bench/run.sh
+
+models: inferd
+	./scripts/train-models.sh
+
+install: inferd
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/share/inferd/models $(DESTDIR)$(PREFIX)/share/inferd/conf
+	install -m 0755 inferd $(DESTDIR)$(BINDIR)/inferd
+	install -m 0644 conf/inferd.conf $(DESTDIR)$(PREFIX)/share/inferd/conf/inferd.conf
+	cp -r models/. $(DESTDIR)$(PREFIX)/share/inferd/models/
+
+clean:
+	rm -rf build build-asan inferd
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,600 @@
+// ops.c — the engine's operators over contiguous float arrays (see ops.h for
+// the contracts and shapes). Matrix work goes through cblas_sgemm, except
+// matmuls with fewer than 16 rows (single-sequence decode, small batches),
+// which are bandwidth-bound and run faster in a plain vectorised loop
+// (PERF-NOTES.md: ~1.7x over sgemv). Convolutions are im2col + sgemm, one
+// image at a time. Nothing here allocates, keeps state, or sets BLAS threads.
+//
+// In-place use: the elementwise forwards and softmax / log-softmax may be
+// called with out == in. Everything else needs distinct buffers.
+#include "engine/ops.h"
+
+#include <assert.h>   // assert (caller bugs only)
+#include <cblas.h>    // cblas_sgemm
+#include <math.h>     // expf, logf, tanhf, sqrtf, INFINITY, isnan
+#include <string.h>   // memcpy, memset
+
+// ---------------------------------------------------------------- matmul
+
+enum {
+    MM_SGEMM_MIN_M = 16,   // rows from which sgemm beats the loop below
+    MM_LANES = 8,          // floats per partial-sum vector (one AVX register); the reduction assumes 8
+    MM_CHAINS = 8,         // independent partial-sum vectors: enough to hide FMA latency
+};
+
+// A tile of dot products: out[r*ldo] (+)= dot(a + r*lda, b) over K values,
+// for the R rows r < R of A. Inlined with constant R and G (R*G <=
+// MM_CHAINS) so gcc unrolls the r/g loops and vectorises the lane loop: the
+// R*G partial-sum vectors stay in registers, each load of b feeds R FMAs,
+// and G lane groups per row keep enough FMAs in flight when R is small.
+// (Without the unroll pragmas gcc -O2 keeps the sums on the stack.)
+static inline __attribute__((always_inline)) void
+mm_tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda,
+        const float *restrict b, int K, int accumulate, const int R, const int G)
+{
+    float s[MM_CHAINS][MM_LANES];   // [r*G + g][lane] partial sums
+#pragma GCC unroll 8
+    for (int q = 0; q < R * G; q++)
+        for (int l = 0; l < MM_LANES; l++) s[q][l] = 0.0f;
+    int k = 0;
+    for (; k + G * MM_LANES <= K; k += G * MM_LANES)
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                for (int l = 0; l < MM_LANES; l++) {
+                    int kk = k + g * MM_LANES + l;
+                    s[r * G + g][l] = fmaf(a[r * lda + kk], b[kk], s[r * G + g][l]);
+                }
+    for (; k + MM_LANES <= K; k += MM_LANES)   // leftover whole vectors
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            for (int l = 0; l < MM_LANES; l++) s[r * G][l] = fmaf(a[r * lda + k + l], b[k + l], s[r * G][l]);
+    // Reduce with vector adds (G groups into one, then a lane tree): a
+    // serial sum of all G*8 lanes would cost more than the dot product.
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        float *t = s[r * G];
+#pragma GCC unroll 8
+        for (int g = 1; g < G; g++)
+            for (int l = 0; l < MM_LANES; l++) t[l] += s[r * G + g][l];
+        float v = ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+        for (int kk = k; kk < K; kk++) v += a[r * lda + kk] * b[kk];   // the last K % 8
+        out[r * ldo] = accumulate ? out[r * ldo] + v : v;
+    }
+}
+
+// The M < 16 path: for each weight row of B (usually streamed from DRAM)
+// compute its dot products with all rows of A (which stay in cache), so the
+// weights are read exactly once, front to back. (Taking two B rows at a time
+// saves loads but halved the DRAM read rate here: measured in bench_ops.)
+static void mm_small(float *restrict out, const float *restrict A, const float *restrict B,
+                     int M, int N, int K, int accumulate)
+{
+    for (int j = 0; j < N; j++) {
+        const float *b = B + (size_t)j * K;
+        int i = 0;
+        for (; i + 4 <= M; i += 4)
+            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 4, 2);
+        if (M - i >= 2) {
+            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 2, 4);
+            i += 2;
+        }
+        if (i < M)
+            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 1, 8);
+    }
+}
+
+void eng_matmul_nt(float *out, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    if (M <= 0 || N <= 0) return;
+    if (M < MM_SGEMM_MIN_M || K <= 0) {
+        mm_small(out, A, B, M, N, K, accumulate);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K,
+                accumulate ? 1.0f : 0.0f, out, N);
+}
+
+void eng_matmul_nt_naive(float *out, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    // Deliberately plain: the reference the fast paths are tested against.
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            float sum = 0.0f;
+            for (int k = 0; k < K; k++) sum += A[(size_t)i * K + k] * B[(size_t)j * K + k];
+            out[(size_t)i * N + j] = accumulate ? out[(size_t)i * N + j] + sum : sum;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- linear
+
+void eng_linear_forward(float *out, const float *in, const float *w, const float *b, int N, int C, int OC)
+{
+    if (!b) {
+        eng_matmul_nt(out, in, w, N, OC, C, 0);
+        return;
+    }
+    // Start every row from the bias and let the matmul accumulate onto it.
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+    eng_matmul_nt(out, in, w, N, OC, C, 1);
+}
+
+void eng_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, int N, int C, int OC)
+{
+    if (N <= 0) return;
+    if (din && OC > 0)   // din[N,C] += dout[N,OC] @ w[OC,C]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, din, C);
+    if (dw)              // dw[OC,C] += dout^T[OC,N] @ in[N,C]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, in, C, 1.0f, dw, C);
+    if (db)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) db[o] += dout[(size_t)n * OC + o];
+}
+
+// ---------------------------------------------------------------- conv2d
+
+static int conv_out_dim(int in, int k, int stride, int pad)
+{
+    return (in + 2 * pad - k) / stride + 1;
+}
+
+// The output columns ow in [*lo, *hi] read an input column iw = ow*stride -
+// pad + kw inside [0, W); the others read padding. *hi < *lo when none do.
+static void conv_valid_range(int *lo, int *hi, int kw, int stride, int pad, int W, int OW)
+{
+    int first = pad - kw;              // smallest ow*stride allowed
+    int last = W - 1 + pad - kw;       // largest ow*stride allowed
+    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    *hi = last < 0 ? -1 : last / stride;
+    if (*hi > OW - 1) *hi = OW - 1;
+}
+
+// col[(c*KH+kh)*KW+kw, oh*OW+ow] = img[c, oh*stride-pad+kh, ow*stride-pad+kw] (0 outside).
+static void im2col(float *restrict col, const float *restrict img, int C, int H, int W,
+                   int KH, int KW, int stride, int pad, int OH, int OW)
+{
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                float *dst = col + ((size_t)(c * KH + kh) * KW + kw) * OH * OW;
+                int lo, hi;
+                conv_valid_range(&lo, &hi, kw, stride, pad, W, OW);
+                for (int oh = 0; oh < OH; oh++) {
+                    float *d = dst + (size_t)oh * OW;
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H || hi < lo) {
+                        memset(d, 0, (size_t)OW * sizeof(float));
+                        continue;
+                    }
+                    const float *src = img + ((size_t)c * H + ih) * W;   // input row ih
+                    int off = kw - pad;                                    // iw = ow*stride + off
+                    for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                    if (stride == 1)
+                        memcpy(d + lo, src + lo + off, (size_t)(hi - lo + 1) * sizeof(float));
+                    else
+                        for (int ow = lo; ow <= hi; ow++) d[ow] = src[ow * stride + off];
+                    for (int ow = hi + 1; ow < OW; ow++) d[ow] = 0.0f;
+                }
+            }
+}
+
+// The adjoint of im2col: img[c, ih, iw] += every col entry that was copied from it.
+static void col2im_add(float *restrict img, const float *restrict col, int C, int H, int W,
+                       int KH, int KW, int stride, int pad, int OH, int OW)
+{
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                const float *s = col + ((size_t)(c * KH + kh) * KW + kw) * OH * OW;
+                int lo, hi;
+                conv_valid_range(&lo, &hi, kw, stride, pad, W, OW);
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    float *dst = img + ((size_t)c * H + ih) * W;
+                    const float *srow = s + (size_t)oh * OW;
+                    int off = kw - pad;
+                    for (int ow = lo; ow <= hi; ow++) dst[ow * stride + off] += srow[ow];
+                }
+            }
+}
+
+// A 1x1, stride-1, unpadded convolution is a plain matmul on the image itself.
+static int conv_is_pointwise(int KH, int KW, int stride, int pad)
+{
+    return KH == 1 && KW == 1 && stride == 1 && pad == 0;
+}
+
+size_t eng_conv2d_col_size(int C, int H, int W, int KH, int KW, int stride, int pad)
+{
+    int OH = conv_out_dim(H, KH, stride, pad), OW = conv_out_dim(W, KW, stride, pad);
+    return (size_t)C * KH * KW * OH * OW;
+}
+
+void eng_conv2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
+                        int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
+{
+    int OH = conv_out_dim(H, KH, stride, pad), OW = conv_out_dim(W, KW, stride, pad);
+    int P = OH * OW;               // output pixels per channel
+    int CK = C * KH * KW;          // rows of the column matrix
+    for (int n = 0; n < B; n++) {
+        const float *img = in + (size_t)n * C * H * W;
+        float *o = out + (size_t)n * OC * P;   // [OC, P]
+        const float *cols = img;                // [CK, P]
+        if (!conv_is_pointwise(KH, KW, stride, pad)) {
+            im2col(col, img, C, H, W, KH, KW, stride, pad, OH, OW);
+            cols = col;
+        }
+        if (b)
+            for (int oc = 0; oc < OC; oc++)
+                for (int p = 0; p < P; p++) o[(size_t)oc * P + p] = b[oc];
+        // o[OC,P] (+)= w[OC,CK] @ cols[CK,P]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, P, CK, 1.0f, w, CK, cols, P,
+                    b ? 1.0f : 0.0f, o, P);
+    }
+}
+
+void eng_conv2d_backward(float *din, float *dw, float *db, float *col, const float *dout,
+                         const float *in, const float *w,
+                         int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad)
+{
+    int OH = conv_out_dim(H, KH, stride, pad), OW = conv_out_dim(W, KW, stride, pad);
+    int P = OH * OW, CK = C * KH * KW;
+    int pointwise = conv_is_pointwise(KH, KW, stride, pad);
+    for (int n = 0; n < B; n++) {
+        const float *img = in + (size_t)n * C * H * W;
+        const float *g = dout + (size_t)n * OC * P;   // [OC, P]
+        if (db)
+            for (int oc = 0; oc < OC; oc++) {
+                float s = 0.0f;
+                for (int p = 0; p < P; p++) s += g[(size_t)oc * P + p];
+                db[oc] += s;
+            }
+        if (dw) {
+            // forward: o = w @ cols  =>  dw[OC,CK] += g[OC,P] @ cols^T[P,CK]
+            const float *cols = img;
+            if (!pointwise) {
+                im2col(col, img, C, H, W, KH, KW, stride, pad, OH, OW);
+                cols = col;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CK, P, 1.0f, g, P, cols, P, 1.0f, dw, CK);
+        }
+        if (din) {
+            // dcols[CK,P] = w^T[CK,OC] @ g[OC,P], scattered back by col2im.
+            float *di = din + (size_t)n * C * H * W;
+            if (pointwise) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CK, P, OC, 1.0f, w, CK, g, P, 1.0f, di, P);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CK, P, OC, 1.0f, w, CK, g, P, 0.0f, col, P);
+                col2im_add(di, col, C, H, W, KH, KW, stride, pad, OH, OW);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- pooling
+
+void eng_maxpool2d_forward(float *out, int *argmax, const float *in, int B, int C, int H, int W, int K, int S)
+{
+    int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
+    for (size_t plane = 0; plane < (size_t)B * C; plane++) {
+        const float *x = in + plane * H * W;
+        float *o = out + plane * OH * OW;
+        int *am = argmax + plane * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int h0 = oh * S, w0 = ow * S;
+                float best = -INFINITY;
+                int at = h0 * W + w0;
+                for (int kh = 0; kh < K; kh++)
+                    for (int kw = 0; kw < K; kw++) {
+                        int idx = (h0 + kh) * W + w0 + kw;
+                        // NaN propagates, as in PyTorch; ties keep the first.
+                        if (x[idx] > best || isnan(x[idx])) {
+                            best = x[idx];
+                            at = idx;
+                            if (isnan(best)) goto done;
+                        }
+                    }
+            done:
+                o[oh * OW + ow] = best;
+                am[oh * OW + ow] = at;
+            }
+    }
+}
+
+void eng_maxpool2d_backward(float *din, const float *dout, const int *argmax, int B, int C, int H, int W, int K, int S)
+{
+    size_t P = (size_t)((H - K) / S + 1) * ((W - K) / S + 1);
+    for (size_t plane = 0; plane < (size_t)B * C; plane++) {
+        float *d = din + plane * H * W;
+        const float *g = dout + plane * P;
+        const int *am = argmax + plane * P;
+        for (size_t p = 0; p < P; p++) d[am[p]] += g[p];
+    }
+}
+
+void eng_avgpool2d_forward(float *out, const float *in, int B, int C, int H, int W, int K, int S)
+{
+    int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
+    float inv = 1.0f / (float)(K * K);
+    for (size_t plane = 0; plane < (size_t)B * C; plane++) {
+        const float *x = in + plane * H * W;
+        float *o = out + plane * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float s = 0.0f;
+                for (int kh = 0; kh < K; kh++)
+                    for (int kw = 0; kw < K; kw++) s += x[(oh * S + kh) * W + ow * S + kw];
+                o[oh * OW + ow] = s * inv;
+            }
+    }
+}
+
+void eng_avgpool2d_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int S)
+{
+    int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
+    float inv = 1.0f / (float)(K * K);
+    for (size_t plane = 0; plane < (size_t)B * C; plane++) {
+        float *d = din + plane * H * W;
+        const float *g = dout + plane * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float v = g[oh * OW + ow] * inv;
+                for (int kh = 0; kh < K; kh++)
+                    for (int kw = 0; kw < K; kw++) d[(oh * S + kh) * W + ow * S + kw] += v;
+            }
+    }
+}
+
+void eng_global_avgpool_forward(float *out, const float *in, int B, int C, int HW)
+{
+    for (size_t plane = 0; plane < (size_t)B * C; plane++) {
+        const float *x = in + plane * HW;
+        float s = 0.0f;
+        for (int i = 0; i < HW; i++) s += x[i];
+        out[plane] = s / (float)HW;
+    }
+}
+
+void eng_global_avgpool_backward(float *din, const float *dout, int B, int C, int HW)
+{
+    for (size_t plane = 0; plane < (size_t)B * C; plane++) {
+        float v = dout[plane] / (float)HW;
+        float *d = din + plane * HW;
+        for (int i = 0; i < HW; i++) d[i] += v;
+    }
+}
+
+// ---------------------------------------------------------------- activations
+
+void eng_relu_forward(float *out, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+
+void eng_relu_backward(float *din, const float *dout, const float *in, size_t n)
+{
+    // The gradient at exactly 0 is taken as 0, as in PyTorch.
+    for (size_t i = 0; i < n; i++) din[i] += in[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+#define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
+#define GELU_CUBIC 0.044715f
+
+void eng_gelu_forward(float *out, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + GELU_CUBIC * x * x * x)));
+    }
+}
+
+void eng_gelu_backward(float *din, const float *dout, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        float t = tanhf(GELU_SCALE * (x + GELU_CUBIC * x * x * x));
+        float dinner = GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);   // d(tanh argument)/dx
+        float grad = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dinner;
+        din[i] += grad * dout[i];
+    }
+}
+
+void eng_tanh_forward(float *out, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(in[i]);
+}
+
+void eng_tanh_backward(float *din, const float *dout, const float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) din[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void eng_sigmoid_forward(float *out, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        // Only ever exp of a non-positive number: no overflow for large |x|.
+        float x = in[i];
+        if (x >= 0.0f) {
+            out[i] = 1.0f / (1.0f + expf(-x));
+        } else {
+            float e = expf(x);
+            out[i] = e / (1.0f + e);
+        }
+    }
+}
+
+void eng_sigmoid_backward(float *din, const float *dout, const float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1.0f - out[i]);
+}
+
+// ---------------------------------------------------------------- batch norm
+
+void eng_batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                                   float *running_var, const float *in, const float *gamma,
+                                   const float *beta, int B, int C, int HW, float momentum, float eps)
+{
+    size_t cnt = (size_t)B * HW;   // values per channel
+    for (int c = 0; c < C; c++) {
+        // Two passes in double: exact enough that var is never negative.
+        double s = 0.0;
+        for (int n = 0; n < B; n++) {
+            const float *x = in + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) s += x[i];
+        }
+        double mu = s / (double)cnt;
+        double ss = 0.0;
+        for (int n = 0; n < B; n++) {
+            const float *x = in + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) {
+                double d = x[i] - mu;
+                ss += d * d;
+            }
+        }
+        double var = ss / (double)cnt;   // biased: what normalisation uses
+        float r = (float)(1.0 / sqrt(var + eps));
+        mean[c] = (float)mu;
+        rstd[c] = r;
+        // y = (x - mu) * rstd * gamma + beta, folded into one multiply-add.
+        float scale = r * (gamma ? gamma[c] : 1.0f);
+        float shift = (beta ? beta[c] : 0.0f) - (float)mu * scale;
+        for (int n = 0; n < B; n++) {
+            const float *x = in + ((size_t)n * C + c) * HW;
+            float *y = out + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) y[i] = x[i] * scale + shift;
+        }
+        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)mu;
+        if (running_var) {
+            // PyTorch updates running_var with the unbiased variance (and
+            // refuses cnt == 1; here that case falls back to the biased one).
+            double unbiased = cnt > 1 ? ss / (double)(cnt - 1) : var;
+            running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
+        }
+    }
+}
+
+void eng_batchnorm2d_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
+                                   const float *running_mean, const float *running_var,
+                                   int B, int C, int HW, float eps)
+{
+    for (int c = 0; c < C; c++) {
+        float scale = (gamma ? gamma[c] : 1.0f) / sqrtf(running_var[c] + eps);
+        float shift = (beta ? beta[c] : 0.0f) - running_mean[c] * scale;
+        for (int n = 0; n < B; n++) {
+            const float *x = in + ((size_t)n * C + c) * HW;
+            float *y = out + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) y[i] = x[i] * scale + shift;
+        }
+    }
+}
+
+void eng_batchnorm2d_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                              const float *in, const float *gamma, const float *mean,
+                              const float *rstd, int B, int C, int HW)
+{
+    double cnt = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        float mu = mean[c], r = rstd[c];
+        // With xhat = (x - mu) * rstd: sum(dout) and sum(dout * xhat).
+        double sg = 0.0, sgx = 0.0;
+        for (int n = 0; n < B; n++) {
+            const float *x = in + ((size_t)n * C + c) * HW;
+            const float *g = dout + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) {
+                sg += g[i];
+                sgx += (double)g[i] * ((x[i] - mu) * r);
+            }
+        }
+        if (dbeta) dbeta[c] += (float)sg;
+        if (dgamma) dgamma[c] += (float)sgx;
+        if (!din) continue;
+        // din = gamma * rstd * (dout - mean(dout) - xhat * mean(dout * xhat)):
+        // the last two terms are the paths through the batch mean and variance.
+        float gm = gamma ? gamma[c] : 1.0f;
+        float k = gm * r;
+        float mg = (float)(sg / cnt), mgx = (float)(sgx / cnt);
+        for (int n = 0; n < B; n++) {
+            const float *x = in + ((size_t)n * C + c) * HW;
+            const float *g = dout + ((size_t)n * C + c) * HW;
+            float *d = din + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) d[i] += k * (g[i] - mg - (x[i] - mu) * r * mgx);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- softmax / loss
+
+// Returns the maximum of x[0..C), -INFINITY for C == 0.
+static float row_max(const float *x, int C)
+{
+    float m = -INFINITY;
+    for (int j = 0; j < C; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+void eng_softmax_forward(float *out, const float *in, int N, int C)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        float m = row_max(x, C);
+        double s = 0.0;
+        for (int j = 0; j < C; j++) {
+            y[j] = expf(x[j] - m);
+            s += y[j];
+        }
+        float inv = (float)(1.0 / s);
+        for (int j = 0; j < C; j++) y[j] *= inv;
+    }
+}
+
+void eng_log_softmax_forward(float *out, const float *in, int N, int C)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        float m = row_max(x, C);
+        double s = 0.0;
+        for (int j = 0; j < C; j++) s += expf(x[j] - m);
+        float lse = m + (float)log(s);   // log-sum-exp of the row
+        for (int j = 0; j < C; j++) y[j] = x[j] - lse;
+    }
+}
+
+float eng_cross_entropy_forward(float *probs, const float *logits, const int *targets, int N, int C)
+{
+    double total = 0.0;
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * C;
+        float *p = probs + (size_t)n * C;
+        assert(targets[n] >= 0 && targets[n] < C);
+        float m = row_max(x, C);
+        double s = 0.0;
+        for (int j = 0; j < C; j++) {
+            p[j] = expf(x[j] - m);
+            s += p[j];
+        }
+        float inv = (float)(1.0 / s);
+        for (int j = 0; j < C; j++) p[j] *= inv;
+        // -log p[target] from the logits, finite even when p[target] underflows to 0.
+        total += (double)m + log(s) - (double)x[targets[n]];
+    }
+    return N > 0 ? (float)(total / N) : 0.0f;
+}
+
+void eng_cross_entropy_backward(float *dlogits, const float *probs, const int *targets, int N, int C, float scale)
+{
+    float k = scale / (float)N;
+    for (int n = 0; n < N; n++) {
+        const float *p = probs + (size_t)n * C;
+        float *d = dlogits + (size_t)n * C;
+        for (int j = 0; j < C; j++) d[j] += k * p[j];
+        d[targets[n]] -= k;
+    }
+}

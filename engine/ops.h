@@ -1,0 +1,90 @@
+// ops.h — the engine's operators: plain functions over contiguous float
+// arrays (llm.c style). Outputs come first, then const inputs, then dims.
+// Every op has a forward and, where training needs it, a backward that
+// ACCUMULATES (`d* +=`) into gradient buffers the caller zeroed.
+// Layout conventions: images are NCHW; matrices are row-major; a linear
+// layer's weight is [OC, C] (PyTorch's layout), y = x W^T + b.
+// Shape checks belong to the caller (graph/model build time), not here.
+#ifndef ENG_OPS_H
+#define ENG_OPS_H
+#include <stddef.h>   // size_t
+
+// ---------------------------------------------------------------- matmul
+// out[M,N] = (accumulate ? out : 0) + A[M,K] @ B^T, where B is [N,K]
+// (i.e. x W^T). Uses cblas_sgemm for large M, a vectorised loop for M < 16.
+void eng_matmul_nt(float *out, const float *A, const float *B, int M, int N, int K, int accumulate);
+// Reference implementation of the same contract, plain loops, for tests.
+void eng_matmul_nt_naive(float *out, const float *A, const float *B, int M, int N, int K, int accumulate);
+
+// ---------------------------------------------------------------- linear
+// out[N,OC] = in[N,C] @ w[OC,C]^T + b[OC] (b may be NULL)
+void eng_linear_forward(float *out, const float *in, const float *w, const float *b, int N, int C, int OC);
+// din[N,C] += dout @ w ; dw[OC,C] += dout^T @ in ; db[OC] += sum_n dout.
+// Any of din/dw/db may be NULL when that gradient is not needed.
+void eng_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, int N, int C, int OC);
+
+// ---------------------------------------------------------------- conv2d
+// NCHW convolution, square stride/pad, dilation 1, groups 1.
+// in[B,C,H,W], w[OC,C,KH,KW], b[OC] (may be NULL) -> out[B,OC,OH,OW]
+// with OH = (H + 2*pad - KH)/stride + 1, OW likewise.
+// `col` is scratch of eng_conv2d_col_size() floats (im2col buffer for ONE image).
+size_t eng_conv2d_col_size(int C, int H, int W, int KH, int KW, int stride, int pad);
+void eng_conv2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
+                        int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
+// din[B,C,H,W] += ; dw[OC,C,KH,KW] += ; db[OC] += (any may be NULL). `col` as above.
+void eng_conv2d_backward(float *din, float *dw, float *db, float *col, const float *dout,
+                         const float *in, const float *w,
+                         int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
+
+// ---------------------------------------------------------------- pooling
+// Max pooling, window K, stride S, no padding: out[B,C,OH,OW], OH = (H-K)/S+1.
+// argmax[B*C*OH*OW] records the flat input index (within the image plane) of each max.
+void eng_maxpool2d_forward(float *out, int *argmax, const float *in, int B, int C, int H, int W, int K, int S);
+void eng_maxpool2d_backward(float *din, const float *dout, const int *argmax, int B, int C, int H, int W, int K, int S);
+// Average pooling, same geometry.
+void eng_avgpool2d_forward(float *out, const float *in, int B, int C, int H, int W, int K, int S);
+void eng_avgpool2d_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int S);
+// Global average pooling: in[B,C,H,W] -> out[B,C].
+void eng_global_avgpool_forward(float *out, const float *in, int B, int C, int HW);
+void eng_global_avgpool_backward(float *din, const float *dout, int B, int C, int HW);
+
+// ---------------------------------------------------------------- activations (elementwise, n values)
+void eng_relu_forward(float *out, const float *in, size_t n);
+void eng_relu_backward(float *din, const float *dout, const float *in, size_t n);
+void eng_gelu_forward(float *out, const float *in, size_t n);       // tanh approximation (GPT-2)
+void eng_gelu_backward(float *din, const float *dout, const float *in, size_t n);
+void eng_tanh_forward(float *out, const float *in, size_t n);
+void eng_tanh_backward(float *din, const float *dout, const float *out, size_t n);  // uses forward OUTPUT
+void eng_sigmoid_forward(float *out, const float *in, size_t n);
+void eng_sigmoid_backward(float *din, const float *dout, const float *out, size_t n); // uses forward OUTPUT
+
+// ---------------------------------------------------------------- batch norm (2d, per channel)
+// Training: normalises with batch statistics over (B,H,W), writes mean[C] and
+// rstd[C] (1/sqrt(var+eps), biased var) for backward, and updates running
+// stats PyTorch's way: running = (1-momentum)*running + momentum*batch
+// (running_var uses the UNBIASED batch variance). running_* may be NULL.
+void eng_batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                                   float *running_var, const float *in, const float *gamma,
+                                   const float *beta, int B, int C, int HW, float momentum, float eps);
+// Inference: uses running statistics.
+void eng_batchnorm2d_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
+                                   const float *running_mean, const float *running_var,
+                                   int B, int C, int HW, float eps);
+// din/dgamma/dbeta accumulate (any may be NULL); mean/rstd from forward_train.
+void eng_batchnorm2d_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                              const float *in, const float *gamma, const float *mean,
+                              const float *rstd, int B, int C, int HW);
+
+// ---------------------------------------------------------------- softmax / loss
+// Row-wise softmax over C columns, numerically stable (subtracts the max).
+void eng_softmax_forward(float *out, const float *in, int N, int C);
+// Row-wise log-softmax.
+void eng_log_softmax_forward(float *out, const float *in, int N, int C);
+// Mean cross-entropy of logits[N,C] against integer targets[N]; writes the
+// softmax probabilities to probs[N,C] (needed by backward); returns the mean loss.
+float eng_cross_entropy_forward(float *probs, const float *logits, const int *targets, int N, int C);
+// dlogits[N,C] += scale * (probs - onehot(target)) / N
+void eng_cross_entropy_backward(float *dlogits, const float *probs, const int *targets, int N, int C, float scale);
+
+#endif

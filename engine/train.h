@@ -1,0 +1,50 @@
+// train.h — the trainer shared by `inferd train` and (later) the jobs API:
+// one entry point per task, options common to all, progress through a
+// callback, cancellation through a flag. Writes a servable model directory:
+// config.json, model.safetensors (atomically) and README.md.
+#ifndef ENG_TRAIN_H
+#define ENG_TRAIN_H
+#include <stdint.h>   // uint64_t
+
+typedef struct {
+    int step, total_steps;     // optimizer steps done / planned
+    int epoch;                 // current pass over the data (from 1)
+    float loss;                // mean training loss since the last report
+    float lr;                  // current learning rate
+    double examples_per_s;     // throughput since the last report
+    double eta_s;              // estimated seconds left
+    float val_loss;            // < 0 when not evaluated in this report
+    float val_accuracy;        // < 0 when not evaluated in this report
+} eng_train_progress;
+
+typedef struct {
+    const char *task;          // "image-classification", ...
+    const char *data;          // dataset path (task-specific layout)
+    const char *out;           // output model directory (created)
+    const char *arch;          // NULL = the task's default ("cnn")
+    int epochs;                // passes over the data (used when steps == 0)
+    int steps;                 // optimizer steps; 0 = derive from epochs
+    int batch_size;            // examples per step
+    float lr;                  // peak learning rate (AdamW), cosine decay after warmup
+    float weight_decay;        // AdamW decoupled weight decay
+    uint64_t seed;             // init + shuffling + augmentation
+    int log_every;             // steps between progress reports
+    int augment;               // 1: random shifts (and flips where the task allows)
+    const char *labels;        // comma-separated class names, or NULL (labels.txt / known datasets)
+    const char *command;       // the command line that produced this run, for the model's README (may be NULL)
+    volatile int *cancel;      // set to non-zero to stop at the next step (may be NULL)
+    void (*progress)(void *ctx, const eng_train_progress *p);
+    void *progress_ctx;
+} eng_train_opts;
+
+// Fills the defaults (epochs 10, batch 64, lr 2e-3, weight decay 1e-4, seed 1, log every 100, augment on).
+void eng_train_opts_init(eng_train_opts *o);
+// Trains and writes the model directory. Returns 0, or -1 with *err
+// (also when cancelled: "cancelled").
+int eng_train(const eng_train_opts *o, char **err);
+
+// Evaluates a model directory on a dataset; *score is the task's metric
+// (accuracy for classification), *n the number of examples. 0 or -1 with *err.
+int eng_eval(const char *model_dir, const char *data, double *score, long *n, char **err);
+
+#endif

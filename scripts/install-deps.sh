@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# install-deps.sh — install the Debian 12 (bookworm) packages inferd needs to
+# build, test and run, and only those that are missing.
+#
+#   scripts/install-deps.sh               build + test + run packages
+#   scripts/install-deps.sh --bench       ... plus what `make bench` compares against
+#   scripts/install-deps.sh --build-only  only what `make` needs (the Docker build stage)
+#   scripts/install-deps.sh --check       install nothing; list what is missing, exit 1 if any
+#   scripts/install-deps.sh --list        print the selected package names, one a line
+#
+# Idempotent and silent when everything is already installed. Runs apt-get
+# update only when something has to be installed. Uses sudo when not root.
+set -euo pipefail
+
+# ---- the package list (the one place it lives) ------------------------------
+
+# Build: compiler toolchain and the -dev packages the Makefile links against
+# (libmicrohttpd jansson libuv libpng zlib via pkg-config, plus openblas, jpeg).
+BUILD_PKGS=(
+  build-essential pkg-config
+  libmicrohttpd-dev libjansson-dev libuv1-dev libopenblas-dev
+  libpng-dev libjpeg62-turbo-dev zlib1g-dev
+)
+# Unit tests: the Check framework (pkg-config check).
+UNIT_TEST_PKGS=(check)
+# Integration tests: curl talks to the live daemon, ca-certificates for curl,
+# procps (ps/pkill/pgrep) to watch processes, python3 (stdlib only, no pip)
+# for small JSON helpers, systemd for `systemd-analyze verify` on the unit file.
+INTEGRATION_TEST_PKGS=(curl ca-certificates procps python3 systemd)
+# Data: Fashion-MNIST (IDX files under /usr/share) for the image models'
+# training and evaluation tests.
+DATA_PKGS=(dataset-fashion-mnist)
+# Benchmarks only (--bench): PyTorch, the reference `make bench` compares with.
+BENCH_PKGS=(python3-torch)
+
+# ---- arguments ---------------------------------------------------------------
+
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+
+mode=install
+bench=0
+build_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    --build-only) build_only=1 ;;
+    --check) mode=check ;;
+    --list) mode=list ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install-deps.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+pkgs=("${BUILD_PKGS[@]}")
+if [ "$build_only" = 0 ]; then
+  pkgs+=("${UNIT_TEST_PKGS[@]}" "${INTEGRATION_TEST_PKGS[@]}" "${DATA_PKGS[@]}")
+fi
+if [ "$bench" = 1 ]; then
+  pkgs+=("${BENCH_PKGS[@]}")
+fi
+
+if [ "$mode" = list ]; then
+  printf '%s\n' "${pkgs[@]}"
+  exit 0
+fi
+
+# ---- what is missing ---------------------------------------------------------
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-deps.sh: this script needs a Debian system (dpkg-query and apt-get not found)." >&2
+  echo "  Install the equivalents of: ${pkgs[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  if [ "$status" != "install ok installed" ]; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0 # everything present: say nothing
+fi
+
+if [ "$mode" = check ]; then
+  echo "install-deps.sh: missing packages: ${missing[*]}" >&2
+  exit 1
+fi
+
+# ---- install -----------------------------------------------------------------
+
+if [ "$(id -u)" = 0 ]; then
+  as_root=(env)
+elif command -v sudo >/dev/null 2>&1; then
+  if [ ! -t 0 ] && ! sudo -n true 2>/dev/null; then
+    echo "install-deps.sh: need to install: ${missing[*]}" >&2
+    echo "  but sudo wants a password and there is no terminal to type it in." >&2
+    echo "  Run this script as root, or from a terminal." >&2
+    exit 1
+  fi
+  as_root=(sudo env)
+else
+  echo "install-deps.sh: need to install: ${missing[*]}" >&2
+  echo "  but this is not root and sudo is not available." >&2
+  echo "  Run as root:  apt-get install --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+apt_env=(DEBIAN_FRONTEND=noninteractive)
+"${as_root[@]}" "${apt_env[@]}" apt-get update -q
+"${as_root[@]}" "${apt_env[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# apt-get can exit 0 after skipping something; make sure every package is there.
+still=()
+for p in "${missing[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || still+=("$p")
+done
+if [ "${#still[@]}" -ne 0 ]; then
+  echo "install-deps.sh: still not installed after apt-get: ${still[*]}" >&2
+  exit 1
+fi
+echo "install-deps.sh: done"

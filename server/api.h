@@ -1,0 +1,35 @@
+// api.h — the route handlers (one file per group: api_probes.c,
+// api_models.c, api_classify.c, api_unbuilt.c) and the task runners the
+// scheduler calls. Each handler answers through srv_request_* or hands the
+// request to the scheduler with srv_api_submit().
+#ifndef SRV_API_H
+#define SRV_API_H
+#include <jansson.h>          // json_t
+#include "server/http.h"      // srv_handler
+#include "server/sched.h"     // srv_worker
+
+// probes and metrics
+int srv_api_healthz(srv_request *r, const char *arg);
+int srv_api_readyz(srv_request *r, const char *arg);
+int srv_api_metrics(srv_request *r, const char *arg);
+// models
+int srv_api_models_list(srv_request *r, const char *arg);
+int srv_api_models_get(srv_request *r, const char *arg);
+int srv_api_models_load(srv_request *r, const char *arg);
+int srv_api_models_unload(srv_request *r, const char *arg);
+// classification
+int srv_api_classify(srv_request *r, const char *arg);
+void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+// endpoints of the API that this build does not serve yet: 501 with a message
+int srv_api_unbuilt(srv_request *r, const char *arg);
+
+// Suspends r's connection and queues it on r->model; on refusal (queue full,
+// shutting down) answers at once. Always returns SRV_HANDLER_ASYNC.
+int srv_api_submit(srv_request *r);
+// Parses r->body as a JSON object; on failure answers 400 and returns NULL.
+json_t *srv_api_parse_json(srv_request *r);
+// Looks up the model named by `id` (validating the name, checking the task);
+// on failure answers 400/404 and returns NULL. On success r->model holds a reference.
+srv_model *srv_api_model(srv_request *r, const char *id, int task);
+
+#endif

@@ -1,0 +1,168 @@
+// api_classify.c — POST /v1/classifications for image models: the HTTP side
+// (parse, decode, preprocess, queue) and the worker side (one forward pass
+// per batch, top-k per item).
+//   JSON:  {"model":"fashion-cnn","image":"<base64>" | ["<base64>",...],"top_k":3}
+//   raw:   body = PNG/JPEG bytes, Content-Type image/png|image/jpeg, ?model=&top_k=
+#include <stdlib.h>           // strtol
+#include <string.h>           // strcmp
+#include "engine/image.h"     // eng_image_decode
+#include "engine/util.h"      // eng_now
+#include "server/api.h"       // declarations
+#include "server/base64.h"    // srv_base64_decode
+
+#define DEFAULT_TOP_K 5
+
+// Decodes one image and writes its preprocessed input; on failure answers r
+// with the right status and returns -1. `what` names the field for errors.
+static int add_image(srv_request *r, const void *bytes, size_t len, int index, const char *what) {
+    eng_image img;
+    char *err = NULL;
+    int rc = eng_image_decode(&img, bytes, len, (size_t)srv_http_config()->max_image_pixels, &err);
+    if (rc != ENG_IMG_OK) {
+        srv_err e = rc == ENG_IMG_EFORMAT ? SRV_E_MEDIA_TYPE : rc == ENG_IMG_ETOOLARGE ? SRV_E_TOO_LARGE : SRV_E_BAD_IMAGE;
+        srv_request_fail(r, e, what, "%s: %s", what, err ? err : "cannot decode image");
+        free(err);
+        return -1;
+    }
+    size_t n = eng_model_input_size(r->model->m);
+    eng_model_image_input(r->model->m, &img, r->input + (size_t)index * n);
+    eng_image_free(&img);
+    return 0;
+}
+
+// Parses a strictly positive integer query/JSON value for top_k.
+static int parse_top_k(srv_request *r, const json_t *jv, const char *sv, int n_labels) {
+    long k = DEFAULT_TOP_K < n_labels ? DEFAULT_TOP_K : n_labels;
+    if (jv) {
+        if (!json_is_integer(jv) || json_integer_value(jv) < 1 || json_integer_value(jv) > n_labels) goto bad;
+        k = (long)json_integer_value(jv);
+    } else if (sv) {
+        char *end;
+        k = strtol(sv, &end, 10);
+        if (!*sv || *end || k < 1 || k > n_labels) goto bad;
+    }
+    return (int)k;
+bad:
+    srv_request_fail(r, SRV_E_BAD_VALUE, "top_k", "top_k must be an integer in [1, %d]", n_labels);
+    return -1;
+}
+
+static int is_raw_image_type(const char *ct) {
+    return ct && (strncasecmp(ct, "image/", 6) == 0 || strncasecmp(ct, "application/octet-stream", 24) == 0);
+}
+
+int srv_api_classify(srv_request *r, const char *arg) {
+    const char *ct = srv_http_header(r, "Content-Type");
+    if (is_raw_image_type(ct)) {
+        srv_model *m = srv_api_model(r, srv_http_query(r, "model"), -1);
+        if (!m) return SRV_HANDLER_DONE;
+        if (m->m->task != ENG_TASK_IMAGE_CLASSIFICATION) {
+            srv_request_fail(r, SRV_E_WRONG_TASK, "model", "model '%s' is a %s model; a raw image body needs an image-classification model",
+                             m->id, eng_task_name(m->m->task));
+            return SRV_HANDLER_DONE;
+        }
+        if ((r->top_k = parse_top_k(r, NULL, srv_http_query(r, "top_k"), m->m->n_labels)) < 0) return SRV_HANDLER_DONE;
+        if (r->body_len == 0) {
+            srv_request_fail(r, SRV_E_MISSING, "image", "request body is empty; send the image bytes");
+            return SRV_HANDLER_DONE;
+        }
+        r->n_items = 1;
+        r->input = malloc(eng_model_input_size(m->m) * sizeof(float));
+        if (add_image(r, r->body, r->body_len, 0, "image") != 0) return SRV_HANDLER_DONE;
+    } else {
+        json_t *j = srv_api_parse_json(r);
+        if (!j) return SRV_HANDLER_DONE;
+        const json_t *jm = json_object_get(j, "model");
+        if (jm && !json_is_string(jm)) {
+            srv_request_fail(r, SRV_E_BAD_VALUE, "model", "model must be a string");
+            json_decref(j);
+            return SRV_HANDLER_DONE;
+        }
+        srv_model *m = srv_api_model(r, json_string_value(jm), -1);
+        if (!m) { json_decref(j); return SRV_HANDLER_DONE; }
+        if (m->m->task != ENG_TASK_IMAGE_CLASSIFICATION) {
+            srv_request_fail(r, m->m->task == ENG_TASK_TEXT_CLASSIFICATION ? SRV_E_NOT_IMPLEMENTED : SRV_E_WRONG_TASK, "model",
+                             "model '%s' is a %s model; /v1/classifications serves image-classification models in this version",
+                             m->id, eng_task_name(m->m->task));
+            json_decref(j);
+            return SRV_HANDLER_DONE;
+        }
+        const json_t *img = json_object_get(j, "image");
+        int ok = 0;
+        if (!img) {
+            srv_request_fail(r, SRV_E_MISSING, "image", json_object_get(j, "input")
+                             ? "model '%s' classifies images: send \"image\" (base64 PNG or JPEG), not \"input\""
+                             : "\"image\" (base64 PNG or JPEG, or an array of them) is required for model '%s'", m->id);
+        } else if (!json_is_string(img) && !(json_is_array(img) && json_array_size(img) > 0)) {
+            srv_request_fail(r, SRV_E_BAD_VALUE, "image", "image must be a base64 string or a non-empty array of them");
+        } else if (json_is_array(img) && (int)json_array_size(img) > m->max_batch_size) {
+            srv_request_fail(r, SRV_E_BAD_VALUE, "image", "at most %d images per request for model '%s'", m->max_batch_size, m->id);
+        } else if ((r->top_k = parse_top_k(r, json_object_get(j, "top_k"), NULL, m->m->n_labels)) > 0) {
+            r->n_items = json_is_array(img) ? (int)json_array_size(img) : 1;
+            r->input = malloc((size_t)r->n_items * eng_model_input_size(m->m) * sizeof(float));
+            ok = 1;
+            for (int i = 0; ok && i < r->n_items; i++) {
+                const json_t *s = json_is_array(img) ? json_array_get(img, (size_t)i) : img;
+                char what[32];
+                snprintf(what, sizeof what, json_is_array(img) ? "image[%d]" : "image", i);
+                size_t len;
+                uint8_t *bytes = json_is_string(s) ? srv_base64_decode(json_string_value(s), json_string_length(s), &len) : NULL;
+                if (!bytes) {
+                    srv_request_fail(r, SRV_E_BAD_VALUE, "image", "%s is not a valid base64 string", what);
+                    ok = 0;
+                } else {
+                    ok = add_image(r, bytes, len, i, what) == 0;
+                    free(bytes);
+                }
+            }
+        }
+        json_decref(j);
+        if (!ok) return SRV_HANDLER_DONE;
+    }
+    r->deadline = r->t_start + r->model->timeout_ms / 1000.0;
+    return srv_api_submit(r);
+}
+
+// ---------------------------------------------------------------- worker side
+// Builds {"model":…,"data":[{"index":i,"labels":[{"label":…,"score":…},…]},…]}.
+static void respond(srv_request *r, const eng_model *em, const float *probs) {
+    json_t *data = json_array();
+    int n = em->n_labels;
+    for (int i = 0; i < r->n_items; i++) {
+        const float *p = probs + (size_t)i * n;
+        json_t *labels = json_array();
+        int taken[64] = {0}, *used = n <= 64 ? taken : calloc((size_t)n, sizeof(int));
+        for (int k = 0; k < r->top_k; k++) {   // selection: top_k is small
+            int best = -1;
+            for (int c = 0; c < n; c++)
+                if (!used[c] && (best < 0 || p[c] > p[best])) best = c;
+            used[best] = 1;
+            json_array_append_new(labels, json_pack("{s:s,s:f}", "label", em->labels[best], "score", (double)p[best]));
+        }
+        if (used != taken) free(used);
+        json_array_append_new(data, json_pack("{s:i,s:o}", "index", i, "labels", labels));
+    }
+    json_t *o = json_pack("{s:s,s:s,s:o}", "object", "list", "model", r->model->id, "data", data);
+    srv_request_json(r, 200, json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)));
+    json_decref(o);
+}
+
+void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, int n) {
+    eng_model *em = m->m;
+    size_t in_size = eng_model_input_size(em);
+    int items = 0;
+    for (int i = 0; i < n; i++) items += reqs[i]->n_items;
+    float *x = srv_worker_buf(w, (size_t)items * in_size);
+    float *probs = srv_worker_out(w, (size_t)items * (size_t)em->n_labels);
+    int off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(x + (size_t)off * in_size, reqs[i]->input, (size_t)reqs[i]->n_items * in_size * sizeof(float));
+        off += reqs[i]->n_items;
+    }
+    em->arch->classify_images(em, &w->tape, x, items, probs);
+    off = 0;
+    for (int i = 0; i < n; i++) {
+        respond(reqs[i], em, probs + (size_t)off * em->n_labels);
+        off += reqs[i]->n_items;
+    }
+}

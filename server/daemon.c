@@ -1,0 +1,109 @@
+// daemon.c — startup, the control loop and shutdown (see daemon.h).
+// Signals only set state on the loop thread (libuv turns them into loop
+// callbacks); all lifecycle work happens in loop callbacks.
+#include "server/daemon.h"
+#include <cblas.h>            // openblas_set_num_threads
+#include <signal.h>           // SIGTERM, SIGPIPE
+#include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
+#include "engine/util.h"      // eng_now
+#include "server/api.h"       // srv_run_classify_images
+#include "server/http.h"      // srv_http_*
+#include "server/log.h"       // log_*
+#include "server/metrics.h"   // srv_metrics_init
+#include "server/notify.h"    // srv_notify
+#include "server/registry.h"  // srv_registry_*
+#include "server/sched.h"     // srv_sched_*
+
+
+static uv_loop_t loop;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t ticker;
+static const srv_config *cfg;
+static int shutting_down;
+static double shutdown_started;
+
+static void begin_shutdown(const char *why) {
+    if (shutting_down) return;
+    shutting_down = 1;
+    shutdown_started = eng_now();
+    log_info("%s: no longer accepting connections; finishing %d in-flight request(s)", why, srv_http_inflight());
+    srv_notify("STOPPING=1");
+    srv_http_quiesce();
+    srv_sched_set_draining(1);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    if (signum == SIGHUP) {
+        log_info("SIGHUP: reloading the model repository %s", cfg->models);
+        srv_notify("RELOADING=1");
+        int n = srv_registry_reload();
+        log_info("reload done: %d model(s) loaded", n);
+        srv_notify("READY=1");
+        return;
+    }
+    begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_tick(uv_timer_t *t) {
+    srv_sched_sweep();   // 504 for late requests, drop abandoned ones
+    if (!shutting_down) return;
+    int left = srv_http_inflight();
+    if (left == 0) { uv_stop(&loop); return; }
+    if (eng_now() - shutdown_started > cfg->shutdown_timeout_s) {
+        log_warn("shutdown timeout (%d s): %d request(s) still in flight", cfg->shutdown_timeout_s, left);
+        uv_stop(&loop);
+    }
+}
+
+int srv_daemon_run(const srv_config *c) {
+    cfg = c;
+    char *err = NULL;
+    signal(SIGPIPE, SIG_IGN);
+    srv_metrics_init();
+    srv_registry_init(c->models);
+    srv_sched_set_runner(ENG_TASK_IMAGE_CLASSIFICATION, srv_run_classify_images);
+    // One thread pool: with several workers each calls OpenBLAS single-threaded
+    // (PERF-NOTES: OpenBLAS threads and ours fight on 2 vCPUs).
+    if (c->workers > 1) openblas_set_num_threads(1);
+    if (srv_sched_start(c->workers, srv_http_complete) != 0) return 1;
+
+    int n = srv_registry_load_all(c->load);
+    log_info("%d model(s) loaded from %s", n, c->models);
+    int port;
+    if (srv_http_start(c, &port, &err) != 0) {
+        log_error("%s", err);
+        free(err);
+        srv_sched_stop();
+        srv_registry_free();
+        return 1;
+    }
+    log_info("listening on http://%s:%d", c->host, port);
+    log_info("inferd %s ready: %d worker(s), %d HTTP thread(s)", INFERD_VERSION, c->workers, c->threads);
+    srv_notify("READY=1");
+
+    uv_loop_init(&loop);
+    uv_signal_init(&loop, &sig_term);
+    uv_signal_init(&loop, &sig_int);
+    uv_signal_init(&loop, &sig_hup);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_start(&sig_hup, on_signal, SIGHUP);
+    uv_timer_init(&loop, &ticker);
+    uv_timer_start(&ticker, on_tick, 50, 50);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    // drained (or timed out): answer what is left, then close everything
+    srv_sched_stop();
+    for (int i = 0; i < 100 && srv_http_inflight() > 0; i++) uv_sleep(10);   // let resumed responses go out
+    srv_http_stop();
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+    uv_close((uv_handle_t *)&ticker, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);   // runs the close callbacks
+    int closed = uv_loop_close(&loop);
+    srv_registry_free();
+    srv_metrics_free();
+    log_info("stopped%s", closed == 0 ? "" : " (loop handles left open)");
+    return 0;
+}

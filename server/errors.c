@@ -1,0 +1,23 @@
+// errors.c — the error table's lookups and the JSON error body (see errors.h).
+#include "server/errors.h"
+#include <jansson.h>   // json_pack, json_dumps
+
+static const struct { int status; const char *type, *code; } table[] = {
+#define XX(name, status, type, code) {status, type, code},
+    SRV_ERRORS(XX)
+#undef XX
+};
+_Static_assert(sizeof table / sizeof table[0] == SRV_E__COUNT, "error table out of step");
+
+int srv_err_status(srv_err e) { return (unsigned)e < SRV_E__COUNT ? table[e].status : 500; }
+const char *srv_err_type(srv_err e) { return (unsigned)e < SRV_E__COUNT ? table[e].type : "server_error"; }
+const char *srv_err_code(srv_err e) { return (unsigned)e < SRV_E__COUNT ? table[e].code : "internal_error"; }
+
+char *srv_err_body(srv_err e, const char *message, const char *param) {
+    json_t *o = json_pack("{s:{s:s,s:s,s:s?,s:s}}", "error", "message", message ? message : srv_err_code(e),
+                          "type", srv_err_type(e), "param", param, "code", srv_err_code(e));
+    // s:s? yields null for a NULL param, as OpenAI does
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}

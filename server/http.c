@@ -1,0 +1,381 @@
+// http.c — libmicrohttpd front end (see http.h).
+//
+// Life of a request: first callback allocates srv_request (in *req_cls) and
+// checks Content-Length against max_body_bytes; upload callbacks append the
+// body; the final callback authenticates, routes and runs the handler. An
+// async handler suspends the connection and queues the request; the worker
+// that completes it calls srv_http_complete → MHD_resume_connection, and
+// the access handler is called once more to queue the response. The request
+// is freed only in the completed callback, after the access log line.
+#include "server/http.h"
+#include <arpa/inet.h>          // inet_ntop
+#include <microhttpd.h>         // MHD_*
+#include <netdb.h>              // getaddrinfo
+#include <stdarg.h>             // va_list
+#include <stdatomic.h>          // atomic_int
+#include <stdio.h>              // snprintf
+#include <string.h>             // strcmp, strncmp
+#include <unistd.h>             // close
+#include "engine/util.h"        // eng_now, eng_errorf, eng_read_file
+#include "server/api.h"         // handlers
+#include "server/log.h"         // log_*
+#include "server/metrics.h"     // srv_metrics_request
+#include "server/registry.h"    // srv_model_unref
+
+static struct MHD_Daemon *daemon_;
+static const srv_config *cfg;
+static char *api_key;                 // resolved key, or NULL when auth is off
+static atomic_int inflight;
+static atomic_ulong request_seq;
+
+// ---------------------------------------------------------------- routes
+typedef struct {
+    const char *method;    // "GET", "POST", "DELETE"
+    const char *path;      // exact path, or prefix when `param` is set
+    int param;             // 1: path + "{id}" (one segment); 2: prefix, anything after
+    const char *name;      // route pattern for metrics and logs
+    srv_handler handler;
+    int open;              // 1: no API key needed (probes), unless auth_probes
+} route;
+
+static const route routes[] = {
+    {"GET", "/healthz", 0, "/healthz", srv_api_healthz, 1},
+    {"GET", "/readyz", 0, "/readyz", srv_api_readyz, 1},
+    {"GET", "/metrics", 0, "/metrics", srv_api_metrics, 1},
+    {"GET", "/v1/models", 0, "/v1/models", srv_api_models_list, 0},
+    {"POST", "/v1/models", 0, "/v1/models", srv_api_models_load, 0},
+    {"GET", "/v1/models/", 1, "/v1/models/{id}", srv_api_models_get, 0},
+    {"DELETE", "/v1/models/", 1, "/v1/models/{id}", srv_api_models_unload, 0},
+    {"POST", "/v1/classifications", 0, "/v1/classifications", srv_api_classify, 0},
+    // the rest of API.md: answered 501 with a message until they are built
+    {"POST", "/v1/completions", 0, "/v1/completions", srv_api_unbuilt, 0},
+    {"POST", "/v1/translations", 0, "/v1/translations", srv_api_unbuilt, 0},
+    {"POST", "/v1/stylizations", 0, "/v1/stylizations", srv_api_unbuilt, 0},
+    {"POST", "/v1/images/generations", 0, "/v1/images/generations", srv_api_unbuilt, 0},
+    {"GET", "/v1/files", 2, "/v1/files", srv_api_unbuilt, 0},
+    {"POST", "/v1/files", 2, "/v1/files", srv_api_unbuilt, 0},
+    {"DELETE", "/v1/files/", 2, "/v1/files", srv_api_unbuilt, 0},
+    {"GET", "/v1/jobs", 2, "/v1/jobs", srv_api_unbuilt, 0},
+    {"POST", "/v1/jobs", 2, "/v1/jobs", srv_api_unbuilt, 0},
+};
+#define N_ROUTES (int)(sizeof routes / sizeof routes[0])
+
+// Does `path` match route `rt`? Sets *arg to the parameter (points into path).
+static int route_match(const route *rt, const char *path, const char **arg) {
+    size_t n = strlen(rt->path);
+    *arg = NULL;
+    if (rt->param == 0) return strcmp(path, rt->path) == 0;
+    if (strncmp(path, rt->path, n) != 0) return 0;
+    if (rt->param == 2) return 1;
+    if (path[n] == 0 || strchr(path + n, '/')) return 0;
+    *arg = path + n;
+    return 1;
+}
+
+// ---------------------------------------------------------------- responses
+void srv_request_json(srv_request *r, int status, char *text) {
+    free(r->resp_body);
+    r->status = status;
+    r->resp_body = text;
+    r->resp_len = text ? strlen(text) : 0;
+    r->resp_type = "application/json";
+}
+
+void srv_request_fail(srv_request *r, srv_err e, const char *param, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    srv_request_json(r, srv_err_status(e), srv_err_body(e, msg, param));
+    if (e == SRV_E_QUEUE_FULL || e == SRV_E_UNAVAILABLE) r->retry_after = 1;
+}
+
+static void add_cors(srv_request *r, struct MHD_Response *resp) {
+    if (!r->origin) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+}
+
+static enum MHD_Result send_response(srv_request *r) {
+    if (!r->resp_body) srv_request_fail(r, SRV_E_INTERNAL, NULL, "handler produced no response");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+    r->resp_body = NULL;   // MHD frees it
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type ? r->resp_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->retry_after > 0) {
+        char s[16];
+        snprintf(s, sizeof s, "%d", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, s);
+    }
+    if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    add_cors(r, resp);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+    return ret;
+}
+
+// ---------------------------------------------------------------- helpers for handlers
+const char *srv_http_query(srv_request *r, const char *key) {
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *srv_http_header(srv_request *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const srv_config *srv_http_config(void) { return cfg; }
+
+int srv_api_submit(srv_request *r) {
+    MHD_suspend_connection(r->conn);
+    srv_err e = srv_sched_submit(r);
+    if (e != SRV_OK) {
+        if (e == SRV_E_QUEUE_FULL)
+            srv_request_fail(r, e, NULL, "the queue of model %s is full (%d items); retry later", r->model->id, r->model->max_queue_size);
+        else
+            srv_request_fail(r, e, NULL, "server is shutting down");
+        srv_http_complete(r);
+    }
+    return SRV_HANDLER_ASYNC;
+}
+
+void srv_http_complete(srv_request *r) {
+    atomic_store(&r->state, SRV_REQ_DONE);
+    MHD_resume_connection(r->conn);
+}
+
+// ---------------------------------------------------------------- request setup
+static int id_char_ok(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+// The client's X-Request-Id if it is short and plain, else a fresh one.
+static void set_request_id(srv_request *r) {
+    const char *given = srv_http_header(r, "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    int ok = n > 0 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++) ok = id_char_ok(given[i]);
+    if (ok) { memcpy(r->id, given, n + 1); return; }
+    snprintf(r->id, sizeof r->id, "req-%08x%08lx", (unsigned)getpid() ^ (unsigned)((unsigned long)(eng_now() * 1e6)),
+             (unsigned long)atomic_fetch_add(&request_seq, 1) + 1);
+}
+
+// Sets r->origin when CORS is configured and the Origin is allowed.
+static void set_origin(srv_request *r) {
+    const char *origin = srv_http_header(r, "Origin");
+    if (!origin || !cfg->cors_origins || !*cfg->cors_origins) return;
+    if (strcmp(cfg->cors_origins, "*") == 0) { r->origin = strdup("*"); return; }
+    size_t n = strlen(origin);
+    for (const char *p = cfg->cors_origins; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ') e++;
+        if ((size_t)(e - p) == n && n && strncmp(p, origin, n) == 0) { r->origin = strdup(origin); return; }
+        p = e;
+    }
+}
+
+// Constant-time comparison of "Bearer <key>".
+static int authorized(srv_request *r) {
+    const char *h = srv_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
+    const char *k = h + 7;
+    size_t a = strlen(k), b = strlen(api_key);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < a; i++) diff |= (unsigned char)k[i] ^ (unsigned char)api_key[i % (b ? b : 1)];
+    return diff == 0;
+}
+
+// Routes r and runs its handler. Returns SRV_HANDLER_*.
+static int dispatch(srv_request *r) {
+    if (strcmp(r->method, "OPTIONS") == 0) {   // CORS preflight (or plain OPTIONS)
+        r->route = "OPTIONS";
+        srv_request_json(r, 204, strdup(""));
+        r->allow = "GET, POST, DELETE, OPTIONS";
+        return SRV_HANDLER_DONE;
+    }
+    const route *path_match = NULL;
+    char allow[128] = "";
+    for (int i = 0; i < N_ROUTES; i++) {
+        const char *arg;
+        if (!route_match(&routes[i], r->path, &arg)) continue;
+        path_match = &routes[i];
+        if (!strstr(allow, routes[i].method)) {
+            if (*allow) strcat(allow, ", ");
+            strcat(allow, routes[i].method);
+        }
+        if (strcmp(routes[i].method, r->method) != 0 &&
+            !(strcmp(r->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) continue;
+        r->route = routes[i].name;
+        if (api_key && (!routes[i].open || cfg->auth_probes) && !authorized(r)) {
+            srv_request_fail(r, SRV_E_UNAUTHORIZED, NULL, "missing or invalid API key (send Authorization: Bearer <key>)");
+            return SRV_HANDLER_DONE;
+        }
+        if (r->body_too_large) {
+            srv_request_fail(r, SRV_E_TOO_LARGE, NULL, "request body exceeds %lld bytes", cfg->max_body_bytes);
+            return SRV_HANDLER_DONE;
+        }
+        return routes[i].handler(r, arg);
+    }
+    if (path_match) {
+        r->route = path_match->name;
+        static _Thread_local char allow_copy[128];
+        snprintf(allow_copy, sizeof allow_copy, "%s", allow);
+        r->allow = allow_copy;
+        srv_request_fail(r, SRV_E_METHOD, NULL, "method %s is not allowed on %s (allowed: %s)", r->method, r->path, allow);
+        return SRV_HANDLER_DONE;
+    }
+    r->route = "unknown";
+    srv_request_fail(r, SRV_E_NOT_FOUND, NULL, "no such endpoint: %s %s", r->method, r->path);
+    return SRV_HANDLER_DONE;
+}
+
+// ---------------------------------------------------------------- libmicrohttpd callbacks
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **req_cls) {
+    srv_request *r = *req_cls;
+    if (!r) {   // first call: headers are in
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->conn = conn;
+        r->method = method;
+        r->path = strdup(url);
+        r->t_start = eng_now();
+        r->client_fd = -1;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) r->client_fd = ci->connect_fd;
+        set_request_id(r);
+        set_origin(r);
+        atomic_fetch_add(&inflight, 1);
+        *req_cls = r;
+        const char *cl = srv_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)cfg->max_body_bytes) {
+            // refuse before reading the body (curl's Expect: 100-continue gets the 413 at once)
+            r->body_too_large = 1;
+            r->route = "unknown";
+            for (int i = 0; i < N_ROUTES; i++) {
+                const char *arg;
+                if (route_match(&routes[i], r->path, &arg)) { r->route = routes[i].name; break; }
+            }
+            srv_request_fail(r, SRV_E_TOO_LARGE, NULL, "request body of %s bytes exceeds the limit of %lld bytes", cl, cfg->max_body_bytes);
+            atomic_store(&r->state, SRV_REQ_DONE);
+            return send_response(r);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {   // body bytes
+        if (r->responded) { *upload_size = 0; return MHD_YES; }
+        if (!r->body_too_large) {
+            size_t need = r->body_len + *upload_size;
+            if (need > (size_t)cfg->max_body_bytes) {
+                r->body_too_large = 1;
+                free(r->body);
+                r->body = NULL;
+                r->body_len = r->body_cap = 0;
+            } else {
+                if (need + 1 > r->body_cap) {
+                    size_t cap = r->body_cap ? r->body_cap : 4096;
+                    while (cap < need + 1) cap *= 2;
+                    char *nb = realloc(r->body, cap);
+                    if (!nb) return MHD_NO;
+                    r->body = nb;
+                    r->body_cap = cap;
+                }
+                memcpy(r->body + r->body_len, upload_data, *upload_size);
+                r->body_len = need;
+                r->body[need] = 0;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->responded) return MHD_YES;
+    int state = atomic_load(&r->state);
+    if (state == SRV_REQ_DONE) return send_response(r);      // resumed after the worker finished
+    if (state != SRV_REQ_NEW) return MHD_YES;                 // still queued/running (spurious call)
+    if (!r->body) { r->body = strdup(""); r->body_len = 0; }
+    if (dispatch(r) == SRV_HANDLER_ASYNC) return MHD_YES;
+    atomic_store(&r->state, SRV_REQ_DONE);
+    return send_response(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe) {
+    srv_request *r = *req_cls;
+    if (!r) return;
+    double dt = eng_now() - r->t_start;
+    int status = r->responded ? r->status : 499;   // never answered: the client went away
+    srv_metrics_request(r->route ? r->route : "unknown", r->model_id ? r->model_id : "", status, dt);
+    if (cfg->access_log)
+        log_info("%s %s %d %.2fms id=%s%s%s%s", r->method, r->path, status, dt * 1000, r->id,
+                 r->model_id ? " model=" : "", r->model_id ? r->model_id : "",
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    srv_model_unref(r->model);
+    free(r->path); free(r->origin); free(r->body); free(r->input); free(r->probs);
+    free(r->resp_body); free(r->model_id);
+    free(r);
+    *req_cls = NULL;
+    atomic_fetch_sub(&inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    buf[strcspn(buf, "\n")] = 0;
+    log_debug("libmicrohttpd: %s", buf);
+}
+
+// ---------------------------------------------------------------- lifecycle
+int srv_http_start(const srv_config *c, int *port, char **err) {
+    cfg = c;
+    if (c->api_key && *c->api_key) api_key = strdup(c->api_key);
+    else if (c->api_key_file && *c->api_key_file) {
+        size_t len;
+        char *k = eng_read_file(c->api_key_file, &len, err);
+        if (!k) return -1;
+        k[strcspn(k, "\r\n")] = 0;
+        if (!*k) { free(k); return eng_errorf(err, "api_key_file %s is empty", c->api_key_file); }
+        api_key = k;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", c->port);
+    int gai = getaddrinfo(c->host, portstr, &hints, &ai);
+    if (gai != 0) return eng_errorf(err, "host %s: %s", c->host, gai_strerror(gai));
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    daemon_ = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, NULL,
+                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                               MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                               MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!daemon_) {
+        free(api_key); api_key = NULL;
+        return eng_errorf(err, "cannot listen on %s:%d (address in use or not available)", c->host, c->port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+    *port = di ? di->port : c->port;
+    return 0;
+}
+
+void srv_http_quiesce(void) {
+    if (!daemon_) return;
+    MHD_socket fd = MHD_quiesce_daemon(daemon_);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+int srv_http_inflight(void) { return atomic_load(&inflight); }
+
+void srv_http_stop(void) {
+    if (daemon_) MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+    free(api_key);
+    api_key = NULL;
+}

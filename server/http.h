@@ -1,0 +1,31 @@
+// http.h — the HTTP front: libmicrohttpd (epoll, thread pool, suspend/resume),
+// routing, auth, CORS, body limits, X-Request-Id and the access log. Handlers
+// (api_*.c) either answer at once or hand the request to the scheduler and
+// return SRV_HANDLER_ASYNC; the connection then stays suspended until
+// srv_http_complete() resumes it.
+#ifndef SRV_HTTP_H
+#define SRV_HTTP_H
+#include "server/config.h"    // srv_config
+#include "server/request.h"   // srv_request
+
+enum { SRV_HANDLER_DONE = 0, SRV_HANDLER_ASYNC = 1 };
+// A route handler. `arg` is the path parameter ({id}) or NULL.
+typedef int (*srv_handler)(srv_request *r, const char *arg);
+
+// Starts listening. *port receives the bound port (useful with port 0).
+int srv_http_start(const srv_config *cfg, int *port, char **err);
+// Stops accepting new connections (in-flight ones continue).
+void srv_http_quiesce(void);
+// Requests received and not yet completed.
+int srv_http_inflight(void);
+// Stops the daemon (all suspended connections must have been completed).
+void srv_http_stop(void);
+// Resumes r's connection once its response is final (any thread).
+void srv_http_complete(srv_request *r);
+
+// Helpers for handlers.
+const char *srv_http_query(srv_request *r, const char *key);   // ?key=value or NULL
+const char *srv_http_header(srv_request *r, const char *name); // request header or NULL
+const srv_config *srv_http_config(void);
+
+#endif

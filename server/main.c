@@ -1,0 +1,235 @@
+// main.c — the `inferd` command: serve (default), train, eval, run.
+// Each subcommand parses its own flags and calls the engine or the daemon.
+#include <cblas.h>             // openblas_set_num_threads
+#include <stdio.h>            // printf, fprintf
+#include <stdlib.h>           // strtol, strtod
+#include <string.h>           // strcmp
+#include "engine/image.h"     // eng_image_decode (run)
+#include "engine/model.h"     // eng_model_load (run)
+#include "engine/train.h"     // eng_train, eng_eval
+#include "engine/util.h"      // eng_read_file
+#include "server/config.h"    // srv_config
+#include "server/daemon.h"    // srv_daemon_run
+#include "server/log.h"       // srv_log_set_level
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "inferd %s — a model-serving daemon that also trains its models\n\n"
+        "usage:\n"
+        "  inferd [serve] [--config FILE] [--host H] [--port P] [--models DIR] [--data-dir DIR]\n"
+        "                 [--api-key KEY] [--threads N] [--workers N] [--log-level L] ...\n"
+        "  inferd train --task T --data PATH --out DIR [--arch A] [--epochs N] [--steps N] [...]\n"
+        "  inferd eval  --model DIR --data PATH\n"
+        "  inferd run   --model DIR INPUT\n"
+        "  inferd --version | --help | <subcommand> --help\n", INFERD_VERSION);
+}
+
+// ---------------------------------------------------------------- serve
+static int cmd_serve(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: inferd serve [--config FILE] [--OPTION VALUE ...]\n\n"
+                   "Every option of conf/inferd.conf is also a flag (dashes or underscores);\n"
+                   "flags override the file. --port 0 picks a free port and logs it.\n\n");
+            srv_config_print_help(stdout);
+            return 0;
+        }
+    }
+    srv_config cfg;
+    srv_config_init(&cfg);
+    char *err = NULL;
+    if (srv_config_from_args(&cfg, argc, argv, &err) != 0) {
+        fprintf(stderr, "inferd: %s\n", err);
+        free(err);
+        srv_config_free(&cfg);
+        return 2;
+    }
+    srv_log_set_level(cfg.log_level);
+    int rc = srv_daemon_run(&cfg);
+    srv_config_free(&cfg);
+    return rc;
+}
+
+// ---------------------------------------------------------------- flag helpers
+static int flag_int(const char *v, long lo, long hi, int *out, const char *name) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) { fprintf(stderr, "inferd: %s must be an integer in [%ld, %ld]\n", name, lo, hi); return -1; }
+    *out = (int)x;
+    return 0;
+}
+
+static int flag_float(const char *v, float *out, const char *name) {
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= 0)) { fprintf(stderr, "inferd: %s must be a non-negative number\n", name); return -1; }
+    *out = (float)x;
+    return 0;
+}
+
+// ---------------------------------------------------------------- train
+static void print_progress(void *ctx, const eng_train_progress *p) {
+    if (p->loss < 0) {
+        if (p->val_accuracy >= 0) fprintf(stderr, "test accuracy %.2f%%\n", 100.0 * p->val_accuracy);
+        return;
+    }
+    int eta = (int)p->eta_s;
+    fprintf(stderr, "step %6d/%d  epoch %2d  loss %.4f  lr %.2e  %7.0f ex/s  ETA %dm%02ds\n",
+            p->step, p->total_steps, p->epoch, (double)p->loss, (double)p->lr, p->examples_per_s, eta / 60, eta % 60);
+}
+
+static int cmd_train(int argc, char **argv) {
+    eng_train_opts o;
+    eng_train_opts_init(&o);
+    o.task = NULL;
+    int threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: inferd train --task T --data PATH --out DIR [options]\n\n"
+                   "  --task T          image-classification\n"
+                   "  --data PATH       dataset (image-classification: a directory with MNIST-style IDX files,\n"
+                   "                    e.g. /usr/share/datasets/fashion-mnist)\n"
+                   "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
+                   "  --arch A          architecture (image-classification: cnn)\n"
+                   "  --epochs N        passes over the data (default 10)\n"
+                   "  --steps N         optimizer steps (overrides --epochs)\n"
+                   "  --batch-size N    default 64\n"
+                   "  --lr X            peak learning rate, AdamW (default 0.002)\n"
+                   "  --weight-decay X  default 0.0001\n"
+                   "  --seed N          default 1\n"
+                   "  --log-every N     progress line every N steps (default 100)\n"
+                   "  --labels A,B,...  class names (default: DATA/labels.txt or the dataset's own)\n"
+                   "  --no-augment      no random shifts/flips\n"
+                   "  --threads N       OpenBLAS threads (default: all cores)\n");
+            return 0;
+        }
+        int has = v != NULL, rc = 0;
+        if (strcmp(a, "--no-augment") == 0) { o.augment = 0; continue; }
+        if (!has) { fprintf(stderr, "inferd train: %s needs a value (or is unknown)\n", a); return 2; }
+        if (strcmp(a, "--task") == 0) o.task = v;
+        else if (strcmp(a, "--data") == 0) o.data = v;
+        else if (strcmp(a, "--out") == 0) o.out = v;
+        else if (strcmp(a, "--arch") == 0) o.arch = v;
+        else if (strcmp(a, "--labels") == 0) o.labels = v;
+        else if (strcmp(a, "--epochs") == 0) rc = flag_int(v, 1, 100000, &o.epochs, a);
+        else if (strcmp(a, "--steps") == 0) rc = flag_int(v, 1, 100000000, &o.steps, a);
+        else if (strcmp(a, "--batch-size") == 0) rc = flag_int(v, 1, 65536, &o.batch_size, a);
+        else if (strcmp(a, "--log-every") == 0) rc = flag_int(v, 1, 100000000, &o.log_every, a);
+        else if (strcmp(a, "--threads") == 0) rc = flag_int(v, 1, 256, &threads, a);
+        else if (strcmp(a, "--lr") == 0) rc = flag_float(v, &o.lr, a);
+        else if (strcmp(a, "--weight-decay") == 0) rc = flag_float(v, &o.weight_decay, a);
+        else if (strcmp(a, "--seed") == 0) { int s; rc = flag_int(v, 0, 2147483647, &s, a); o.seed = (uint64_t)s; }
+        else { fprintf(stderr, "inferd train: unknown option %s (see inferd train --help)\n", a); return 2; }
+        if (rc) return 2;
+        i++;
+    }
+    if (!o.task || !o.data || !o.out) { fprintf(stderr, "inferd train: --task, --data and --out are required\n"); return 2; }
+    if (threads > 0) openblas_set_num_threads(threads);
+    // the README of the model records the exact command
+    char command[2048] = "inferd train";
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(command);
+        snprintf(command + n, sizeof command - n, " %s", argv[i]);
+    }
+    o.command = command;
+    o.progress = print_progress;
+    char *err = NULL;
+    if (eng_train(&o, &err) != 0) {
+        fprintf(stderr, "inferd train: %s\n", err);
+        free(err);
+        return 1;
+    }
+    fprintf(stderr, "model written to %s\n", o.out);
+    return 0;
+}
+
+// ---------------------------------------------------------------- eval
+static int cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *data = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) { printf("usage: inferd eval --model DIR --data PATH\n"); return 0; }
+        if (i + 1 < argc && strcmp(argv[i], "--model") == 0) model = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--data") == 0) data = argv[++i];
+        else { fprintf(stderr, "inferd eval: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (!model || !data) { fprintf(stderr, "inferd eval: --model and --data are required\n"); return 2; }
+    double score;
+    long n;
+    char *err = NULL;
+    if (eng_eval(model, data, &score, &n, &err) != 0) {
+        fprintf(stderr, "inferd eval: %s\n", err);
+        free(err);
+        return 1;
+    }
+    printf("accuracy %.4f (%ld examples)\n", score, n);
+    return 0;
+}
+
+// ---------------------------------------------------------------- run
+static int cmd_run(int argc, char **argv) {
+    const char *model_dir = NULL, *input = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) { printf("usage: inferd run --model DIR INPUT (an image file for image models)\n"); return 0; }
+        if (i + 1 < argc && strcmp(argv[i], "--model") == 0) model_dir = argv[++i];
+        else if (!input && argv[i][0] != '-') input = argv[i];
+        else { fprintf(stderr, "inferd run: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (!model_dir || !input) { fprintf(stderr, "inferd run: --model and an input are required\n"); return 2; }
+    char *err = NULL;
+    eng_model *m;
+    if (eng_model_load(&m, model_dir, &err) != 0) { fprintf(stderr, "inferd run: %s\n", err); free(err); return 1; }
+    int rc = 1;
+    if (m->task == ENG_TASK_IMAGE_CLASSIFICATION) {
+        size_t len;
+        char *bytes = eng_read_file(input, &len, &err);
+        eng_image img;
+        if (!bytes || eng_image_decode(&img, bytes, len, 100000000, &err) != ENG_IMG_OK) {
+            fprintf(stderr, "inferd run: %s\n", err);
+            free(err);
+        } else {
+            float *x = malloc(eng_model_input_size(m) * sizeof(float)), *p = malloc((size_t)m->n_labels * sizeof(float));
+            eng_model_image_input(m, &img, x);
+            eng_tape tape;
+            eng_tape_init(&tape, 0, 0);
+            m->arch->classify_images(m, &tape, x, 1, p);
+            for (int k = 0; k < 5 && k < m->n_labels; k++) {
+                int best = -1;
+                for (int c = 0; c < m->n_labels; c++)
+                    if (p[c] >= 0 && (best < 0 || p[c] > p[best])) best = c;
+                printf("%-16s %.4f\n", m->labels[best], (double)p[best]);
+                p[best] = -1;
+            }
+            eng_tape_free(&tape);
+            eng_image_free(&img);
+            free(x); free(p);
+            rc = 0;
+        }
+        free(bytes);
+    } else {
+        fprintf(stderr, "inferd run: task %s is not supported by `run` in this version\n", eng_task_name(m->task));
+    }
+    eng_model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
+        printf("inferd %s\n", INFERD_VERSION);
+        return 0;
+    }
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "serve") == 0) return cmd_serve(argc - 1, argv + 1);   // argv[0] ("serve") is skipped by the parser
+    if (argc >= 2 && strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (argc >= 2 && argv[1][0] != '-') {
+        fprintf(stderr, "inferd: unknown subcommand '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    return cmd_serve(argc, argv);   // no subcommand: serve
+}

@@ -1,0 +1,62 @@
+// sched.h — per-model queues, the dynamic batcher and the worker pool.
+//
+// DESIGN. One lock (`mu` in sched.c) guards every model's queue and the list
+// of non-empty queues; workers wait on one condition variable. A worker takes
+// a batch from the model whose oldest request has waited longest among those
+// that are "ready": max_batch_size items are waiting, or the oldest has waited
+// max_queue_delay_us (Triton's semantics), or the daemon is draining. It
+// computes with the lock released, completes each request (builds its
+// response, resumes its suspended connection) and takes the lock again.
+// Before compute, requests past their deadline are answered 504 and requests
+// whose client has gone are dropped, so neither costs compute. A full queue
+// is refused at submit time (503 + Retry-After). Lock order: scheduler lock,
+// never held while calling the registry, the engine or libmicrohttpd.
+#ifndef SRV_SCHED_H
+#define SRV_SCHED_H
+#include "server/registry.h"   // srv_model
+#include "server/request.h"    // srv_request
+
+// Runs a batch of `n` requests on `m` (task-specific, see api_*.c); fills each
+// request's response. `worker` is the worker's private state.
+typedef struct srv_worker srv_worker;
+typedef void (*srv_task_runner)(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+
+// Called when a request is final: the HTTP layer resumes its connection.
+typedef void (*srv_complete_fn)(srv_request *r);
+
+// Starts n_workers threads. `complete` is called (from worker threads, or
+// the sweeper) once per request, after its status/body are set.
+int srv_sched_start(int n_workers, srv_complete_fn complete);
+// Answers every queued request 503, wakes and joins the workers.
+void srv_sched_stop(void);
+// Registers the runner for a task (engine/model.h eng_task).
+void srv_sched_set_runner(int task, srv_task_runner run);
+
+// Queues r on r->model (r holds a model reference). Returns SRV_OK, or
+// SRV_E_QUEUE_FULL / SRV_E_UNAVAILABLE without queueing.
+srv_err srv_sched_submit(srv_request *r);
+// Answers queued requests that are past their deadline (504) or whose client
+// has gone; called periodically from the control loop.
+void srv_sched_sweep(void);
+// Drain mode: batches close at once instead of waiting for more requests.
+void srv_sched_set_draining(int on);
+// Items queued across all models.
+int srv_sched_queued(void);
+
+// ---- per-worker state, for task runners
+struct srv_worker {
+    int index;            // 0..n_workers-1
+    eng_tape tape;        // inference tape: its arena holds activations
+    float *buf;           // batch input buffer, grown on demand (then reused)
+    size_t buf_cap;       // floats
+    float *out;           // batch output buffer
+    size_t out_cap;       // floats
+};
+// Returns w->buf with room for n floats (grows once, then reused).
+float *srv_worker_buf(srv_worker *w, size_t n);
+float *srv_worker_out(srv_worker *w, size_t n);
+
+// 1 if the client of r has closed its connection (non-blocking peek).
+int srv_client_gone(const srv_request *r);
+
+#endif
