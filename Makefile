@@ -67,7 +67,8 @@ run: deps
 	./inferd serve --config conf/inferd.conf
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@failed=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed=$$((failed + 1)); done; \
+	  if [ $$failed -ne 0 ]; then echo "unit: $$failed test binary(ies) failed"; exit 1; fi
 
 integration: $(BIN) $(TOOL_BIN)
 	@INFERD=./$(BIN) TOOLS=$(BUILD)/tools ./tests/integration/run_all.sh

@@ -1,9 +1,10 @@
 // ops.c — the engine's operators over contiguous float arrays (see ops.h for
 // the contracts and shapes). Matrix work goes through cblas_sgemm, except
 // matmuls with fewer than 16 rows (single-sequence decode, small batches),
-// which are bandwidth-bound and run faster in a plain vectorised loop
-// (PERF-NOTES.md: ~1.7x over sgemv). Convolutions are im2col + sgemm, one
-// image at a time. Nothing here allocates, keeps state, or sets BLAS threads.
+// which are bandwidth-bound: a plain vectorised loop reads the weights ~2x
+// faster than sgemm/sgemv there (tests/bench/bench_ops.c; PERF-NOTES.md).
+// Convolutions are im2col + sgemm, one image at a time. Nothing here
+// allocates, keeps state, or sets BLAS threads (the caller decides).
 //
 // In-place use: the elementwise forwards and softmax / log-softmax may be
 // called with out == in. Everything else needs distinct buffers.
@@ -11,7 +12,7 @@
 
 #include <assert.h>   // assert (caller bugs only)
 #include <cblas.h>    // cblas_sgemm
-#include <math.h>     // expf, logf, tanhf, sqrtf, INFINITY, isnan
+#include <math.h>     // expf, tanhf, fmaf, sqrt, log, INFINITY, isnan
 #include <string.h>   // memcpy, memset
 
 // ---------------------------------------------------------------- matmul
@@ -21,6 +22,14 @@ enum {
     MM_LANES = 8,          // floats per partial-sum vector (one AVX register); the reduction assumes 8
     MM_CHAINS = 8,         // independent partial-sum vectors: enough to hide FMA latency
 };
+
+// Multiply-add for the M < 16 loop: a fused instruction where the target has
+// one (-march=x86-64-v3); elsewhere fmaf would be a slow libm call.
+#ifdef __FMA__
+#define MM_FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define MM_FMA(a, b, c) ((a) * (b) + (c))
+#endif
 
 // A tile of dot products: out[r*ldo] (+)= dot(a + r*lda, b) over K values,
 // for the R rows r < R of A. Inlined with constant R and G (R*G <=
@@ -44,12 +53,12 @@ mm_tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda,
             for (int r = 0; r < R; r++)
                 for (int l = 0; l < MM_LANES; l++) {
                     int kk = k + g * MM_LANES + l;
-                    s[r * G + g][l] = fmaf(a[r * lda + kk], b[kk], s[r * G + g][l]);
+                    s[r * G + g][l] = MM_FMA(a[r * lda + kk], b[kk], s[r * G + g][l]);
                 }
     for (; k + MM_LANES <= K; k += MM_LANES)   // leftover whole vectors
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++)
-            for (int l = 0; l < MM_LANES; l++) s[r * G][l] = fmaf(a[r * lda + k + l], b[k + l], s[r * G][l]);
+            for (int l = 0; l < MM_LANES; l++) s[r * G][l] = MM_FMA(a[r * lda + k + l], b[k + l], s[r * G][l]);
     // Reduce with vector adds (G groups into one, then a lane tree): a
     // serial sum of all G*8 lanes would cost more than the dot product.
 #pragma GCC unroll 8
@@ -121,6 +130,8 @@ void eng_linear_forward(float *out, const float *in, const float *w, const float
     eng_matmul_nt(out, in, w, N, OC, C, 1);
 }
 
+// Training-side shapes are large enough that plain sgemm is the right tool
+// for both products; beta = 1 gives the accumulate-into contract.
 void eng_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, int N, int C, int OC)
 {
@@ -136,6 +147,8 @@ void eng_linear_backward(float *din, float *dw, float *db, const float *dout, co
 
 // ---------------------------------------------------------------- conv2d
 
+// Output size along one axis; the division floors, as in PyTorch, so a
+// trailing partial window is dropped.
 static int conv_out_dim(int in, int k, int stride, int pad)
 {
     return (in + 2 * pad - k) / stride + 1;
@@ -277,6 +290,7 @@ void eng_conv2d_backward(float *din, float *dw, float *db, float *col, const flo
 
 // ---------------------------------------------------------------- pooling
 
+// Every (batch, channel) pair is an independent H x W plane; `plane` walks them.
 void eng_maxpool2d_forward(float *out, int *argmax, const float *in, int B, int C, int H, int W, int K, int S)
 {
     int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
@@ -306,6 +320,8 @@ void eng_maxpool2d_forward(float *out, int *argmax, const float *in, int B, int 
     }
 }
 
+// Each output's gradient goes to the one input it copied (argmax is an index
+// within the plane); overlapping windows may send several to one input.
 void eng_maxpool2d_backward(float *din, const float *dout, const int *argmax, int B, int C, int H, int W, int K, int S)
 {
     size_t P = (size_t)((H - K) / S + 1) * ((W - K) / S + 1);
@@ -317,6 +333,7 @@ void eng_maxpool2d_backward(float *din, const float *dout, const int *argmax, in
     }
 }
 
+// No padding, so every window holds exactly K*K inputs.
 void eng_avgpool2d_forward(float *out, const float *in, int B, int C, int H, int W, int K, int S)
 {
     int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
@@ -334,6 +351,7 @@ void eng_avgpool2d_forward(float *out, const float *in, int B, int C, int H, int
     }
 }
 
+// Each output spreads dout/(K*K) over its window.
 void eng_avgpool2d_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int S)
 {
     int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
@@ -410,6 +428,7 @@ void eng_tanh_forward(float *out, const float *in, size_t n)
     for (size_t i = 0; i < n; i++) out[i] = tanhf(in[i]);
 }
 
+// tanh' = 1 - tanh^2: the forward output is all the backward needs.
 void eng_tanh_backward(float *din, const float *dout, const float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) din[i] += dout[i] * (1.0f - out[i] * out[i]);
@@ -429,12 +448,14 @@ void eng_sigmoid_forward(float *out, const float *in, size_t n)
     }
 }
 
+// sigmoid' = s (1 - s), from the forward output s.
 void eng_sigmoid_backward(float *din, const float *dout, const float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1.0f - out[i]);
 }
 
 // ---------------------------------------------------------------- batch norm
+// gamma / beta may also be NULL here (meaning 1 / 0: an affine=False layer).
 
 void eng_batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *running_mean,
                                    float *running_var, const float *in, const float *gamma,
@@ -479,6 +500,8 @@ void eng_batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *
     }
 }
 
+// Folds the running statistics and the affine parameters into one
+// multiply-add per value (as PyTorch's CPU kernel does).
 void eng_batchnorm2d_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
                                    const float *running_mean, const float *running_var,
                                    int B, int C, int HW, float eps)
@@ -538,6 +561,7 @@ static float row_max(const float *x, int C)
     return m;
 }
 
+// Subtracting the row max keeps every exp in (0, 1]; the row sum is in double.
 void eng_softmax_forward(float *out, const float *in, int N, int C)
 {
     for (int n = 0; n < N; n++) {
@@ -562,8 +586,10 @@ void eng_log_softmax_forward(float *out, const float *in, int N, int C)
         float m = row_max(x, C);
         double s = 0.0;
         for (int j = 0; j < C; j++) s += expf(x[j] - m);
-        float lse = m + (float)log(s);   // log-sum-exp of the row
-        for (int j = 0; j < C; j++) y[j] = x[j] - lse;
+        // y = x - m - log(s): subtracting m first keeps large logits exact
+        // (rounding m + log(s) to float would cost up to half an ulp of m).
+        float ls = (float)log(s);
+        for (int j = 0; j < C; j++) y[j] = (x[j] - m) - ls;
     }
 }
 
@@ -588,6 +614,7 @@ float eng_cross_entropy_forward(float *probs, const float *logits, const int *ta
     return N > 0 ? (float)(total / N) : 0.0f;
 }
 
+// d(mean loss)/dlogits = (softmax - onehot) / N; scale is the upstream gradient.
 void eng_cross_entropy_backward(float *dlogits, const float *probs, const int *targets, int N, int C, float scale)
 {
     float k = scale / (float)N;

@@ -7,16 +7,12 @@
 //
 //   gcc -O2 -march=x86-64-v3 -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
 //       -o bench_ops tests/bench/bench_ops.c engine/ops.c engine/util.c -lopenblas -lm
-#include <cblas.h>    // cblas_sgemm, openblas_set_num_threads
+#include <cblas.h>    // cblas_sgemm, openblas_set_num_threads (OpenBLAS's cblas.h)
 #include <stdio.h>    // printf
 #include <stdlib.h>   // free
 
 #include "engine/ops.h"    // eng_matmul_nt, eng_conv2d_*
 #include "engine/util.h"   // eng_xaligned, eng_now
-
-// openblas_set_num_threads is OpenBLAS-specific; declare it in case this
-// cblas.h does not.
-void openblas_set_num_threads(int num_threads);
 
 static void fill(float *x, size_t n, unsigned seed)
 {

@@ -26,7 +26,7 @@ lines = []
 def put(name, t):
     """Appends one named array (any shape, flattened)."""
     flat = t.detach().reshape(-1).tolist() if torch.is_tensor(t) else list(t)
-    fmt = "%.9g" if (torch.is_tensor(t) and t.dtype == torch.float32) else "%.17g"
+    fmt = "%.9g" if (torch.is_tensor(t) and t.dtype == torch.float32) else "%.12g"
     lines.append("%s %d %s" % (name, len(flat), " ".join(fmt % v for v in flat)))
 
 
