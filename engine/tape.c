@@ -1,5 +1,6 @@
 // tape.c — records ops on eng_vars and replays their backwards (see tape.h).
 #include "engine/tape.h"
+#include <math.h>          // sqrtf
 #include <stdlib.h>        // free
 #include <string.h>        // memset, memcpy
 #include "engine/ops.h"    // forward/backward kernels
@@ -233,11 +234,34 @@ static void batchnorm_back(eng_tape_entry *e) {
                              e->aux, e->aux2, e->i[0], e->i[1], e->i[2]);
 }
 
+// Inference-mode batch norm is an affine map per channel with the running
+// statistics: y = gamma * (x - rm) * rs + beta, rs = 1/sqrt(rv + eps).
+// i = {B, C, HW}; aux = running_mean, aux2 = rs[C] (arena copy)
+static void batchnorm_infer_back(eng_tape_entry *e) {
+    eng_var *x = e->in[0], *g = e->in[1], *b = e->in[2];
+    const float *rm = e->aux, *rs = e->aux2;
+    int B = e->i[0], C = e->i[1], HW = e->i[2];
+    for (int bi = 0; bi < B; bi++) {
+        for (int c = 0; c < C; c++) {
+            size_t off = ((size_t)bi * C + c) * HW;
+            const float *dy = e->out->grad + off, *xv = x->val + off;
+            float gsum = 0, bsum = 0, scale = g->val[c] * rs[c];
+            for (int k = 0; k < HW; k++) {
+                if (x->grad) x->grad[off + k] += dy[k] * scale;
+                gsum += dy[k] * (xv[k] - rm[c]) * rs[c];
+                bsum += dy[k];
+            }
+            if (g->grad) g->grad[c] += gsum;
+            if (b->grad) b->grad[c] += bsum;
+        }
+    }
+}
+
 eng_var *eng_t_batchnorm(eng_tape *t, eng_var *x, eng_var *gamma, eng_var *beta,
                          float *running_mean, float *running_var, float momentum, float eps) {
     int B = x->shape[0], C = x->shape[1];
     int HW = (int)(x->n / ((size_t)B * (size_t)C));
-    int rec = t->training && wants_grad(t, x, gamma, beta);
+    int rec = wants_grad(t, x, gamma, beta);
     eng_var *out = new_var(t, x->ndim, x->shape, rec);
     if (t->training) {
         float *mean = eng_arena_alloc(&t->arena, (size_t)C * sizeof(float));
@@ -252,6 +276,13 @@ eng_var *eng_t_batchnorm(eng_tape *t, eng_var *x, eng_var *gamma, eng_var *beta,
     } else {
         eng_batchnorm2d_forward_infer(out->val, x->val, gamma->val, beta->val, running_mean,
                                       running_var, B, C, HW, eps);
+        if (rec) {
+            float *rs = eng_arena_alloc(&t->arena, (size_t)C * sizeof(float));
+            for (int c = 0; c < C; c++) rs[c] = 1.0f / sqrtf(running_var[c] + eps);
+            eng_tape_entry *e = record(t, batchnorm_infer_back, out, x, gamma, beta);
+            e->i[0] = B; e->i[1] = C; e->i[2] = HW;
+            e->aux = running_mean; e->aux2 = rs;
+        }
     }
     return out;
 }

@@ -187,6 +187,7 @@ static int train_image_classification(const eng_train_opts *o, char **err) {
 
     int B = o->batch_size, HW = tr.h * tr.w;
     int steps_per_epoch = tr.n / B;
+    if (steps_per_epoch < 1) { eng_errorf(err, "%d training images is less than one batch of %d", tr.n, B); goto done; }
     int total = o->steps > 0 ? o->steps : o->epochs * steps_per_epoch;
     int warmup = total / 50 < 100 ? total / 50 : 100;
     m = eng_xcalloc(cnn.n_params, sizeof(float));
@@ -269,8 +270,10 @@ static int train_image_classification(const eng_train_opts *o, char **err) {
                                 .val_accuracy = (float)acc};
         o->progress(o->progress_ctx, &p);
     }
-    char readme[8192];
-    int rl = snprintf(readme, sizeof readme,
+    char *readme = NULL;
+    size_t rl = 0;
+    FILE *mf = open_memstream(&readme, &rl);   // grows as needed: the command line may be long
+    fprintf(mf,
         "# %s\n\nImage classifier (CNN, %zu parameters) trained by inferd's own trainer.\n\n"
         "## Reproduce\n\n```\n%s\n```\n\n"
         "Data: `%s` (%d training images, %dx%d, %d classes). %d steps of batch %d "
@@ -283,13 +286,15 @@ static int train_image_classification(const eng_train_opts *o, char **err) {
         (double)o->lr, (double)o->weight_decay, (unsigned long long)o->seed,
         o->augment ? "random shifts of up to 2 pixels and horizontal flips" : "off", train_s);
     if (acc >= 0)
-        rl += snprintf(readme + rl, sizeof readme - (size_t)rl,
-                       "Test accuracy: **%.2f%%** on the %ld test images (`inferd eval --model %s --data %s`).\n",
-                       100 * acc, n_test, o->out, o->data);
+        fprintf(mf, "Test accuracy: **%.2f%%** on the %ld test images (`inferd eval --model %s --data %s`).\n",
+                100 * acc, n_test, o->out, o->data);
     else
-        rl += snprintf(readme + rl, sizeof readme - (size_t)rl, "No test split found next to the training data.\n");
+        fprintf(mf, "No test split found next to the training data.\n");
+    fclose(mf);
     snprintf(path, sizeof path, "%s/README.md", o->out);
-    if (eng_write_file_atomic(path, readme, (size_t)rl, err) != 0) goto done;
+    int rrc = eng_write_file_atomic(path, readme, rl, err);
+    free(readme);
+    if (rrc != 0) goto done;
     rc = 0;
 done:
     free(m); free(v); free(x); free(y); free(perm);

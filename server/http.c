@@ -21,6 +21,7 @@
 #include "server/log.h"         // log_*
 #include "server/metrics.h"     // srv_metrics_request
 #include "server/registry.h"    // srv_model_unref
+#include "server/stream.h"      // srv_stream_free
 
 static struct MHD_Daemon *daemon_;
 static const srv_config *cfg;
@@ -246,6 +247,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path = strdup(url);
         r->t_start = eng_now();
         r->client_fd = -1;
+        atomic_init(&r->refs, 1);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci) r->client_fd = ci->connect_fd;
         set_request_id(r);
@@ -313,12 +315,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         log_info("%s %s %d %.2fms id=%s%s%s%s", r->method, r->path, status, dt * 1000, r->id,
                  r->model_id ? " model=" : "", r->model_id ? r->model_id : "",
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    *req_cls = NULL;
+    atomic_store(&r->closed, 1);
+    srv_request_unref(r);   // a runner still streaming to it frees it later
+    atomic_fetch_sub(&inflight, 1);
+}
+
+void srv_request_ref(srv_request *r) { atomic_fetch_add(&r->refs, 1); }
+
+void srv_request_unref(srv_request *r) {
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
     srv_model_unref(r->model);
+    if (r->task_free) r->task_free(r->task);
+    srv_stream_free(r->stream);
     free(r->path); free(r->origin); free(r->body); free(r->input); free(r->probs);
     free(r->resp_body); free(r->model_id);
     free(r);
-    *req_cls = NULL;
-    atomic_fetch_sub(&inflight, 1);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {

@@ -32,6 +32,7 @@ void srv_registry_init(const char *repo) {
 
 static void model_destroy(srv_model *m) {
     log_info("model %s unloaded", m->id);
+    if (m->runner_state_free) m->runner_state_free(m->runner_state);
     eng_model_free(m->m);
     free(m->path);
     free(m);

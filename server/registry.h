@@ -27,6 +27,10 @@ typedef struct srv_model {
     int depth;                   // queued items
     struct srv_model *qnext;     // link in the scheduler's list of non-empty queues
     int in_qlist;                // 1 while linked there
+    int stepping;                // continuous runner: a worker is running a step now
+    int n_running;               // continuous runner: requests being generated
+    void *runner_state;          // continuous runner's private state (running sequences), or NULL
+    void (*runner_state_free)(void *state);
     // counters
     atomic_long n_requests;      // requests answered by a worker
     atomic_long n_items;         // items computed

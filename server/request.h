@@ -42,6 +42,13 @@ typedef struct srv_request {
     struct srv_request *next;      // queue link
     int n_items;                   // inputs in this request (counted against max_batch_size)
 
+    // ---- streaming responses (SSE) and shared ownership
+    _Atomic int refs;              // 1 for the HTTP layer + 1 per runner holding it (streaming)
+    _Atomic int closed;            // 1 once the connection is gone (completed callback ran)
+    struct srv_stream *stream;     // SSE state when the response is a stream, else NULL
+    void *task;                    // task-specific request state (e.g. generation), freed by task_free
+    void (*task_free)(void *task);
+
     // ---- task input/output
     float *input;                  // image classification: [n_items, C*H*W] preprocessed
     int top_k;                     // labels to return per item
@@ -62,5 +69,9 @@ void srv_request_fail(srv_request *r, srv_err e, const char *param, const char *
     __attribute__((format(printf, 4, 5)));
 // Sets a JSON response; takes ownership of `text` (malloc'd).
 void srv_request_json(srv_request *r, int status, char *text);
+// Shared ownership for requests a runner keeps after the HTTP layer let go
+// (streams): the last unref frees the request.
+void srv_request_ref(srv_request *r);
+void srv_request_unref(srv_request *r);
 
 #endif

@@ -18,6 +18,11 @@ static srv_worker *workers;
 static int n_workers;
 static srv_complete_fn complete_cb;
 static srv_task_runner runners[ENG_TASK__COUNT];
+static srv_task_stepper steppers[ENG_TASK__COUNT];
+
+void srv_sched_set_stepper(int task, srv_task_stepper step) {
+    if (task >= 0 && task < ENG_TASK__COUNT) steppers[task] = step;
+}
 
 void srv_sched_set_runner(int task, srv_task_runner run) {
     if (task >= 0 && task < ENG_TASK__COUNT) runners[task] = run;
@@ -55,7 +60,11 @@ static void queue_remove(srv_model *m, srv_request *r, srv_request *prev) {
     r->next = NULL;
     m->depth -= r->n_items;
     queued_total -= r->n_items;
-    if (!m->head) qlist_remove(m);
+    if (!m->head && m->n_running == 0 && !m->stepping) qlist_remove(m);
+}
+
+static void qlist_add(srv_model *m) {
+    if (!m->in_qlist) { m->qnext = qlist; qlist = m; m->in_qlist = 1; }
 }
 
 srv_err srv_sched_submit(srv_request *r) {
@@ -70,7 +79,7 @@ srv_err srv_sched_submit(srv_request *r) {
     m->tail = r;
     m->depth += r->n_items;
     queued_total += r->n_items;
-    if (!m->in_qlist) { m->qnext = qlist; qlist = m; m->in_qlist = 1; }
+    qlist_add(m);
     int depth = m->depth;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
@@ -107,6 +116,24 @@ static void complete_list(srv_request *r) {
     }
 }
 
+int srv_sched_take(srv_model *m, srv_request **out, int max) {
+    srv_request *dead = NULL;
+    int n = 0;
+    pthread_mutex_lock(&mu);
+    collect_dead(eng_now(), &dead);
+    while (m->head && n < max) {
+        srv_request *r = m->head;
+        queue_remove(m, r, NULL);
+        atomic_store(&r->state, SRV_REQ_RUNNING);
+        out[n++] = r;
+    }
+    int depth = m->depth;
+    pthread_mutex_unlock(&mu);
+    complete_list(dead);
+    if (n) srv_metrics_queue_depth(m->id, depth);
+    return n;
+}
+
 void srv_sched_sweep(void) {
     srv_request *dead = NULL;
     pthread_mutex_lock(&mu);
@@ -121,10 +148,15 @@ static srv_model *pick_ready(double now, double *wait_until) {
     srv_model *best = NULL;
     *wait_until = 0;
     for (srv_model *m = qlist; m; m = m->qnext) {
+        if (m->stepping) continue;            // a worker is stepping it
+        if (!m->head) {                       // only running sequences: always ready
+            if (!best) best = m;
+            continue;
+        }
         double arrived = m->head->t_queued;   // the head is the oldest (and first to expire)
         double ready_at = arrived + m->max_queue_delay_us / 1e6;
-        if (m->depth >= m->max_batch_size || now >= ready_at || draining) {
-            if (!best || arrived < best->head->t_queued) best = m;
+        if (m->depth >= m->max_batch_size || now >= ready_at || draining || m->n_running > 0) {
+            if (!best || !best->head || arrived < best->head->t_queued) best = m;
             continue;
         }
         double wake = ready_at < m->head->deadline ? ready_at : m->head->deadline;
@@ -160,6 +192,22 @@ static void *worker_main(void *arg) {
         if (!m) {
             if (wait_until > 0) timed_wait(wait_until);
             else pthread_cond_wait(&cv, &mu);
+            continue;
+        }
+        srv_task_stepper step = steppers[m->m->task];
+        if (step) {   // continuous batching: one step of everything running on m
+            m->stepping = 1;
+            srv_model_ref(m);
+            pthread_mutex_unlock(&mu);
+            int running = step(w, m);
+            pthread_mutex_lock(&mu);
+            m->stepping = 0;
+            m->n_running = running;
+            if (m->head || running > 0) qlist_add(m); else qlist_remove(m);
+            pthread_cond_signal(&cv);
+            pthread_mutex_unlock(&mu);
+            srv_model_unref(m);
+            pthread_mutex_lock(&mu);
             continue;
         }
         // take whole requests up to max_batch_size items (a request is never split)

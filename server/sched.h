@@ -21,6 +21,13 @@
 typedef struct srv_worker srv_worker;
 typedef void (*srv_task_runner)(srv_worker *w, srv_model *m, srv_request **reqs, int n);
 
+// A continuous runner (text generation): called repeatedly while the model
+// has queued or running work, by one worker at a time. Each call admits new
+// requests with srv_sched_take() as its budget allows, advances every running
+// sequence by one step, completes the finished ones, and returns how many
+// requests are still running (0 = idle).
+typedef int (*srv_task_stepper)(srv_worker *w, srv_model *m);
+
 // Called when a request is final: the HTTP layer resumes its connection.
 typedef void (*srv_complete_fn)(srv_request *r);
 
@@ -31,6 +38,13 @@ int srv_sched_start(int n_workers, srv_complete_fn complete);
 void srv_sched_stop(void);
 // Registers the runner for a task (engine/model.h eng_task).
 void srv_sched_set_runner(int task, srv_task_runner run);
+
+// Registers a continuous runner for a task (instead of a batch runner).
+void srv_sched_set_stepper(int task, srv_task_stepper step);
+// For steppers: moves up to `max` queued requests of m into out[] (their
+// state becomes RUNNING); late or abandoned ones are answered instead.
+// Returns how many were taken.
+int srv_sched_take(srv_model *m, srv_request **out, int max);
 
 // Queues r on r->model (r holds a model reference). Returns SRV_OK, or
 // SRV_E_QUEUE_FULL / SRV_E_UNAVAILABLE without queueing.
