@@ -15,7 +15,10 @@ COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN bash scripts/install-deps.sh --build-only \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN make -j"$(nproc)" \
+# The Makefile targets x86-64-v3 (AVX2) by default; for older hosts build with
+# e.g.  docker build --build-arg OPT="-O2 -march=x86-64-v2" .
+ARG OPT
+RUN make -j"$(nproc)" ${OPT:+"OPT=$OPT"} \
  && ./inferd --version
 
 # ---- runtime ------------------------------------------------------------------
@@ -28,7 +31,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged system user; the data directory is the only thing it owns.
-RUN useradd --system --uid 10001 --user-group --no-create-home \
+# Fixed ids (10001) so a mounted data volume's ownership is predictable.
+RUN groupadd --system --gid 10001 inferd \
+ && useradd --system --uid 10001 --gid inferd --no-create-home \
       --home-dir /var/lib/inferd --shell /usr/sbin/nologin inferd \
  && install -d -o root -g root -m 0755 /var/lib/inferd /etc/inferd \
  && install -d -o inferd -g inferd -m 0750 /var/lib/inferd/data

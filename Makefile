@@ -11,6 +11,8 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 VERSION := 0.1.0
 BUILD   ?= build
 BIN     ?= inferd
@@ -80,17 +82,21 @@ check: test
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/inferd SANITIZER=address,undefined test
 
-bench: inferd $(TOOL_BIN)
+bench: $(BIN) $(TOOL_BIN)
+	./scripts/install-deps.sh --bench
 	./tests/bench/run.sh
 
-models: inferd
+models: $(BIN)
 	./scripts/train-models.sh
 
-install: inferd
+install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/share/inferd/models $(DESTDIR)$(PREFIX)/share/inferd/conf
 	install -m 0755 inferd $(DESTDIR)$(BINDIR)/inferd
 	install -m 0644 conf/inferd.conf $(DESTDIR)$(PREFIX)/share/inferd/conf/inferd.conf
 	cp -r models/. $(DESTDIR)$(PREFIX)/share/inferd/models/
+	install -d $(DESTDIR)$(SYSCONFDIR)/inferd $(DESTDIR)$(UNITDIR)
+	[ -e $(DESTDIR)$(SYSCONFDIR)/inferd/inferd.conf ] || install -m 0644 conf/inferd.conf $(DESTDIR)$(SYSCONFDIR)/inferd/inferd.conf
+	sed 's#/usr/local#$(PREFIX)#g' systemd/inferd.service > $(DESTDIR)$(UNITDIR)/inferd.service && chmod 0644 $(DESTDIR)$(UNITDIR)/inferd.service
 
 clean:
 	rm -rf build build-asan inferd

@@ -146,6 +146,14 @@ int srv_api_submit(srv_request *r) {
 
 void srv_http_complete(srv_request *r) {
     atomic_store(&r->state, SRV_REQ_DONE);
+    if (r->stream) {   // already answered 200: report the error in the stream (API.md)
+        if (r->status >= 400 && r->resp_body) {
+            srv_stream_event(r, r->resp_body);
+            srv_stream_write(r, "data: [DONE]\n\n", 14);
+        }
+        srv_stream_end(r);
+        return;
+    }
     MHD_resume_connection(r->conn);
 }
 

@@ -19,9 +19,10 @@ static int n_workers;
 static srv_complete_fn complete_cb;
 static srv_task_runner runners[ENG_TASK__COUNT];
 static srv_task_stepper steppers[ENG_TASK__COUNT];
+static srv_task_abort aborters[ENG_TASK__COUNT];
 
-void srv_sched_set_stepper(int task, srv_task_stepper step) {
-    if (task >= 0 && task < ENG_TASK__COUNT) steppers[task] = step;
+void srv_sched_set_stepper(int task, srv_task_stepper step, srv_task_abort abort) {
+    if (task >= 0 && task < ENG_TASK__COUNT) { steppers[task] = step; aborters[task] = abort; }
 }
 
 void srv_sched_set_runner(int task, srv_task_runner run) {
@@ -80,6 +81,7 @@ srv_err srv_sched_submit(srv_request *r) {
     m->depth += r->n_items;
     queued_total += r->n_items;
     qlist_add(m);
+    srv_request_ref(r);   // the scheduler's reference: dropped after completion
     int depth = m->depth;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
@@ -112,6 +114,7 @@ static void complete_list(srv_request *r) {
         r->next = NULL;
         atomic_store(&r->state, SRV_REQ_DONE);
         complete_cb(r);
+        srv_request_unref(r);
         r = next;
     }
 }
@@ -239,6 +242,7 @@ static void *worker_main(void *arg) {
         for (int i = 0; i < n; i++) {
             atomic_store(&batch[i]->state, SRV_REQ_DONE);
             complete_cb(batch[i]);
+            srv_request_unref(batch[i]);
         }
         srv_model_unref(m);
         pthread_mutex_lock(&mu);
@@ -290,6 +294,9 @@ void srv_sched_stop(void) {
     pthread_mutex_unlock(&mu);
     complete_list(rest);
     for (int i = 0; i < n_workers; i++) pthread_join(threads[i], NULL);
+    // continuous runners: answer what they still run (workers are gone, no lock needed)
+    for (srv_model *m = qlist; m; m = m->qnext)
+        if (m->n_running > 0 && aborters[m->m->task]) aborters[m->m->task](m);
     for (int i = 0; i < n_workers; i++) {
         eng_tape_free(&workers[i].tape);
         free(workers[i].buf);

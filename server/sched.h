@@ -39,11 +39,14 @@ void srv_sched_stop(void);
 // Registers the runner for a task (engine/model.h eng_task).
 void srv_sched_set_runner(int task, srv_task_runner run);
 
-// Registers a continuous runner for a task (instead of a batch runner).
-void srv_sched_set_stepper(int task, srv_task_stepper step);
+// Registers a continuous runner for a task (instead of a batch runner);
+// `abort` answers everything it still runs when the daemon stops.
+typedef void (*srv_task_abort)(srv_model *m);
+void srv_sched_set_stepper(int task, srv_task_stepper step, srv_task_abort abort);
 // For steppers: moves up to `max` queued requests of m into out[] (their
 // state becomes RUNNING); late or abandoned ones are answered instead.
-// Returns how many were taken.
+// Returns how many were taken. The scheduler's reference on each request
+// passes to the stepper, which drops it (srv_request_unref) when done.
 int srv_sched_take(srv_model *m, srv_request **out, int max);
 
 // Queues r on r->model (r holds a model reference). Returns SRV_OK, or

@@ -44,11 +44,15 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max) {
     return 0;
 }
 
-int srv_stream_begin(srv_request *r) {
+int srv_stream_open(srv_request *r) {
     srv_stream *s = calloc(1, sizeof *s);
     if (!s) return -1;
     pthread_mutex_init(&s->mu, NULL);
     r->stream = s;
+    return 0;
+}
+
+int srv_stream_respond(srv_request *r) {
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, r, NULL);
     if (!resp) return -1;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");

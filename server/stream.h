@@ -12,9 +12,11 @@
 
 typedef struct srv_stream srv_stream;
 
-// Turns r's response into an SSE stream (Content-Type text/event-stream)
-// and queues it now. Returns 0, or -1 if the response could not be queued.
-int srv_stream_begin(srv_request *r);
+// Gives r an SSE stream buffer (writes are kept until the response goes out).
+int srv_stream_open(srv_request *r);
+// Queues the streaming response (200, text/event-stream). Must be called
+// from the request's access handler, after srv_stream_open. 0 or -1.
+int srv_stream_respond(srv_request *r);
 // Appends bytes (any thread). Returns -1 when the client is gone.
 int srv_stream_write(srv_request *r, const char *data, size_t len);
 // Writes "data: <json>\n\n".

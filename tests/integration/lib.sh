@@ -35,11 +35,17 @@
 # shellcheck shell=bash
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-INFERD=${INFERD:-$REPO_ROOT/inferd}
-# the tests cd around: make the paths absolute (relative ones are taken from the repo root)
-case "$INFERD" in /*) ;; *) INFERD=$REPO_ROOT/${INFERD#./} ;; esac
-TOOLS=${TOOLS:-$REPO_ROOT/build/tools}
-case "$TOOLS" in /*) ;; *) TOOLS=$REPO_ROOT/${TOOLS#./} ;; esac
+# The tests cd around: make paths absolute (relative to the current directory
+# when they exist there, else to the repository root).
+_lib_abspath() {
+  case "$1" in
+    /*) echo "$1" ;;
+    *) if [ -e "$1" ]; then echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+       else echo "$REPO_ROOT/${1#./}"; fi ;;
+  esac
+}
+INFERD=$(_lib_abspath "${INFERD:-$REPO_ROOT/inferd}")
+TOOLS=$(_lib_abspath "${TOOLS:-$REPO_ROOT/build/tools}")
 MODELS_DIR=${MODELS_DIR:-$REPO_ROOT/models}
 export INFERD TOOLS MODELS_DIR REPO_ROOT
 
@@ -59,6 +65,9 @@ _lib_cleanup() {
     kill -KILL "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
   fi
+  # anything else the script left running in the background
+  local j
+  for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
   rm -rf "$TEST_TMP"
 }
 trap _lib_cleanup EXIT

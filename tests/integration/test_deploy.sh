@@ -322,7 +322,10 @@ if NOTIFY_SOCKET=$sock DATA_DIR=$TEST_TMP/unit-data start_daemon "${mapped[@]}";
   for _ in $(seq 100); do grep -q '^READY=1' "$TEST_TMP/notify.out" 2>/dev/null && break; sleep 0.1; done
   check "Type=notify: READY=1 arrives on \$NOTIFY_SOCKET" grep -q '^READY=1' "$TEST_TMP/notify.out"
   kill -HUP "$PID" 2>/dev/null
-  sleep 1
+  # a daemon that says RELOADING=1 must say READY=1 again, or `systemctl reload` hangs
+  reload_done() { awk '/^RELOADING=1/{r=1} r && /^READY=1/{ok=1} END{exit !(ok || !r)}' "$TEST_TMP/notify.out"; }
+  for _ in $(seq 100); do reload_done && grep -q '^RELOADING=1' "$TEST_TMP/notify.out" && break; sleep 0.1; done
+  check "ExecReload (SIGHUP): READY=1 follows any RELOADING=1" reload_done
   check "ExecReload (SIGHUP): daemon still running" kill -0 "$PID"
   expect_status "GET /healthz after SIGHUP" 200 "$BASE/healthz"
   rc=0; stop_daemon || rc=$?
