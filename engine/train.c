@@ -178,7 +178,7 @@ static int train_image_classification(const eng_train_opts *o, char **err) {
                        "input", "channels", 1, "height", tr.h, "width", tr.w, "mean", (double)mean,
                        "std", (double)std, "background", 0, "invert", "auto",
                        "layers", layers, "labels", labels,
-                       "max_batch_size", 64, "max_queue_delay_us", 2000, "max_queue_size", 1024,
+                       "max_batch_size", 64, "max_queue_delay_us", 500, "max_queue_size", 1024,
                        "timeout_ms", 10000);
     if (!config) { eng_errorf(err, "internal: could not build config"); goto done; }
     if (eng_cnn_init(&cnn, config, err) != 0) goto done;

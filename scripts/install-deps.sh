@@ -31,7 +31,7 @@ INTEGRATION_TEST_PKGS=(curl ca-certificates procps python3 systemd)
 # training and evaluation tests.
 DATA_PKGS=(dataset-fashion-mnist)
 # Benchmarks only (--bench): PyTorch, the reference `make bench` compares with.
-BENCH_PKGS=(python3-torch)
+BENCH_PKGS=(python3-torch wrk)
 
 # ---- arguments ---------------------------------------------------------------
 

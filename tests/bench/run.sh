@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# run.sh — `make bench`: throughput figures for the default image model, each
+# next to a baseline measured in the same run. Prints; asserts nothing; exits 0.
+#
+#   1. engine: classify_images (what a server worker calls per batch) at
+#      batch 1/16/256, OpenBLAS 1 and 2 threads, plus 2 workers x 1 thread
+#      (tests/bench/bench_engine.c)
+#   2. PyTorch 1.13 (/usr/bin/python3) running the same nn.Sequential on the same
+#      weights and inputs, after checking both give the same probabilities
+#      (tests/bench/bench_torch.py): 1 and 2 threads with torch's defaults, and 2
+#      threads with OMP_WAIT_POLICY=passive; skipped when /usr/bin/python3 lacks torch
+#   3. HTTP: `inferd serve` on a free port, wrk POSTing examples/shoe.png to
+#      /v1/classifications at concurrency 1/8/64, then c=1 and c=64 against a
+#      copy of the model with max_queue_delay_us = 0; skipped when wrk is missing
+#   4. a summary table
+#
+# Environment:
+#   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
+#                       When it is missing a 100-step stand-in is trained into a temp dir
+#                       (same architecture and FLOPs; timings differ a little because
+#                       activation sparsity, which max pooling's branches see, differs).
+#   BENCH_MODEL         model id (default fashion-cnn)
+#   BENCH_SECONDS       timed seconds per engine/PyTorch configuration (default 2)
+#   BENCH_HTTP_SECONDS  wrk duration per concurrency (default 5)
+#   BENCH_BATCHES       default 1,16,256       BENCH_CONCURRENCY  default 1,8,64
+#   BENCH_DATA          MNIST-style dataset whose first 256 test images are the engine/PyTorch
+#                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
+#   INFERD              the daemon binary (default ./inferd)
+#   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
+#
+# Everything runs on this machine's cores together (2 vCPUs on CI, shared with
+# other jobs): compare the ratios printed here, not absolute numbers across runs.
+set -u
+cd "$(dirname "$0")/../.." || exit 0
+ROOT=$PWD
+
+MODELS_DIR=${MODELS_DIR:-models}
+MODEL=${BENCH_MODEL:-fashion-cnn}
+SECS=${BENCH_SECONDS:-2}
+HTTP_SECS=${BENCH_HTTP_SECONDS:-5}
+BATCHES=${BENCH_BATCHES:-1,16,256}
+CONCURRENCY=${BENCH_CONCURRENCY:-1,8,64}
+INFERD=${INFERD:-./inferd}
+TORCH_PYTHON=${TORCH_PYTHON:-/usr/bin/python3}
+WRK=${WRK:-wrk}
+BUILD=${BUILD:-build}
+CC=${CC:-cc}
+IMAGE=examples/shoe.png
+DATA=${BENCH_DATA:-/usr/share/datasets/fashion-mnist}
+
+OUT=$(mktemp -d /tmp/inferd-bench.XXXXXX)
+DAEMON_PID=
+cleanup() {
+  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DAEMON_PID" 2>/dev/null
+  fi
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+say() { printf '%s\n' "$*"; }
+hr() { say "------------------------------------------------------------------------"; }
+
+say "== make bench  ($(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+say "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)   (machine is shared: figures are noisy; compare ratios)"
+
+# ---------------------------------------------------------------- build
+PKGS="libmicrohttpd jansson libuv libpng zlib"
+BENCH_CFLAGS="-std=c11 -D_GNU_SOURCE -g -O2 -march=x86-64-v3 -mtune=native -Wall -Wextra -Wno-unused-parameter \
+  -I. $(pkg-config --cflags $PKGS 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread"
+BENCH_LIBS="$(pkg-config --libs $PKGS 2>/dev/null) -lopenblas -ljpeg -lpthread -lm"
+if ! make -s BUILD="$BUILD" inferd >"$OUT/make.log" 2>&1; then
+  say "bench: 'make inferd' failed; nothing measured:"; tail -20 "$OUT/make.log"; exit 0
+fi
+ENGINE_BIN=$BUILD/bench/bench_engine
+mkdir -p "$BUILD/bench"
+# shellcheck disable=SC2086
+if ! $CC $BENCH_CFLAGS -o "$ENGINE_BIN" tests/bench/bench_engine.c "$BUILD"/engine/*.o $BENCH_LIBS 2>"$OUT/cc.log"; then
+  say "bench: cannot build bench_engine; nothing measured:"; cat "$OUT/cc.log"; exit 0
+fi
+
+# ---------------------------------------------------------------- model
+MODEL_DIR=$MODELS_DIR/$MODEL
+if [ ! -f "$MODEL_DIR/model.safetensors" ] || [ ! -f "$MODEL_DIR/config.json" ]; then
+  say "bench: $MODEL_DIR is missing; training a 100-step stand-in (same architecture and FLOPs) ..."
+  if ! "$INFERD" train --task image-classification --data /usr/share/datasets/fashion-mnist \
+        --out "$OUT/models/$MODEL" --steps 100 --log-every 1000 >"$OUT/train.log" 2>&1; then
+    say "bench: could not train a stand-in model; nothing measured:"; tail -5 "$OUT/train.log"; exit 0
+  fi
+  MODELS_DIR=$OUT/models
+  MODEL_DIR=$MODELS_DIR/$MODEL
+fi
+say "   model: $MODEL_DIR"
+DATA_ARGS=()
+if ls "$DATA"/*images-idx3-ubyte* >/dev/null 2>&1 &&
+   "$ENGINE_BIN" --dump "$OUT/probe" --batches 1 --data "$DATA" "$MODEL_DIR" >/dev/null 2>&1; then
+  DATA_ARGS=(--data "$DATA")
+  say "   engine/PyTorch inputs: the first 256 test images of $DATA, each call takes the next batch"
+else
+  say "   engine/PyTorch inputs: fixed-seed noise (no matching dataset at $DATA), 256 distinct images in turn"
+fi
+
+# ---------------------------------------------------------------- 1. engine
+hr
+say "== 1. engine: classify_images, ${SECS}s per line (median of 5 rounds)"
+"$ENGINE_BIN" "${DATA_ARGS[@]}" --seconds "$SECS" --batches "$BATCHES" --threads 1,2 --workers2 "$MODEL_DIR" | tee "$OUT/engine.txt"
+
+# ---------------------------------------------------------------- 2. PyTorch
+hr
+TORCH_OK=0
+if "$TORCH_PYTHON" -c 'import torch' 2>/dev/null; then
+  say "== 2. PyTorch: same layers, same weights, same inputs (eval, inference_mode, OpenBLAS threads pinned too)"
+  if "$ENGINE_BIN" "${DATA_ARGS[@]}" --dump "$OUT/check" --batches 16 "$MODEL_DIR" >/dev/null &&
+     "$TORCH_PYTHON" tests/bench/bench_torch.py --check "$OUT/check" "$MODEL_DIR" | tee "$OUT/check.txt"; then
+    :
+  else
+    say "   WARNING: PyTorch and inferd disagree (or the check failed): the comparison below is not like for like"
+  fi
+  # torch's defaults (spinning OpenMP workers), then 2 threads with OMP_WAIT_POLICY=passive ("2p"):
+  # on 2 shared cores the spinning costs up to 100x at batch 1.
+  if env -u OMP_WAIT_POLICY "$TORCH_PYTHON" tests/bench/bench_torch.py "${DATA_ARGS[@]}" --seconds "$SECS" \
+       --batches "$BATCHES" --threads 1,2 "$MODEL_DIR" | tee "$OUT/torch.txt"; then
+    TORCH_OK=1
+    OMP_WAIT_POLICY=passive "$TORCH_PYTHON" tests/bench/bench_torch.py "${DATA_ARGS[@]}" --seconds "$SECS" \
+       --batches "$BATCHES" --threads 2 "$MODEL_DIR" | grep '^torch threads' | tee -a "$OUT/torch.txt"
+  fi
+else
+  say "== 2. PyTorch: skipped ($TORCH_PYTHON has no torch; scripts/install-deps.sh --bench installs python3-torch)"
+fi
+
+# ---------------------------------------------------------------- 3. HTTP
+hr
+HTTP_OK=0
+if command -v "$WRK" >/dev/null 2>&1; then
+  say "== 3. HTTP: inferd serve + wrk on the same $(nproc) CPUs; POST $IMAGE (image/png), 1 image per request, ${HTTP_SECS}s per line"
+  # A repository with the model as it is, and a copy whose only change is
+  # max_queue_delay_us = 0 (shows what the batching delay costs at low load).
+  REPO=$OUT/repo
+  mkdir -p "$REPO/$MODEL-nodelay"
+  ln -s "$(cd "$MODEL_DIR" && pwd)" "$REPO/$MODEL"
+  ln -s "$(cd "$MODEL_DIR" && pwd)/model.safetensors" "$REPO/$MODEL-nodelay/model.safetensors"
+  python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["max_queue_delay_us"]=0; json.dump(c, open(sys.argv[2],"w"), indent=1)' \
+    "$MODEL_DIR/config.json" "$REPO/$MODEL-nodelay/config.json" 2>/dev/null || rm -rf "$REPO/$MODEL-nodelay"
+  DELAY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("max_queue_delay_us","default"))' "$MODEL_DIR/config.json" 2>/dev/null)
+  MAXB=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("max_batch_size","default"))' "$MODEL_DIR/config.json" 2>/dev/null)
+
+  "$INFERD" serve --host 127.0.0.1 --port 0 --models "$REPO" --access-log false --log-level info \
+      >"$OUT/daemon.out" 2>"$OUT/daemon.err" &
+  DAEMON_PID=$!
+  PORT=
+  for _ in $(seq 100); do
+    PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$OUT/daemon.err" | head -1)
+    [ -n "$PORT" ] && break
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$PORT" ]; then
+    say "   daemon did not start:"; tail -5 "$OUT/daemon.err"
+  else
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    WORKERS=$(sed -n 's|.*ready: \([0-9][0-9]*\) worker(s), \([0-9][0-9]*\) HTTP thread.*|\1 workers, \2 HTTP threads|p' "$OUT/daemon.err" | head -1)
+    say "   daemon: port $PORT, defaults (${WORKERS:-workers=auto}), model max_batch_size=$MAXB max_queue_delay_us=$DELAY"
+    URL="http://127.0.0.1:$PORT/v1/classifications?model=$MODEL"
+    say "   sample answer: $(curl -s --data-binary @"$IMAGE" -H 'Content-Type: image/png' "$URL" | cut -c1-150)"
+    cat >"$OUT/post.lua" <<'LUA'
+-- POSTs the image in $BENCH_IMAGE; prints one machine-readable line at the end.
+local f = assert(io.open(os.getenv("BENCH_IMAGE"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "image/png"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d " ..
+                         "non2xx=%d connect_err=%d read_err=%d write_err=%d timeouts=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.status, e.connect, e.read, e.write, e.timeout))
+end
+LUA
+    run_wrk() {   # name url conc
+      local name=$1 url=$2 c=$3 t=2
+      [ "$c" -lt 2 ] && t=1
+      BENCH_IMAGE="$ROOT/$IMAGE" "$WRK" -t"$t" -c"$c" -d"${HTTP_SECS}s" --timeout 10s -s "$OUT/post.lua" "$url" \
+        >"$OUT/wrk.$name.$c.txt" 2>&1
+      awk -v name="$name" -v c="$c" '/^RESULT/ {
+          for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+          rps = v["requests"] / (v["duration_us"] / 1e6)
+          printf "http model=%s conc=%d img_s=%.1f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f requests=%d non2xx=%d errors=%d\n",
+                 name, c, rps, v["p50_us"] / 1000, v["p90_us"] / 1000, v["p99_us"] / 1000, v["requests"], v["non2xx"],
+                 v["connect_err"] + v["read_err"] + v["write_err"] + v["timeouts"] }' "$OUT/wrk.$name.$c.txt" \
+        | tee -a "$OUT/http.txt"
+      grep -q '^RESULT' "$OUT/wrk.$name.$c.txt" || { say "   wrk failed:"; tail -3 "$OUT/wrk.$name.$c.txt"; }
+    }
+    # warm-up (arenas grow to the largest batch, first-touch of weights)
+    BENCH_IMAGE="$ROOT/$IMAGE" "$WRK" -t2 -c64 -d1s -s "$OUT/post.lua" "$URL" >/dev/null 2>&1
+    for c in ${CONCURRENCY//,/ }; do run_wrk "$MODEL" "$URL" "$c"; done
+    if [ -d "$REPO/$MODEL-nodelay" ]; then
+      URL0="http://127.0.0.1:$PORT/v1/classifications?model=$MODEL-nodelay"
+      for c in 1 64; do run_wrk "$MODEL-nodelay" "$URL0" "$c"; done
+    fi
+    HTTP_OK=1
+  fi
+  kill -TERM "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
+else
+  say "== 3. HTTP: skipped ($WRK is not installed: apt-get install wrk)"
+fi
+
+# ---------------------------------------------------------------- 4. summary
+# field NAME from the line of FILE matching PATTERN
+get() { grep -E "$2" "$1" 2>/dev/null | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+num() { [ -n "$1" ] && printf '%.0f' "$1" || printf -- '-'; }
+
+hr
+say "== SUMMARY (images/s, median of rounds; every ratio is from this run)"
+say ""
+printf '%-22s %12s %12s %12s   %s\n' "engine (img/s)" "1 thread" "2 threads" "2 workers" "2 threads/1, 2 workers/1"
+for B in ${BATCHES//,/ }; do
+  e1=$(get "$OUT/engine.txt" "threads=1 batch=$B " img_s)
+  e2=$(get "$OUT/engine.txt" "threads=2 batch=$B " img_s)
+  ew=$(get "$OUT/engine.txt" "threads=2x1 batch=$B " img_s)
+  printf '%-22s %12s %12s %12s   %s, %s\n' "  B=$B" "$(num "$e1")" "$(num "$e2")" "$(num "$ew")" \
+    "$(ratio "$e2" "$e1")" "$(ratio "$ew" "$e1")"
+done
+say ""
+if [ "$TORCH_OK" = 1 ]; then
+  printf '%-22s %12s %12s %12s   %s\n' "PyTorch (img/s)" "1 thread" "2 threads" "2 passive" \
+    "inferd/PyTorch: 1 thread each, best config each"
+  for B in ${BATCHES//,/ }; do
+    e1=$(get "$OUT/engine.txt" "threads=1 batch=$B " img_s)
+    e2=$(get "$OUT/engine.txt" "threads=2 batch=$B " img_s)
+    ew=$(get "$OUT/engine.txt" "threads=2x1 batch=$B " img_s)
+    t1=$(get "$OUT/torch.txt" "threads=1 batch=$B " img_s)
+    t2=$(get "$OUT/torch.txt" "threads=2 batch=$B " img_s)
+    tp=$(get "$OUT/torch.txt" "threads=2p batch=$B " img_s)
+    eb=$(printf '%s\n' "$e1" "$e2" "$ew" | sed '/^$/d' | sort -g | tail -1)
+    tb=$(printf '%s\n' "$t1" "$t2" "$tp" | sed '/^$/d' | sort -g | tail -1)
+    printf '%-22s %12s %12s %12s   %s, %s\n' "  B=$B" "$(num "$t1")" "$(num "$t2")" "$(num "$tp")" \
+      "$(ratio "$e1" "$t1")" "$(ratio "$eb" "$tb")"
+  done
+  say "  (best config: inferd of 1 thread / 2 BLAS threads / 2 workers; PyTorch of 1 / 2 / 2 passive)"
+  say "  equal computations: $(sed -n 's/^check //p' "$OUT/check.txt" 2>/dev/null)"
+else
+  say "PyTorch: skipped"
+fi
+say ""
+if [ "$HTTP_OK" = 1 ]; then
+  printf '%-22s %12s %12s %12s %12s\n' "HTTP (1 image/req)" "img/s" "p50 ms" "p99 ms" "non-2xx/err"
+  for name in "$MODEL" "$MODEL-nodelay"; do
+    grep -q "model=$name " "$OUT/http.txt" 2>/dev/null || continue
+    [ "$name" != "$MODEL" ] && say "  with max_queue_delay_us=0 (copy of the model's config):"
+    while read -r line; do
+      c=$(sed -n 's/.* conc=\([0-9]*\).*/\1/p' <<<"$line")
+      printf '%-22s %12s %12s %12s %12s\n' "  c=$c" "$(num "$(sed -n 's/.* img_s=\([^ ]*\).*/\1/p' <<<"$line")")" \
+        "$(sed -n 's/.* p50_ms=\([^ ]*\).*/\1/p' <<<"$line")" "$(sed -n 's/.* p99_ms=\([^ ]*\).*/\1/p' <<<"$line")" \
+        "$(sed -n 's/.* non2xx=\([0-9]*\) errors=\([0-9]*\).*/\1\/\2/p' <<<"$line")"
+    done < <(grep "model=$name " "$OUT/http.txt")
+  done
+  lo=${CONCURRENCY%%,*}; hi=${CONCURRENCY##*,}
+  h1=$(get "$OUT/http.txt" "model=$MODEL conc=$lo " img_s)
+  h64=$(get "$OUT/http.txt" "model=$MODEL conc=$hi " img_s)
+  say "  c$hi/c$lo throughput ratio: $(ratio "$h64" "$h1")"
+  ebest=$(sed -n 's/.* img_s=\([^ ]*\).*/\1/p' "$OUT/engine.txt" | sort -g | tail -1)
+  [ -n "$ebest" ] && say "  HTTP c$hi / best engine figure above: $(ratio "$h64" "$ebest")   (share of the raw compute rate the server delivers)"
+  say "  (daemon and wrk share the same $(nproc) CPUs; wrk's own CPU time is part of the figure)"
+else
+  say "HTTP: skipped"
+fi
+say ""
+say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit 0
