@@ -69,6 +69,7 @@ run: deps
 	./inferd serve --config conf/inferd.conf
 
 unit: $(UNIT_BIN)
+	@./scripts/fetch-test-vocab.sh
 	@failed=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed=$$((failed + 1)); done; \
 	  if [ $$failed -ne 0 ]; then echo "unit: $$failed test binary(ies) failed"; exit 1; fi
 

