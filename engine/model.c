@@ -3,6 +3,8 @@
 #include <stdio.h>          // snprintf
 #include <string.h>         // strcmp, memset
 #include "engine/cnn.h"     // the CNN classifier architecture
+#include "engine/lstm.h"    // char-RNN LSTM language models
+#include "engine/transformer.h"  // GPT-2 / Llama decoders
 #include "engine/util.h"    // eng_errorf, eng_xcalloc
 
 static const char *const task_names[] = {
@@ -57,10 +59,72 @@ static void cnn_classify(eng_model *m, eng_tape *t, const float *x, int B, float
     memcpy(probs, p->val, (size_t)B * (size_t)c->n_classes * sizeof(float));
 }
 
+// ---------------------------------------------------------------- arch: gpt2 / llama (text generation)
+// Loads the tokenizer the directory carries (tokenizer.json, vocab.json +
+// merges.txt, tokenizer.bin, or a character vocabulary); config "tokenizer"
+// may name a llama2.c tokenizer file instead.
+static int load_tokenizer(eng_model *m, int vocab_size, char **err) {
+    const char *name = json_string_value(json_object_get(m->config, "tokenizer"));
+    int rc;
+    if (name) {
+        if (strchr(name, '/') || strcmp(name, "..") == 0)
+            return eng_errorf(err, "config: \"tokenizer\" must be a file name inside the model directory");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", m->dir, name);
+        rc = eng_tokenizer_load_llama2c(&m->tok, path, vocab_size, err);
+    } else {
+        rc = eng_tokenizer_load_dir(&m->tok, m->dir, vocab_size, err);
+    }
+    if (rc != 0) return -1;
+    if (eng_tok_vocab_size(m->tok) > vocab_size)
+        return eng_errorf(err, "tokenizer has %d tokens but the model only %d", eng_tok_vocab_size(m->tok), vocab_size);
+    return 0;
+}
+
+static int tf_load(eng_model *m, char **err) {
+    eng_transformer *tf;
+    if (eng_tf_load_dir(&tf, m->dir, m->config, err) != 0) return -1;
+    m->lm = eng_tf_as_lm(tf);
+    m->lm_ops = &eng_tf_lm_ops;
+    eng_lm_info info = m->lm_ops->info(m->lm);
+    m->n_params = info.n_params;
+    return load_tokenizer(m, info.vocab_size, err);
+}
+
+static int lstm_load(eng_model *m, char **err) {
+    eng_lstm *l;
+    if (eng_lstm_load_dir(&l, m->dir, m->config, err) != 0) return -1;
+    m->lm = eng_lstm_as_lm(l);
+    m->lm_ops = &eng_lstm_lm_ops;
+    eng_lm_info info = m->lm_ops->info(m->lm);
+    m->n_params = info.n_params;
+    return load_tokenizer(m, info.vocab_size, err);
+}
+
+static void no_free(eng_model *m) { (void)m; }   // text models free through lm_ops
+
 // ---------------------------------------------------------------- the architecture table
 static const eng_model_arch archs[] = {
     {"cnn", ENG_TASK_IMAGE_CLASSIFICATION, cnn_load, cnn_free, cnn_classify},
+    {"gpt2", ENG_TASK_TEXT_GENERATION, tf_load, no_free, NULL},
+    {"llama", ENG_TASK_TEXT_GENERATION, tf_load, no_free, NULL},
+    {"lstm", ENG_TASK_TEXT_GENERATION, lstm_load, no_free, NULL},
 };
+
+// Foreign layouts say what they are with "model_type" (Hugging Face) or
+// "format" (llama2.c); returns the task/arch they imply, or sets *err.
+static int foreign_layout(const json_t *cfg, const char **task, const char **arch, const char *path, char **err) {
+    const char *mt = json_string_value(json_object_get(cfg, "model_type"));
+    const char *fmt = json_string_value(json_object_get(cfg, "format"));
+    if (fmt && strcmp(fmt, "llama2c") == 0) { *task = "text-generation"; *arch = "llama"; return 0; }
+    if (mt && (strcmp(mt, "gpt2") == 0 || strcmp(mt, "llama") == 0)) { *task = "text-generation"; *arch = mt; return 0; }
+    if (mt && (strcmp(mt, "marian") == 0 || strcmp(mt, "bert") == 0 || strcmp(mt, "distilbert") == 0))
+        return eng_errorf(err, "%s: model_type \"%s\" (%s) is not supported by this version yet", path, mt,
+                          strcmp(mt, "marian") == 0 ? "translation" : "text classification");
+    if (mt) return eng_errorf(err, "%s: unsupported model_type \"%s\"", path, mt);
+    if (fmt) return eng_errorf(err, "%s: unsupported format \"%s\"", path, fmt);
+    return 0;
+}
 
 // ---------------------------------------------------------------- loading
 static int parse_floats(const json_t *a, float *out, int n, float def, const char *key, char **err) {
@@ -104,6 +168,8 @@ int eng_model_parse_image_input(const json_t *in, eng_image_prep *p, int *invert
 void eng_model_free(eng_model *m) {
     if (!m) return;
     if (m->arch && m->impl) m->arch->free(m);
+    if (m->lm_ops && m->lm) m->lm_ops->free(m->lm);
+    eng_tokenizer_free(m->tok);
     for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
     free(m->labels);
     json_decref(m->config);
@@ -125,6 +191,7 @@ int eng_model_load(eng_model **out, const char *dir, char **err) {
     m->dir = strdup(dir);
     const char *task = json_string_value(json_object_get(cfg, "task"));
     const char *arch = json_string_value(json_object_get(cfg, "arch"));
+    if ((!task || !arch) && foreign_layout(cfg, &task, &arch, path, err) != 0) goto fail;
     if (!task || eng_task_parse(task) < 0) { eng_errorf(err, "%s: \"task\" missing or unknown", path); goto fail; }
     if (!arch) { eng_errorf(err, "%s: \"arch\" missing", path); goto fail; }
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)

@@ -9,7 +9,9 @@
 #include <jansson.h>          // json_t
 #include <stddef.h>           // size_t
 #include "engine/image.h"     // eng_image, eng_image_prep
+#include "engine/lm.h"        // eng_lm, eng_lm_ops
 #include "engine/tape.h"      // eng_tape
+#include "engine/tokenizer.h" // eng_tokenizer
 
 typedef enum {
     ENG_TASK_IMAGE_CLASSIFICATION,
@@ -49,6 +51,10 @@ struct eng_model {
     eng_image_prep prep;         // image-input tasks: how to build the input tensor
     int invert_auto;             // 1: invert when the image border is light (photos on white)
     void *impl;                  // the architecture's own state (e.g. eng_cnn*)
+    // text generation
+    const eng_lm_ops *lm_ops;    // the language-model interface (engine/lm.h), or NULL
+    eng_lm *lm;                  // its weights + hyperparameters
+    eng_tokenizer *tok;          // the model's tokenizer
 };
 
 // Loads the model in `dir`. Returns 0 and *out, or -1 with *err (naming the

@@ -325,3 +325,23 @@ eng_var *eng_t_cross_entropy(eng_tape *t, eng_var *logits, const int *targets) {
     }
     return out;
 }
+
+// ---------------------------------------------------------------- ops recorded from other files
+// The closure an external op leaves in e->aux: its backward and its context.
+typedef struct {
+    eng__tape_back_fn back;
+    void *ctx;
+} ext_closure;
+
+static void ext_back(eng_tape_entry *e) {
+    ext_closure *c = e->aux;
+    c->back(c->ctx, e->out);
+}
+
+void eng__tape_record(eng_tape *t, eng_var *out, eng__tape_back_fn back, void *ctx) {
+    ext_closure *c = eng_arena_alloc(&t->arena, sizeof *c);
+    c->back = back;
+    c->ctx = ctx;
+    eng_tape_entry *e = record(t, ext_back, out, NULL, NULL, NULL);
+    e->aux = c;
+}

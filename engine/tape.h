@@ -77,4 +77,12 @@ eng_var *eng_t_softmax(eng_tape *t, eng_var *x);
 // Mean cross-entropy of logits[N,C] against targets[N] (copied) -> [1].
 eng_var *eng_t_cross_entropy(eng_tape *t, eng_var *logits, const int *targets);
 
+// ---------------------------------------------------------------- ops recorded from other files
+// For eng_t_* wrappers defined outside tape.c (engine/tape_seq.c): records an
+// entry whose backward calls back(ctx, out) when `out` has a gradient. ctx
+// must live until the tape is reset (allocate it from t->arena). Call only
+// when t->grad_enabled.
+typedef void (*eng__tape_back_fn)(void *ctx, eng_var *out);
+void eng__tape_record(eng_tape *t, eng_var *out, eng__tape_back_fn back, void *ctx);
+
 #endif

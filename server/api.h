@@ -20,6 +20,8 @@ int srv_api_models_unload(srv_request *r, const char *arg);
 // classification
 int srv_api_classify(srv_request *r, const char *arg);
 void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+// text generation (OpenAI-compatible completions)
+int srv_api_completions(srv_request *r, const char *arg);
 // endpoints of the API that this build does not serve yet: 501 with a message
 int srv_api_unbuilt(srv_request *r, const char *arg);
 

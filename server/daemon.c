@@ -7,6 +7,7 @@
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
 #include "engine/util.h"      // eng_now
 #include "server/api.h"       // srv_run_classify_images
+#include "server/gen.h"       // srv_gen_step
 #include "server/http.h"      // srv_http_*
 #include "server/log.h"       // log_*
 #include "server/metrics.h"   // srv_metrics_init
@@ -62,6 +63,7 @@ int srv_daemon_run(const srv_config *c) {
     srv_metrics_init();
     srv_registry_init(c->models);
     srv_sched_set_runner(ENG_TASK_IMAGE_CLASSIFICATION, srv_run_classify_images);
+    srv_sched_set_stepper(ENG_TASK_TEXT_GENERATION, srv_gen_step, srv_gen_abort);
     // One thread pool: with several workers each calls OpenBLAS single-threaded
     // (PERF-NOTES: OpenBLAS threads and ours fight on 2 vCPUs).
     if (c->workers > 1) openblas_set_num_threads(1);

@@ -1,0 +1,375 @@
+// gen.c — continuous batching for text generation (see gen.h).
+//
+// DESIGN. Each text-generation model has one gen_state (its running
+// choices). The scheduler calls srv_gen_step for the model whenever it has
+// queued or running work, never from two workers at once. A step:
+//   1. drops choices whose client went away (cancelled at the next step);
+//   2. admits queued requests while sequence slots (max_batch_size) and the
+//      KV-cache budget (kv_cache_mb) allow; a request that does not fit waits;
+//   3. advances every running sequence by one eng_lm_step call: new
+//      sequences feed their whole prompt (prefill), running ones their last
+//      token, all stacked into one batch so weights are read once;
+//   4. samples each choice's next token with its own RNG (seeded from the
+//      request, so batch neighbours never change a choice's random stream),
+//      appends the token's text, checks EOS / stop strings / max_tokens,
+//      streams the new text (never splitting a UTF-8 character, holding back
+//      what could still become a stop string);
+//   5. completes finished requests (JSON, or the last SSE events + [DONE]).
+#include "server/gen.h"
+#include <jansson.h>           // json_pack
+#include <stdio.h>             // snprintf
+#include <string.h>            // memcpy, memmem
+#include "engine/tokenizer.h"  // eng_tok_piece
+#include "engine/util.h"       // eng_xcalloc
+#include "server/http.h"       // srv_http_complete
+#include "server/log.h"        // log_debug
+#include "server/metrics.h"    // srv_metrics_tokens
+#include "server/stream.h"     // srv_stream_*
+
+typedef struct gen_choice {
+    srv_request *r;            // the request (the runner holds a reference)
+    int index;                 // choice index within the request
+    eng_lm_seq *seq;           // KV cache / recurrent state
+    size_t kv_bytes;           // what seq counts against the budget
+    eng_rng rng;               // this choice's random stream
+    int fed;                   // 1 once the prompt was consumed
+    int last;                  // last token fed or generated
+    int *toks;                 // generated ids [max_tokens]
+    int n_toks;
+    char *text;                // generated text bytes (not NUL-terminated)
+    size_t len, cap;
+    size_t sent;               // bytes of text already streamed
+    float *lp;                 // logprob of each generated token [max_tokens] (when asked)
+    int *top_ids;              // [max_tokens * logprobs]
+    float *top_lp;
+    size_t *offsets;           // text offset of each token
+    const char *finish;        // NULL while running, else "stop" / "length"
+} gen_choice;
+
+typedef struct {
+    gen_choice **run;          // running choices
+    int n_run, cap;
+    size_t kv_used, kv_budget; // bytes
+    srv_request *waiting;      // taken from the queue, waiting for budget
+    float *scratch;            // sampling scratch [2 * vocab]
+    eng_lm_seq **seqs;         // step arguments [cap]
+    const int **toks;
+    int *ntok;
+} gen_state;
+
+static void choice_free(gen_choice *c) {
+    if (!c) return;
+    if (c->seq) c->r->model->m->lm_ops->seq_free(c->seq);
+    free(c->toks); free(c->text); free(c->lp); free(c->top_ids); free(c->top_lp); free(c->offsets);
+    free(c);
+}
+
+void srv_gen_req_free(void *p) {
+    srv_gen_req *g = p;
+    if (!g) return;
+    free(g->prompt);
+    free(g->prompt_text);
+    for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
+    free(g->choices);   // the choice objects themselves are freed by the runner
+    free(g);
+}
+
+static void state_free(void *p) {
+    gen_state *g = p;
+    if (!g) return;
+    free(g->run); free(g->scratch); free(g->seqs); free(g->toks); free(g->ntok);
+    free(g);
+}
+
+static gen_state *state_of(srv_model *m) {
+    if (m->runner_state) return m->runner_state;
+    gen_state *g = eng_xcalloc(1, sizeof *g);
+    eng_lm_info info = m->m->lm_ops->info(m->m->lm);
+    const json_t *kv = json_object_get(m->m->config, "kv_cache_mb");
+    g->kv_budget = (size_t)(json_is_integer(kv) && json_integer_value(kv) > 0 ? json_integer_value(kv) : 2048) << 20;
+    g->cap = m->max_batch_size;
+    g->run = eng_xcalloc((size_t)g->cap, sizeof *g->run);
+    g->seqs = eng_xcalloc((size_t)g->cap, sizeof *g->seqs);
+    g->toks = eng_xcalloc((size_t)g->cap, sizeof *g->toks);
+    g->ntok = eng_xcalloc((size_t)g->cap, sizeof *g->ntok);
+    g->scratch = eng_xmalloc(2 * (size_t)info.vocab_size * sizeof(float));
+    m->runner_state = g;
+    m->runner_state_free = state_free;
+    return g;
+}
+
+// ---------------------------------------------------------------- responses
+static json_t *logprobs_json(const srv_model *m, const srv_gen_req *q, const gen_choice *c) {
+    if (q->logprobs < 0) return json_null();
+    const eng_tokenizer *tok = m->m->tok;
+    json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    for (int i = 0; i < c->n_toks; i++) {
+        size_t n;
+        const char *p = eng_tok_piece(tok, i ? c->toks[i - 1] : q->prompt[q->n_prompt - 1], c->toks[i], &n);
+        json_array_append_new(tokens, json_stringn_nocheck(p ? p : "", n));
+        json_array_append_new(lps, json_real(c->lp[i]));
+        json_t *top = json_object();
+        for (int k = 0; k < q->logprobs; k++) {
+            size_t pn;
+            const char *pp = eng_tok_piece(tok, -1, c->top_ids[i * q->logprobs + k], &pn);
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int)(pn < 255 ? pn : 255), pp ? pp : "");
+            json_object_set_new(top, key, json_real(c->top_lp[i * q->logprobs + k]));
+        }
+        json_array_append_new(tops, top);
+        json_array_append_new(offs, json_integer((json_int_t)c->offsets[i]));
+    }
+    return json_pack("{s:o,s:o,s:o,s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops, "text_offset", offs);
+}
+
+static json_t *usage_json(const srv_gen_req *q) {
+    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", q->n_prompt, "completion_tokens", q->completion_tokens,
+                     "total_tokens", q->n_prompt + q->completion_tokens);
+}
+
+static char *dumps(json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    json_decref(o);
+    return s;
+}
+
+// A streaming chunk for choice c carrying `text` (may be empty) and finish_reason.
+static void stream_chunk(srv_request *r, const srv_gen_req *q, int index, const char *text, size_t n, const char *finish) {
+    json_t *choice = json_pack("{s:i,s:s%,s:n,s:s?}", "index", index, "text", text, n, "logprobs", "finish_reason", finish);
+    if (!choice) {   // bytes that are not valid UTF-8 (a model can emit them): send them replaced
+        choice = json_pack("{s:i,s:s,s:n,s:s?}", "index", index, "text", "\xEF\xBF\xBD", "logprobs", "finish_reason", finish);
+    }
+    char *s = dumps(json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", q->cmpl_id, "object", "text_completion",
+                              "created", (json_int_t)q->created, "model", r->model->id, "choices", choice));
+    srv_stream_event(r, s);
+    free(s);
+}
+
+// Every choice of r is done: send the response.
+static void finish_request(srv_model *m, srv_request *r) {
+    srv_gen_req *q = r->task;
+    srv_metrics_tokens(m->id, q->completion_tokens);
+    if (q->stream) {
+        if (q->include_usage) {
+            char *s = dumps(json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", q->cmpl_id, "object", "text_completion",
+                                      "created", (json_int_t)q->created, "model", m->id, "choices", "usage", usage_json(q)));
+            srv_stream_event(r, s);
+            free(s);
+        }
+        srv_stream_write(r, "data: [DONE]\n\n", 14);
+        srv_stream_end(r);
+    } else {
+        json_t *choices = json_array();
+        for (int i = 0; i < q->n; i++) {
+            gen_choice *c = q->choices[i];
+            size_t n = (q->echo ? q->prompt_text_len : 0) + c->len;
+            char *text = eng_xmalloc(n + 1);
+            if (q->echo) memcpy(text, q->prompt_text, q->prompt_text_len);
+            memcpy(text + n - c->len, c->text, c->len);
+            json_t *jt = json_stringn(text, n);
+            if (!jt) jt = json_stringn_nocheck(text, n);   // keep raw bytes rather than fail (rare: invalid UTF-8)
+            free(text);
+            json_t *ids = json_array();
+            for (int k = 0; k < c->n_toks; k++) json_array_append_new(ids, json_integer(c->toks[k]));
+            json_array_append_new(choices, json_pack("{s:i,s:o,s:s,s:o,s:o}", "index", i, "text", jt,
+                                  "finish_reason", c->finish ? c->finish : "length", "logprobs", logprobs_json(m, q, c), "tokens", ids));
+        }
+        srv_request_json(r, 200, dumps(json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", q->cmpl_id, "object", "text_completion",
+                                                 "created", (json_int_t)q->created, "model", m->id,
+                                                 "choices", choices, "usage", usage_json(q))));
+        srv_http_complete(r);
+    }
+    for (int i = 0; i < q->n; i++) { choice_free(q->choices[i]); q->choices[i] = NULL; }
+    srv_request_unref(r);
+}
+
+// ---------------------------------------------------------------- admission
+static void admit(srv_model *m, gen_state *g, srv_request *r) {
+    srv_gen_req *q = r->task;
+    const eng_lm_ops *ops = m->m->lm_ops;
+    int max_len = q->n_prompt + q->max_tokens;
+    q->choices = eng_xcalloc((size_t)q->n, sizeof *q->choices);
+    for (int i = 0; i < q->n; i++) {
+        gen_choice *c = eng_xcalloc(1, sizeof *c);
+        c->r = r;
+        c->index = i;
+        c->seq = ops->seq_new(m->m->lm, max_len);
+        c->kv_bytes = ops->seq_bytes(m->m->lm, max_len);
+        eng_rng_seed(&c->rng, q->seed + (uint64_t)i);
+        c->toks = eng_xmalloc((size_t)q->max_tokens * sizeof(int));
+        c->offsets = eng_xmalloc((size_t)q->max_tokens * sizeof(size_t));
+        if (q->logprobs >= 0) {
+            c->lp = eng_xmalloc((size_t)q->max_tokens * sizeof(float));
+            c->top_ids = eng_xmalloc((size_t)q->max_tokens * (size_t)(q->logprobs + 1) * sizeof(int));
+            c->top_lp = eng_xmalloc((size_t)q->max_tokens * (size_t)(q->logprobs + 1) * sizeof(float));
+        }
+        g->kv_used += c->kv_bytes;
+        q->choices[i] = c;
+        g->run[g->n_run++] = c;
+    }
+    if (q->stream && q->n_prompt > 256) srv_stream_write(r, ": keep-alive\n\n", 14);   // long prefill ahead
+}
+
+static void admit_waiting(srv_model *m, gen_state *g) {
+    const eng_lm_ops *ops = m->m->lm_ops;
+    for (;;) {
+        if (!g->waiting && srv_sched_take(m, &g->waiting, 1) == 0) return;
+        srv_gen_req *q = g->waiting->task;
+        size_t need = (size_t)q->n * ops->seq_bytes(m->m->lm, q->n_prompt + q->max_tokens);
+        int fits = g->n_run + q->n <= g->cap && g->kv_used + need <= g->kv_budget;
+        if (!fits && g->n_run > 0) return;   // wait for running sequences to finish
+        admit(m, g, g->waiting);
+        g->waiting = NULL;
+    }
+}
+
+// ---------------------------------------------------------------- one step
+static size_t max_stop_len(const srv_gen_req *q) {
+    size_t n = 0;
+    for (int i = 0; i < q->n_stop; i++) if (strlen(q->stop[i]) > n) n = strlen(q->stop[i]);
+    return n;
+}
+
+// Appends token `tok` to choice c and decides whether it is finished.
+static void take_token(srv_model *m, gen_choice *c, int tok, const float *logits, int vocab) {
+    srv_request *r = c->r;
+    srv_gen_req *q = r->task;
+    int prev = c->n_toks ? c->toks[c->n_toks - 1] : q->prompt[q->n_prompt - 1];
+    if (c->lp) {
+        c->lp[c->n_toks] = eng_logprob(logits, vocab, tok);
+        if (q->logprobs > 0)
+            eng_top_logprobs(logits, vocab, q->logprobs, c->top_ids + c->n_toks * q->logprobs, c->top_lp + c->n_toks * q->logprobs);
+    }
+    c->offsets[c->n_toks] = (q->echo ? q->prompt_text_len : 0) + c->len;
+    c->toks[c->n_toks++] = tok;
+    q->completion_tokens++;
+    c->last = tok;
+    if (tok == eng_tok_eos_id(m->m->tok)) { c->finish = "stop"; return; }
+    size_t n;
+    const char *p = eng_tok_piece(m->m->tok, prev, tok, &n);
+    if (p && n) {
+        if (c->len + n > c->cap) {
+            c->cap = (c->len + n) * 2 + 64;
+            c->text = realloc(c->text, c->cap);
+        }
+        size_t search_from = c->len;
+        memcpy(c->text + c->len, p, n);
+        c->len += n;
+        // stop strings: the earliest match that ends in the new bytes
+        size_t ms = max_stop_len(q), best = (size_t)-1;
+        search_from = search_from >= ms ? search_from - ms + 1 : 0;
+        for (int i = 0; i < q->n_stop; i++) {
+            char *hit = memmem(c->text + search_from, c->len - search_from, q->stop[i], strlen(q->stop[i]));
+            if (hit && (size_t)(hit - c->text) < best) best = (size_t)(hit - c->text);
+        }
+        if (best != (size_t)-1) { c->len = best; c->finish = "stop"; return; }
+    }
+    if (c->n_toks >= q->max_tokens) c->finish = "length";
+}
+
+// Streams what choice c may send now.
+static void stream_progress(gen_choice *c) {
+    srv_gen_req *q = c->r->task;
+    size_t hold = c->finish ? 0 : (max_stop_len(q) ? max_stop_len(q) - 1 : 0);
+    size_t end = c->len > hold ? c->len - hold : 0;
+    if (end < c->sent) end = c->sent;
+    size_t n = end - c->sent;
+    if (!c->finish) n = eng_utf8_complete_prefix(c->text + c->sent, n);
+    if (n > 0 || c->finish) stream_chunk(c->r, q, c->index, c->text + c->sent, n, c->finish);
+    c->sent += n;
+}
+
+static void remove_choice(gen_state *g, int i) {
+    g->kv_used -= g->run[i]->kv_bytes;
+    g->run[i] = g->run[--g->n_run];
+}
+
+int srv_gen_step(srv_worker *w, srv_model *m) {
+    gen_state *g = state_of(m);
+    eng_model *em = m->m;
+    const eng_lm_ops *ops = em->lm_ops;
+    int vocab = ops->info(em->lm).vocab_size;
+
+    // 1. cancellations: a closed stream or a client that went away
+    for (int i = 0; i < g->n_run; i++) {
+        gen_choice *c = g->run[i];
+        if (c->finish || !(atomic_load(&c->r->closed) || srv_client_gone(c->r))) continue;
+        c->finish = "cancelled";
+    }
+    // 2. admission
+    admit_waiting(m, g);
+    // 3. one step for every running, unfinished choice
+    int n = 0;
+    for (int i = 0; i < g->n_run; i++) {
+        gen_choice *c = g->run[i];
+        if (c->finish) continue;
+        srv_gen_req *q = c->r->task;
+        g->seqs[n] = c->seq;
+        g->toks[n] = c->fed ? &c->last : q->prompt;
+        g->ntok[n] = c->fed ? 1 : q->n_prompt;
+        n++;
+    }
+    if (n > 0) {
+        float *logits = srv_worker_out(w, (size_t)n * (size_t)vocab);
+        ops->step(em->lm, &w->tape, g->seqs, g->toks, g->ntok, n, logits);
+        srv_metrics_batch(m->id, n);
+        atomic_fetch_add(&m->n_batches, 1);
+        int k = 0;
+        for (int i = 0; i < g->n_run; i++) {
+            gen_choice *c = g->run[i];
+            if (c->finish) continue;
+            srv_gen_req *q = c->r->task;
+            const float *lg = logits + (size_t)k++ * vocab;
+            c->fed = 1;
+            int tok = eng_sample(&q->sampler, lg, vocab, &c->rng, g->scratch);
+            take_token(m, c, tok, lg, vocab);
+            if (q->stream) stream_progress(c);
+        }
+    }
+    // 4. retire finished choices; complete requests whose choices are all done
+    for (int i = 0; i < g->n_run;) {
+        gen_choice *c = g->run[i];
+        if (!c->finish) { i++; continue; }
+        srv_request *r = c->r;
+        srv_gen_req *q = r->task;
+        remove_choice(g, i);
+        if (++q->n_done < q->n) continue;
+        atomic_fetch_add(&m->n_requests, 1);
+        if (strcmp(c->finish, "cancelled") == 0) {   // nobody to answer: just let go
+            if (!q->stream && !atomic_load(&r->closed)) {
+                srv_request_fail(r, SRV_E_CLIENT_GONE, NULL, "client closed the connection");
+                srv_http_complete(r);
+            } else if (q->stream) {
+                srv_stream_end(r);
+            }
+            for (int k = 0; k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
+            srv_request_unref(r);
+        } else {
+            finish_request(m, r);
+        }
+    }
+    return g->n_run + (g->waiting != NULL);   // > 0: call again
+}
+
+void srv_gen_abort(srv_model *m) {
+    gen_state *g = m->runner_state;
+    if (!g) return;
+    srv_request *pending[64];
+    int np = 0;
+    if (g->waiting) pending[np++] = g->waiting;
+    g->waiting = NULL;
+    for (int i = 0; i < g->n_run; i++) {
+        gen_choice *c = g->run[i];
+        if (c->index == 0 && np < 64) pending[np++] = c->r;
+        g->kv_used -= c->kv_bytes;
+    }
+    g->n_run = 0;
+    for (int i = 0; i < np; i++) {
+        srv_request *r = pending[i];
+        srv_gen_req *q = r->task;
+        for (int k = 0; q->choices && k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
+        srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "server is shutting down");
+        if (!atomic_load(&r->closed)) srv_http_complete(r);
+        srv_request_unref(r);
+    }
+}

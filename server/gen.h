@@ -1,0 +1,43 @@
+// gen.h — text generation: the /v1/completions request state and the
+// continuous-batching runner (srv_gen_step) the scheduler calls for
+// text-generation models.
+#ifndef SRV_GEN_H
+#define SRV_GEN_H
+#include <stdint.h>            // uint64_t
+#include "engine/sample.h"     // eng_sampler
+#include "server/sched.h"      // srv_worker, srv_model
+
+#define SRV_GEN_MAX_STOP 4
+
+// What a completion request asks for (parsed and validated by api_completions.c).
+typedef struct {
+    int *prompt;               // prompt token ids (owned)
+    int n_prompt;
+    char *prompt_text;         // the prompt as text (for echo), owned
+    size_t prompt_text_len;
+    int max_tokens;            // tokens to generate at most
+    eng_sampler sampler;       // temperature / top_k / top_p
+    uint64_t seed;             // RNG seed of choice 0 (choice i uses seed + i)
+    char *stop[SRV_GEN_MAX_STOP];
+    int n_stop;
+    int n;                     // choices
+    int stream;                // SSE
+    int include_usage;         // stream_options.include_usage
+    int echo;                  // prepend the prompt to the text
+    int logprobs;              // -1 = none, else top-k alternatives per token (0..5)
+    char cmpl_id[96];          // "cmpl-<request id>"
+    long created;              // unix time
+    // ---- runner state (owned by the runner once running)
+    struct gen_choice **choices;  // [n]
+    int n_done;                // choices finished
+    int completion_tokens;     // generated tokens over all choices
+} srv_gen_req;
+
+void srv_gen_req_free(void *req);   // task_free for srv_request
+
+// The continuous-batching runner (srv_task_stepper).
+int srv_gen_step(srv_worker *w, srv_model *m);
+// Answers every running or waiting request 503 (daemon stopping).
+void srv_gen_abort(srv_model *m);
+
+#endif
