@@ -16,6 +16,7 @@
 #include "engine/rng.h"     // eng_rng
 #include "engine/util.h"    // eng_errorf, eng_now
 
+
 void eng_train_opts_init(eng_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->task = "image-classification";
@@ -314,10 +315,14 @@ int eng_train(const eng_train_opts *o, char **err) {
     if (!(o->lr > 0) || o->lr > 10) return eng_errorf(err, "learning rate must be in (0, 10]");
     if (o->epochs < 1 && o->steps < 1) return eng_errorf(err, "epochs or steps must be positive");
     if (o->log_every < 1) return eng_errorf(err, "log interval must be positive");
+    if (o->dim < 0 || o->dim > 8192 || o->n_layers < 0 || o->n_layers > 256 || o->n_heads < 0 || o->n_heads > 256 ||
+        o->context_len < 0 || o->context_len > 65536)
+        return eng_errorf(err, "model size options out of range");
     if (o->arch && strcmp(o->arch, "cnn") != 0 && task == ENG_TASK_IMAGE_CLASSIFICATION)
         return eng_errorf(err, "image-classification trains arch \"cnn\" only");
     switch ((eng_task)task) {
     case ENG_TASK_IMAGE_CLASSIFICATION: return train_image_classification(o, err);
+    case ENG_TASK_TEXT_GENERATION: return eng__train_text_generation(o, err);
     default: return eng_errorf(err, "training for task \"%s\" is not available in this build", o->task);
     }
 }

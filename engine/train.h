@@ -31,6 +31,12 @@ typedef struct {
     int log_every;             // steps between progress reports
     int augment;               // 1: random shifts (and flips where the task allows)
     const char *labels;        // comma-separated class names, or NULL (labels.txt / known datasets)
+    // text generation (0 = the architecture's default)
+    int dim;                   // model width (gpt: n_embd, lstm: hidden_size)
+    int n_layers;              // blocks / LSTM layers
+    int n_heads;               // attention heads (gpt)
+    int context_len;           // training window and longest served sequence
+    const char *sample_prompt; // the README's sample starts here (NULL: the text's first line)
     const char *command;       // the command line that produced this run, for the model's README (may be NULL)
     volatile int *cancel;      // set to non-zero to stop at the next step (may be NULL)
     void (*progress)(void *ctx, const eng_train_progress *p);
@@ -42,6 +48,8 @@ void eng_train_opts_init(eng_train_opts *o);
 // Trains and writes the model directory. Returns 0, or -1 with *err
 // (also when cancelled: "cancelled").
 int eng_train(const eng_train_opts *o, char **err);
+// The per-task trainers eng_train dispatches to (internal).
+int eng__train_text_generation(const eng_train_opts *o, char **err);   // train_text.c
 
 // Evaluates a model directory on a dataset; *score is the task's metric
 // (accuracy for classification), *n the number of examples. 0 or -1 with *err.

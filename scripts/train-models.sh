@@ -9,3 +9,7 @@ data=/usr/share/datasets/fashion-mnist
 OPENBLAS_NUM_THREADS=1 ./inferd train --task image-classification --data "$data" \
   --out models/fashion-cnn --epochs 10 --log-every 500
 ./inferd eval --model models/fashion-cnn --data "$data"
+# fortune-gpt: a character-level GPT on Debian's fortunes (~20 minutes on 2 cores)
+OPENBLAS_NUM_THREADS=1 ./inferd train --task text-generation --data /usr/share/games/fortunes \
+  --out models/fortune-gpt --dim 128 --layers 4 --heads 4 --context 256 --batch-size 16 \
+  --steps 1200 --lr 3e-3 --log-every 100 --sample-prompt "The "

@@ -1,6 +1,7 @@
 // main.c — the `inferd` command: serve (default), train, eval, run.
 // Each subcommand parses its own flags and calls the engine or the daemon.
 #include <cblas.h>             // openblas_set_num_threads
+#include <math.h>             // exp
 #include <stdio.h>            // printf, fprintf
 #include <stdlib.h>           // strtol, strtod
 #include <string.h>           // strcmp
@@ -71,11 +72,14 @@ static int flag_float(const char *v, float *out, const char *name) {
 static void print_progress(void *ctx, const eng_train_progress *p) {
     if (p->loss < 0) {
         if (p->val_accuracy >= 0) fprintf(stderr, "test accuracy %.2f%%\n", 100.0 * p->val_accuracy);
+        else if (p->val_loss >= 0) fprintf(stderr, "validation loss %.4f, perplexity %.2f\n", (double)p->val_loss, exp((double)p->val_loss));
         return;
     }
     int eta = (int)p->eta_s;
-    fprintf(stderr, "step %6d/%d  epoch %2d  loss %.4f  lr %.2e  %7.0f ex/s  ETA %dm%02ds\n",
-            p->step, p->total_steps, p->epoch, (double)p->loss, (double)p->lr, p->examples_per_s, eta / 60, eta % 60);
+    char val[48] = "";
+    if (p->val_loss >= 0) snprintf(val, sizeof val, "  val %.4f", (double)p->val_loss);
+    fprintf(stderr, "step %6d/%d  epoch %2d  loss %.4f%s  lr %.2e  %7.0f ex/s  ETA %dm%02ds\n",
+            p->step, p->total_steps, p->epoch, (double)p->loss, val, (double)p->lr, p->examples_per_s, eta / 60, eta % 60);
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -87,11 +91,14 @@ static int cmd_train(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: inferd train --task T --data PATH --out DIR [options]\n\n"
-                   "  --task T          image-classification\n"
+                   "  --task T          image-classification | text-generation\n"
                    "  --data PATH       dataset (image-classification: a directory with MNIST-style IDX files,\n"
-                   "                    e.g. /usr/share/datasets/fashion-mnist)\n"
+                   "                    e.g. /usr/share/datasets/fashion-mnist; text-generation: a text file or a\n"
+                   "                    directory of them, e.g. /usr/share/games/fortunes)\n"
                    "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
-                   "  --arch A          architecture (image-classification: cnn)\n"
+                   "  --arch A          architecture (image-classification: cnn; text-generation: gpt | lstm)\n"
+                   "  --dim N --layers N --heads N --context N   text models' size (defaults gpt 128/4/4/128, lstm 256/2)\n"
+                   "  --sample-prompt S the README sample's prompt (text-generation)\n"
                    "  --epochs N        passes over the data (default 10)\n"
                    "  --steps N         optimizer steps (overrides --epochs)\n"
                    "  --batch-size N    default 64\n"
@@ -117,6 +124,11 @@ static int cmd_train(int argc, char **argv) {
         else if (strcmp(a, "--batch-size") == 0) rc = flag_int(v, 1, 65536, &o.batch_size, a);
         else if (strcmp(a, "--log-every") == 0) rc = flag_int(v, 1, 100000000, &o.log_every, a);
         else if (strcmp(a, "--threads") == 0) rc = flag_int(v, 1, 256, &threads, a);
+        else if (strcmp(a, "--dim") == 0) rc = flag_int(v, 1, 8192, &o.dim, a);
+        else if (strcmp(a, "--layers") == 0) rc = flag_int(v, 1, 256, &o.n_layers, a);
+        else if (strcmp(a, "--heads") == 0) rc = flag_int(v, 1, 256, &o.n_heads, a);
+        else if (strcmp(a, "--context") == 0) rc = flag_int(v, 2, 65536, &o.context_len, a);
+        else if (strcmp(a, "--sample-prompt") == 0) o.sample_prompt = v;
         else if (strcmp(a, "--lr") == 0) rc = flag_float(v, &o.lr, a);
         else if (strcmp(a, "--weight-decay") == 0) rc = flag_float(v, &o.weight_decay, a);
         else if (strcmp(a, "--seed") == 0) { int s; rc = flag_int(v, 0, 2147483647, &s, a); o.seed = (uint64_t)s; }
