@@ -87,4 +87,25 @@ float eng_cross_entropy_forward(float *probs, const float *logits, const int *ta
 // dlogits[N,C] += scale * (probs - onehot(target)) / N
 void eng_cross_entropy_backward(float *dlogits, const float *probs, const int *targets, int N, int C, float scale);
 
+// ---------------------------------------------------------------- naive references
+// Plain-loop versions of the kernels with fast paths, same contracts, kept
+// to test the fast paths against (tests/unit/test_ops.c) and as fallbacks.
+void eng_conv2d_forward_naive(float *out, const float *in, const float *w, const float *b,
+                              int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
+void eng_conv2d_backward_naive(float *din, float *dw, float *db, const float *dout,
+                               const float *in, const float *w,
+                               int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
+void eng_maxpool2d_forward_naive(float *out, int *argmax, const float *in, int B, int C, int H, int W, int K, int S);
+void eng_relu_forward_naive(float *out, const float *in, size_t n);
+void eng_relu_backward_naive(float *din, const float *dout, const float *in, size_t n);
+void eng_batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, float *running_mean,
+                                         float *running_var, const float *in, const float *gamma,
+                                         const float *beta, int B, int C, int HW, float momentum, float eps);
+void eng_batchnorm2d_forward_infer_naive(float *out, const float *in, const float *gamma, const float *beta,
+                                         const float *running_mean, const float *running_var,
+                                         int B, int C, int HW, float eps);
+void eng_batchnorm2d_backward_naive(float *din, float *dgamma, float *dbeta, const float *dout,
+                                    const float *in, const float *gamma, const float *mean,
+                                    const float *rstd, int B, int C, int HW);
+
 #endif

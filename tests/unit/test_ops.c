@@ -19,6 +19,9 @@
 #include "engine/optim.h"
 #include "engine/util.h"
 
+// Naive references of the vectorised kernels (defined in engine/ops.c).
+
+
 #define REF_PATH "tests/ref/ops_ref.txt"
 #define REF_VERSION 1   // format version the fixture must declare
 #define MAX_SHOWN 5   // mismatching pairs printed per failed comparison
@@ -73,6 +76,32 @@ static size_t count_mismatch(const char *what, const float *got, const float *wa
 
 #define EXPECT_CLOSE(what, got, want, n, atol, rtol) \
     ck_assert_msg(count_mismatch(what, got, want, n, atol, rtol) == 0, "%s differs from the reference", what)
+
+// Like count_mismatch with a tolerance per value: |got - want| <= tol[i].
+static size_t count_mismatch_tol(const char *what, const float *got, const float *want, const float *tol, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - (double)want[i]) <= tol[i])) {
+            if (bad < MAX_SHOWN)
+                fprintf(stderr, "  %s[%zu]: got %.9g want %.9g (tol %.3g)\n", what, i, got[i], want[i], tol[i]);
+            bad++;
+        }
+    if (bad) fprintf(stderr, "  %s: %zu of %zu values out of tolerance\n", what, bad, n);
+    return bad;
+}
+
+// Bitwise comparison (NaN == NaN, -0 != +0); prints the first few differences.
+static size_t count_bit_mismatch(const char *what, const float *got, const float *want, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+            if (bad < MAX_SHOWN) fprintf(stderr, "  %s[%zu]: got %.9g want %.9g\n", what, i, got[i], want[i]);
+            bad++;
+        }
+    return bad;
+}
 
 // ---------------------------------------------------------------- reference fixture
 
@@ -665,6 +694,87 @@ START_TEST(test_conv_grad)
 }
 END_TEST
 
+// im2col + sgemm (with its "same"-convolution shortcut) against the direct
+// loops, forward and backward, over geometries that exercise each path:
+// same padding (3x3/1, 5x5/2, 1x1 image), valid, strided, pointwise, and
+// padding wider than the kernel reaches (rows and columns of pure padding).
+START_TEST(test_conv_fast_vs_naive)
+{
+    static const int cases[][8] = {   // B, C, H, W, OC, K, stride, pad
+        {2, 1, 28, 28, 4, 3, 1, 1}, {2, 3, 14, 14, 5, 3, 1, 1}, {1, 2, 7, 9, 3, 3, 1, 1},
+        {1, 2, 3, 17, 2, 3, 1, 1},  {2, 2, 6, 5, 3, 5, 1, 2},   {1, 2, 2, 2, 2, 3, 1, 1},
+        {1, 1, 1, 1, 2, 3, 1, 1},   {1, 2, 5, 6, 3, 3, 1, 0},   {2, 2, 9, 8, 3, 3, 2, 1},
+        {1, 3, 8, 8, 4, 1, 1, 0},   {1, 2, 5, 5, 2, 1, 1, 1},   {1, 1, 4, 4, 2, 3, 1, 2},
+        {1, 2, 3, 3, 2, 3, 1, 4},   {1, 1, 6, 6, 2, 2, 2, 0},   {1, 1, 5, 5, 1, 3, 3, 2},
+    };
+    size_t bad = 0;
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        const int *k = cases[t];
+        int B = k[0], C = k[1], H = k[2], W = k[3], OC = k[4], K = k[5], S = k[6], P = k[7];
+        int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+        size_t nin = (size_t)B * C * H * W, nw = (size_t)OC * C * K * K, nout = (size_t)B * OC * OH * OW;
+        float *in = fvec(nin), *w = fvec(nw), *b = fvec(OC), *dout = fvec(nout);
+        float *ain = fvec(nin), *aw = fvec(nw), *ab = fvec(OC), *adout = fvec(nout);
+        fill_uniform(in, nin, -1.0f, 1.0f, 10 + t);
+        fill_uniform(w, nw, -1.0f, 1.0f, 30 + t);
+        fill_uniform(b, OC, -1.0f, 1.0f, 50 + t);
+        fill_uniform(dout, nout, -1.0f, 1.0f, 70 + t);
+        for (size_t i = 0; i < nin; i++) ain[i] = fabsf(in[i]);
+        for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+        for (int i = 0; i < OC; i++) ab[i] = fabsf(b[i]);
+        for (size_t i = 0; i < nout; i++) adout[i] = fabsf(dout[i]);
+        float *col = fvec(eng_conv2d_col_size(C, H, W, K, K, S, P));
+        char what[96];
+
+        // Forward. Tolerance: 1e-5 of the sum of |terms| (the same loops on |x|).
+        float *fast = fvec(nout), *slow = fvec(nout), *tol = fvec(nout);
+        for (size_t i = 0; i < nout; i++) fast[i] = NAN;
+        eng_conv2d_forward(fast, col, in, w, b, B, C, H, W, OC, K, K, S, P);
+        eng_conv2d_forward_naive(slow, in, w, b, B, C, H, W, OC, K, K, S, P);
+        eng_conv2d_forward_naive(tol, ain, aw, ab, B, C, H, W, OC, K, K, S, P);
+        for (size_t i = 0; i < nout; i++) tol[i] = 1e-5f * tol[i] + 1e-7f;
+        snprintf(what, sizeof what, "conv case %zu out", t);
+        bad += count_mismatch_tol(what, fast, slow, tol, nout);
+
+        // Backward, accumulating onto the same random starting gradients.
+        float *g[2][3], *gt[3];
+        size_t ng[3] = {nin, nw, (size_t)OC};
+        for (int j = 0; j < 3; j++) {
+            for (int v = 0; v < 2; v++) {
+                g[v][j] = fvec(ng[j]);
+                fill_uniform(g[v][j], ng[j], -0.5f, 0.5f, 90 + j);
+            }
+            gt[j] = fvec(ng[j]);
+        }
+        eng_conv2d_backward(g[0][0], g[0][1], g[0][2], col, dout, in, w, B, C, H, W, OC, K, K, S, P);
+        eng_conv2d_backward_naive(g[1][0], g[1][1], g[1][2], dout, in, w, B, C, H, W, OC, K, K, S, P);
+        eng_conv2d_backward_naive(gt[0], gt[1], gt[2], adout, ain, aw, B, C, H, W, OC, K, K, S, P);
+        const char *names[3] = {"din", "dw", "db"};
+        for (int j = 0; j < 3; j++) {
+            for (size_t i = 0; i < ng[j]; i++) gt[j][i] = 1e-5f * (gt[j][i] + 0.5f) + 1e-7f;
+            snprintf(what, sizeof what, "conv case %zu %s", t, names[j]);
+            bad += count_mismatch_tol(what, g[0][j], g[1][j], gt[j], ng[j]);
+            free(g[0][j]);
+            free(g[1][j]);
+            free(gt[j]);
+        }
+        // Each gradient alone (the others NULL) gives the same values.
+        float *only = fvec(nin);
+        eng_conv2d_backward(only, NULL, NULL, col, dout, in, w, B, C, H, W, OC, K, K, S, P);
+        float *only_ref = fvec(nin);
+        eng_conv2d_backward_naive(only_ref, NULL, NULL, dout, in, w, B, C, H, W, OC, K, K, S, P);
+        for (size_t i = 0; i < nin; i++) ain[i] = 1e-5f * (float)(OC * K * K) + 1e-7f;
+        snprintf(what, sizeof what, "conv case %zu din only", t);
+        bad += count_mismatch_tol(what, only, only_ref, ain, nin);
+        free(only);
+        free(only_ref);
+        free(in); free(w); free(b); free(dout); free(ain); free(aw); free(ab); free(adout);
+        free(col); free(fast); free(slow); free(tol);
+    }
+    ck_assert_msg(bad == 0, "%zu values differ between the im2col convolution and the direct loops", bad);
+}
+END_TEST
+
 // ---------------------------------------------------------------- pooling
 
 START_TEST(test_pool_hand)
@@ -805,6 +915,50 @@ START_TEST(test_pool_grad)
 }
 END_TEST
 
+// The vectorised 2x2/stride-2 max pooling against the plain loops, bit for
+// bit with the same argmax: row widths around its 4- and 8-window blocks,
+// odd sizes, values with many ties (a few levels, zeros of both signs), and
+// planes holding NaN (the first NaN wins) or infinities. Other geometries
+// take the plain loops themselves.
+START_TEST(test_pool_fast_vs_naive)
+{
+    static const int sizes[][2] = {{2, 2}, {3, 3}, {2, 7}, {4, 6}, {5, 7}, {6, 8}, {7, 9}, {8, 14},
+                                   {14, 14}, {28, 28}, {9, 17}, {10, 33}, {4, 16}, {6, 2}};
+    enum { B = 2, C = 3 };
+    size_t bad = 0;
+    for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++)
+        for (int variant = 0; variant < 4; variant++) {
+            int H = sizes[t][0], W = sizes[t][1], OH = H / 2, OW = W / 2;
+            size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * OH * OW;
+            float *x = fvec(nin), *fast = fvec(nout), *slow = fvec(nout);
+            int *afast = eng_xcalloc(nout, sizeof(int)), *aslow = eng_xcalloc(nout, sizeof(int));
+            fill_uniform(x, nin, -2.0f, 2.0f, 100 * t + variant);
+            if (variant >= 1)   // few levels: ties everywhere; -0 and +0 among them
+                for (size_t i = 0; i < nin; i++) {
+                    float v = floorf(x[i]);
+                    x[i] = v == -1.0f ? -0.0f : v < 0 ? 0.0f : v;
+                }
+            if (variant == 2)   // NaNs in one plane (two in one window), none in the others
+                for (size_t i = 0; i < (size_t)H * W; i += 5) x[(size_t)H * W + i] = NAN;
+            if (variant == 3)   // infinities of both signs
+                for (size_t i = 0; i < nin; i += 7) x[i] = (i % 2) ? INFINITY : -INFINITY;
+            eng_maxpool2d_forward(fast, afast, x, B, C, H, W, 2, 2);
+            eng_maxpool2d_forward_naive(slow, aslow, x, B, C, H, W, 2, 2);
+            char what[64];
+            snprintf(what, sizeof what, "maxpool %dx%d variant %d", H, W, variant);
+            size_t b = count_bit_mismatch(what, fast, slow, nout);
+            for (size_t i = 0; i < nout; i++)
+                if (afast[i] != aslow[i]) {
+                    if (b < MAX_SHOWN) fprintf(stderr, "  %s argmax[%zu]: %d vs %d\n", what, i, afast[i], aslow[i]);
+                    b++;
+                }
+            bad += b;
+            free(x); free(fast); free(slow); free(afast); free(aslow);
+        }
+    ck_assert_msg(bad == 0, "%zu outputs differ between the 2x2 max pooling and the naive one", bad);
+}
+END_TEST
+
 // ---------------------------------------------------------------- activations
 
 START_TEST(test_act_hand)
@@ -914,6 +1068,106 @@ START_TEST(test_grad_check_catches_bugs)
     // The checker itself must be able to fail: a wrong backward is caught.
     fprintf(stderr, "(the mismatches printed next are expected)\n");
     ck_assert_uint_gt(act_grad_check(ACT_TANH_WRONG, "tanh given its input (deliberately wrong)"), 10);
+}
+END_TEST
+
+// ReLU's vector loops against the plain ones, bit for bit, for lengths
+// around the 8-float blocks, with zeros of both signs, NaN and infinities;
+// in place (out == in) too.
+START_TEST(test_relu_fast_vs_naive)
+{
+    const size_t ns[] = {0, 1, 7, 8, 9, 16, 33, 100};
+    size_t bad = 0;
+    for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+        size_t n = ns[t];
+        float *x = fvec(n), *g = fvec(n), *fast = fvec(n), *slow = fvec(n);
+        fill_uniform(x, n, -1.0f, 1.0f, 200 + t);
+        fill_uniform(g, n, -1.0f, 1.0f, 300 + t);
+        const float special[] = {0.0f, -0.0f, NAN, INFINITY, -INFINITY};
+        for (size_t i = 0; i < n; i += 3) x[i] = special[(i / 3) % 5];
+        for (size_t i = 1; i < n; i += 4) g[i] = special[(i / 4) % 5];
+        eng_relu_forward(fast, x, n);
+        eng_relu_forward_naive(slow, x, n);
+        bad += count_bit_mismatch("relu", fast, slow, n);
+        memcpy(fast, x, n * sizeof(float));
+        eng_relu_forward(fast, fast, n);
+        bad += count_bit_mismatch("relu in place", fast, slow, n);
+        fill_uniform(fast, n, -1.0f, 1.0f, 400 + t);
+        memcpy(slow, fast, n * sizeof(float));
+        eng_relu_backward(fast, g, x, n);
+        eng_relu_backward_naive(slow, g, x, n);
+        bad += count_bit_mismatch("relu din", fast, slow, n);
+        free(x); free(g); free(fast); free(slow);
+    }
+    ck_assert_msg(bad == 0, "%zu values differ between the vector and the naive ReLU", bad);
+}
+END_TEST
+
+// Batch norm's plane-wise float/double statistics against the two passes
+// in double, forward (train and inference) and backward, for plane sizes
+// around the vector blocks and the CNN's (49, 784), and for data whose mean
+// is far from 0 relative to its spread (where a one-pass variance would
+// cancel). Tolerances: 2e-5 relative on the statistics and 1e-4 on values
+// of order 1 (the naive version's own float rounding is ~1e-5 there), plus
+// the rounding of the folded multiply-add for large offsets.
+START_TEST(test_bn_fast_vs_naive)
+{
+    static const int cases[][3] = {{1, 2, 1}, {2, 3, 1}, {3, 2, 7}, {4, 3, 49}, {2, 2, 784},
+                                   {5, 3, 13}, {64, 2, 49}, {1, 1, 37}};
+    static const float offsets[] = {0.0f, 100.0f, -3000.0f};
+    size_t bad = 0;
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++)
+        for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
+            int B = cases[t][0], C = cases[t][1], HW = cases[t][2];
+            size_t n = (size_t)B * C * HW;
+            float *x = fvec(n), *dout = fvec(n), *gamma = fvec(C), *beta = fvec(C);
+            fill_uniform(x, n, -1.0f, 1.0f, 500 + t);
+            for (size_t i = 0; i < n; i++) x[i] = x[i] * (1.0f + (float)((i / HW) % C)) + offsets[o];
+            fill_uniform(dout, n, -1.0f, 1.0f, 600 + t);
+            fill_uniform(gamma, C, 0.5f, 1.5f, 700 + t);
+            fill_uniform(beta, C, -0.5f, 0.5f, 800 + t);
+            float *out[2], *mean[2], *rstd[2], *rm[2], *rv[2], *din[2], *dg[2], *db[2];
+            for (int v = 0; v < 2; v++) {
+                out[v] = fvec(n); din[v] = fvec(n);
+                mean[v] = fvec(C); rstd[v] = fvec(C); rm[v] = fvec(C); rv[v] = fvec(C);
+                dg[v] = fvec(C); db[v] = fvec(C);
+                fill_uniform(rm[v], C, -1.0f, 1.0f, 900);
+                fill_uniform(rv[v], C, 0.5f, 2.0f, 901);
+                fill_uniform(din[v], n, -0.5f, 0.5f, 902);
+                fill_uniform(dg[v], C, -0.5f, 0.5f, 903);
+                fill_uniform(db[v], C, -0.5f, 0.5f, 904);
+            }
+            eng_batchnorm2d_forward_train(out[0], mean[0], rstd[0], rm[0], rv[0], x, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+            eng_batchnorm2d_forward_train_naive(out[1], mean[1], rstd[1], rm[1], rv[1], x, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+            char what[96];
+            float scale = fabsf(offsets[o]) + 1.0f;   // magnitude of the values
+            // Both fold y = x * (rstd gamma) + shift in float, so y carries
+            // a rounding of order ulp(|x| rstd gamma): 2^-12 at offset 3000.
+            double fold = 0.0;
+            for (int c = 0; c < C; c++)
+                if (scale * rstd[1][c] * gamma[c] > fold) fold = scale * rstd[1][c] * gamma[c];
+            snprintf(what, sizeof what, "bn case %zu offset %g", t, offsets[o]);
+            bad += count_mismatch(what, out[0], out[1], n, 1e-4 + 1.2e-7 * fold, 0);
+            bad += count_mismatch("bn mean", mean[0], mean[1], C, 2e-6 * scale, 0);
+            bad += count_mismatch("bn rstd", rstd[0], rstd[1], C, 0, 2e-5);
+            bad += count_mismatch("bn running_mean", rm[0], rm[1], C, 2e-6 * scale, 0);
+            bad += count_mismatch("bn running_var", rv[0], rv[1], C, 0, 2e-5);
+            eng_batchnorm2d_forward_infer(out[0], x, gamma, beta, rm[1], rv[1], B, C, HW, 1e-5f);
+            eng_batchnorm2d_forward_infer_naive(out[1], x, gamma, beta, rm[1], rv[1], B, C, HW, 1e-5f);
+            bad += count_mismatch("bn infer", out[0], out[1], n, 0, 1e-6);
+            // Backward from the same (naive) statistics.
+            eng_batchnorm2d_backward(din[0], dg[0], db[0], dout, x, gamma, mean[1], rstd[1], B, C, HW);
+            eng_batchnorm2d_backward_naive(din[1], dg[1], db[1], dout, x, gamma, mean[1], rstd[1], B, C, HW);
+            bad += count_mismatch("bn din", din[0], din[1], n, 1e-4, 0);
+            bad += count_mismatch("bn dgamma", dg[0], dg[1], C, 1e-5 * B * HW, 0);
+            bad += count_mismatch("bn dbeta", db[0], db[1], C, 1e-6 * B * HW, 0);
+            for (int v = 0; v < 2; v++) {
+                free(out[v]); free(mean[v]); free(rstd[v]); free(rm[v]); free(rv[v]);
+                free(din[v]); free(dg[v]); free(db[v]);
+            }
+            free(x); free(dout); free(gamma); free(beta);
+        }
+    ck_assert_msg(bad == 0, "%zu values differ between batch norm and its naive reference", bad);
 }
 END_TEST
 
@@ -1234,19 +1488,23 @@ static Suite *ops_suite(void)
     // One run per fixture case (conv_a..conv_d); _i is the case index.
     tcase_add_loop_test(tc, test_conv_torch, 0, 4);
     tcase_add_loop_test(tc, test_conv_grad, 0, 4);
+    tcase_add_test(tc, test_conv_fast_vs_naive);
     tc = tcase_new(s, "pooling");
     tcase_add_test(tc, test_pool_hand);
     tcase_add_test(tc, test_pool_torch);
     tcase_add_test(tc, test_pool_grad);
+    tcase_add_test(tc, test_pool_fast_vs_naive);
     tc = tcase_new(s, "activations");
     tcase_add_test(tc, test_act_hand);
     tcase_add_test(tc, test_act_torch);
     tcase_add_test(tc, test_act_grad);
     tcase_add_test(tc, test_grad_check_catches_bugs);
+    tcase_add_test(tc, test_relu_fast_vs_naive);
     tc = tcase_new(s, "batchnorm");
     tcase_add_test(tc, test_bn_hand);
     tcase_add_test(tc, test_bn_torch);
     tcase_add_test(tc, test_bn_grad);
+    tcase_add_test(tc, test_bn_fast_vs_naive);
     tc = tcase_new(s, "softmax/loss");
     tcase_add_test(tc, test_softmax_hand);
     tcase_add_test(tc, test_softmax_torch);
