@@ -55,11 +55,11 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJ) $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs check)
 
 $(BUILD)/tools/%: tests/tools/%.c $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 deps:
 	./scripts/install-deps.sh

@@ -220,6 +220,33 @@ static void mm_small(float *restrict out, const float *restrict A, const float *
     }
 }
 
+// The batch-invariant path: like mm_small but with the same lane grouping
+// (G = 2) for every tile height, so each output row is summed in exactly the
+// same order whatever the number of rows M: a row's result never depends on
+// which other rows share the call. Serving uses it so that a sequence's
+// tokens do not change with what else is in the batch (same seed, same text).
+void eng_matmul_nt_rowwise(float *out, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    if (M <= 0 || N <= 0) return;
+    for (int j = 0; j < N; j++) {
+        const float *b = B + (size_t)j * K;
+        int i = 0;
+        for (; i + 4 <= M; i += 4)
+            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 4, 2);
+        for (; i + 2 <= M; i += 2)
+            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 2, 2);
+        for (; i < M; i++)
+            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 1, 2);
+    }
+}
+
+void eng_linear_forward_rowwise(float *out, const float *in, const float *w, const float *b, int N, int C, int OC)
+{
+    if (b)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+    eng_matmul_nt_rowwise(out, in, w, N, OC, C, b != NULL);
+}
+
 void eng_matmul_nt(float *out, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
     if (M <= 0 || N <= 0) return;

@@ -13,12 +13,19 @@
 // out[M,N] = (accumulate ? out : 0) + A[M,K] @ B^T, where B is [N,K]
 // (i.e. x W^T). Uses cblas_sgemm for large M, a vectorised loop for M < 16.
 void eng_matmul_nt(float *out, const float *A, const float *B, int M, int N, int K, int accumulate);
+// Batch-invariant variant: every output row is computed in the same order
+// whatever M is, so a row's bits never depend on its batch neighbours (used
+// by serving steps: same seed, same tokens, whatever else runs). Streams B
+// once per call like the M < 16 path; slower than sgemm for large M.
+void eng_matmul_nt_rowwise(float *out, const float *A, const float *B, int M, int N, int K, int accumulate);
 // Reference implementation of the same contract, plain loops, for tests.
 void eng_matmul_nt_naive(float *out, const float *A, const float *B, int M, int N, int K, int accumulate);
 
 // ---------------------------------------------------------------- linear
 // out[N,OC] = in[N,C] @ w[OC,C]^T + b[OC] (b may be NULL)
 void eng_linear_forward(float *out, const float *in, const float *w, const float *b, int N, int C, int OC);
+// The same through eng_matmul_nt_rowwise (batch-invariant rows).
+void eng_linear_forward_rowwise(float *out, const float *in, const float *w, const float *b, int N, int C, int OC);
 // din[N,C] += dout @ w ; dw[OC,C] += dout^T @ in ; db[OC] += sum_n dout.
 // Any of din/dw/db may be NULL when that gradient is not needed.
 void eng_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,

@@ -204,30 +204,97 @@ static void masked_softmax_row(float *x, int len, int total)
     for (int j = len; j < total; j++) x[j] = 0.0f;
 }
 
-// The decode loops below work in blocks of 8 floats with a constant-trip
-// inner loop and restrict pointers: gcc -O2 (without -ffast-math, and with
-// its cheap vectoriser that will not add alias checks or epilogues) turns
-// each block into one vector operation; a plain loop over hd stays scalar.
+// The decode loops below use GCC/Clang vector extensions, VL floats per
+// register (8 with AVX, as under -march=x86-64-v3; 4 otherwise, so builds
+// without -march keep the ABI of 16-byte vectors): gcc -O2 does not
+// vectorise float reductions without -ffast-math, and its cheap vectoriser
+// leaves loops of unknown length over hd scalar.
+#ifdef __AVX__
+enum { VL = 8 };
+#else
+enum { VL = 4 };
+#endif
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-// dot(a, b) over n floats with 8 independent partial sums.
-static inline float dot8(const float *restrict a, const float *restrict b, int n)
+static inline vf vld(const float *p)
 {
-    float acc[8] = {0};
+    vf v;
+    memcpy(&v, p, sizeof v);   // an unaligned load
+    return v;
+}
+
+static inline void vst(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+static inline float vsum(vf a)
+{
+    float s = 0.0f;
+    for (int i = 0; i < VL; i++) s += a[i];
+    return s;
+}
+
+// dot(a, b) over n floats.
+static inline float vdot(const float *a, const float *b, int n)
+{
+    vf acc = {0};
     int k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[k + l] * b[k + l];
-    float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (; k + VL <= n; k += VL) acc += vld(a + k) * vld(b + k);
+    float s = vsum(acc);
     for (; k < n; k++) s += a[k] * b[k];
     return s;
 }
 
-// y[0..n) += a * x[0..n)
-static inline void axpy8(float *restrict y, float a, const float *restrict x, int n)
+// s[t] = scale * dot(q, K[t]) for keys t < len (rows ks floats apart), four
+// keys at a time: one dot product is a chain of dependent adds (latency-
+// bound); four independent chains keep the FMA units busy.
+static void decode_scores(float *s, const float *q, const float *K, size_t ks, int len, int hd, float scale)
 {
-    int k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; l++) y[k + l] += a * x[k + l];
-    for (; k < n; k++) y[k] += a * x[k];
+    int t = 0;
+    for (; t + 4 <= len; t += 4) {
+        const float *k0 = K + (size_t)t * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        int d = 0;
+        for (; d + VL <= hd; d += VL) {
+            vf qv = vld(q + d);
+            a0 += qv * vld(k0 + d);
+            a1 += qv * vld(k1 + d);
+            a2 += qv * vld(k2 + d);
+            a3 += qv * vld(k3 + d);
+        }
+        float r0 = vsum(a0), r1 = vsum(a1), r2 = vsum(a2), r3 = vsum(a3);
+        for (; d < hd; d++) {
+            r0 += q[d] * k0[d];
+            r1 += q[d] * k1[d];
+            r2 += q[d] * k2[d];
+            r3 += q[d] * k3[d];
+        }
+        s[t] = scale * r0;
+        s[t + 1] = scale * r1;
+        s[t + 2] = scale * r2;
+        s[t + 3] = scale * r3;
+    }
+    for (; t < len; t++) s[t] = scale * vdot(q, K + (size_t)t * ks, hd);
+}
+
+// o[hd] = sum_t p[t] * V[t] over t < len (rows ks floats apart), four rows
+// per pass over o so its read-modify-write is not the bottleneck.
+static void decode_weighted_sum(float *o, const float *p, const float *V, size_t ks, int len, int hd)
+{
+    memset(o, 0, (size_t)hd * sizeof(float));
+    int t = 0;
+    for (; t + 4 <= len; t += 4) {
+        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks, *v2 = v1 + ks, *v3 = v2 + ks;
+        float p0 = p[t], p1 = p[t + 1], p2 = p[t + 2], p3 = p[t + 3];
+        int d = 0;
+        for (; d + VL <= hd; d += VL)
+            vst(o + d, vld(o + d) + ((p0 * vld(v0 + d) + p1 * vld(v1 + d)) + (p2 * vld(v2 + d) + p3 * vld(v3 + d))));
+        for (; d < hd; d++) o[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d]);
+    }
+    for (; t < len; t++) {
+        const float *vt = V + (size_t)t * ks;
+        int d = 0;
+        for (; d + VL <= hd; d += VL) vst(o + d, vld(o + d) + p[t] * vld(vt + d));
+        for (; d < hd; d++) o[d] += p[t] * vt[d];
+    }
 }
 
 // ---------------------------------------------------------------- causal attention (training)
@@ -321,12 +388,9 @@ void eng_attention_cached_forward(float *out, float *scratch, const float *q, co
         for (int h = 0; h < NH; h++) {
             const float *qv = q + (size_t)i * qs + (size_t)h * hd;
             const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
-            float *s = scratch;
-            for (int t = 0; t < len; t++) s[t] = scale * dot8(qv, K + (size_t)t * ks, hd);
-            masked_softmax_row(s, len, len);
-            float *o = out + (size_t)i * qs + (size_t)h * hd;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int t = 0; t < len; t++) axpy8(o, s[t], V + (size_t)t * ks, hd);
+            decode_scores(scratch, qv, K, (size_t)ks, len, hd, scale);
+            masked_softmax_row(scratch, len, len);
+            decode_weighted_sum(out + (size_t)i * qs + (size_t)h * hd, scratch, V, (size_t)ks, len, hd);
         }
     }
 }

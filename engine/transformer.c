@@ -174,7 +174,7 @@ json_t *eng_tf_config_to_json(const eng_tf_config *c) {
         json_object_set_new(o, "intermediate_size", json_integer(c->hidden_dim));
         json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
         json_object_set_new(o, "num_attention_heads", json_integer(c->n_heads));
-        json_object_set_new(o, "num_key_value_heads", json_integer(c->n_kv_heads));
+        json_object_set_new(o, "num_key_value_heads", json_integer(c->n_kv_heads ? c->n_kv_heads : c->n_heads));
         json_object_set_new(o, "max_position_embeddings", json_integer(c->context_len));
         json_object_set_new(o, "rms_norm_eps", json_real(c->norm_eps));
         json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
@@ -240,60 +240,69 @@ static const char *fmt_name(char *buf, size_t cap, const char *fmt, int layer) {
     return buf;
 }
 
+// Layer l's tensor named by the pattern `fmt` ("h.%d.ln_1.weight"), backing
+// the single view v (or no view yet when v is NULL).
+static eng_tf_tensor *layer_tensor(eng_transformer *m, const char *fmt, int l, int ndim, int s0, int s1,
+                                   eng_tf_tensor_kind kind, eng_var *v) {
+    char b[80];
+    fmt_name(b, sizeof b, fmt, l);
+    return v ? tensor_add1(m, b, ndim, s0, s1, kind, v) : tensor_add(m, b, ndim, s0, s1, kind);
+}
+
+// GPT-2: HF GPT2Model names; Conv1D matrices marked for transposition.
 static void build_gpt2(eng_transformer *m) {
     const eng_tf_config *c = &m->cfg;
     int C = c->dim, H = c->hidden_dim, V = c->vocab_size;
-    char b[80];
     eng_tf_tensor *wte = tensor_add1(m, "wte.weight", 2, V, C, ENG_TF_T_MATRIX, &m->wte);
     view_add(wte, &m->head, 0, 2, V, C);   // GPT-2's head is always the token embedding
     tensor_add1(m, "wpe.weight", 2, c->context_len, C, ENG_TF_T_MATRIX, &m->wpe);
     for (int l = 0; l < c->n_layers; l++) {
         eng_tf_layer *L = &m->layers[l];
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.ln_1.weight", l), 1, C, 0, ENG_TF_T_NORM, &L->ln1_w);
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.ln_1.bias", l), 1, C, 0, ENG_TF_T_BIAS, &L->ln1_b);
-        // c_attn: one [3C, C] matrix whose row blocks are q, k, v
-        eng_tf_tensor *w = tensor_add(m, fmt_name(b, sizeof b, "h.%d.attn.c_attn.weight", l), 2, 3 * C, C, ENG_TF_T_MATRIX);
+        layer_tensor(m, "h.%d.ln_1.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln1_w);
+        layer_tensor(m, "h.%d.ln_1.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->ln1_b);
+        // c_attn: one [3C, C] matrix (and [3C] bias) whose row blocks are q, k, v
+        eng_tf_tensor *w = layer_tensor(m, "h.%d.attn.c_attn.weight", l, 2, 3 * C, C, ENG_TF_T_MATRIX, NULL);
         w->conv1d = 1;
         view_add(w, &L->wq, 0, 2, C, C);
         view_add(w, &L->wk, (size_t)C * C, 2, C, C);
         view_add(w, &L->wv, 2 * (size_t)C * C, 2, C, C);
-        eng_tf_tensor *bias = tensor_add(m, fmt_name(b, sizeof b, "h.%d.attn.c_attn.bias", l), 1, 3 * C, 0, ENG_TF_T_BIAS);
-        view_add(bias, &L->bq, 0, 1, C, 0);
-        view_add(bias, &L->bk, (size_t)C, 1, C, 0);
-        view_add(bias, &L->bv, 2 * (size_t)C, 1, C, 0);
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.attn.c_proj.weight", l), 2, C, C, ENG_TF_T_RESID, &L->wo)->conv1d = 1;
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.attn.c_proj.bias", l), 1, C, 0, ENG_TF_T_BIAS, &L->bo);
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.ln_2.weight", l), 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.ln_2.bias", l), 1, C, 0, ENG_TF_T_BIAS, &L->ln2_b);
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.mlp.c_fc.weight", l), 2, H, C, ENG_TF_T_MATRIX, &L->w1)->conv1d = 1;
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.mlp.c_fc.bias", l), 1, H, 0, ENG_TF_T_BIAS, &L->b1);
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.mlp.c_proj.weight", l), 2, C, H, ENG_TF_T_RESID, &L->w2)->conv1d = 1;
-        tensor_add1(m, fmt_name(b, sizeof b, "h.%d.mlp.c_proj.bias", l), 1, C, 0, ENG_TF_T_BIAS, &L->b2);
+        eng_tf_tensor *b = layer_tensor(m, "h.%d.attn.c_attn.bias", l, 1, 3 * C, 0, ENG_TF_T_BIAS, NULL);
+        view_add(b, &L->bq, 0, 1, C, 0);
+        view_add(b, &L->bk, (size_t)C, 1, C, 0);
+        view_add(b, &L->bv, 2 * (size_t)C, 1, C, 0);
+        layer_tensor(m, "h.%d.attn.c_proj.weight", l, 2, C, C, ENG_TF_T_RESID, &L->wo)->conv1d = 1;
+        layer_tensor(m, "h.%d.attn.c_proj.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->bo);
+        layer_tensor(m, "h.%d.ln_2.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
+        layer_tensor(m, "h.%d.ln_2.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->ln2_b);
+        layer_tensor(m, "h.%d.mlp.c_fc.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1)->conv1d = 1;
+        layer_tensor(m, "h.%d.mlp.c_fc.bias", l, 1, H, 0, ENG_TF_T_BIAS, &L->b1);
+        layer_tensor(m, "h.%d.mlp.c_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2)->conv1d = 1;
+        layer_tensor(m, "h.%d.mlp.c_proj.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->b2);
     }
     tensor_add1(m, "ln_f.weight", 1, C, 0, ENG_TF_T_NORM, &m->lnf_w);
     tensor_add1(m, "ln_f.bias", 1, C, 0, ENG_TF_T_BIAS, &m->lnf_b);
 }
 
+// Llama: HF LlamaForCausalLM names; q/k rows marked as following the RoPE layout.
 static void build_llama(eng_transformer *m) {
     const eng_tf_config *c = &m->cfg;
     int C = c->dim, H = c->hidden_dim, V = c->vocab_size;
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    char b[80];
     eng_tf_tensor *wte = tensor_add1(m, "model.embed_tokens.weight", 2, V, C, ENG_TF_T_MATRIX, &m->wte);
     if (c->tied) view_add(wte, &m->head, 0, 2, V, C);
     for (int l = 0; l < c->n_layers; l++) {
         eng_tf_layer *L = &m->layers[l];
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.input_layernorm.weight", l), 1, C, 0, ENG_TF_T_NORM, &L->ln1_w);
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.self_attn.q_proj.weight", l), 2, qd, C, ENG_TF_T_MATRIX,
-                    &L->wq)->rope_heads = c->n_heads;
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.self_attn.k_proj.weight", l), 2, kvd, C, ENG_TF_T_MATRIX,
-                    &L->wk)->rope_heads = c->n_kv_heads;
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.self_attn.v_proj.weight", l), 2, kvd, C, ENG_TF_T_MATRIX, &L->wv);
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.self_attn.o_proj.weight", l), 2, C, qd, ENG_TF_T_RESID, &L->wo);
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.post_attention_layernorm.weight", l), 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.mlp.gate_proj.weight", l), 2, H, C, ENG_TF_T_MATRIX, &L->w1);
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.mlp.up_proj.weight", l), 2, H, C, ENG_TF_T_MATRIX, &L->w3);
-        tensor_add1(m, fmt_name(b, sizeof b, "model.layers.%d.mlp.down_proj.weight", l), 2, C, H, ENG_TF_T_RESID, &L->w2);
+#define LP "model.layers.%d."
+        layer_tensor(m, LP "input_layernorm.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln1_w);
+        layer_tensor(m, LP "self_attn.q_proj.weight", l, 2, qd, C, ENG_TF_T_MATRIX, &L->wq)->rope_heads = c->n_heads;
+        layer_tensor(m, LP "self_attn.k_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wk)->rope_heads = c->n_kv_heads;
+        layer_tensor(m, LP "self_attn.v_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wv);
+        layer_tensor(m, LP "self_attn.o_proj.weight", l, 2, C, qd, ENG_TF_T_RESID, &L->wo);
+        layer_tensor(m, LP "post_attention_layernorm.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
+        layer_tensor(m, LP "mlp.gate_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1);
+        layer_tensor(m, LP "mlp.up_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w3);
+        layer_tensor(m, LP "mlp.down_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2);
+#undef LP
     }
     tensor_add1(m, "model.norm.weight", 1, C, 0, ENG_TF_T_NORM, &m->lnf_w);
     if (!c->tied) tensor_add1(m, "lm_head.weight", 2, V, C, ENG_TF_T_MATRIX, &m->head);
@@ -498,8 +507,9 @@ int eng_tf_open_llama2c(eng_transformer *m, const char *path, char **err) {
     int64_t vocab = h[5] < 0 ? -(int64_t)h[5] : h[5];   // negative: unshared classifier
     eng_tf_config c = {
         .arch = ENG_TF_LLAMA, .dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3],
-        .n_kv_heads = h[4], .vocab_size = vocab > TF_MAX_VOCAB ? 0 : (int)vocab, .context_len = h[6], .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied = h[5] > 0,
-        .rope_interleaved = 1, .bos_token_id = 1, .eos_token_id = 2,
+        .n_kv_heads = h[4], .vocab_size = vocab > TF_MAX_VOCAB ? 0 : (int)vocab, .context_len = h[6],
+        .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied = h[5] > 0, .rope_interleaved = 1,
+        .bos_token_id = 1, .eos_token_id = 2,   // run.c's constants and SentencePiece's ids
     };
     c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
     char *why = NULL;
@@ -616,7 +626,8 @@ int eng_tf_load_dir(eng_transformer **out, const char *dir, const json_t *config
         const char *file = ck ? json_string_value(ck) : "model.bin";
         if (!safe_relative(file)) {
             free(m);
-            return eng_errorf(err, "%s/config.json: \"checkpoint\" must be a relative file name inside the model directory", dir);
+            return eng_errorf(err, "%s/config.json: \"checkpoint\" must be a relative file name inside the "
+                              "model directory", dir);
         }
         snprintf(path, sizeof path, "%s/%s", dir, file);
         if (eng_tf_open_llama2c(m, path, err) != 0) { free(m); return -1; }
@@ -794,9 +805,9 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
     for (int l = 0; l < c->n_layers; l++) {
         const eng_tf_layer *L = &m->layers[l];
         norm_rows(m, h, x, &L->ln1_w, &L->ln1_b, T);
-        eng_linear_forward(q, h, L->wq.val, L->bq.val, T, C, qd);
-        eng_linear_forward(k, h, L->wk.val, L->bk.val, T, C, kvd);
-        eng_linear_forward(v, h, L->wv.val, L->bv.val, T, C, kvd);
+        eng_linear_forward_rowwise(q, h, L->wq.val, L->bq.val, T, C, qd);
+        eng_linear_forward_rowwise(k, h, L->wk.val, L->bk.val, T, C, kvd);
+        eng_linear_forward_rowwise(v, h, L->wv.val, L->bv.val, T, C, kvd);
         if (!gpt2) {
             eng_rope_forward(q, q, cos_t, sin_t, T, NH, hd, c->rope_interleaved);
             eng_rope_forward(k, k, cos_t, sin_t, T, NKV, hd, c->rope_interleaved);
@@ -810,18 +821,18 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
             eng_attention_cached_forward(att + (size_t)r * qd, sc, q + (size_t)r * qd, kc, vc, n_tokens[i], s->pos,
                                          NH, NKV, hd);
         }
-        eng_linear_forward(h, att, L->wo.val, L->bo.val, T, qd, C);
+        eng_linear_forward_rowwise(h, att, L->wo.val, L->bo.val, T, qd, C);
         eng_add_forward(x, x, h, (size_t)T * C);
         norm_rows(m, h, x, &L->ln2_w, &L->ln2_b, T);
         if (gpt2) {
-            eng_linear_forward(f1, h, L->w1.val, L->b1.val, T, C, Hd);
+            eng_linear_forward_rowwise(f1, h, L->w1.val, L->b1.val, T, C, Hd);
             eng_gelu_forward(f1, f1, (size_t)T * Hd);
         } else {
-            eng_linear_forward(f1, h, L->w1.val, NULL, T, C, Hd);
-            eng_linear_forward(f3, h, L->w3.val, NULL, T, C, Hd);
+            eng_linear_forward_rowwise(f1, h, L->w1.val, NULL, T, C, Hd);
+            eng_linear_forward_rowwise(f3, h, L->w3.val, NULL, T, C, Hd);
             eng_swiglu_forward(f1, f1, f3, (size_t)T * Hd);
         }
-        eng_linear_forward(h, f1, L->w2.val, L->b2.val, T, Hd, C);
+        eng_linear_forward_rowwise(h, f1, L->w2.val, L->b2.val, T, Hd, C);
         eng_add_forward(x, x, h, (size_t)T * C);
     }
     // Only each sequence's last row goes on to the head.
@@ -831,7 +842,7 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
         ((eng_tf_seq *)seqs[i])->pos += n_tokens[i];
     }
     norm_rows(m, h, h, &m->lnf_w, &m->lnf_b, n);
-    eng_linear_forward(logits, h, m->head.val, NULL, n, C, V);
+    eng_linear_forward_rowwise(logits, h, m->head.val, NULL, n, C, V);
 }
 
 static void tf_free(eng_lm *lm) { eng_tf_destroy((eng_transformer *)lm); }

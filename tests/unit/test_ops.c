@@ -1466,6 +1466,31 @@ static TCase *tcase_new(Suite *s, const char *name)
     return tc;
 }
 
+// eng_matmul_nt_rowwise: a row's bits do not depend on how many rows share
+// the call (batch invariance), and the values match the naive reference.
+START_TEST(test_matmul_rowwise_invariant)
+{
+    enum { N = 37, K = 301, MAXM = 19 };
+    static float A[MAXM * K], B[N * K], alone[N], batch[MAXM * N], ref[MAXM * N];
+    unsigned seed = 7;
+    for (int i = 0; i < MAXM * K; i++) { seed = seed * 1103515245u + 12345u; A[i] = (float)((seed >> 8) % 2001) / 1000.0f - 1.0f; }
+    for (int i = 0; i < N * K; i++) { seed = seed * 1103515245u + 12345u; B[i] = (float)((seed >> 8) % 2001) / 1000.0f - 1.0f; }
+    eng_matmul_nt_naive(ref, A, B, MAXM, N, K, 0);
+    for (int M = 1; M <= MAXM; M++) {
+        eng_matmul_nt_rowwise(batch, A, B, M, N, K, 0);
+        for (int r = 0; r < M; r++) {
+            eng_matmul_nt_rowwise(alone, A + (size_t)r * K, B, 1, N, K, 0);
+            for (int j = 0; j < N; j++) {
+                ck_assert_msg(memcmp(&alone[j], &batch[r * N + j], sizeof(float)) == 0,
+                              "M=%d row %d col %d: %.9g alone vs %.9g in the batch", M, r, j, alone[j], batch[r * N + j]);
+                ck_assert_msg(fabsf(batch[r * N + j] - ref[r * N + j]) <= 1e-4f * (1.0f + fabsf(ref[r * N + j])),
+                              "M=%d row %d col %d: %.9g vs naive %.9g", M, r, j, batch[r * N + j], ref[r * N + j]);
+            }
+        }
+    }
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("engine numeric core");
@@ -1513,8 +1538,10 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_adamw_hand);
     tcase_add_test(tc, test_adamw_torch);
     tcase_add_test(tc, test_clip_grad_norm);
+    tcase_add_test(tc, test_matmul_rowwise_invariant);
     return s;
 }
+
 
 int main(void)
 {
