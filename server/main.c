@@ -140,9 +140,10 @@ static int cmd_train(int argc, char **argv) {
     if (threads > 0) openblas_set_num_threads(threads);
     // the README of the model records the exact command
     char command[2048] = "inferd train";
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i++) {   // quoted where the shell needs it
         size_t n = strlen(command);
-        snprintf(command + n, sizeof command - n, " %s", argv[i]);
+        int quote = argv[i][0] == 0 || strpbrk(argv[i], " \t'\"$*?&;|<>()") != NULL;
+        snprintf(command + n, sizeof command - n, quote ? " '%s'" : " %s", argv[i]);
     }
     o.command = command;
     o.progress = print_progress;
