@@ -93,7 +93,10 @@ static int parse(srv_request *r, const json_t *j, srv_model *m, srv_gen_req *q) 
         return -1;
     }
     if (json_is_string(p)) {
-        int add_bos = eng_tok_bos_id(tok) >= 0 ? ENG_TOK_FLAG_ADD_BOS : 0;
+        // SentencePiece models start from BOS (as llama2.c and HF Llama do); GPT-2 does not
+        eng_tok_kind kind = eng_tok_kind_of(tok);
+        int add_bos = (kind == ENG_TOK_KIND_LLAMA2C || kind == ENG_TOK_KIND_HF_LLAMA) && eng_tok_bos_id(tok) >= 0
+                      ? ENG_TOK_FLAG_ADD_BOS : 0;
         int rc = eng_tok_encode(tok, json_string_value(p), json_string_length(p), add_bos, info.context_len + 1,
                                 &q->prompt, &q->n_prompt, &err);
         if (rc != 0) {

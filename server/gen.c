@@ -98,6 +98,34 @@ static gen_state *state_of(srv_model *m) {
     return g;
 }
 
+// ---------------------------------------------------------------- text as JSON
+// A JSON string for bytes that may not be valid UTF-8 (a model can emit a
+// partial character): invalid sequences become U+FFFD, as OpenAI's decode
+// with errors="replace" does.
+static json_t *text_json(const char *p, size_t n) {
+    if (eng_utf8_valid(p, n)) return json_stringn(p, n);
+    char *buf = eng_xmalloc(3 * n + 1), *o = buf;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = eng_utf8_decode(p + i, n - i, &cp);
+        if (k > 0) { memcpy(o, p + i, (size_t)k); o += k; i += (size_t)k; }
+        else { memcpy(o, "\xEF\xBF\xBD", 3); o += 3; i++; }
+    }
+    json_t *j = json_stringn(buf, (size_t)(o - buf));
+    free(buf);
+    return j;
+}
+
+// A token's text for logprobs: the piece itself when it is valid UTF-8, else
+// "bytes:\xNN..." (OpenAI's convention for partial characters).
+static char *piece_label(const char *p, size_t n) {
+    if (p && eng_utf8_valid(p, n)) return strndup(p, n);
+    char *s = eng_xmalloc(6 + 4 * n + 1), *o = s;
+    o += sprintf(o, "bytes:");
+    for (size_t i = 0; i < n; i++) o += sprintf(o, "\\x%02x", (unsigned char)p[i]);
+    return s;
+}
+
 // ---------------------------------------------------------------- responses
 static json_t *logprobs_json(const srv_model *m, const srv_gen_req *q, const gen_choice *c) {
     if (q->logprobs < 0) return json_null();
@@ -105,16 +133,19 @@ static json_t *logprobs_json(const srv_model *m, const srv_gen_req *q, const gen
     json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
     for (int i = 0; i < c->n_toks; i++) {
         size_t n;
-        const char *p = eng_tok_piece(tok, i ? c->toks[i - 1] : q->prompt[q->n_prompt - 1], c->toks[i], &n);
-        json_array_append_new(tokens, json_stringn_nocheck(p ? p : "", n));
+        int prev = i ? c->toks[i - 1] : q->prompt[q->n_prompt - 1];
+        const char *p = eng_tok_piece(tok, prev, c->toks[i], &n);
+        char *label = piece_label(p, n);
+        json_array_append_new(tokens, json_string(label));
+        free(label);
         json_array_append_new(lps, json_real(c->lp[i]));
         json_t *top = json_object();
-        for (int k = 0; k < q->logprobs; k++) {
+        for (int k = 0; k < q->logprobs; k++) {   // alternatives, in the same context as the token
             size_t pn;
-            const char *pp = eng_tok_piece(tok, -1, c->top_ids[i * q->logprobs + k], &pn);
-            char key[256];
-            snprintf(key, sizeof key, "%.*s", (int)(pn < 255 ? pn : 255), pp ? pp : "");
-            json_object_set_new(top, key, json_real(c->top_lp[i * q->logprobs + k]));
+            const char *pp = eng_tok_piece(tok, prev, c->top_ids[i * q->logprobs + k], &pn);
+            char *key = piece_label(pp, pn);
+            if (!json_object_get(top, key)) json_object_set_new(top, key, json_real(c->top_lp[i * q->logprobs + k]));
+            free(key);
         }
         json_array_append_new(tops, top);
         json_array_append_new(offs, json_integer((json_int_t)c->offsets[i]));
@@ -135,10 +166,7 @@ static char *dumps(json_t *o) {
 
 // A streaming chunk for choice c carrying `text` (may be empty) and finish_reason.
 static void stream_chunk(srv_request *r, const srv_gen_req *q, int index, const char *text, size_t n, const char *finish) {
-    json_t *choice = json_pack("{s:i,s:s%,s:n,s:s?}", "index", index, "text", text, n, "logprobs", "finish_reason", finish);
-    if (!choice) {   // bytes that are not valid UTF-8 (a model can emit them): send them replaced
-        choice = json_pack("{s:i,s:s,s:n,s:s?}", "index", index, "text", "\xEF\xBF\xBD", "logprobs", "finish_reason", finish);
-    }
+    json_t *choice = json_pack("{s:i,s:o,s:n,s:s?}", "index", index, "text", text_json(text, n), "logprobs", "finish_reason", finish);
     char *s = dumps(json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", q->cmpl_id, "object", "text_completion",
                               "created", (json_int_t)q->created, "model", r->model->id, "choices", choice));
     srv_stream_event(r, s);
@@ -166,8 +194,7 @@ static void finish_request(srv_model *m, srv_request *r) {
             char *text = eng_xmalloc(n + 1);
             if (q->echo) memcpy(text, q->prompt_text, q->prompt_text_len);
             memcpy(text + n - c->len, c->text, c->len);
-            json_t *jt = json_stringn(text, n);
-            if (!jt) jt = json_stringn_nocheck(text, n);   // keep raw bytes rather than fail (rare: invalid UTF-8)
+            json_t *jt = text_json(text, n);
             free(text);
             json_t *ids = json_array();
             for (int k = 0; k < c->n_toks; k++) json_array_append_new(ids, json_integer(c->toks[k]));
@@ -208,6 +235,8 @@ static void admit(srv_model *m, gen_state *g, srv_request *r) {
         g->run[g->n_run++] = c;
     }
     if (q->stream && q->n_prompt > 256) srv_stream_write(r, ": keep-alive\n\n", 14);   // long prefill ahead
+    if (q->stream && q->echo)   // echo: the prompt is the first text of every choice
+        for (int i = 0; i < q->n; i++) stream_chunk(r, q, i, q->prompt_text, q->prompt_text_len, NULL);
 }
 
 static void admit_waiting(srv_model *m, gen_state *g) {
