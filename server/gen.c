@@ -222,7 +222,8 @@ static void admit(srv_model *m, gen_state *g, srv_request *r) {
         c->index = i;
         c->seq = ops->seq_new(m->m->lm, max_len);
         c->kv_bytes = ops->seq_bytes(m->m->lm, max_len);
-        eng_rng_seed(&c->rng, q->seed + (uint64_t)i);
+        // choices of one request get unrelated streams (seed+i would replay request seed+1's choice 0)
+        eng_rng_seed(&c->rng, q->seed ^ ((uint64_t)i * 0xD1B54A32D192ED03ULL));
         c->toks = eng_xmalloc((size_t)q->max_tokens * sizeof(int));
         c->offsets = eng_xmalloc((size_t)q->max_tokens * sizeof(size_t));
         if (q->logprobs >= 0) {
@@ -365,6 +366,7 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
         if (++q->n_done < q->n) continue;
         atomic_fetch_add(&m->n_requests, 1);
         if (strcmp(c->finish, "cancelled") == 0) {   // nobody to answer: just let go
+            srv_metrics_tokens(m->id, q->completion_tokens);
             if (!q->stream && !atomic_load(&r->closed)) {
                 srv_request_fail(r, SRV_E_CLIENT_GONE, NULL, "client closed the connection");
                 srv_http_complete(r);

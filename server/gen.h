@@ -17,7 +17,7 @@ typedef struct {
     size_t prompt_text_len;
     int max_tokens;            // tokens to generate at most
     eng_sampler sampler;       // temperature / top_k / top_p
-    uint64_t seed;             // RNG seed of choice 0 (choice i uses seed + i)
+    uint64_t seed;             // RNG seed of choice 0 (choice i mixes i into it)
     char *stop[SRV_GEN_MAX_STOP];
     int n_stop;
     int n;                     // choices
