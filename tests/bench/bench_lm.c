@@ -1,29 +1,72 @@
 // bench_lm.c — decode throughput of the decoder transformer through the
-// eng_lm interface (the calls the server's continuous batcher makes): N
-// sequences each prefill a short prompt, then every step advances all N by
-// one greedy token. Prints one line per configuration; asserts nothing.
+// eng_lm interface (the calls the server's continuous batcher makes), next
+// to the machine's memory-bandwidth roofline measured in the same process.
+// Prints key=value lines; asserts nothing.
 //
-//   bench_lm [--batches 1,4,16] [--threads 1] [--steps 120] [--prompt 8] [--rounds 3] [MODEL_DIR]
+//   bench_lm [--batches 1,4,16] [--threads 1] [--steps 120] [--prompt 8] [--rounds 3]
+//            [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--name NAME] [MODEL_DIR]
 //
-// Without MODEL_DIR the model is a random llama shaped like llama2.c's
-// stories15M (dim 288, hidden 768, 6 layers, 6 heads, vocab 32000, seq 256,
-// tied embedding), so the figure needs no download. For each OpenBLAS
-// thread count T and batch N it prints the median of the rounds:
-//   lm threads=T batch=N decode_tok_s=.. ms_step=.. weights_GB_s=..
-// weights_GB_s = weight bytes read per step / step time (each step reads
-// every weight once, whatever N is): the bandwidth-bound ceiling is the
-// machine's DRAM read rate (PERF-NOTES.md). Then one prefill line:
-//   lm threads=T prefill=P tok_s=..
+// MODEL_DIR is any directory the server loads (e.g. what `mkmodel gpt2 OUT
+// VOCAB 768 12 12 1024` writes: GPT-2-small shape). Without it the model is
+// a random llama shaped like llama2.c's stories15M (dim 288, hidden 768, 6
+// layers, 6 heads, vocab 32000, seq 256, tied embedding), built in memory.
 //
-// Build from the repository root (one line):
+// 1. Bandwidth: one thread (a worker decodes on one thread) sums a
+//    --bw-mib float array that was written first, --bw-rounds times; once in
+//    ordinary 4 KiB pages (what the weights get: a file mapping or malloc),
+//    once with madvise(MADV_HUGEPAGE) (what they could get):
+//      lm bandwidth pages=4k|huge mib=512 GB_s_median=.. GB_s_best=..
+//    The rooflines below use the medians.
+// 2. The model and the bytes of weights one decode step reads (every
+//    tensor once, except embeddings that are only looked up: GPT-2's
+//    positions, an untied token embedding; a tied one is read by the head),
+//    and how many of those bytes sit on transparent huge pages after a
+//    warm-up step (the kernel may back a mapped checkpoint with huge
+//    page-cache folios, a malloc'd copy not). Measured per 2 MiB of each
+//    tensor from /proc/self/pagemap + /proc/kpageflags (needs root), else
+//    estimated from smaps_rollup (AnonHugePages + FilePmdMapped of the
+//    whole process, capped at the weight bytes: an upper bound):
+//      lm model=NAME arch=.. params=.. weight_MB_per_step=..
+//      lm model=NAME roofline_tok_s=.. bandwidth_GB_s=.. roofline_4k_tok_s=.. roofline_huge_tok_s=..
+//         weights_on_huge=.. huge_from=pagemap|smaps
+//    roofline_tok_s = 1 / (huge bytes / huge-page bandwidth + other bytes /
+//    4k bandwidth): one stream's ceiling when every weight byte comes from
+//    DRAM once per token at the rate this thread just measured for its
+//    page size; bandwidth_GB_s = weight bytes / that time; the 4k and huge
+//    figures assume all weights in one page size.
+// 3. Decode: N fresh sequences prefill a --prompt-token prompt (one step),
+//    then --steps greedy decode steps advance all N by one token each;
+//    median of --rounds rounds after a warm-up round:
+//      lm model=NAME threads=T batch=N tok_s_stream=.. tok_s_total=.. ms_step=.. weights_GB_s=.. roofline_frac=..
+//    tok_s_stream = steps/s (every stream gets one token per step),
+//    tok_s_total = N * that; weights_GB_s = weight bytes per step / step time;
+//    roofline_frac = tok_s_stream / roofline_tok_s (meaningful at N = 1;
+//    more than 1 means the weights partly came from cache).
+//      lm model=NAME threads=T scaling=16/1 total_ratio=..   (largest / smallest batch)
+// 4. Time to first token of one request with a --ttft-prompt-token prompt:
+//    the prefill step plus sampling the first token (greedy; eng_sample),
+//    median of --rounds after a warm-up:
+//      lm model=NAME threads=T ttft_prompt=128 ttft_ms=.. prefill_tok_s=..
+//
+// --threads sets OpenBLAS's thread count; the serving step's matmuls are
+// engine loops (eng_matmul_nt_rowwise), so it changes little today.
+//
+// Build from the repository root after `make` (tests/bench/run.sh does this):
 //   cc -std=c11 -D_GNU_SOURCE -O2 -march=x86-64-v3 -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
-//      $(pkg-config --cflags jansson) -o /tmp/bench_lm tests/bench/bench_lm.c engine/*.c
+//      $(pkg-config --cflags jansson) -o build/bench/bench_lm tests/bench/bench_lm.c build/engine/*.o
 //      $(pkg-config --libs jansson libpng zlib) -lopenblas -ljpeg -lm -lpthread
 #include <jansson.h>               // json_load_file (MODEL_DIR/config.json)
-#include <stdio.h>                 // printf, fprintf, snprintf
+#include <stdint.h>                // uint64_t, uintptr_t
+#include <stdio.h>                 // printf, fprintf, snprintf, fseeko
 #include <stdlib.h>                // malloc, free, atoi, qsort
-#include <string.h>                // strcmp, strtok
+#include <string.h>                // strcmp, strtok, strrchr
+#include <sys/mman.h>              // mmap, madvise, munmap
+#ifdef __AVX__
+#include <immintrin.h>             // _mm256_* (bandwidth loop)
+#endif
 
+#include "engine/rng.h"            // eng_rng (first-token sampling)
+#include "engine/sample.h"         // eng_sample
 #include "engine/tape.h"           // eng_tape (the worker's scratch)
 #include "engine/transformer.h"    // eng_transformer, eng_tf_lm_ops
 #include "engine/util.h"           // eng_now
@@ -46,45 +89,145 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) best = x[i] > x[best] ? i : best;
-    return best;
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// One round: N fresh sequences prefill `prompt` tokens (one step), then
-// `steps` decode steps. Returns the seconds spent in the decode steps.
-static double decode_round(eng_transformer *m, eng_tape *t, int N, int prompt, int steps, unsigned seed) {
-    const eng_lm_ops *ops = &eng_tf_lm_ops;
-    eng_lm *lm = eng_tf_as_lm(m);
-    int V = m->cfg.vocab_size, max_len = prompt + steps;
-    eng_lm_seq **seqs = malloc((size_t)N * sizeof *seqs);
-    int *toks = malloc((size_t)N * prompt * sizeof(int)), *n = malloc((size_t)N * sizeof(int));
-    const int **tp = malloc((size_t)N * sizeof *tp);
-    float *logits = malloc((size_t)N * V * sizeof(float));
-    for (int i = 0; i < N; i++) {
-        seqs[i] = ops->seq_new(lm, max_len);
-        for (int j = 0; j < prompt; j++) {
-            seed = seed * 1664525u + 1013904223u;
-            toks[i * prompt + j] = (int)((seed >> 8) % (unsigned)V);
-        }
-        tp[i] = toks + (size_t)i * prompt;
-        n[i] = prompt;
+// ---------------------------------------------------------------- bandwidth
+
+// Sum of x[0..n) with independent vector accumulators (n a multiple of 64):
+// one pass reads the array once, front to back, like a weight matrix.
+static float sum_floats(const float *x, size_t n) {
+#ifdef __AVX__
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    for (size_t i = 0; i < n; i += 64) {
+        s0 = _mm256_add_ps(s0, _mm256_load_ps(x + i));
+        s1 = _mm256_add_ps(s1, _mm256_load_ps(x + i + 8));
+        s2 = _mm256_add_ps(s2, _mm256_load_ps(x + i + 16));
+        s3 = _mm256_add_ps(s3, _mm256_load_ps(x + i + 24));
+        s4 = _mm256_add_ps(s4, _mm256_load_ps(x + i + 32));
+        s5 = _mm256_add_ps(s5, _mm256_load_ps(x + i + 40));
+        s6 = _mm256_add_ps(s6, _mm256_load_ps(x + i + 48));
+        s7 = _mm256_add_ps(s7, _mm256_load_ps(x + i + 56));
     }
-    ops->step(lm, t, seqs, tp, n, N, logits);
-    double t0 = eng_now();
-    for (int s = 0; s < steps; s++) {
-        for (int i = 0; i < N; i++) {
-            toks[i * prompt] = argmax(logits + (size_t)i * V, V);   // greedy: linear time
-            tp[i] = toks + (size_t)i * prompt;
-            n[i] = 1;
-        }
-        ops->step(lm, t, seqs, tp, n, N, logits);
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)),
+                             _mm256_add_ps(_mm256_add_ps(s4, s5), _mm256_add_ps(s6, s7)));
+    float l[8];
+    _mm256_storeu_ps(l, s);
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+#else
+    float s[8] = {0};
+    for (size_t i = 0; i < n; i += 8)
+        for (int l = 0; l < 8; l++) s[l] += x[i + l];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+#endif
+}
+
+static volatile float bw_sink;   // keeps the sums alive
+
+// Read bandwidth (GB/s) of one thread over a fresh `mib` MiB array, median
+// and best of `rounds` passes; huge = madvise(MADV_HUGEPAGE) before touching.
+// Returns 0 (and *med = *best = 0) when the memory cannot be mapped.
+static int bandwidth(size_t mib, int rounds, int huge, double *med, double *best) {
+    size_t bytes = mib << 20, n = bytes / sizeof(float);
+    *med = *best = 0;
+    float *x = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (x == MAP_FAILED) return 0;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(x, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#endif
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f;   // real pages, not the shared zero page
+    double *gbs = malloc((size_t)rounds * sizeof(double));
+    bw_sink = sum_floats(x, n);                    // warm-up pass (TLB, page tables)
+    for (int r = 0; r < rounds; r++) {
+        double t0 = eng_now();
+        bw_sink = sum_floats(x, n);
+        gbs[r] = (double)bytes / (eng_now() - t0) / 1e9;
+        *best = gbs[r] > *best ? gbs[r] : *best;
     }
-    double dt = eng_now() - t0;
-    for (int i = 0; i < N; i++) ops->seq_free(seqs[i]);
-    free(seqs); free(toks); free(n); free(tp); free(logits);
-    return dt;
+    *med = median(gbs, rounds);
+    free(gbs);
+    munmap(x, bytes);
+    return 1;
+}
+
+// MB of this process on huge pages (anonymous + file PMD mappings), or -1.
+static double hugepages_mb(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return -1;
+    char line[256];
+    double kb = 0;
+    long v;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %ld kB", &v) == 1 || sscanf(line, "FilePmdMapped: %ld kB", &v) == 1 ||
+            sscanf(line, "ShmemPmdMapped: %ld kB", &v) == 1)
+            kb += (double)v;
+    fclose(f);
+    return kb / 1024.0;
+}
+
+// PFN of the page holding virtual address a: 0 when not present, -1 when
+// PFNs are hidden (not root) or pagemap is unreadable.
+static int64_t pfn_of(FILE *pagemap, uintptr_t a) {
+    uint64_t e;
+    if (fseeko(pagemap, (off_t)(a / 4096) * 8, SEEK_SET) != 0 || fread(&e, 8, 1, pagemap) != 1) return -1;
+    if (!(e >> 63)) return 0;
+    uint64_t pfn = e & ((1ull << 55) - 1);
+    return pfn ? (int64_t)pfn : -1;
+}
+
+// 1 if the 2 MiB-aligned virtual range at a is one PMD-sized huge page
+// (first and last 4 KiB pages present, physically contiguous, 2 MiB-aligned,
+// flagged KPF_THP or KPF_HUGE): what a PMD mapping, one TLB entry, needs.
+// Smaller large folios (mTHP, page-cache folios) carry KPF_THP too but are
+// mapped with 4 KiB entries. 0 if not, -1 if PFNs cannot be read.
+static int range_is_huge(FILE *pagemap, FILE *kflags, uintptr_t a) {
+    int64_t p0 = pfn_of(pagemap, a), p1 = pfn_of(pagemap, a + (2u << 20) - 4096);
+    if (p0 < 0 || p1 < 0) return -1;
+    if (p0 == 0 || p1 != p0 + 511 || p0 % 512 != 0) return 0;
+    uint64_t f;
+    if (fseeko(kflags, (off_t)p0 * 8, SEEK_SET) != 0 || fread(&f, 8, 1, kflags) != 1) return -1;
+    return (f >> 22 & 1) || (f >> 17 & 1);   // KPF_THP, KPF_HUGE
+}
+
+// ---------------------------------------------------------------- model
+
+static int step_reads(const eng_transformer *m, const eng_tf_tensor *t) {
+    if (m->wpe.val && t->val == m->wpe.val) return 0;     // gpt2 positions: one row looked up
+    if (!m->cfg.tied && t->val == m->wte.val) return 0;   // untied embedding: looked up
+    return 1;
+}
+
+// Bytes of weights one step reads (see the header).
+static double step_weight_bytes(const eng_transformer *m) {
+    double n = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (step_reads(m, &m->tensors[i])) n += (double)m->tensors[i].n;
+    return n * sizeof(float);
+}
+
+// Bytes of those weights on PMD-sized huge pages (range_is_huge for every
+// 2 MiB-aligned range a tensor overlaps); -1 when PFNs cannot be read.
+static double step_weight_bytes_huge(const eng_transformer *m) {
+    FILE *pm = fopen("/proc/self/pagemap", "rb"), *kf = fopen("/proc/kpageflags", "rb");
+    double huge = 0;
+    for (int i = 0; pm && kf && i < m->n_tensors; i++) {
+        const eng_tf_tensor *t = &m->tensors[i];
+        if (!step_reads(m, t)) continue;
+        uintptr_t p = (uintptr_t)t->val, end = p + t->n * sizeof(float), H = 2u << 20;
+        for (uintptr_t a = p & ~(H - 1); a < end; a += H) {
+            int h = range_is_huge(pm, kf, a);
+            if (h < 0) { huge = -1; goto done; }
+            uintptr_t lo = a > p ? a : p, hi = a + H < end ? a + H : end;
+            huge += h ? (double)(hi - lo) : 0;
+        }
+    }
+    if (!pm || !kf) huge = -1;
+done:
+    if (pm) fclose(pm);
+    if (kf) fclose(kf);
+    return huge;
 }
 
 static eng_transformer *stories15m_shaped(void) {
@@ -112,66 +255,169 @@ static eng_transformer *load(const char *dir) {
     return m;
 }
 
+// ---------------------------------------------------------------- decode
+
+// One round: N fresh sequences prefill `prompt` tokens (one step), then
+// `steps` decode steps. Returns the seconds spent in the decode steps.
+static double decode_round(eng_transformer *m, eng_tape *t, int N, int prompt, int steps, unsigned seed) {
+    const eng_lm_ops *ops = &eng_tf_lm_ops;
+    eng_lm *lm = eng_tf_as_lm(m);
+    int V = m->cfg.vocab_size, max_len = prompt + steps;
+    eng_lm_seq **seqs = malloc((size_t)N * sizeof *seqs);
+    int *toks = malloc((size_t)N * prompt * sizeof(int)), *n = malloc((size_t)N * sizeof(int));
+    const int **tp = malloc((size_t)N * sizeof *tp);
+    float *logits = malloc((size_t)N * V * sizeof(float));
+    for (int i = 0; i < N; i++) {
+        seqs[i] = ops->seq_new(lm, max_len);
+        for (int j = 0; j < prompt; j++) {
+            seed = seed * 1664525u + 1013904223u;
+            toks[i * prompt + j] = (int)((seed >> 8) % (unsigned)V);
+        }
+        tp[i] = toks + (size_t)i * prompt;
+        n[i] = prompt;
+    }
+    ops->step(lm, t, seqs, tp, n, N, logits);
+    double t0 = eng_now();
+    for (int s = 0; s < steps; s++) {
+        for (int i = 0; i < N; i++) {
+            toks[i * prompt] = eng_argmax(logits + (size_t)i * V, V);   // greedy: linear time
+            tp[i] = toks + (size_t)i * prompt;
+            n[i] = 1;
+        }
+        ops->step(lm, t, seqs, tp, n, N, logits);
+    }
+    double dt = eng_now() - t0;
+    for (int i = 0; i < N; i++) ops->seq_free(seqs[i]);
+    free(seqs); free(toks); free(n); free(tp); free(logits);
+    return dt;
+}
+
+// Seconds from a fresh sequence's P-token prompt to its first sampled token.
+static double ttft_once(eng_transformer *m, eng_tape *t, const int *toks, int P, float *logits, float *scratch) {
+    eng_lm *lm = eng_tf_as_lm(m);
+    eng_sampler greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
+    eng_rng rng;
+    eng_rng_seed(&rng, 1);
+    double t0 = eng_now();
+    eng_lm_seq *seq = eng_tf_lm_ops.seq_new(lm, P + 1);
+    const int *tp = toks;
+    eng_tf_lm_ops.step(lm, t, &seq, &tp, &P, 1, logits);
+    int tok = eng_sample(&greedy, logits, m->cfg.vocab_size, &rng, scratch);
+    double dt = eng_now() - t0;
+    eng_tf_lm_ops.seq_free(seq);
+    bw_sink = (float)tok;
+    return dt;
+}
+
 int main(int argc, char **argv) {
     int batches[MAX_LIST] = {1, 4, 16}, nb = 3, threads[MAX_LIST] = {1}, nt = 1;
-    int steps = 120, prompt = 8, rounds = 3;
-    const char *dir = NULL;
+    int steps = 120, prompt = 8, rounds = 3, ttft_prompt = 128, bw_mib = 512, bw_rounds = 7;
+    const char *dir = NULL, *name = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batches") && i + 1 < argc) nb = parse_list(argv[++i], batches);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) nt = parse_list(argv[++i], threads);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ttft-prompt") && i + 1 < argc) ttft_prompt = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bw-mib") && i + 1 < argc) bw_mib = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bw-rounds") && i + 1 < argc) bw_rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
         else if (argv[i][0] != '-') dir = argv[i];
-        else { fprintf(stderr, "usage: bench_lm [--batches 1,4,16] [--threads 1] [--steps N] [--prompt P] [--rounds R] [MODEL_DIR]\n"); return 2; }
+        else {
+            fprintf(stderr, "usage: bench_lm [--batches 1,4,16] [--threads 1] [--steps N] [--prompt P] [--rounds R]\n"
+                            "                [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--name NAME] [MODEL_DIR]\n");
+            return 2;
+        }
     }
-    eng_transformer *m = dir ? load(dir) : stories15m_shaped();
-    const eng_tf_config *c = &m->cfg;
-    if (prompt < 1 || steps < 1 || rounds < 1 || prompt + steps > c->context_len) {
-        fprintf(stderr, "bench_lm: need prompt >= 1, steps >= 1 and prompt + steps <= context %d\n", c->context_len);
+    if (nb < 1 || nt < 1 || prompt < 1 || steps < 1 || rounds < 1 || ttft_prompt < 1 || bw_mib < 1 || bw_rounds < 1) {
+        fprintf(stderr, "bench_lm: every count must be >= 1\n");
         return 2;
     }
-    // Bytes of weights one step reads: every tensor once, except that an
-    // untied token embedding is only looked up (a tied one is read by the head).
-    double bytes = ((double)m->n_params - (c->tied ? 0.0 : (double)c->vocab_size * c->dim)) * sizeof(float);
-    printf("lm model=%s arch=%s dim=%d layers=%d heads=%d/%d vocab=%d params=%zu prompt=%d steps=%d (positions %d..%d)\n",
-           dir ? dir : "random-stories15M-shape", eng_tf_arch_name(c->arch), c->dim, c->n_layers, c->n_heads,
-           c->n_kv_heads, c->vocab_size, m->n_params, prompt, steps, prompt, prompt + steps - 1);
+    if (!name) {
+        if (!dir) name = "stories15M-shape";
+        else {
+            const char *s = strrchr(dir, '/');
+            name = s && s[1] ? s + 1 : dir;
+        }
+    }
+
+    // 1. bandwidth, before the model is loaded (the array must not share RAM with it)
+    double bw4k, bw4k_best, bwh, bwh_best;
+    if (bandwidth((size_t)bw_mib, bw_rounds, 0, &bw4k, &bw4k_best))
+        printf("lm bandwidth pages=4k mib=%d threads=1 GB_s_median=%.1f GB_s_best=%.1f\n", bw_mib, bw4k, bw4k_best);
+    if (bandwidth((size_t)bw_mib, bw_rounds, 1, &bwh, &bwh_best))
+        printf("lm bandwidth pages=huge mib=%d threads=1 GB_s_median=%.1f GB_s_best=%.1f\n", bw_mib, bwh, bwh_best);
+    fflush(stdout);
+
+    // 2. the model
+    eng_transformer *m = dir ? load(dir) : stories15m_shaped();
+    const eng_tf_config *c = &m->cfg;
+    if (prompt + steps > c->context_len || ttft_prompt + 1 > c->context_len) {
+        fprintf(stderr, "bench_lm: need prompt + steps <= context %d and ttft-prompt < context\n", c->context_len);
+        return 2;
+    }
     eng_tape t;
     eng_tape_init(&t, 0, 0);
-    double *sec = malloc((size_t)rounds * sizeof(double));
+    decode_round(m, &t, 1, prompt, 2, 3);   // every weight page touched once
+    double bytes = step_weight_bytes(m), huge_bytes = step_weight_bytes_huge(m);
+    const char *huge_from = "pagemap";
+    if (huge_bytes < 0) {
+        double huge_mb = hugepages_mb();
+        huge_bytes = huge_mb > 0 ? huge_mb * 1048576.0 : 0;
+        huge_bytes = huge_bytes < bytes ? huge_bytes : bytes;
+        huge_from = "smaps";
+    }
+    if (bwh <= 0) { bwh = bw4k; huge_bytes = 0; }
+    double roof_t = bw4k > 0 ? (huge_bytes / bwh + (bytes - huge_bytes) / bw4k) / 1e9 : 0;   // s per token
+    double roof = roof_t > 0 ? 1.0 / roof_t : 0;
+    printf("lm model=%s arch=%s dim=%d layers=%d heads=%d/%d hidden=%d vocab=%d context=%d tied=%d params=%zu "
+           "weight_MB_per_step=%.1f path=%s\n",
+           name, eng_tf_arch_name(c->arch), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim,
+           c->vocab_size, c->context_len, c->tied, m->n_params, bytes / 1e6, dir ? dir : "(in memory)");
+    printf("lm model=%s roofline_tok_s=%.1f bandwidth_GB_s=%.1f roofline_4k_tok_s=%.1f roofline_huge_tok_s=%.1f "
+           "weights_on_huge=%.2f huge_from=%s (one stream: weight bytes per step from DRAM at the bandwidth above)\n",
+           name, roof, roof_t > 0 ? bytes / roof_t / 1e9 : 0, bw4k * 1e9 / bytes, bwh * 1e9 / bytes,
+           huge_bytes / bytes, huge_from);
+    printf("lm model=%s decode: prompt=%d steps=%d (positions %d..%d), median of %d rounds\n", name, prompt, steps,
+           prompt, prompt + steps - 1, rounds);
+    fflush(stdout);
+
+    int nr = rounds > 1 ? rounds : 1;
+    double *sec = malloc((size_t)nr * sizeof(double));
+    int *toks = malloc((size_t)ttft_prompt * sizeof(int));
+    for (int j = 0; j < ttft_prompt; j++) toks[j] = 3 + (j * 7919) % (c->vocab_size - 3);
+    float *logits = malloc((size_t)c->vocab_size * sizeof(float));
+    float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
     for (int ti = 0; ti < nt; ti++) {
         openblas_set_num_threads(threads[ti]);
+        // 3. decode
+        double first_total = 0, last_total = 0;
         for (int bi = 0; bi < nb; bi++) {
             int N = batches[bi];
             decode_round(m, &t, N, prompt, steps < 8 ? steps : 8, 7);   // warm-up: arena, caches, page-in
             for (int r = 0; r < rounds; r++) sec[r] = decode_round(m, &t, N, prompt, steps, 11 + (unsigned)r);
-            qsort(sec, (size_t)rounds, sizeof *sec, cmp_double);
-            double s = sec[rounds / 2], per_step = s / steps;
-            printf("lm threads=%d batch=%d decode_tok_s=%.1f ms_step=%.3f weights_GB_s=%.1f\n", threads[ti], N,
-                   N * steps / s, 1e3 * per_step, bytes / per_step / 1e9);
+            double per_step = median(sec, rounds) / steps, stream = 1.0 / per_step;
+            printf("lm model=%s threads=%d batch=%d tok_s_stream=%.1f tok_s_total=%.1f ms_step=%.3f "
+                   "weights_GB_s=%.1f roofline_frac=%.2f\n",
+                   name, threads[ti], N, stream, N * stream, 1e3 * per_step, bytes / per_step / 1e9,
+                   roof > 0 ? stream / roof : 0);
             fflush(stdout);
+            if (bi == 0) first_total = N * stream;
+            last_total = N * stream;
         }
-        // prefill of one prompt as long as the decode range, for comparison
-        int P = prompt + steps;
-        eng_lm *lm = eng_tf_as_lm(m);
-        int *toks = malloc((size_t)P * sizeof(int));
-        for (int j = 0; j < P; j++) toks[j] = (j * 7919) % c->vocab_size;
-        float *logits = malloc((size_t)c->vocab_size * sizeof(float));
-        for (int r = 0; r < rounds + 1; r++) {
-            eng_lm_seq *seq = eng_tf_lm_ops.seq_new(lm, P);
-            const int *tp = toks;
-            double t0 = eng_now();
-            eng_tf_lm_ops.step(lm, &t, &seq, &tp, &P, 1, logits);
-            if (r > 0) sec[r - 1] = eng_now() - t0;   // round 0 warms up
-            eng_tf_lm_ops.seq_free(seq);
-        }
-        qsort(sec, (size_t)rounds, sizeof *sec, cmp_double);
-        printf("lm threads=%d prefill=%d tok_s=%.1f\n", threads[ti], P, P / sec[rounds / 2]);
-        free(toks);
-        free(logits);
+        if (nb > 1)
+            printf("lm model=%s threads=%d scaling=%d/%d total_ratio=%.2f\n", name, threads[ti], batches[nb - 1],
+                   batches[0], last_total / first_total);
+        // 4. time to first token
+        ttft_once(m, &t, toks, ttft_prompt, logits, scratch);   // warm-up
+        for (int r = 0; r < rounds; r++) sec[r] = ttft_once(m, &t, toks, ttft_prompt, logits, scratch);
+        double tt = median(sec, rounds);
+        printf("lm model=%s threads=%d ttft_prompt=%d ttft_ms=%.1f prefill_tok_s=%.1f\n", name, threads[ti],
+               ttft_prompt, 1e3 * tt, ttft_prompt / tt);
+        fflush(stdout);
     }
-    free(sec);
+    free(toks); free(logits); free(scratch); free(sec);
     eng_tape_free(&t);
     eng_tf_destroy(m);
     return 0;

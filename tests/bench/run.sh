@@ -12,7 +12,21 @@
 #   3. HTTP: `inferd serve` on a free port, wrk POSTing examples/shoe.png to
 #      /v1/classifications at concurrency 1/8/64, then c=1 and c=64 against a
 #      copy of the model with max_queue_delay_us = 0; skipped when wrk is missing
-#   4. a summary table
+#   4. language models (decoder transformers, random weights, the real formats): a
+#      stories15M-shaped llama (dim 288, 6 layers, 6 heads, hidden 768, vocab 32000) and a
+#      GPT-2-small-shaped gpt2 (dim 768, 12 layers, 12 heads, vocab 50257, context 1024),
+#      written by build/tools/mkmodel into the temp dir (~600 MB, deleted at exit):
+#        engine: tests/bench/bench_lm.c through eng_lm (what the continuous batcher calls):
+#                one-thread DRAM read bandwidth, decode tokens/s at 1/4/16 streams,
+#                the bandwidth roofline of one stream, time to first token of a 128-token prompt;
+#                tests/bench/bench_lm_mm.c: the GPT-2-small step's matmuls alone (kernels, page sizes)
+#        HTTP:   `inferd serve` with both models, tests/bench/lm_http.py streaming
+#                /v1/completions at 1/4/16 concurrent requests (64 tokens, temperature 0),
+#                and the TTFT of one 128-token-prompt request
+#      The GPT-2 model needs tests/ref/gpt2-vocab (scripts/fetch-test-vocab.sh), the llama
+#      one ../shared/data/tokenizer.bin (else the engine figure uses an in-memory model and
+#      HTTP is skipped for it); without mkmodel the section is skipped.
+#   5. a summary table
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -27,6 +41,12 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
+#   BENCH_PARTS         default image,lm: "image" = sections 1-3, "lm" = section 4
+#   BENCH_LM_STREAMS    default 1,4,16
+#   BENCH_LM_STEPS      engine decode steps per round (default 48; 3 rounds + warm-up per line)
+#   BENCH_LM_HTTP_ROUNDS  waves per HTTP concurrency (default 2)   BENCH_LM_MAX_TOKENS  default 64
+#   BENCH_LM_MM         0 skips the matmul-only figures (tests/bench/bench_lm_mm.c, ~15 s)
+#   GPT2_VOCAB          default tests/ref/gpt2-vocab  LLAMA_TOKENIZER  default ../shared/data/tokenizer.bin
 #
 # Everything runs on this machine's cores together (2 vCPUs on CI, shared with
 # other jobs): compare the ratios printed here, not absolute numbers across runs.
@@ -62,6 +82,8 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
+PARTS=${BENCH_PARTS:-image,lm}
+part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
 say "== make bench  ($(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
@@ -82,6 +104,8 @@ if ! $CC $BENCH_CFLAGS -o "$ENGINE_BIN" tests/bench/bench_engine.c "$BUILD"/engi
   say "bench: cannot build bench_engine; nothing measured:"; cat "$OUT/cc.log"; exit 0
 fi
 
+TORCH_OK=0; HTTP_OK=0; LM_OK=0; LM_HTTP_OK=0
+if part image; then   # sections 1-3 (not indented)
 # ---------------------------------------------------------------- model
 MODEL_DIR=$MODELS_DIR/$MODEL
 if [ ! -f "$MODEL_DIR/model.safetensors" ] || [ ! -f "$MODEL_DIR/config.json" ]; then
@@ -207,16 +231,124 @@ LUA
 else
   say "== 3. HTTP: skipped ($WRK is not installed: apt-get install wrk)"
 fi
+else
+  say "== 1-3. image model: skipped (BENCH_PARTS=$PARTS)"
+fi   # part image
 
-# ---------------------------------------------------------------- 4. summary
+# ---------------------------------------------------------------- 4. language models
+hr
+LM_NAMES=
+LM_STREAMS=${BENCH_LM_STREAMS:-1,4,16}
+LM_STEPS=${BENCH_LM_STEPS:-48}
+LM_ROUNDS=${BENCH_LM_HTTP_ROUNDS:-2}
+LM_MAXTOK=${BENCH_LM_MAX_TOKENS:-64}
+GPT2_VOCAB=${GPT2_VOCAB:-tests/ref/gpt2-vocab}
+LLAMA_TOKENIZER=${LLAMA_TOKENIZER:-../shared/data/tokenizer.bin}
+MKMODEL=$BUILD/tools/mkmodel
+LM_BIN=$BUILD/bench/bench_lm
+LM_CC=1
+if part lm; then
+  [ -x "$MKMODEL" ] || make -s BUILD="$BUILD" "$MKMODEL" >"$OUT/mkmodel-build.log" 2>&1
+  # shellcheck disable=SC2086
+  $CC $BENCH_CFLAGS -o "$LM_BIN" tests/bench/bench_lm.c "$BUILD"/engine/*.o $BENCH_LIBS 2>"$OUT/cc-lm.log" || LM_CC=0
+fi
+if ! part lm; then
+  say "== 4. language models: skipped (BENCH_PARTS=$PARTS)"
+elif [ ! -x "$MKMODEL" ]; then
+  say "== 4. language models: skipped ($MKMODEL is missing and 'make $MKMODEL' failed)"
+elif [ "$LM_CC" = 0 ]; then
+  say "== 4. language models: skipped (cannot build bench_lm):"; cat "$OUT/cc-lm.log"
+else
+  say "== 4. language models: decode through eng_lm (engine) and streaming /v1/completions (HTTP)"
+  LM_REPO=$OUT/lm-models
+  mkdir -p "$LM_REPO"
+  # stories15M shape: dim 288, 6 layers, 6 heads (6 kv), hidden 768, context 256
+  if [ -f "$LLAMA_TOKENIZER" ] &&
+     "$MKMODEL" llama "$LM_REPO/stories15m" "$LLAMA_TOKENIZER" 288 6 6 6 768 256 1 >"$OUT/mkmodel.log" 2>&1; then
+    LM_NAMES="stories15m"
+  else
+    say "   llama: no $LLAMA_TOKENIZER (or mkmodel failed): engine figures from an in-memory stories15M shape, no HTTP"
+    rm -rf "$LM_REPO/stories15m"
+  fi
+  # GPT-2-small shape: dim 768, 12 layers, 12 heads, context 1024 (~500 MB)
+  FREE_MB=$(df -Pm "$OUT" 2>/dev/null | awk 'NR == 2 { print $4 }')
+  if [ ! -f "$GPT2_VOCAB/vocab.json" ] || [ ! -f "$GPT2_VOCAB/merges.txt" ]; then
+    say "   gpt2-small: skipped (no GPT-2 vocabulary in $GPT2_VOCAB: run scripts/fetch-test-vocab.sh)"
+  elif [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt 1500 ]; then
+    say "   gpt2-small: skipped (only $FREE_MB MB free under $OUT; it needs ~500 MB)"
+  elif "$MKMODEL" gpt2 "$LM_REPO/gpt2-small" "$GPT2_VOCAB" 768 12 12 1024 1 >>"$OUT/mkmodel.log" 2>&1; then
+    LM_NAMES="$LM_NAMES gpt2-small"
+  else
+    say "   gpt2-small: mkmodel failed:"; tail -3 "$OUT/mkmodel.log"; rm -rf "$LM_REPO/gpt2-small"
+  fi
+
+  # engine: one bench_lm process per model (its own bandwidth figure just before its decode)
+  say "   engine: ${LM_STEPS} decode steps per round after an 8-token prompt, median of 3 rounds; bandwidth: 1 thread, 512 MiB"
+  : >"$OUT/lm-engine.txt"
+  for name in stories15m gpt2-small; do
+    dir=()
+    if [ -d "$LM_REPO/$name" ]; then dir=("$LM_REPO/$name")
+    elif [ "$name" != stories15m ]; then continue   # stories15m falls back to the in-memory shape
+    fi
+    "$LM_BIN" --batches "$LM_STREAMS" --steps "$LM_STEPS" --name "$name" "${dir[@]}" 2>&1 \
+      | sed 's/^/   /' | tee -a "$OUT/lm-engine.txt"
+  done
+  grep -q 'tok_s_total=' "$OUT/lm-engine.txt" && LM_OK=1
+
+  # the matmuls of a GPT-2-small step alone (tests/bench/bench_lm_mm.c): the serving kernel at
+  # 1/4/16 rows in 4 KiB and huge pages, a prototype tiled kernel, sgemm on 1 and 2 threads
+  # shellcheck disable=SC2086
+  if [ "${BENCH_LM_MM:-1}" != 0 ] && [ -d "$LM_REPO/gpt2-small" ] &&
+     $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_lm_mm" tests/bench/bench_lm_mm.c "$BUILD"/engine/*.o $BENCH_LIBS 2>"$OUT/cc-mm.log"; then
+    say "   matmuls of one GPT-2-small step alone (494 MB of weights from DRAM, no attention/norms), median of 3:"
+    "$BUILD/bench/bench_lm_mm" --rows "$LM_STREAMS" --rounds 3 2>&1 | sed 's/^/   /' | tee "$OUT/lm-mm.txt"
+  fi
+
+  # HTTP: one daemon serving both models
+  if [ -n "$LM_NAMES" ]; then
+    "$INFERD" serve --host 127.0.0.1 --port 0 --models "$LM_REPO" --access-log false --log-level info \
+        >"$OUT/lm-daemon.out" 2>"$OUT/lm-daemon.err" &
+    DAEMON_PID=$!
+    PORT=
+    for _ in $(seq 300); do
+      PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$OUT/lm-daemon.err" | head -1)
+      [ -n "$PORT" ] && break
+      kill -0 "$DAEMON_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ -z "$PORT" ]; then
+      say "   HTTP: daemon did not start:"; tail -5 "$OUT/lm-daemon.err"
+    else
+      for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+      WORKERS=$(sed -n 's|.*ready: \([0-9][0-9]*\) worker(s).*|\1|p' "$OUT/lm-daemon.err" | head -1)
+      say "   HTTP: port $PORT, ${WORKERS:-?} workers; $LM_ROUNDS waves of C streaming requests per line" \
+          "(max_tokens $LM_MAXTOK, temperature 0, short text prompt); client: python3 threads on the same CPUs"
+      : >"$OUT/lm-http.txt"
+      for name in $LM_NAMES; do
+        V=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vocab_size"])' "$LM_REPO/$name/config.json" 2>/dev/null)
+        python3 tests/bench/lm_http.py --port "$PORT" --model "$name" --concurrency "$LM_STREAMS" \
+            --max-tokens "$LM_MAXTOK" --rounds "$LM_ROUNDS" --ttft-prompt 128 --vocab "${V:-0}" 2>&1 \
+          | sed 's/^/   /' | tee -a "$OUT/lm-http.txt"
+      done
+      grep -q 'tok_s_total=' "$OUT/lm-http.txt" && LM_HTTP_OK=1
+    fi
+    kill -TERM "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
+  else
+    say "   HTTP: skipped (no model directory was written)"
+  fi
+  rm -rf "$LM_REPO"   # ~600 MB
+fi
+
+# ---------------------------------------------------------------- 5. summary
 # field NAME from the line of FILE matching PATTERN
 get() { grep -E "$2" "$1" 2>/dev/null | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 num() { [ -n "$1" ] && printf '%.0f' "$1" || printf -- '-'; }
 
 hr
-say "== SUMMARY (images/s, median of rounds; every ratio is from this run)"
+say "== SUMMARY (median of rounds; every ratio is from this run)"
 say ""
+if part image; then   # not indented
 printf '%-22s %12s %12s %12s   %s\n' "engine (img/s)" "1 thread" "2 threads" "2 workers" "2 threads/1, 2 workers/1"
 for B in ${BATCHES//,/ }; do
   e1=$(get "$OUT/engine.txt" "threads=1 batch=$B " img_s)
@@ -268,6 +400,63 @@ if [ "$HTTP_OK" = 1 ]; then
   say "  (daemon and wrk share the same $(nproc) CPUs; wrk's own CPU time is part of the figure)"
 else
   say "HTTP: skipped"
+fi
+say ""
+fi   # part image
+if [ "$LM_OK" = 1 ]; then
+  say "LM: decode tokens/s, per stream and total (engine: bench_lm through eng_lm; HTTP: streaming /v1/completions,"
+  say "    $LM_MAXTOK tokens, temperature 0; TTFT = send -> first text chunk, median over streams)"
+  printf '%-14s %7s %12s %12s %12s %12s %12s %12s\n' "model" "streams" "engine total" "engine/strm" "ms/step" \
+    "HTTP total" "HTTP/strm" "HTTP TTFT ms"
+  for name in stories15m gpt2-small; do
+    grep -q "model=$name " "$OUT/lm-engine.txt" 2>/dev/null || continue
+    for N in ${LM_STREAMS//,/ }; do
+      et=$(get "$OUT/lm-engine.txt" "model=$name threads=1 batch=$N " tok_s_total)
+      es=$(get "$OUT/lm-engine.txt" "model=$name threads=1 batch=$N " tok_s_stream)
+      ms=$(get "$OUT/lm-engine.txt" "model=$name threads=1 batch=$N " ms_step)
+      ht=$(get "$OUT/lm-http.txt" "model=$name conc=$N " tok_s_total)
+      hs=$(get "$OUT/lm-http.txt" "model=$name conc=$N " tok_s_stream)
+      hf=$(get "$OUT/lm-http.txt" "model=$name conc=$N " ttft_ms)
+      printf '%-14s %7s %12s %12s %12s %12s %12s %12s\n' "$name" "$N" "$(num "$et")" "$(num "$es")" "${ms:--}" \
+        "$(num "$ht")" "$(num "$hs")" "${hf:--}"
+    done
+    w=$(get "$OUT/lm-engine.txt" "model=$name arch=" weight_MB_per_step)
+    bw=$(get "$OUT/lm-engine.txt" "model=$name roofline_tok_s=" bandwidth_GB_s)
+    roof=$(get "$OUT/lm-engine.txt" "model=$name roofline_tok_s=" roofline_tok_s)
+    roof4=$(get "$OUT/lm-engine.txt" "model=$name roofline_tok_s=" roofline_4k_tok_s)
+    roofh=$(get "$OUT/lm-engine.txt" "model=$name roofline_tok_s=" roofline_huge_tok_s)
+    onh=$(get "$OUT/lm-engine.txt" "model=$name roofline_tok_s=" weights_on_huge)
+    frac=$(get "$OUT/lm-engine.txt" "model=$name threads=1 batch=1 " roofline_frac)
+    gbs=$(get "$OUT/lm-engine.txt" "model=$name threads=1 batch=1 " weights_GB_s)
+    lo=${LM_STREAMS%%,*}; hi=${LM_STREAMS##*,}
+    e1=$(get "$OUT/lm-engine.txt" "model=$name threads=1 batch=$lo " tok_s_total)
+    e16=$(get "$OUT/lm-engine.txt" "model=$name threads=1 batch=$hi " tok_s_total)
+    h1=$(get "$OUT/lm-http.txt" "model=$name conc=$lo " tok_s_total)
+    h16=$(get "$OUT/lm-http.txt" "model=$name conc=$hi " tok_s_total)
+    ett=$(get "$OUT/lm-engine.txt" "model=$name threads=1 ttft_prompt=" ttft_ms)
+    htt=$(get "$OUT/lm-http.txt" "model=$name ttft_prompt=" ttft_ms)
+    say "  $name: roofline (1 stream) = ${bw:--} GB/s (1 thread; ${onh:--} of the weights on huge pages) / ${w:--} MB of" \
+        "weights per token = $(num "$roof") tok/s (all 4 KiB pages: $(num "$roof4"), all huge pages: $(num "$roofh"))"
+    say "  $name: engine 1 stream = ${frac:--} of the roofline (aim >= 0.60; weights read at ${gbs:--} GB/s);" \
+        "${hi}/${lo} total: engine $(ratio "$e16" "$e1")x, HTTP $(ratio "$h16" "$h1")x (aim >= 6)"
+    say "  $name: TTFT, 128-token prompt, one request: engine ${ett:--} ms (prefill + first sample), HTTP ${htt:--} ms;" \
+        "HTTP/engine 1 stream $(ratio "$h1" "$e1")"
+  done
+  [ "$LM_HTTP_OK" = 1 ] || say "  (HTTP: not measured)"
+  if [ -s "$OUT/lm-mm.txt" ]; then
+    mm() { get "$OUT/lm-mm.txt" "kernel=$1 pages=$2 M=$3 " "$4"; }
+    lo=${LM_STREAMS%%,*}; hi=${LM_STREAMS##*,}
+    say "  gpt2-small matmuls alone, ms per step: $lo row: $(mm rowwise 4k "$lo" ms_step) (4 KiB pages," \
+        "$(mm rowwise 4k "$lo" weights_GB_s) GB/s), $(mm rowwise huge "$lo" ms_step) (huge pages," \
+        "$(mm rowwise huge "$lo" weights_GB_s) GB/s): huge/4k speed-up $(ratio "$(mm rowwise 4k "$lo" ms_step)" "$(mm rowwise huge "$lo" ms_step)")"
+    say "  gpt2-small matmuls alone, $hi rows, GFLOP/s: serving kernel $(mm rowwise 4k "$hi" GFLOP_s)," \
+        "tiled prototype $(mm tile 4k "$hi" GFLOP_s), sgemm $(mm sgemm 4k "$hi" GFLOP_s)," \
+        "sgemm 2 threads $(mm sgemm-2threads 4k "$hi" GFLOP_s); matmul-only $hi/$lo total ratio" \
+        "$(awk -v a="$(mm rowwise 4k "$lo" ms_step)" -v b="$(mm rowwise 4k "$hi" ms_step)" -v n="$hi" -v m="$lo" \
+           'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", (n / m) * a / b }')x"
+  fi
+else
+  say "LM: skipped"
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
