@@ -8,6 +8,7 @@
 #include "engine/lstm.h"
 
 #include <check.h>              // Check unit-test framework
+#include "tests/unit/testutil.h"   // tu_compare, tu_fill, temp dirs
 #include <jansson.h>            // json_load_file, json_dump_file
 #include <math.h>               // fabs, sqrt
 #include <stdint.h>             // uint64_t
@@ -126,35 +127,12 @@ static const float *ref_logits(const fixture *x, int s, int t) {
 
 // Compares got[n] with want[n]; prints the first few mismatches and the
 // largest difference, and returns the number of mismatches.
-static int compare(const char *what, const float *got, const float *want, size_t n, double rtol, double atol) {
-    int bad = 0;
-    double maxdiff = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= maxdiff)) { maxdiff = d; at = i; }   // NaN lands here too
-        if (!(d <= atol + rtol * fabs(want[i]))) {
-            if (bad < 5) fprintf(stderr, "  %s[%zu]: got %.9g want %.9g (diff %.3g)\n", what, i, got[i], want[i], d);
-            bad++;
-        }
-    }
-    if (bad)
-        fprintf(stderr, "%s: %d of %zu values out of tolerance (rtol %g atol %g); maxdiff %.3g at [%zu]\n",
-                what, bad, n, rtol, atol, maxdiff, at);
-    return bad;
-}
 
-static json_t *load_json(const char *path) {
-    json_error_t jerr;
-    json_t *j = json_load_file(path, 0, &jerr);
-    ck_assert_msg(j != NULL, "%s: %s", path, jerr.text);
-    return j;
-}
 
 static eng_lstm *load_dir(const char *dir) {
     char path[256];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    json_t *config = load_json(path);
+    json_t *config = tu_load_json(path);
     eng_lstm *m = NULL;
     char *err = NULL;
     ck_assert_msg(eng_lstm_load_dir(&m, dir, config, &err) == 0, "eng_lstm_load_dir(%s): %s", dir, err);
@@ -198,7 +176,7 @@ START_TEST(test_prefill) {
             ck_assert_int_eq(ops->seq_pos(seq), n);
             char what[64];
             snprintf(what, sizeof what, "%s prefill seq %d len %d", configs[_i], s, n);
-            bad += compare(what, logits, ref_logits(&x, s, n - 1), (size_t)x.V, LOGIT_RTOL, LOGIT_ATOL);
+            bad += tu_compare(what, logits, ref_logits(&x, s, n - 1), (size_t)x.V, LOGIT_RTOL, LOGIT_ATOL);
             ops->seq_free(seq);
         }
     // both sequences in one step, different lengths: the shorter drops out of the last time steps
@@ -206,8 +184,8 @@ START_TEST(test_prefill) {
     const int *toks[2] = {x.tokens, x.tokens + x.TL};
     int n[2] = {x.TL - 7, x.TL};
     step(m, &t, seqs, toks, n, 2, logits);
-    bad += compare("two prefills seq 0", logits, ref_logits(&x, 0, x.TL - 8), (size_t)x.V, LOGIT_RTOL, LOGIT_ATOL);
-    bad += compare("two prefills seq 1", logits + x.V, ref_logits(&x, 1, x.TL - 1), (size_t)x.V, LOGIT_RTOL,
+    bad += tu_compare("two prefills seq 0", logits, ref_logits(&x, 0, x.TL - 8), (size_t)x.V, LOGIT_RTOL, LOGIT_ATOL);
+    bad += tu_compare("two prefills seq 1", logits + x.V, ref_logits(&x, 1, x.TL - 1), (size_t)x.V, LOGIT_RTOL,
                    LOGIT_ATOL);
     ck_assert_int_eq(bad, 0);
     ops->seq_free(seqs[0]);
@@ -237,7 +215,7 @@ START_TEST(test_decode) {
             step(m, &t, &seq, &tok, &n, 1, logits);
             char what[64];
             snprintf(what, sizeof what, "%s decode seq %d pos %d", configs[_i], s, p);
-            bad += compare(what, logits, ref_logits(&x, s, p), (size_t)x.V, LOGIT_RTOL, LOGIT_ATOL);
+            bad += tu_compare(what, logits, ref_logits(&x, s, p), (size_t)x.V, LOGIT_RTOL, LOGIT_ATOL);
         }
         ops->seq_free(seq);
     }
@@ -289,7 +267,7 @@ START_TEST(test_mixed_batch) {
             int q = which[j], last = ops->seq_pos(all[q]) - 1;
             char what[80];
             snprintf(what, sizeof what, "%s mixed step %d seq %d pos %d", configs[_i], st, q, last);
-            bad += compare(what, logits + (size_t)j * x.V, ref_logits(&x, mix_ref[q], last), (size_t)x.V,
+            bad += tu_compare(what, logits + (size_t)j * x.V, ref_logits(&x, mix_ref[q], last), (size_t)x.V,
                            LOGIT_RTOL, LOGIT_ATOL);
         }
     }
@@ -315,7 +293,7 @@ START_TEST(test_forward_logits) {
     eng_var *logits = eng_lstm_forward(m, &t, x.tokens, x.S, x.TL);
     ck_assert_uint_eq(logits->n, (size_t)x.S * x.TL * x.V);
     ck_assert_int_eq(t.n_entries, 0);   // grad off: nothing recorded
-    ck_assert_int_eq(compare(configs[_i], logits->val, x.logits, logits->n, LOGIT_RTOL, LOGIT_ATOL), 0);
+    ck_assert_int_eq(tu_compare(configs[_i], logits->val, x.logits, logits->n, LOGIT_RTOL, LOGIT_ATOL), 0);
     eng_tape_free(&t);
     eng_lstm_destroy(m);
     fx_free(&x);
@@ -344,7 +322,7 @@ START_TEST(test_train_gradients) {
         eng_tape_reset(&t);
         eng_lstm_zero_grads(m);
         eng_var *loss = eng_lstm_loss(m, &t, tokens, targets, x.B, x.T);
-        ck_assert_int_eq(compare("loss", loss->val, want_loss, 1, LOGIT_RTOL, LOGIT_ATOL), 0);
+        ck_assert_int_eq(tu_compare("loss", loss->val, want_loss, 1, LOGIT_RTOL, LOGIT_ATOL), 0);
         eng_tape_backward(&t, loss);
         int bad = 0;
         for (int i = 0; i < m->n_tensors; i++) {
@@ -355,7 +333,7 @@ START_TEST(test_train_gradients) {
             double amax = 0;
             for (size_t k = 0; k < p->n; k++) amax = fabs(want[k]) > amax ? fabs(want[k]) : amax;
             ck_assert_msg(amax > 0, "%s: all-zero reference gradient", name);
-            bad += compare(name, p->grad, want, p->n, GRAD_RTOL, GRAD_SCALE * amax);
+            bad += tu_compare(name, p->grad, want, p->n, GRAD_RTOL, GRAD_SCALE * amax);
             free(want);
         }
         ck_assert_int_eq(bad, 0);
@@ -371,18 +349,7 @@ END_TEST
 
 // ---------------------------------------------------------------- finite differences
 // Deterministic uniform floats in [lo, hi) (splitmix64).
-static uint64_t rng_state = 11;
-static float urand(float lo, float hi) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return lo + (hi - lo) * (float)((double)(z >> 40) / (double)(1ull << 24));
-}
 
-static void fill(float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) x[i] = urand(lo, hi);
-}
 
 // The layer op alone: L = sum(r * out) in double; central differences for
 // every element of every input vs eng_lstm_layer_backward with dout = r.
@@ -404,11 +371,11 @@ START_TEST(test_layer_op_gradients) {
     for (int i = 0; i < 5; i++) {
         in[i] = malloc(in_n[i] * sizeof(float));
         din[i] = calloc(in_n[i], sizeof(float));
-        fill(in[i], in_n[i], i == 0 ? -1.5f : -0.8f, i == 0 ? 1.5f : 0.8f);
+        tu_fill(in[i], in_n[i], i == 0 ? -1.5f : -0.8f, i == 0 ? 1.5f : 0.8f);
     }
     float r[FD_ROWS * FD_H], out[FD_ROWS * FD_H], gates[FD_ROWS * FD_G], cs[FD_ROWS * FD_H];
     float fs[5 * FD_B * FD_H];
-    fill(r, FD_ROWS * FD_H, -1, 1);
+    tu_fill(r, FD_ROWS * FD_H, -1, 1);
     eng_lstm_layer_forward(out, gates, cs, fs, in[0], in[1], in[2], in[3], in[4], FD_B, FD_T, FD_C, FD_H);
     float *bs = malloc(eng_lstm_backward_scratch(FD_B, FD_T, FD_H) * sizeof(float));
     eng_lstm_layer_backward(din[0], din[1], din[2], din[3], din[4], bs, r, in[0], out, gates, cs, in[1], in[2],
@@ -495,21 +462,7 @@ START_TEST(test_tape_finite_differences) {
 END_TEST
 
 // ---------------------------------------------------------------- init / save / load
-static char *temp_dir(void) {
-    char *d = strdup("/tmp/test_lstm_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d));
-    return d;
-}
 
-static void remove_dir(char *d) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/config.json", d);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", d);
-    unlink(p);
-    rmdir(d);
-    free(d);
-}
 
 // PyTorch-default init (statistics), then save -> eng_lstm_load_dir keeps
 // every parameter bit for bit (mapped, not copied), and the loaded model's
@@ -536,7 +489,7 @@ START_TEST(test_init_save_load) {
         }
     ck_assert_float_gt(vmax, 0.95f * bound);
 
-    char *dir = temp_dir(), path[512];
+    char *dir = tu_temp_dir("test_lstm"), path[512];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     ck_assert_msg(eng_lstm_save(&m, path, &err) == 0, "eng_lstm_save: %s", err);
     json_t *cfg = eng_lstm_config_to_json(&m.cfg);
@@ -566,13 +519,13 @@ START_TEST(test_init_save_load) {
     int n = TL;
     const int *tok = tokens;
     step(back, &t, &seq, &tok, &n, 1, logits);
-    ck_assert_int_eq(compare("saved model", logits, want + (size_t)(TL - 1) * V, (size_t)V, 1e-5, 1e-6), 0);
+    ck_assert_int_eq(tu_compare("saved model", logits, want + (size_t)(TL - 1) * V, (size_t)V, 1e-5, 1e-6), 0);
     eng_lstm_lm_ops.seq_free(seq);
     free(logits);
     free(want);
     eng_tape_free(&t);
     eng_lstm_destroy(back);
-    remove_dir(dir);
+    tu_remove_model_dir(dir);
     eng_lstm_free(&m);
     eng_lstm_destroy(ref);
 }
@@ -599,7 +552,7 @@ START_TEST(test_arena_reuse) {
         if (p == 1) hw = t.arena.high_water;
         if (p > 1) ck_assert_uint_eq(t.arena.high_water, hw);
     }
-    ck_assert_int_eq(compare("arena decode", logits + x.V, ref_logits(&x, 1, x.TL - 1), (size_t)x.V, LOGIT_RTOL,
+    ck_assert_int_eq(tu_compare("arena decode", logits + x.V, ref_logits(&x, 1, x.TL - 1), (size_t)x.V, LOGIT_RTOL,
                              LOGIT_ATOL), 0);
     ops->seq_free(seqs[0]);
     ops->seq_free(seqs[1]);
@@ -694,6 +647,7 @@ static Suite *lstm_suite(void) {
 }
 
 int main(void) {
+    tu_rng_state = 11;   // the finite-difference inputs this suite was tuned with
     SRunner *sr = srunner_create(lstm_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
