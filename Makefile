@@ -5,6 +5,8 @@
 #   make test       unit tests (Check) + integration tests against a live daemon
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make bench      throughput figures (prints, asserts nothing)
+#   make fuzz       libFuzzer harnesses (clang, ASan+UBSan), FUZZ_SECONDS each (default 60)
+#   make soak       10 minutes of mixed load against a live daemon (prints figures)
 #   make models     retrain the default models (long)
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -43,7 +45,7 @@ TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 unexport BIN
-.PHONY: all run test unit integration asan bench models install clean deps check
+.PHONY: all run test unit integration asan bench models install clean deps check fuzz soak
 all: $(BIN)
 
 $(BIN): $(BUILD)/server/main.o $(SERVER_OBJ) $(ENGINE_OBJ)
@@ -68,12 +70,14 @@ run: deps
 	$(MAKE) inferd
 	./inferd serve --config conf/inferd.conf
 
-unit: $(UNIT_BIN)
+unit: deps
+	$(MAKE) $(UNIT_BIN)
 	@./scripts/fetch-test-vocab.sh
 	@failed=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed=$$((failed + 1)); done; \
 	  if [ $$failed -ne 0 ]; then echo "unit: $$failed test binary(ies) failed"; exit 1; fi
 
-integration: $(BIN) $(TOOL_BIN)
+integration: deps
+	$(MAKE) $(BIN) $(TOOL_BIN)
 	@INFERD=./$(BIN) TOOLS=$(BUILD)/tools ./tests/integration/run_all.sh
 
 test: unit integration
