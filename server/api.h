@@ -6,6 +6,7 @@
 #define SRV_API_H
 #include <jansson.h>          // json_t
 #include "server/http.h"      // srv_handler
+#include "server/gen.h"       // srv_gen_req
 #include "server/sched.h"     // srv_worker
 
 // probes and metrics
@@ -17,11 +18,20 @@ int srv_api_models_list(srv_request *r, const char *arg);
 int srv_api_models_get(srv_request *r, const char *arg);
 int srv_api_models_load(srv_request *r, const char *arg);
 int srv_api_models_unload(srv_request *r, const char *arg);
+// The body of POST /v1/models: *id and *path (borrowed from j) once both are
+// valid; else answers r and returns -1. The loading itself is the handler's.
+int srv_api_models_load_parse(srv_request *r, const json_t *j, const char **id, const char **path);
 // classification
 int srv_api_classify(srv_request *r, const char *arg);
 void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+// The JSON form of a classification body: model lookup (r->model), top_k,
+// every image decoded into r->input. 0 = ready to queue, -1 = r answered.
+int srv_api_classify_parse(srv_request *r, const json_t *j);
 // text generation (OpenAI-compatible completions)
 int srv_api_completions(srv_request *r, const char *arg);
+// Validates a completions body for model m into q (prompt tokenized); 0, or
+// -1 after answering r. q is freed by srv_gen_req_free whatever the result.
+int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv_gen_req *q);
 // endpoints of the API that this build does not serve yet: 501 with a message
 int srv_api_unbuilt(srv_request *r, const char *arg);
 

@@ -51,6 +51,54 @@ static int is_raw_image_type(const char *ct) {
     return ct && (strncasecmp(ct, "image/", 6) == 0 || strncasecmp(ct, "application/octet-stream", 24) == 0);
 }
 
+// The JSON form: looks the model up, decodes and preprocesses every image
+// into r->input. Returns 0 (ready to queue) or -1 after answering r.
+int srv_api_classify_parse(srv_request *r, const json_t *j) {
+    const json_t *jm = json_object_get(j, "model");
+    if (jm && !json_is_string(jm)) {
+        srv_request_fail(r, SRV_E_BAD_VALUE, "model", "model must be a string");
+        return -1;
+    }
+    srv_model *m = srv_api_model(r, json_string_value(jm), -1);
+    if (!m) return -1;
+    if (m->m->task != ENG_TASK_IMAGE_CLASSIFICATION) {
+        srv_request_fail(r, m->m->task == ENG_TASK_TEXT_CLASSIFICATION ? SRV_E_NOT_IMPLEMENTED : SRV_E_WRONG_TASK, "model",
+                         "model '%s' is a %s model; /v1/classifications serves image-classification models in this version",
+                         m->id, eng_task_name(m->m->task));
+        return -1;
+    }
+    const json_t *img = json_object_get(j, "image");
+    int ok = 0;
+    if (!img) {
+        srv_request_fail(r, SRV_E_MISSING, "image", json_object_get(j, "input")
+                         ? "model '%s' classifies images: send \"image\" (base64 PNG or JPEG), not \"input\""
+                         : "\"image\" (base64 PNG or JPEG, or an array of them) is required for model '%s'", m->id);
+    } else if (!json_is_string(img) && !(json_is_array(img) && json_array_size(img) > 0)) {
+        srv_request_fail(r, SRV_E_BAD_VALUE, "image", "image must be a base64 string or a non-empty array of them");
+    } else if (json_is_array(img) && (int)json_array_size(img) > m->max_batch_size) {
+        srv_request_fail(r, SRV_E_BAD_VALUE, "image", "at most %d images per request for model '%s'", m->max_batch_size, m->id);
+    } else if ((r->top_k = parse_top_k(r, json_object_get(j, "top_k"), NULL, m->m->n_labels)) > 0) {
+        r->n_items = json_is_array(img) ? (int)json_array_size(img) : 1;
+        r->input = malloc((size_t)r->n_items * eng_model_input_size(m->m) * sizeof(float));
+        ok = 1;
+        for (int i = 0; ok && i < r->n_items; i++) {
+            const json_t *s = json_is_array(img) ? json_array_get(img, (size_t)i) : img;
+            char what[32];
+            snprintf(what, sizeof what, json_is_array(img) ? "image[%d]" : "image", i);
+            size_t len;
+            uint8_t *bytes = json_is_string(s) ? srv_base64_decode(json_string_value(s), json_string_length(s), &len) : NULL;
+            if (!bytes) {
+                srv_request_fail(r, SRV_E_BAD_VALUE, "image", "%s is not a valid base64 string", what);
+                ok = 0;
+            } else {
+                ok = add_image(r, bytes, len, i, what) == 0;
+                free(bytes);
+            }
+        }
+    }
+    return ok ? 0 : -1;
+}
+
 int srv_api_classify(srv_request *r, const char *arg) {
     const char *ct = srv_http_header(r, "Content-Type");
     if (is_raw_image_type(ct)) {
@@ -72,52 +120,9 @@ int srv_api_classify(srv_request *r, const char *arg) {
     } else {
         json_t *j = srv_api_parse_json(r);
         if (!j) return SRV_HANDLER_DONE;
-        const json_t *jm = json_object_get(j, "model");
-        if (jm && !json_is_string(jm)) {
-            srv_request_fail(r, SRV_E_BAD_VALUE, "model", "model must be a string");
-            json_decref(j);
-            return SRV_HANDLER_DONE;
-        }
-        srv_model *m = srv_api_model(r, json_string_value(jm), -1);
-        if (!m) { json_decref(j); return SRV_HANDLER_DONE; }
-        if (m->m->task != ENG_TASK_IMAGE_CLASSIFICATION) {
-            srv_request_fail(r, m->m->task == ENG_TASK_TEXT_CLASSIFICATION ? SRV_E_NOT_IMPLEMENTED : SRV_E_WRONG_TASK, "model",
-                             "model '%s' is a %s model; /v1/classifications serves image-classification models in this version",
-                             m->id, eng_task_name(m->m->task));
-            json_decref(j);
-            return SRV_HANDLER_DONE;
-        }
-        const json_t *img = json_object_get(j, "image");
-        int ok = 0;
-        if (!img) {
-            srv_request_fail(r, SRV_E_MISSING, "image", json_object_get(j, "input")
-                             ? "model '%s' classifies images: send \"image\" (base64 PNG or JPEG), not \"input\""
-                             : "\"image\" (base64 PNG or JPEG, or an array of them) is required for model '%s'", m->id);
-        } else if (!json_is_string(img) && !(json_is_array(img) && json_array_size(img) > 0)) {
-            srv_request_fail(r, SRV_E_BAD_VALUE, "image", "image must be a base64 string or a non-empty array of them");
-        } else if (json_is_array(img) && (int)json_array_size(img) > m->max_batch_size) {
-            srv_request_fail(r, SRV_E_BAD_VALUE, "image", "at most %d images per request for model '%s'", m->max_batch_size, m->id);
-        } else if ((r->top_k = parse_top_k(r, json_object_get(j, "top_k"), NULL, m->m->n_labels)) > 0) {
-            r->n_items = json_is_array(img) ? (int)json_array_size(img) : 1;
-            r->input = malloc((size_t)r->n_items * eng_model_input_size(m->m) * sizeof(float));
-            ok = 1;
-            for (int i = 0; ok && i < r->n_items; i++) {
-                const json_t *s = json_is_array(img) ? json_array_get(img, (size_t)i) : img;
-                char what[32];
-                snprintf(what, sizeof what, json_is_array(img) ? "image[%d]" : "image", i);
-                size_t len;
-                uint8_t *bytes = json_is_string(s) ? srv_base64_decode(json_string_value(s), json_string_length(s), &len) : NULL;
-                if (!bytes) {
-                    srv_request_fail(r, SRV_E_BAD_VALUE, "image", "%s is not a valid base64 string", what);
-                    ok = 0;
-                } else {
-                    ok = add_image(r, bytes, len, i, what) == 0;
-                    free(bytes);
-                }
-            }
-        }
+        int rc = srv_api_classify_parse(r, j);
         json_decref(j);
-        if (!ok) return SRV_HANDLER_DONE;
+        if (rc != 0) return SRV_HANDLER_DONE;
     }
     r->deadline = r->t_start + r->model->timeout_ms / 1000.0;
     return srv_api_submit(r);

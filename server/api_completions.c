@@ -50,7 +50,7 @@ static int opt_bool(srv_request *r, const json_t *j, const char *key, int *out) 
 }
 
 // Fills q from the JSON body; answers r and returns -1 on invalid input.
-static int parse(srv_request *r, const json_t *j, srv_model *m, srv_gen_req *q) {
+int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv_gen_req *q) {
     const eng_tokenizer *tok = m->m->tok;
     eng_lm_info info = m->m->lm_ops->info(m->m->lm);
     long long max_tokens = 16, top_k = 0, logprobs = -1, n = 1, seed = -1;
@@ -179,7 +179,7 @@ int srv_api_completions(srv_request *r, const char *arg) {
     srv_gen_req *q = eng_xcalloc(1, sizeof *q);
     r->task = q;
     r->task_free = srv_gen_req_free;
-    int rc = parse(r, j, m, q);
+    int rc = srv_api_completions_parse(r, j, m, q);
     json_decref(j);
     if (rc != 0) return SRV_HANDLER_DONE;
     r->n_items = 1;

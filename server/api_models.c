@@ -19,9 +19,7 @@ int srv_api_models_get(srv_request *r, const char *id) {
     return SRV_HANDLER_DONE;
 }
 
-int srv_api_models_load(srv_request *r, const char *arg) {
-    json_t *j = srv_api_parse_json(r);
-    if (!j) return SRV_HANDLER_DONE;
+int srv_api_models_load_parse(srv_request *r, const json_t *j, const char **id_out, const char **path_out) {
     const json_t *jid = json_object_get(j, "id"), *jpath = json_object_get(j, "path");
     const char *id = json_string_value(jid);
     const char *path = jpath ? json_string_value(jpath) : id;
@@ -31,6 +29,18 @@ int srv_api_models_load(srv_request *r, const char *arg) {
     else if (!srv_registry_safe_path(path))
         srv_request_fail(r, SRV_E_BAD_VALUE, "path", "path must be relative to the model repository, without '..' or a leading '/'");
     else {
+        *id_out = id;
+        *path_out = path;
+        return 0;
+    }
+    return -1;
+}
+
+int srv_api_models_load(srv_request *r, const char *arg) {
+    json_t *j = srv_api_parse_json(r);
+    if (!j) return SRV_HANDLER_DONE;
+    const char *id, *path;
+    if (srv_api_models_load_parse(r, j, &id, &path) == 0) {
         char *err = NULL;
         int replaced = 0;
         r->model_id = strdup(id);

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>          // inet_ntop
 #include <microhttpd.h>         // MHD_*
 #include <netdb.h>              // getaddrinfo
+#include <pthread.h>            // pthread_once
 #include <stdarg.h>             // va_list
 #include <stdatomic.h>          // atomic_int
 #include <stdio.h>              // snprintf
@@ -126,15 +127,26 @@ static enum MHD_Result send_response(srv_request *r) {
 }
 
 // ---------------------------------------------------------------- helpers for handlers
+// A request without a connection (the fuzz harnesses drive handlers' parse
+// functions directly) has no query string and no headers.
 const char *srv_http_query(srv_request *r, const char *key) {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
 }
 
 const char *srv_http_header(srv_request *r, const char *name) {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
-const srv_config *srv_http_config(void) { return cfg; }
+// Before srv_http_start (tests, fuzz harnesses) handlers see the defaults.
+static srv_config default_cfg;
+static void init_default_cfg(void) { srv_config_init(&default_cfg); }
+
+const srv_config *srv_http_config(void) {
+    if (cfg) return cfg;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_default_cfg);
+    return &default_cfg;
+}
 
 int srv_api_submit(srv_request *r) {
     MHD_suspend_connection(r->conn);
