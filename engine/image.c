@@ -10,6 +10,7 @@
 #include <setjmp.h>        // setjmp/longjmp for the libpng and libjpeg error paths
 #include <stdarg.h>        // va_list for img_fail
 #include <stdio.h>         // FILE (needed before jpeglib.h), snprintf
+#include <limits.h>        // LONG_MAX
 #include <stdlib.h>        // malloc, realloc, free
 #include <string.h>        // memcpy, memcmp, memset
 #include <math.h>          // floor
@@ -205,6 +206,10 @@ static int img_decode_jpeg(eng_image *img, const uint8_t *data, size_t len, size
         return rc;
     }
     jpeg_create_decompress(&cinfo);
+    // libjpeg's own buffers (whole-image coefficient arrays of progressive
+    // files) within the per-pixel budget of image.h: above it libjpeg fails
+    // with "backing store not supported" instead of allocating.
+    cinfo.mem->max_memory_to_use = (long)((max_pixels < (size_t)LONG_MAX / 8 ? max_pixels : (size_t)LONG_MAX / 8) * 8 + (1 << 20));
     cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, data, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);
@@ -293,14 +298,22 @@ typedef struct {
     int maxc;     // taps per output, upper bound
 } img_axis;
 
-static void img_axis_init(img_axis *a, int src_n, int dst_n) {
-    a->first = eng_xmalloc(sizeof(int) * (size_t)dst_n);
-    a->count = eng_xmalloc(sizeof(int) * (size_t)dst_n);
+static void img_axis_free(img_axis *a) {
+    free(a->first);
+    free(a->count);
+    free(a->w);
+}
+
+// Fills the weights; returns -1 when out of memory. Memory is O(src_n + dst_n).
+static int img_axis_init(img_axis *a, int src_n, int dst_n) {
     double scale = (double)src_n / dst_n;   // source pixels per output pixel
+    a->maxc = dst_n < src_n ? (int)scale + 2 : 2;
+    a->first = malloc(sizeof(int) * (size_t)dst_n);
+    a->count = malloc(sizeof(int) * (size_t)dst_n);
+    a->w = calloc((size_t)dst_n * (size_t)a->maxc, sizeof(float));
+    if (!a->first || !a->count || !a->w) { img_axis_free(a); return -1; }
     if (dst_n < src_n) {
         // Area averaging: output i covers source [i*scale, (i+1)*scale).
-        a->maxc = (int)scale + 2;
-        a->w = eng_xcalloc((size_t)dst_n * (size_t)a->maxc, sizeof(float));
         for (int i = 0; i < dst_n; i++) {
             double x0 = i * scale, x1 = (i + 1) * scale;
             int j0 = (int)floor(x0), j1 = (int)ceil(x1);
@@ -315,8 +328,6 @@ static void img_axis_init(img_axis *a, int src_n, int dst_n) {
     } else {
         // Bilinear with pixel centres aligned (PyTorch align_corners=False);
         // equal sizes reduce to the identity.
-        a->maxc = 2;
-        a->w = eng_xcalloc((size_t)dst_n * 2, sizeof(float));
         for (int i = 0; i < dst_n; i++) {
             double s = (i + 0.5) * scale - 0.5;
             if (s < 0) s = 0;
@@ -329,15 +340,30 @@ static void img_axis_init(img_axis *a, int src_n, int dst_n) {
             if (a->count[i] == 2) a->w[(size_t)i * 2 + 1] = (float)f;
         }
     }
+    return 0;
 }
 
-static void img_axis_free(img_axis *a) {
-    free(a->first);
-    free(a->count);
-    free(a->w);
+// Source row y composited onto the background, converted to C channels and
+// resampled horizontally: dst[w][C] (0..255 floats). srow is [W][C] scratch.
+static void img_row_resample(float *dst, const eng_image *img, int y, int C, float bg, const img_axis *ax, int w, float *srow) {
+    const uint8_t *s = img->rgba + (size_t)y * img->width * 4;
+    for (int x = 0; x < img->width; x++, s += 4) {
+        float a = s[3] / 255.0f;
+        float r = s[0] * a + bg * (1 - a), g = s[1] * a + bg * (1 - a), b = s[2] * a + bg * (1 - a);
+        if (C == 1) srow[x] = 0.299f * r + 0.587f * g + 0.114f * b;
+        else srow[3 * x] = r, srow[3 * x + 1] = g, srow[3 * x + 2] = b;
+    }
+    for (int i = 0; i < w; i++) {
+        const float *wt = ax->w + (size_t)i * ax->maxc;
+        for (int c = 0; c < C; c++) {
+            float acc = 0;
+            for (int k = 0; k < ax->count[i]; k++) acc += wt[k] * srow[(size_t)(ax->first[i] + k) * C + c];
+            dst[(size_t)i * C + c] = acc;
+        }
+    }
 }
 
-void eng_image_to_tensor(float *out, const eng_image *img, const eng_image_prep *p) {
+int eng_image_to_tensor(float *out, const eng_image *img, const eng_image_prep *p) {
     const int C = p->channels == 1 ? 1 : 3;
     const int H = img->height, W = img->width;   // source
     const int h = p->height, w = p->width;       // target
@@ -347,50 +373,48 @@ void eng_image_to_tensor(float *out, const eng_image *img, const eng_image_prep 
             float v = p->invert ? 255.0f - bg : bg;
             for (int i = 0; i < h * w; i++) out[(size_t)c * h * w + i] = (v / 255.0f - p->mean[c]) / p->std[c];
         }
-        return;
+        return 0;
     }
-    img_axis ax, ay;
-    img_axis_init(&ax, W, w);
-    img_axis_init(&ay, H, h);
-
-    // Pass 1: composite + channel conversion + horizontal resampling, one
-    // source row at a time, into tmp[H][w][C] (0..255 floats).
-    float *tmp = eng_xmalloc(sizeof(float) * (size_t)H * w * C);
-    float *srow = eng_xmalloc(sizeof(float) * (size_t)W * C);
-    for (int y = 0; y < H; y++) {
-        const uint8_t *s = img->rgba + (size_t)y * W * 4;
-        for (int x = 0; x < W; x++, s += 4) {
-            float a = s[3] / 255.0f;
-            float r = s[0] * a + bg * (1 - a), g = s[1] * a + bg * (1 - a), b = s[2] * a + bg * (1 - a);
-            if (C == 1) srow[x] = 0.299f * r + 0.587f * g + 0.114f * b;
-            else srow[3 * x] = r, srow[3 * x + 1] = g, srow[3 * x + 2] = b;
-        }
-        float *t = tmp + (size_t)y * w * C;
-        for (int i = 0; i < w; i++) {
-            const float *wt = ax.w + (size_t)i * ax.maxc;
-            for (int c = 0; c < C; c++) {
-                float acc = 0;
-                for (int k = 0; k < ax.count[i]; k++) acc += wt[k] * srow[(size_t)(ax.first[i] + k) * C + c];
-                t[(size_t)i * C + c] = acc;
-            }
-        }
+    // One pass over the output rows. Each needs a few horizontally resampled
+    // source rows; consecutive output rows share at most their border rows, so
+    // a two-row cache computes every source row once, and memory stays
+    // O(W + w) whatever the shape (a 1 x 4,000,000 image must not cost H*w).
+    img_axis ax = {0}, ay = {0};
+    float *srow = malloc(sizeof(float) * (size_t)W * C);
+    float *cache = malloc(sizeof(float) * 2 * (size_t)w * C);
+    int rc = img_axis_init(&ax, W, w) | img_axis_init(&ay, H, h);
+    if (!srow || !cache || rc != 0) {
+        free(srow); free(cache); img_axis_free(&ax); img_axis_free(&ay);
+        return -1;
     }
-    // Pass 2: vertical resampling, invert, scale, normalise into out[C][h][w].
+    int cached[2] = {-1, -1};   // source row held by each cache slot
     for (int j = 0; j < h; j++) {
         const float *wt = ay.w + (size_t)j * ay.maxc;
-        for (int i = 0; i < w; i++) {
-            for (int c = 0; c < C; c++) {
-                float v = 0;
-                for (int k = 0; k < ay.count[j]; k++) v += wt[k] * tmp[((size_t)(ay.first[j] + k) * w + i) * C + c];
-                if (p->invert) v = 255.0f - v;
-                out[((size_t)c * h + j) * w + i] = (v / 255.0f - p->mean[c]) / p->std[c];
+        float *o = out + (size_t)j * w;   // channel 0 of output row j; accumulates in place
+        for (int c = 0; c < C; c++) memset(o + (size_t)c * h * w, 0, sizeof(float) * (size_t)w);
+        for (int k = 0; k < ay.count[j]; k++) {
+            int y = ay.first[j] + k, slot = cached[0] == y ? 0 : cached[1] == y ? 1 : -1;
+            if (slot < 0) {   // replace the older row (rows are visited in increasing order)
+                slot = cached[0] < cached[1] ? 0 : 1;
+                img_row_resample(cache + (size_t)slot * w * C, img, y, C, bg, &ax, w, srow);
+                cached[slot] = y;
             }
+            const float *t = cache + (size_t)slot * w * C;
+            for (int i = 0; i < w; i++)
+                for (int c = 0; c < C; c++) o[(size_t)c * h * w + i] += wt[k] * t[(size_t)i * C + c];
         }
+        for (int c = 0; c < C; c++)   // invert, scale, normalise
+            for (int i = 0; i < w; i++) {
+                float v = o[(size_t)c * h * w + i];
+                if (p->invert) v = 255.0f - v;
+                o[(size_t)c * h * w + i] = (v / 255.0f - p->mean[c]) / p->std[c];
+            }
     }
     free(srow);
-    free(tmp);
+    free(cache);
     img_axis_free(&ax);
     img_axis_free(&ay);
+    return 0;
 }
 
 // ---------------------------------------------------------------------------

@@ -42,7 +42,16 @@ typedef struct {
 // composite alpha onto background, convert channels, resize the whole image
 // to height x width (area averaging when shrinking, bilinear when growing),
 // optionally invert, scale to [0,1], then (v - mean[c]) / std[c].
-void eng_image_to_tensor(float *out, const eng_image *img, const eng_image_prep *p);
+// Works in O(width + target size) memory; returns 0, or -1 when out of memory.
+int eng_image_to_tensor(float *out, const eng_image *img, const eng_image_prep *p);
+
+// An upper bound on the bytes that eng_image_decode and eng_image_to_tensor
+// hold at once per source pixel: RGBA (4) + libjpeg's whole-image
+// coefficient buffers of a progressive CMYK file (8) in decode; RGBA (4) +
+// the float source row (12, when the image is one row) + its resampling
+// weights (4) in the transform. A server derives its pixel limit from a byte
+// budget with it: max_pixels = budget / ENG_IMG_BYTES_PER_PIXEL.
+#define ENG_IMG_BYTES_PER_PIXEL 24
 
 // Encodes pixels [h][w][channels] (channels 1, 3 or 4) as PNG into a
 // malloc'd buffer. Returns 0 or -1 with *err.

@@ -245,8 +245,8 @@ static float border_luma(const eng_image *img, float bg) {
     return n ? (float)(sum / (double)n) : 0.0f;
 }
 
-void eng_model_image_input(const eng_model *m, const eng_image *img, float *out) {
+int eng_model_image_input(const eng_model *m, const eng_image *img, float *out) {
     eng_image_prep p = m->prep;
     if (m->invert_auto) p.invert = border_luma(img, p.background) > 127.5f;
-    eng_image_to_tensor(out, img, &p);
+    return eng_image_to_tensor(out, img, &p);
 }

@@ -65,7 +65,7 @@ void eng_model_free(eng_model *m);   // NULL-safe
 // Image-input tasks: element count of one preprocessed input (C*H*W).
 size_t eng_model_input_size(const eng_model *m);
 // Builds one preprocessed input from a decoded image (applies invert_auto).
-void eng_model_image_input(const eng_model *m, const eng_image *img, float *out);
+int eng_model_image_input(const eng_model *m, const eng_image *img, float *out);   // 0, or -1 out of memory
 
 // Parses the "input" object of a config into prep (+ invert_auto). Returns 0 or -1 with *err.
 int eng_model_parse_image_input(const json_t *input, eng_image_prep *prep, int *invert_auto, char **err);

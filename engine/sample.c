@@ -1,6 +1,7 @@
 // sample.c — token sampling in linear time (see sample.h).
 #include "engine/sample.h"
 #include <math.h>     // expf, logf, INFINITY
+#include <stdlib.h>   // qsort_r
 #include <string.h>   // memcpy
 
 int eng_argmax(const float *x, int n) {
@@ -41,13 +42,13 @@ static void select_top(int *idx, const float *val, int n, int k) {
     }
 }
 
-// Sorts a small candidate list descending by value (insertion sort; lists are short).
-static void sort_desc(int *idx, const float *val, int n) {
-    for (int i = 1; i < n; i++) {
-        int v = idx[i], j = i - 1;
-        while (j >= 0 && val[idx[j]] < val[v]) { idx[j + 1] = idx[j]; j--; }
-        idx[j + 1] = v;
-    }
+// Descending by probability, ties by lower id: a total order, so the
+// nucleus is the same for the same logits whatever qsort does with ties.
+static int by_prob_desc(const void *a, const void *b, void *ctx) {
+    const float *p = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    if (p[i] != p[j]) return p[i] > p[j] ? -1 : 1;
+    return (i > j) - (i < j);
 }
 
 void eng_top_logprobs(const float *x, int n, int k, int *ids, float *logprobs) {
@@ -67,40 +68,54 @@ void eng_top_logprobs(const float *x, int n, int k, int *ids, float *logprobs) {
     for (int i = 0; i < k; i++) logprobs[i] = x[ids[i]] - lse;
 }
 
+// The order users of OpenAI, vLLM and HF expect: temperature, then top-k,
+// then top-p over the renormalised top-k distribution; the most likely token
+// always survives, so the result is a valid id for any knob values.
 int eng_sample(const eng_sampler *s, const float *logits, int n, eng_rng *rng, float *scratch) {
-    if (s->temperature <= 0) return eng_argmax(logits, n);
+    if (s->temperature <= 0 || n == 1) return eng_argmax(logits, n);
     float *p = scratch;                 // probabilities [n]
     int *idx = (int *)(scratch + n);    // candidate ids [n]
     float inv_t = 1.0f / s->temperature, m = max_of(logits, n);
     double sum = 0;
-    for (int i = 0; i < n; i++) { p[i] = expf((logits[i] - m) * inv_t); sum += p[i]; }
-    float inv_sum = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) p[i] *= inv_sum;
+    for (int i = 0; i < n; i++) {
+        float e = expf((logits[i] - m) * inv_t);
+        p[i] = e >= 0 ? e : 0;          // NaN logits (a broken model) are never drawn
+        sum += p[i];
+    }
+    if (!(sum > 0) || !isfinite(sum)) return eng_argmax(logits, n);
+    for (int i = 0; i < n; i++) idx[i] = i;
 
     int cand = n;
-    for (int i = 0; i < n; i++) idx[i] = i;
     if (s->top_k > 0 && s->top_k < n) {
         select_top(idx, p, n, s->top_k);
         cand = s->top_k;
     }
+    double total = 0;                   // mass of the candidates (renormalises top-k)
+    for (int i = 0; i < cand; i++) total += p[idx[i]];
     if (s->top_p > 0 && s->top_p < 1) {
-        // tokens below (1-top_p)/(cand-1) can never be in the nucleus (llama2.c's cutoff)
-        float cutoff = cand > 1 ? (1.0f - s->top_p) / (float)(cand - 1) : 0.0f;
-        int kept = 0;
-        for (int i = 0; i < cand; i++)
+        // Tokens below (1-top_p)*total/(cand-1) can never be needed to reach top_p
+        // of the mass (llama2.c's cutoff): they are dropped before the sort, but
+        // the most likely candidate is always kept.
+        double cutoff = cand > 1 ? (1.0 - s->top_p) * total / (cand - 1) : 0;
+        int best = 0, kept = 0;
+        for (int i = 1; i < cand; i++)
+            if (p[idx[i]] > p[idx[best]] || (p[idx[i]] == p[idx[best]] && idx[i] < idx[best])) best = i;
+        int t = idx[0]; idx[0] = idx[best]; idx[best] = t;
+        kept = 1;
+        for (int i = 1; i < cand; i++)
             if (p[idx[i]] >= cutoff) idx[kept++] = idx[i];
-        sort_desc(idx, p, kept);
-        double cum = 0;
+        qsort_r(idx, (size_t)kept, sizeof(int), by_prob_desc, p);
+        double cum = 0, target = s->top_p * total;
         int last = kept - 1;
         for (int i = 0; i < kept; i++) {
             cum += p[idx[i]];
-            if (cum >= s->top_p) { last = i; break; }
+            if (cum >= target) { last = i; break; }
         }
         cand = last + 1;
+        total = 0;
+        for (int i = 0; i < cand; i++) total += p[idx[i]];
     }
     // draw from the (renormalised) candidates
-    double total = 0;
-    for (int i = 0; i < cand; i++) total += p[idx[i]];
     double r = (double)eng_rng_uniform(rng) * total, acc = 0;
     for (int i = 0; i < cand; i++) {
         acc += p[idx[i]];

@@ -12,21 +12,58 @@
 
 #define DEFAULT_TOP_K 5
 
+// The pixel limit of one image: max_image_pixels, and what max_image_bytes
+// leaves for decoding and resizing once the request's inputs are counted.
+static size_t pixel_limit(const srv_request *r) {
+    const srv_config *c = srv_http_config();
+    size_t inputs = (size_t)r->n_items * eng_model_input_size(r->model->m) * sizeof(float);
+    size_t budget = (size_t)c->max_image_bytes > inputs ? (size_t)c->max_image_bytes - inputs : 0;
+    size_t px = budget / ENG_IMG_BYTES_PER_PIXEL;
+    return px < (size_t)c->max_image_pixels ? px : (size_t)c->max_image_pixels;
+}
+
 // Decodes one image and writes its preprocessed input; on failure answers r
 // with the right status and returns -1. `what` names the field for errors.
 static int add_image(srv_request *r, const void *bytes, size_t len, int index, const char *what) {
     eng_image img;
     char *err = NULL;
-    int rc = eng_image_decode(&img, bytes, len, (size_t)srv_http_config()->max_image_pixels, &err);
+    size_t max_px = pixel_limit(r);
+    int rc = eng_image_decode(&img, bytes, len, max_px, &err);
     if (rc != ENG_IMG_OK) {
         srv_err e = rc == ENG_IMG_EFORMAT ? SRV_E_MEDIA_TYPE : rc == ENG_IMG_ETOOLARGE ? SRV_E_TOO_LARGE : SRV_E_BAD_IMAGE;
-        srv_request_fail(r, e, what, "%s: %s", what, err ? err : "cannot decode image");
+        if (rc == ENG_IMG_ETOOLARGE)
+            srv_request_fail(r, e, what, "%s: %s (max_image_pixels, and max_image_bytes at %d bytes per pixel, "
+                             "allow %zu pixels in this request)", what, err ? err : "image too large", ENG_IMG_BYTES_PER_PIXEL, max_px);
+        else
+            srv_request_fail(r, e, what, "%s: %s", what, err ? err : "cannot decode image");
         free(err);
         return -1;
     }
     size_t n = eng_model_input_size(r->model->m);
-    eng_model_image_input(r->model->m, &img, r->input + (size_t)index * n);
+    rc = eng_model_image_input(r->model->m, &img, r->input + (size_t)index * n);
     eng_image_free(&img);
+    if (rc != 0) {
+        srv_request_fail(r, SRV_E_UNAVAILABLE, what, "%s: out of memory while resizing; retry later", what);
+        return -1;
+    }
+    return 0;
+}
+
+// Allocates r->input for r->n_items images within max_image_bytes; answers
+// 413 (too many or too large inputs) or 503 (out of memory) and returns -1.
+static int alloc_inputs(srv_request *r) {
+    size_t one = eng_model_input_size(r->model->m) * sizeof(float);
+    long long limit = srv_http_config()->max_image_bytes;
+    if ((double)r->n_items * (double)one > (double)limit) {
+        srv_request_fail(r, SRV_E_TOO_LARGE, "image", "%d inputs of %zu bytes for model '%s' exceed max_image_bytes (%lld)",
+                         r->n_items, one, r->model->id, limit);
+        return -1;
+    }
+    r->input = malloc((size_t)r->n_items * one);
+    if (!r->input) {
+        srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "out of memory for %d inputs; retry later", r->n_items);
+        return -1;
+    }
     return 0;
 }
 
@@ -79,8 +116,7 @@ int srv_api_classify_parse(srv_request *r, const json_t *j) {
         srv_request_fail(r, SRV_E_BAD_VALUE, "image", "at most %d images per request for model '%s'", m->max_batch_size, m->id);
     } else if ((r->top_k = parse_top_k(r, json_object_get(j, "top_k"), NULL, m->m->n_labels)) > 0) {
         r->n_items = json_is_array(img) ? (int)json_array_size(img) : 1;
-        r->input = malloc((size_t)r->n_items * eng_model_input_size(m->m) * sizeof(float));
-        ok = 1;
+        ok = alloc_inputs(r) == 0;
         for (int i = 0; ok && i < r->n_items; i++) {
             const json_t *s = json_is_array(img) ? json_array_get(img, (size_t)i) : img;
             char what[32];
@@ -115,8 +151,7 @@ int srv_api_classify(srv_request *r, const char *arg) {
             return SRV_HANDLER_DONE;
         }
         r->n_items = 1;
-        r->input = malloc(eng_model_input_size(m->m) * sizeof(float));
-        if (add_image(r, r->body, r->body_len, 0, "image") != 0) return SRV_HANDLER_DONE;
+        if (alloc_inputs(r) != 0 || add_image(r, r->body, r->body_len, 0, "image") != 0) return SRV_HANDLER_DONE;
     } else {
         json_t *j = srv_api_parse_json(r);
         if (!j) return SRV_HANDLER_DONE;

@@ -55,6 +55,7 @@ static int check_log_level(const char *v, char *why, size_t n);
 static int check_cors(const char *v, char *why, size_t n);
 
 #define KIB 1024LL
+#define MIB (1024LL * 1024)
 #define GIB (1024LL * 1024 * 1024)
 
 // The table. Order is the order of --help, the dump and conf/inferd.conf.
@@ -89,6 +90,8 @@ static const opt_def options[] = {
         "largest request body in bytes; larger gets 413"),
     OPT(max_image_pixels, OPT_INT64, 1, 1000000000LL, "40000000", NULL, NULL, 0,
         "largest decoded image, width*height; larger gets 413"),
+    OPT(max_image_bytes, OPT_INT64, 1 * MIB, 64 * GIB, "268435456", NULL, NULL, 0,
+        "memory one request's images may take: decoding and resizing one image (24 bytes per pixel) and the model inputs of all of them; more gets 413"),
     OPT(cors_origins, OPT_STRING, 0, 0, "", NULL, check_cors, 0,
         "empty = no CORS headers, * = any origin, or comma-separated origins (no spaces)"),
     OPT(shutdown_timeout_s, OPT_INT, 0, 3600, "30", NULL, NULL, 0,

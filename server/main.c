@@ -201,8 +201,8 @@ static int cmd_run(int argc, char **argv) {
             fprintf(stderr, "inferd run: %s\n", err);
             free(err);
         } else {
-            float *x = malloc(eng_model_input_size(m) * sizeof(float)), *p = malloc((size_t)m->n_labels * sizeof(float));
-            eng_model_image_input(m, &img, x);
+            float *x = eng_xmalloc(eng_model_input_size(m) * sizeof(float)), *p = eng_xmalloc((size_t)m->n_labels * sizeof(float));
+            if (eng_model_image_input(m, &img, x) != 0) { fprintf(stderr, "inferd run: out of memory\n"); exit(1); }
             eng_tape tape;
             eng_tape_init(&tape, 0, 0);
             m->arch->classify_images(m, &tape, x, 1, p);

@@ -10,6 +10,7 @@
 #include <stdio.h>      // FILE (before jpeglib.h)
 #include <stdlib.h>     // malloc, rand_r
 #include <string.h>     // memcpy
+#include <sys/resource.h> // setrlimit: the address-space cap of the shape test
 #include <jpeglib.h>    // the independent JPEG writer
 #include <zlib.h>       // crc32, compress for the hand-made PNG
 
@@ -786,6 +787,47 @@ START_TEST(test_png_encode_refuses) {
     ck_assert_int_eq(eng_png_encode(&png, &len, px, 2, -1, 1, &err), -1);
     free(err);
 }
+
+// A 1 x 4,000,000 picture (and its transpose) once made the resize allocate
+// height x target width floats: ~0.5 GB for a 7.8 KB PNG. The transform must
+// now run in O(width + target) memory: checked under an address-space cap of
+// 160 MB above what the process maps already (the image itself is 16 MB).
+// AddressSanitizer maps terabytes of shadow, so there only the values are checked.
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+START_TEST(test_tensor_extreme_shapes_bounded_memory) {
+    enum { LONG = 4000000 };
+    #ifndef UNDER_ASAN
+    {
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        ck_assert(f && fscanf(f, "%ld", &pages) == 1);
+        fclose(f);
+        struct rlimit rl = {.rlim_cur = (rlim_t)pages * 4096 + (160u << 20), .rlim_max = RLIM_INFINITY};
+        ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    }
+#endif
+    for (int t = 0; t < 2; t++) {
+        eng_image im = {t ? 1 : LONG, t ? LONG : 1, malloc((size_t)LONG * 4)};
+        ck_assert_ptr_nonnull(im.rgba);
+        for (size_t i = 0; i < (size_t)LONG; i++) {
+            im.rgba[4 * i] = im.rgba[4 * i + 1] = im.rgba[4 * i + 2] = 51;
+            im.rgba[4 * i + 3] = 255;
+        }
+        float out[3 * 28 * 28];
+        eng_image_prep p = prep(3, 28, 28);
+        ck_assert_int_eq(eng_image_to_tensor(out, &im, &p), 0);
+        for (int i = 0; i < 3 * 28 * 28; i++) ck_assert_msg(fabsf(out[i] - 0.2f) < 1e-3f, "t=%d out[%d]=%g", t, i, out[i]);
+        eng_image_free(&im);
+    }
+}
+END_TEST
+
 END_TEST
 
 static Suite *image_suite(void) {
@@ -832,6 +874,7 @@ static Suite *image_suite(void) {
     tcase_add_test(tc, test_tensor_mixed_and_identity);
     tcase_add_test(tc, test_tensor_alpha_and_channels);
     tcase_add_test(tc, test_tensor_invert_normalise);
+    tcase_add_test(tc, test_tensor_extreme_shapes_bounded_memory);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("encode");

@@ -111,9 +111,121 @@ START_TEST(test_large_vocab_top_k) {
 }
 END_TEST
 
+// ---- every combination of the knobs against an independent reference
+// Distinct logits (no ties, so the reference's choice at the top-k border is
+// the only possible one).
+static const float knob_logits[8] = {0.3f, 2.1f, -1.0f, 1.4f, 0.9f, -0.2f, 1.9f, 0.0f};
+
+// Expected distribution, computed the way users of OpenAI/vLLM/HF expect:
+// softmax(logits/T), keep the top k, renormalise, keep the smallest prefix
+// (most likely first) whose mass reaches top_p, renormalise.
+static void ref_dist(double t, int k, double top_p, const float *x, int n, double *out) {
+    double p[64], s = 0;
+    int order[64];
+    for (int i = 0; i < n; i++) { p[i] = exp((x[i] - 3.0) / t); s += p[i]; order[i] = i; }
+    for (int i = 0; i < n; i++) p[i] /= s;
+    for (int i = 1; i < n; i++)   // insertion sort, descending
+        for (int j = i; j > 0 && p[order[j]] > p[order[j - 1]]; j--) { int o = order[j]; order[j] = order[j - 1]; order[j - 1] = o; }
+    int keep = k > 0 && k < n ? k : n;
+    double mass = 0;
+    for (int i = 0; i < keep; i++) mass += p[order[i]];
+    int nucleus = keep;
+    if (top_p < 1) {
+        double cum = 0;
+        for (int i = 0; i < keep; i++) {
+            cum += p[order[i]] / mass;
+            if (cum >= top_p) { nucleus = i + 1; break; }
+        }
+    }
+    double z = 0;
+    for (int i = 0; i < n; i++) out[i] = 0;
+    for (int i = 0; i < nucleus; i++) z += p[order[i]];
+    for (int i = 0; i < nucleus; i++) out[order[i]] = p[order[i]] / z;
+}
+
+START_TEST(test_every_knob_combination) {
+    const double temps[] = {0.05, 1.0, 1.6};
+    const int ks[] = {0, 1, 3, 7, 9, 1000000};
+    const double ps[] = {1e-6, 0.5, 0.8, 1.0};
+    enum { N = 8, DRAWS = 10000 };
+    float scratch[2 * N];
+    for (size_t a = 0; a < sizeof temps / sizeof *temps; a++)
+        for (size_t b = 0; b < sizeof ks / sizeof *ks; b++)
+            for (size_t c = 0; c < sizeof ps / sizeof *ps; c++) {
+                eng_sampler s = {(float)temps[a], ks[b], (float)ps[c]};
+                double want[N];
+                ref_dist(temps[a], ks[b], ps[c], knob_logits, N, want);
+                int count[N] = {0};
+                eng_rng rng;
+                eng_rng_seed(&rng, 1000 + a * 100 + b * 10 + c);
+                for (int d = 0; d < DRAWS; d++) {
+                    int tok = eng_sample(&s, knob_logits, N, &rng, scratch);
+                    ck_assert_msg(tok >= 0 && tok < N, "T=%g k=%d p=%g: token %d out of range", temps[a], ks[b], ps[c], tok);
+                    count[tok]++;
+                }
+                for (int i = 0; i < N; i++) {
+                    // 5 standard deviations, plus 3 draws for the discreteness of rare tokens
+                    double f = (double)count[i] / DRAWS, sd = sqrt(want[i] * (1 - want[i]) / DRAWS);
+                    if (want[i] == 0)
+                        ck_assert_msg(count[i] == 0, "T=%g k=%d p=%g: token %d drawn %d times, outside the candidates",
+                                      temps[a], ks[b], ps[c], i, count[i]);
+                    else
+                        ck_assert_msg(fabs(f - want[i]) <= 5 * sd + 3.0 / DRAWS, "T=%g k=%d p=%g: token %d freq %f want %f",
+                                      temps[a], ks[b], ps[c], i, f, want[i]);
+                }
+            }
+}
+END_TEST
+
+// The two requests that used to kill the daemon: top-p computed as if the
+// top-k candidates held all the mass kept nothing and returned idx[-1].
+START_TEST(test_top_k_then_tiny_top_p_regression) {
+    enum { N = 96 };
+    float x[N], scratch[2 * N];
+    eng_rng rng;
+    eng_rng_seed(&rng, 5);
+    for (int i = 0; i < N; i++) x[i] = eng_rng_normal(&rng);   // flat-ish: top-2 mass well below 0.9
+    const eng_sampler cases[] = {{1.0f, 2, 0.1f}, {1.0f, 3, 0.5f}, {0.7f, 1, 0.01f}, {2.0f, 5, 1e-7f}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int best = eng_argmax(x, N);
+        for (int d = 0; d < 200; d++) {
+            int tok = eng_sample(&cases[c], x, N, &rng, scratch);
+            ck_assert_int_ge(tok, 0);
+            ck_assert_int_lt(tok, N);
+            if (cases[c].top_p <= 0.1f) ck_assert_int_eq(tok, best);   // the nucleus is the top token alone
+        }
+    }
+}
+END_TEST
+
+// Extremes: temperature tiny is greedy; top_k beyond the vocabulary is off;
+// NaN logits (a broken checkpoint) still give a valid id.
+START_TEST(test_extreme_knobs) {
+    float scratch[16];
+    eng_rng rng;
+    eng_rng_seed(&rng, 9);
+    eng_sampler cold = {1e-6f, 0, 1};
+    for (int d = 0; d < 100; d++) ck_assert_int_eq(eng_sample(&cold, knob_logits, 8, &rng, scratch), 1);
+    eng_sampler wide = {1.0f, 1 << 30, 1e-9f};
+    for (int d = 0; d < 100; d++) ck_assert_int_eq(eng_sample(&wide, knob_logits, 8, &rng, scratch), 1);
+    float nan_logits[8] = {NAN, 1, NAN, 2, NAN, NAN, 0, NAN};
+    eng_sampler any = {1.0f, 3, 0.5f};
+    for (int d = 0; d < 100; d++) {
+        int tok = eng_sample(&any, nan_logits, 8, &rng, scratch);
+        ck_assert(tok >= 0 && tok < 8);
+    }
+    float all_nan[4] = {NAN, NAN, NAN, NAN};
+    int tok = eng_sample(&any, all_nan, 4, &rng, scratch);
+    ck_assert(tok >= 0 && tok < 4);
+    float one = 3.0f;
+    ck_assert_int_eq(eng_sample(&any, &one, 1, &rng, scratch), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("sample");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_greedy);
     tcase_add_test(tc, test_temperature_frequencies);
     tcase_add_test(tc, test_top_k);
@@ -121,6 +233,9 @@ int main(void) {
     tcase_add_test(tc, test_seed_determinism);
     tcase_add_test(tc, test_logprobs);
     tcase_add_test(tc, test_large_vocab_top_k);
+    tcase_add_test(tc, test_every_knob_combination);
+    tcase_add_test(tc, test_top_k_then_tiny_top_p_regression);
+    tcase_add_test(tc, test_extreme_knobs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
