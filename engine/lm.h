@@ -33,7 +33,8 @@ typedef struct eng_lm eng_lm;   // opaque: weights + hyperparameters
 typedef struct {
     // Bytes of state one sequence of up to max_len tokens needs (KV cache), for budgeting.
     size_t (*seq_bytes)(const eng_lm *m, int max_len);
-    // A new, empty sequence able to hold max_len tokens (max_len <= context_len).
+    // A new, empty sequence able to hold max_len tokens (max_len <= context_len);
+    // NULL when max_len is out of range or memory runs out.
     eng_lm_seq *(*seq_new)(const eng_lm *m, int max_len);
     void (*seq_free)(eng_lm_seq *s);
     // Number of tokens the sequence has consumed so far.

@@ -439,10 +439,12 @@ static size_t lstm_seq_bytes(const eng_lm *lm, int max_len) {
 static eng_lm_seq *lstm_seq_new(const eng_lm *lm, int max_len) {
     const eng_lstm_config *c = &lstm_of(lm)->cfg;
     if (max_len < 1 || max_len > c->context_len) return NULL;
-    eng_lstm_seq *s = eng_xcalloc(1, sizeof *s);
+    eng_lstm_seq *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
     size_t n = (size_t)c->num_layers * (size_t)c->hidden_size;
     s->max_len = max_len;
-    s->h = eng_xaligned(2 * n * sizeof(float));
+    s->h = eng_aligned(2 * n * sizeof(float));
+    if (!s->h) { free(s); return NULL; }
     memset(s->h, 0, 2 * n * sizeof(float));   // the zero state
     s->c = s->h + n;
     return (eng_lm_seq *)s;

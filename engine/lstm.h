@@ -163,7 +163,7 @@ void eng_lstm_destroy(eng_lstm *m);   // NULL-safe: eng_lstm_free + free
 // The eng_lm interface (lm.h) over a heap model (eng_lstm_load_dir, or
 // eng_xcalloc + eng_lstm_init + load/init_params): pass eng_lstm_as_lm(m)
 // with &eng_lstm_lm_ops; ops->free(lm) is eng_lstm_destroy. seq_new returns
-// NULL when max_len is not in 1..context_len. step requires n_tokens[i] >= 1,
+// NULL (out of memory, or max_len not in 1..context_len). step requires n_tokens[i] >= 1,
 // every token in [0, vocab_size) and seq_pos + n_tokens[i] <= max_len
 // (asserted: validate client input before).
 extern const eng_lm_ops eng_lstm_lm_ops;

@@ -720,11 +720,13 @@ static size_t tf_seq_bytes(const eng_lm *lm, int max_len) {
 static eng_lm_seq *tf_seq_new(const eng_lm *lm, int max_len) {
     const eng_tf_config *c = &tf_of(lm)->cfg;
     if (max_len < 1 || max_len > c->context_len) return NULL;
-    eng_tf_seq *s = eng_xcalloc(1, sizeof *s);
+    eng_tf_seq *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
     s->max_len = max_len;
     s->kv_dim = c->n_kv_heads * c->head_dim;
     size_t n = (size_t)c->n_layers * (size_t)max_len * (size_t)s->kv_dim;
-    s->k = eng_xaligned(2 * n * sizeof(float));   // rows are written before they are read
+    s->k = eng_aligned(2 * n * sizeof(float));   // rows are written before they are read
+    if (!s->k) { free(s); return NULL; }
     s->v = s->k + n;
     return (eng_lm_seq *)s;
 }

@@ -193,8 +193,8 @@ void eng_tf_destroy(eng_transformer *m);   // NULL-safe: eng_tf_free + free
 
 // The eng_lm interface (lm.h) over a heap model from eng_tf_load_dir (or
 // eng_xcalloc + eng_tf_init + load/init_params): pass eng_tf_as_lm(m) with
-// &eng_tf_lm_ops. ops->free(lm) is eng_tf_destroy. seq_new returns NULL when
-// max_len is not in 1..context_len. step requires n_tokens[i] >= 1, every
+// &eng_tf_lm_ops. ops->free(lm) is eng_tf_destroy. seq_new returns NULL (out of memory, or
+// max_len not in 1..context_len). step requires n_tokens[i] >= 1, every
 // token in [0, vocab_size), and seq_pos + n_tokens[i] <= max_len (asserted:
 // validate client input before). logits[i * V ...] get sequence i's last token's logits.
 extern const eng_lm_ops eng_tf_lm_ops;

@@ -16,6 +16,8 @@ void *eng_xmalloc(size_t n);
 void *eng_xcalloc(size_t count, size_t size);
 // 64-byte aligned allocation for weights and activations; free with free().
 void *eng_xaligned(size_t n);
+// The same, returning NULL when memory runs out (request paths and loaders).
+void *eng_aligned(size_t n);
 
 // Monotonic clock in seconds.
 double eng_now(void);

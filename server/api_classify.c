@@ -172,6 +172,12 @@ static void respond(srv_request *r, const eng_model *em, const float *probs) {
         const float *p = probs + (size_t)i * n;
         json_t *labels = json_array();
         int taken[64] = {0}, *used = n <= 64 ? taken : calloc((size_t)n, sizeof(int));
+        if (!used) {
+            json_decref(data);
+            json_decref(labels);
+            srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "out of memory; retry later");
+            return;
+        }
         for (int k = 0; k < r->top_k; k++) {   // selection: top_k is small
             int best = -1;
             for (int c = 0; c < n; c++)
@@ -194,6 +200,10 @@ void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, in
     for (int i = 0; i < n; i++) items += reqs[i]->n_items;
     float *x = srv_worker_buf(w, (size_t)items * in_size);
     float *probs = srv_worker_out(w, (size_t)items * (size_t)em->n_labels);
+    if (!x || !probs) {
+        for (int i = 0; i < n; i++) srv_request_fail(reqs[i], SRV_E_UNAVAILABLE, NULL, "out of memory for the batch; retry later");
+        return;
+    }
     int off = 0;
     for (int i = 0; i < n; i++) {
         memcpy(x + (size_t)off * in_size, reqs[i]->input, (size_t)reqs[i]->n_items * in_size * sizeof(float));

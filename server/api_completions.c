@@ -7,13 +7,19 @@
 #include <string.h>            // strcmp
 #include <time.h>              // time
 #include "engine/tokenizer.h"  // eng_tok_encode
-#include "engine/util.h"       // eng_xcalloc
+#include "engine/util.h"       // eng_now
+#include "server/log.h"        // log_warn
 #include "server/api.h"        // declarations
 #include "server/gen.h"        // srv_gen_req
 #include "server/stream.h"     // srv_stream_open
 
 #define MAX_TOKENS_LIMIT 4096
 #define MAX_N 8
+
+static int oom(srv_request *r) {
+    srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "out of memory; retry later");
+    return -1;
+}
 
 // Reads an optional number field within [lo, hi]; returns 0, or -1 after answering 400.
 static int opt_number(srv_request *r, const json_t *j, const char *key, double lo, double hi, double *out) {
@@ -82,7 +88,7 @@ int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv
                 srv_request_fail(r, SRV_E_BAD_VALUE, "stop", "each stop sequence must be a non-empty string of at most 256 bytes");
                 return -1;
             }
-            q->stop[q->n_stop++] = strdup(json_string_value(s));
+            if (!(q->stop[q->n_stop++] = strdup(json_string_value(s)))) return oom(r);
         }
     }
     // prompt: a string, or an array of token ids
@@ -106,6 +112,7 @@ int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv
             return -1;
         }
         q->prompt_text = strndup(json_string_value(p), json_string_length(p));
+        if (!q->prompt_text) return oom(r);
         q->prompt_text_len = json_string_length(p);
     } else if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
         size_t np = json_array_size(p);
@@ -113,7 +120,7 @@ int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv
             srv_request_fail(r, SRV_E_BAD_VALUE, "prompt", "prompt has %zu tokens; the model's context is %d", np, info.context_len);
             return -1;
         }
-        q->prompt = eng_xmalloc(np * sizeof(int));
+        if (!(q->prompt = malloc(np * sizeof(int)))) return oom(r);
         for (size_t i = 0; i < np; i++) {
             const json_t *v = json_array_get(p, i);
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= info.vocab_size) {
@@ -139,7 +146,7 @@ int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv
         int start = eng_tok_bos_id(tok) >= 0 ? eng_tok_bos_id(tok) : eng_tok_eos_id(tok);
         if (start < 0) { srv_request_fail(r, SRV_E_BAD_VALUE, "prompt", "prompt must not be empty for this model"); return -1; }
         free(q->prompt);
-        q->prompt = eng_xmalloc(sizeof(int));
+        if (!(q->prompt = malloc(sizeof(int)))) return oom(r);
         q->prompt[0] = start;
         q->n_prompt = 1;
     }
@@ -162,7 +169,7 @@ int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv
         srv_request_fail(r, SRV_E_BAD_VALUE, "n", "n must be at most %d for model '%s'", m->max_batch_size, m->id);
         return -1;
     }
-    return 0;
+    return srv_gen_check_budget(r, m, q);
 }
 
 int srv_api_completions(srv_request *r, const char *arg) {
@@ -176,7 +183,12 @@ int srv_api_completions(srv_request *r, const char *arg) {
     }
     srv_model *m = srv_api_model(r, json_string_value(jm), ENG_TASK_TEXT_GENERATION);
     if (!m) { json_decref(j); return SRV_HANDLER_DONE; }
-    srv_gen_req *q = eng_xcalloc(1, sizeof *q);
+    srv_gen_req *q = calloc(1, sizeof *q);
+    if (!q) {
+        srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "out of memory; retry later");
+        json_decref(j);
+        return SRV_HANDLER_DONE;
+    }
     r->task = q;
     r->task_free = srv_gen_req_free;
     int rc = srv_api_completions_parse(r, j, m, q);
@@ -196,6 +208,9 @@ int srv_api_completions(srv_request *r, const char *arg) {
         srv_request_fail(r, e, NULL, e == SRV_E_QUEUE_FULL ? "the queue of model %s is full; retry later" : "server is shutting down (%s)", m->id);
         return SRV_HANDLER_DONE;
     }
-    srv_stream_respond(r);
+    if (srv_stream_respond(r) != 0) {   // queued already: a runner holds it until it sees the close
+        log_warn("request %s: cannot queue the event-stream response; closing the connection", r->id);
+        return SRV_HANDLER_CLOSE;
+    }
     return SRV_HANDLER_ASYNC;
 }

@@ -5,7 +5,8 @@
 // queued or running work, never from two workers at once. A step:
 //   1. drops choices whose client went away (cancelled at the next step);
 //   2. admits queued requests while sequence slots (max_batch_size) and the
-//      KV-cache budget (kv_cache_mb) allow; a request that does not fit waits;
+//      KV-cache budget (kv_cache_mb) allow; a request that does not fit waits
+//      (one that could never fit was refused with 400 when it arrived);
 //   3. advances every running sequence by one eng_lm_step call: new
 //      sequences feed their whole prompt (prefill), running ones their last
 //      token, all stacked into one batch so weights are read once;
@@ -55,6 +56,7 @@ typedef struct {
     eng_lm_seq **seqs;         // step arguments [cap]
     const int **toks;
     int *ntok;
+    srv_request **aborting;    // srv_gen_abort's list of distinct requests [cap + 1]
 } gen_state;
 
 static void choice_free(gen_choice *c) {
@@ -77,22 +79,43 @@ void srv_gen_req_free(void *p) {
 static void state_free(void *p) {
     gen_state *g = p;
     if (!g) return;
-    free(g->run); free(g->scratch); free(g->seqs); free(g->toks); free(g->ntok);
+    free(g->run); free(g->scratch); free(g->seqs); free(g->toks); free(g->ntok); free(g->aborting);
     free(g);
 }
 
+static size_t kv_budget_of(const srv_model *m) {
+    const json_t *kv = json_object_get(m->m->config, "kv_cache_mb");
+    return (size_t)(json_is_integer(kv) && json_integer_value(kv) > 0 ? json_integer_value(kv) : 2048) << 20;
+}
+
+static size_t kv_need(const srv_model *m, const srv_gen_req *q) {
+    return (size_t)q->n * m->m->lm_ops->seq_bytes(m->m->lm, q->n_prompt + q->max_tokens);
+}
+
+int srv_gen_check_budget(srv_request *r, const srv_model *m, const srv_gen_req *q) {
+    size_t need = kv_need(m, q), budget = kv_budget_of(m);
+    if (need <= budget) return 0;
+    srv_request_fail(r, SRV_E_BAD_VALUE, "max_tokens", "%d choice(s) of prompt (%d tokens) + max_tokens (%d) need %.1f MB of "
+                     "KV cache; model '%s' has kv_cache_mb = %zu", q->n, q->n_prompt, q->max_tokens,
+                     (double)need / (1 << 20), m->id, budget >> 20);
+    return -1;
+}
+
+// The model's runner state, made at its first step; NULL when out of memory.
 static gen_state *state_of(srv_model *m) {
     if (m->runner_state) return m->runner_state;
-    gen_state *g = eng_xcalloc(1, sizeof *g);
+    gen_state *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
     eng_lm_info info = m->m->lm_ops->info(m->m->lm);
-    const json_t *kv = json_object_get(m->m->config, "kv_cache_mb");
-    g->kv_budget = (size_t)(json_is_integer(kv) && json_integer_value(kv) > 0 ? json_integer_value(kv) : 2048) << 20;
+    g->kv_budget = kv_budget_of(m);
     g->cap = m->max_batch_size;
-    g->run = eng_xcalloc((size_t)g->cap, sizeof *g->run);
-    g->seqs = eng_xcalloc((size_t)g->cap, sizeof *g->seqs);
-    g->toks = eng_xcalloc((size_t)g->cap, sizeof *g->toks);
-    g->ntok = eng_xcalloc((size_t)g->cap, sizeof *g->ntok);
-    g->scratch = eng_xmalloc(2 * (size_t)info.vocab_size * sizeof(float));
+    g->run = calloc((size_t)g->cap, sizeof *g->run);
+    g->seqs = calloc((size_t)g->cap, sizeof *g->seqs);
+    g->toks = calloc((size_t)g->cap, sizeof *g->toks);
+    g->ntok = calloc((size_t)g->cap, sizeof *g->ntok);
+    g->aborting = calloc((size_t)g->cap + 1, sizeof *g->aborting);
+    g->scratch = malloc(2 * (size_t)info.vocab_size * sizeof(float));
+    if (!g->run || !g->seqs || !g->toks || !g->ntok || !g->aborting || !g->scratch) { state_free(g); return NULL; }
     m->runner_state = g;
     m->runner_state_free = state_free;
     return g;
@@ -211,45 +234,73 @@ static void finish_request(srv_model *m, srv_request *r) {
 }
 
 // ---------------------------------------------------------------- admission
-static void admit(srv_model *m, gen_state *g, srv_request *r) {
+// Answers a request that cannot run (memory ran out) 503 and lets go of it.
+static void fail_unrun(srv_request *r, const char *why) {
+    srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "%s; retry later", why);
+    if (r->stream || !atomic_load(&r->closed)) srv_http_complete(r);   // a stream gets the error event
+    srv_request_unref(r);
+}
+
+// A choice with its sequence and per-token arrays; NULL when memory runs out.
+static gen_choice *choice_new(srv_model *m, srv_request *r, int i) {
     srv_gen_req *q = r->task;
-    const eng_lm_ops *ops = m->m->lm_ops;
     int max_len = q->n_prompt + q->max_tokens;
-    q->choices = eng_xcalloc((size_t)q->n, sizeof *q->choices);
-    for (int i = 0; i < q->n; i++) {
-        gen_choice *c = eng_xcalloc(1, sizeof *c);
-        c->r = r;
-        c->index = i;
-        c->seq = ops->seq_new(m->m->lm, max_len);
-        c->kv_bytes = ops->seq_bytes(m->m->lm, max_len);
-        // choices of one request get unrelated streams (seed+i would replay request seed+1's choice 0)
-        eng_rng_seed(&c->rng, q->seed ^ ((uint64_t)i * 0xD1B54A32D192ED03ULL));
-        c->toks = eng_xmalloc((size_t)q->max_tokens * sizeof(int));
-        c->offsets = eng_xmalloc((size_t)q->max_tokens * sizeof(size_t));
-        if (q->logprobs >= 0) {
-            c->lp = eng_xmalloc((size_t)q->max_tokens * sizeof(float));
-            c->top_ids = eng_xmalloc((size_t)q->max_tokens * (size_t)(q->logprobs + 1) * sizeof(int));
-            c->top_lp = eng_xmalloc((size_t)q->max_tokens * (size_t)(q->logprobs + 1) * sizeof(float));
+    size_t mt = (size_t)q->max_tokens, alts = (size_t)(q->logprobs + 1);
+    gen_choice *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->r = r;
+    c->index = i;
+    c->seq = m->m->lm_ops->seq_new(m->m->lm, max_len);
+    c->kv_bytes = m->m->lm_ops->seq_bytes(m->m->lm, max_len);
+    // choices of one request get unrelated streams (seed+i would replay request seed+1's choice 0)
+    eng_rng_seed(&c->rng, q->seed ^ ((uint64_t)i * 0xD1B54A32D192ED03ULL));
+    c->toks = malloc(mt * sizeof(int));
+    c->offsets = malloc(mt * sizeof(size_t));
+    int ok = c->seq && c->toks && c->offsets;
+    if (ok && q->logprobs >= 0) {
+        c->lp = malloc(mt * sizeof(float));
+        c->top_ids = malloc(mt * alts * sizeof(int));
+        c->top_lp = malloc(mt * alts * sizeof(float));
+        ok = c->lp && c->top_ids && c->top_lp;
+    }
+    if (!ok) { choice_free(c); return NULL; }
+    return c;
+}
+
+// Starts r's choices; returns -1 (r answered 503) when memory runs out.
+static int admit(srv_model *m, gen_state *g, srv_request *r) {
+    srv_gen_req *q = r->task;
+    q->choices = calloc((size_t)q->n, sizeof *q->choices);
+    for (int i = 0; q->choices && i < q->n; i++) {
+        if (!(q->choices[i] = choice_new(m, r, i))) {
+            for (int k = 0; k < i; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
+            break;
         }
-        g->kv_used += c->kv_bytes;
-        q->choices[i] = c;
-        g->run[g->n_run++] = c;
+    }
+    if (!q->choices || !q->choices[q->n - 1]) {
+        fail_unrun(r, "out of memory for the KV cache");
+        return -1;
+    }
+    for (int i = 0; i < q->n; i++) {
+        g->kv_used += q->choices[i]->kv_bytes;
+        g->run[g->n_run++] = q->choices[i];
     }
     if (q->stream && q->n_prompt > 256) srv_stream_write(r, ": keep-alive\n\n", 14);   // long prefill ahead
     if (q->stream && q->echo)   // echo: the prompt is the first text of every choice
         for (int i = 0; i < q->n; i++) stream_chunk(r, q, i, q->prompt_text, q->prompt_text_len, NULL);
+    return 0;
 }
 
 static void admit_waiting(srv_model *m, gen_state *g) {
-    const eng_lm_ops *ops = m->m->lm_ops;
     for (;;) {
         if (!g->waiting && srv_sched_take(m, &g->waiting, 1) == 0) return;
         srv_gen_req *q = g->waiting->task;
-        size_t need = (size_t)q->n * ops->seq_bytes(m->m->lm, q->n_prompt + q->max_tokens);
+        size_t need = kv_need(m, q);
         int fits = g->n_run + q->n <= g->cap && g->kv_used + need <= g->kv_budget;
         if (!fits && g->n_run > 0) return;   // wait for running sequences to finish
-        admit(m, g, g->waiting);
+        srv_request *r = g->waiting;
         g->waiting = NULL;
+        admit(m, g, r);
     }
 }
 
@@ -279,8 +330,11 @@ static void take_token(srv_model *m, gen_choice *c, int tok, const float *logits
     const char *p = eng_tok_piece(m->m->tok, prev, tok, &n);
     if (p && n) {
         if (c->len + n > c->cap) {
-            c->cap = (c->len + n) * 2 + 64;
-            c->text = realloc(c->text, c->cap);
+            size_t cap = (c->len + n) * 2 + 64;
+            char *t = realloc(c->text, cap);
+            if (!t) { q->failed = 1; c->finish = "error"; return; }
+            c->text = t;
+            c->cap = cap;
         }
         size_t search_from = c->len;
         memcpy(c->text + c->len, p, n);
@@ -316,6 +370,11 @@ static void remove_choice(gen_state *g, int i) {
 
 int srv_gen_step(srv_worker *w, srv_model *m) {
     gen_state *g = state_of(m);
+    if (!g) {   // cannot run anything: answer what is queued, keep serving the rest
+        srv_request *r;
+        while (srv_sched_take(m, &r, 1) > 0) fail_unrun(r, "out of memory for the generation state");
+        return 0;
+    }
     eng_model *em = m->m;
     const eng_lm_ops *ops = em->lm_ops;
     int vocab = ops->info(em->lm).vocab_size;
@@ -323,8 +382,9 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
     // 1. cancellations: a closed stream or a client that went away
     for (int i = 0; i < g->n_run; i++) {
         gen_choice *c = g->run[i];
-        if (c->finish || !(atomic_load(&c->r->closed) || srv_client_gone(c->r))) continue;
-        c->finish = "cancelled";
+        if (c->finish) continue;
+        if (((srv_gen_req *)c->r->task)->failed) c->finish = "error";   // a sibling ran out of memory
+        else if (atomic_load(&c->r->closed) || srv_client_gone(c->r)) c->finish = "cancelled";
     }
     // 2. admission
     admit_waiting(m, g);
@@ -341,6 +401,10 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
     }
     if (n > 0) {
         float *logits = srv_worker_out(w, (size_t)n * (size_t)vocab);
+        if (!logits) {   // every running request fails; the model keeps serving later ones
+            for (int i = 0; i < g->n_run; i++) ((srv_gen_req *)g->run[i]->r->task)->failed = 1;
+            return g->n_run;
+        }
         ops->step(em->lm, &w->tape, g->seqs, g->toks, g->ntok, n, logits);
         srv_metrics_batch(m->id, n);
         atomic_fetch_add(&m->n_batches, 1);
@@ -352,6 +416,12 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
             const float *lg = logits + (size_t)k++ * vocab;
             c->fed = 1;
             int tok = eng_sample(&q->sampler, lg, vocab, &c->rng, g->scratch);
+            if (tok < 0 || tok >= vocab) {   // never: eng_sample's contract; the step would assert on it
+                log_error("model %s: sampler returned token %d of %d; request %s failed", m->id, tok, vocab, c->r->id);
+                q->failed = 1;
+                c->finish = "error";
+                continue;
+            }
             take_token(m, c, tok, lg, vocab);
             if (q->stream) stream_progress(c);
         }
@@ -365,7 +435,11 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
         remove_choice(g, i);
         if (++q->n_done < q->n) continue;
         atomic_fetch_add(&m->n_requests, 1);
-        if (strcmp(c->finish, "cancelled") == 0) {   // nobody to answer: just let go
+        if (q->failed) {   // memory ran out mid-generation (or a broken invariant): 503, no partial text
+            srv_metrics_tokens(m->id, q->completion_tokens);
+            for (int k = 0; k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
+            fail_unrun(r, "out of memory while generating");
+        } else if (strcmp(c->finish, "cancelled") == 0) {   // nobody to answer: just let go
             srv_metrics_tokens(m->id, q->completion_tokens);
             if (!q->stream && !atomic_load(&r->closed)) {
                 srv_request_fail(r, SRV_E_CLIENT_GONE, NULL, "client closed the connection");
@@ -385,13 +459,16 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
 void srv_gen_abort(srv_model *m) {
     gen_state *g = m->runner_state;
     if (!g) return;
-    srv_request *pending[64];
+    // Every request once, whichever of its choices still run (choice 0 may
+    // have finished before its siblings): at most n_run + 1 requests.
+    srv_request **pending = g->aborting;
     int np = 0;
     if (g->waiting) pending[np++] = g->waiting;
     g->waiting = NULL;
     for (int i = 0; i < g->n_run; i++) {
         gen_choice *c = g->run[i];
-        if (c->index == 0 && np < 64) pending[np++] = c->r;
+        srv_gen_req *q = c->r->task;
+        if (!q->aborting) { q->aborting = 1; pending[np++] = c->r; }
         g->kv_used -= c->kv_bytes;
     }
     g->n_run = 0;

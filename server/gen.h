@@ -31,9 +31,16 @@ typedef struct {
     struct gen_choice **choices;  // [n]
     int n_done;                // choices finished
     int completion_tokens;     // generated tokens over all choices
+    int failed;                // memory ran out mid-generation: answered 503
+    int aborting;              // srv_gen_abort has listed it (answers each request once)
 } srv_gen_req;
 
 void srv_gen_req_free(void *req);   // task_free for srv_request
+
+// The KV-cache budget is hard: a request whose choices need more than the
+// model's kv_cache_mb (default 2048) could never be admitted, so it is
+// answered 400 at once. Returns 0, or -1 after answering r.
+int srv_gen_check_budget(srv_request *r, const srv_model *m, const srv_gen_req *q);
 
 // The continuous-batching runner (srv_task_stepper).
 int srv_gen_step(srv_worker *w, srv_model *m);

@@ -278,10 +278,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     srv_request *r = *req_cls;
     if (!r) {   // first call: headers are in
         r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
+        char *path = r ? strdup(url) : NULL;
+        if (!path) { free(r); return MHD_NO; }   // out of memory: close this connection only
         r->conn = conn;
         r->method = method;
-        r->path = strdup(url);
+        r->path = path;
         r->t_start = eng_now();
         r->client_fd = -1;
         atomic_init(&r->refs, 1);
@@ -336,8 +337,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     int state = atomic_load(&r->state);
     if (state == SRV_REQ_DONE) return send_response(r);      // resumed after the worker finished
     if (state != SRV_REQ_NEW) return MHD_YES;                 // still queued/running (spurious call)
-    if (!r->body) { r->body = strdup(""); r->body_len = 0; }
-    if (dispatch(r) == SRV_HANDLER_ASYNC) return MHD_YES;
+    if (!r->body && !(r->body = calloc(1, 1))) return MHD_NO;   // handlers read an empty string
+    int handled = dispatch(r);
+    if (handled == SRV_HANDLER_ASYNC) return MHD_YES;
+    if (handled == SRV_HANDLER_CLOSE) return MHD_NO;   // MHD closes it; the runner sees r->closed
     atomic_store(&r->state, SRV_REQ_DONE);
     return send_response(r);
 }

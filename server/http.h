@@ -8,7 +8,10 @@
 #include "server/config.h"    // srv_config
 #include "server/request.h"   // srv_request
 
-enum { SRV_HANDLER_DONE = 0, SRV_HANDLER_ASYNC = 1 };
+// A handler answers at once (DONE), has handed the request on (ASYNC), or
+// could not queue a response for a request already handed on (CLOSE: the
+// connection is closed, and the runner holding the request cancels it).
+enum { SRV_HANDLER_DONE = 0, SRV_HANDLER_ASYNC = 1, SRV_HANDLER_CLOSE = 2 };
 // A route handler. `arg` is the path parameter ({id}) or NULL.
 typedef int (*srv_handler)(srv_request *r, const char *arg);
 

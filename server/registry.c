@@ -109,7 +109,9 @@ static expected_model *find_expected(const char *id) {
 static void note_expected(const char *id, const char *error) {
     expected_model *e = find_expected(id);
     if (!e) {
-        expected = realloc(expected, (size_t)(n_expected + 1) * sizeof *expected);
+        expected_model *grown = realloc(expected, (size_t)(n_expected + 1) * sizeof *expected);
+        if (!grown) return;   // out of memory: the model is just not listed as expected
+        expected = grown;
         e = &expected[n_expected++];
         snprintf(e->id, sizeof e->id, "%s", id);
         e->error = NULL;
@@ -128,9 +130,15 @@ int srv_registry_load(const char *id, const char *path, int *replaced, char **er
     double t0 = eng_now();
     if (eng_model_load(&em, dir, err) != 0) return -1;
 
-    srv_model *m = eng_xcalloc(1, sizeof *m);
+    srv_model *m = calloc(1, sizeof *m);
+    char *path_copy = m ? strdup(path) : NULL;
+    if (!path_copy) {
+        free(m);
+        eng_model_free(em);
+        return eng_errorf(err, "out of memory");
+    }
     snprintf(m->id, sizeof m->id, "%s", id);
-    m->path = strdup(path);
+    m->path = path_copy;
     m->m = em;
     m->loaded_at = (double)time(NULL);
     m->max_batch_size = batch_setting(em->config, "max_batch_size", 32, 1, 1024);
@@ -228,8 +236,11 @@ int srv_registry_load_all(const char *only) {
         if (de->d_name[0] == '.' || !srv_registry_valid_id(de->d_name)) continue;
         snprintf(cfg, sizeof cfg, "%s/%s/config.json", repository, de->d_name);
         if (stat(cfg, &st) != 0) continue;
-        names = realloc(names, (size_t)(n + 1) * sizeof *names);
-        names[n++] = strdup(de->d_name);
+        char **grown = realloc(names, (size_t)(n + 1) * sizeof *names);
+        if (!grown) break;
+        names = grown;
+        if (!(names[n] = strdup(de->d_name))) break;
+        n++;
     }
     closedir(d);
     for (int i = 0; i < n; i++) { loaded += load_expected(names[i]); free(names[i]); }

@@ -36,15 +36,18 @@ int srv_client_gone(const srv_request *r) {
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-float *srv_worker_buf(srv_worker *w, size_t n) {
-    if (n > w->buf_cap) { free(w->buf); w->buf = eng_xaligned(n * sizeof(float)); w->buf_cap = n; }
-    return w->buf;
+// Grows a worker buffer; NULL (buffer dropped) when memory runs out.
+static float *grow(float **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        free(*buf);
+        *buf = eng_aligned(n * sizeof(float));
+        *cap = *buf ? n : 0;
+    }
+    return *buf;
 }
 
-float *srv_worker_out(srv_worker *w, size_t n) {
-    if (n > w->out_cap) { free(w->out); w->out = eng_xaligned(n * sizeof(float)); w->out_cap = n; }
-    return w->out;
-}
+float *srv_worker_buf(srv_worker *w, size_t n) { return grow(&w->buf, &w->buf_cap, n); }
+float *srv_worker_out(srv_worker *w, size_t n) { return grow(&w->out, &w->out_cap, n); }
 
 // ---------------------------------------------------------------- queue ops (lock held)
 static void qlist_remove(srv_model *m) {

@@ -70,6 +70,8 @@ struct srv_worker {
     size_t out_cap;       // floats
 };
 // Returns w->buf with room for n floats (grows once, then reused).
+// Per-worker scratch of at least n floats (kept between batches); NULL when
+// memory runs out: the runner answers its batch 503.
 float *srv_worker_buf(srv_worker *w, size_t n);
 float *srv_worker_out(srv_worker *w, size_t n);
 
