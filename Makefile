@@ -87,6 +87,38 @@ check: test
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/inferd SANITIZER=address,undefined test
 
+# ---- fuzzing: every harness fuzz/fuzz_NAME.c (see fuzz/targets.h) built with
+# clang, libFuzzer, ASan + UBSan, over engine+server objects compiled with
+# coverage in their own directory; FUZZ_SECONDS each, one at a time.
+FUZZ_BUILD   ?= $(BUILD)-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(filter-out fuzz/fuzz_common.c,$(wildcard fuzz/fuzz_*.c)))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIBOBJ  := $(ENGINE_SRC:%.c=$(FUZZ_BUILD)/%.o) $(SERVER_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/fuzz/fuzz_common.o
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) -I. $(PKG_CFLAGS) \
+                -DINFERD_VERSION=\"$(VERSION)\" -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+
+fuzz:
+	./scripts/install-deps.sh --fuzz
+	$(MAKE) $(FUZZ_BINS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_NAMES)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+.SECONDARY: $(FUZZ_LIBOBJ)
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIBOBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+
+# The regression suite replays fuzz/corpus and fuzz/regressions through the
+# harnesses' own entry points, built without libFuzzer's main.
+FUZZ_REPLAY_OBJ := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%.o,$(wildcard fuzz/fuzz_*.c))
+$(BUILD)/fuzz/%.o: CFLAGS += -DFUZZ_NO_MAIN
+$(BUILD)/tests/test_fuzz_regressions: $(FUZZ_REPLAY_OBJ)
+
 bench: $(BIN) $(TOOL_BIN)
 	./scripts/install-deps.sh --bench
 	./tests/bench/run.sh
@@ -104,6 +136,6 @@ install: $(BIN)
 	sed 's#/usr/local#$(PREFIX)#g' systemd/inferd.service > $(DESTDIR)$(UNITDIR)/inferd.service && chmod 0644 $(DESTDIR)$(UNITDIR)/inferd.service
 
 clean:
-	rm -rf build build-asan inferd
+	rm -rf build build-asan build-fuzz inferd
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

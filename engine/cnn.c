@@ -40,7 +40,8 @@ int eng_cnn_init(eng_cnn *m, const json_t *config, char **err) {
         return eng_errorf(err, "config: input.channels (1 or 3), input.height and input.width (1..4096) are required");
 
     m->n_layers = (int)json_array_size(layers);
-    m->layers = eng_xcalloc((size_t)m->n_layers, sizeof *m->layers);
+    m->layers = calloc(m->n_layers ? (size_t)m->n_layers : 1, sizeof *m->layers);
+    if (!m->layers) return eng_errorf(err, "config: out of memory for %d layers", m->n_layers);
     int c = m->in_c, h = m->in_h, w = m->in_w;   // current shape; h = w = 0 once flat
     for (int i = 0; i < m->n_layers; i++) {
         eng_cnn_layer *L = &m->layers[i];

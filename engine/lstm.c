@@ -245,8 +245,14 @@ int eng_lstm_init(eng_lstm *m, const eng_lstm_config *cfg, char **err) {
                           c->vocab_size, c->hidden_size, c->num_layers, c->context_len);
     m->cfg = *cfg;
     int V = c->vocab_size, H = c->hidden_size;
-    m->layers = eng_xcalloc((size_t)c->num_layers, sizeof *m->layers);
-    m->tensors = eng_xcalloc(3 + 4 * (size_t)c->num_layers, sizeof *m->tensors);
+    m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
+    m->tensors = calloc(3 + 4 * (size_t)c->num_layers, sizeof *m->tensors);
+    if (!m->layers || !m->tensors) {
+        free(m->layers);
+        free(m->tensors);
+        memset(m, 0, sizeof *m);
+        return eng_errorf(err, "lstm: out of memory for %d layers", c->num_layers);
+    }
     eng_lstm_tensor *embed = tensor_add(m, "embed.weight", 2, V, H, ENG_LSTM_T_EMBED, &m->embed);
     char name[48];
     for (int l = 0; l < c->num_layers; l++) {
@@ -384,7 +390,8 @@ int eng_lstm_save(const eng_lstm *m, const char *path, char **err) {
 int eng_lstm_load_dir(eng_lstm **out, const char *dir, const json_t *config, char **err) {
     *out = NULL;
     eng_lstm_config cfg;
-    eng_lstm *m = eng_xcalloc(1, sizeof *m);
+    eng_lstm *m = calloc(1, sizeof *m);
+    if (!m) return eng_errorf(err, "%s: out of memory", dir);
     char *why = NULL;
     if (eng_lstm_config_from_json(&cfg, config, &why) != 0 || eng_lstm_init(m, &cfg, &why) != 0) {
         eng_errorf(err, "%s: %s", dir, why ? why : "bad config.json");

@@ -5,7 +5,7 @@
 #include "engine/cnn.h"     // the CNN classifier architecture
 #include "engine/lstm.h"    // char-RNN LSTM language models
 #include "engine/transformer.h"  // GPT-2 / Llama decoders
-#include "engine/util.h"    // eng_errorf, eng_xcalloc
+#include "engine/util.h"    // eng_errorf
 
 static const char *const task_names[] = {
     [ENG_TASK_IMAGE_CLASSIFICATION] = "image-classification",
@@ -27,7 +27,8 @@ int eng_task_parse(const char *name) {
 
 // ---------------------------------------------------------------- arch: cnn
 static int cnn_load(eng_model *m, char **err) {
-    eng_cnn *c = eng_xcalloc(1, sizeof *c);
+    eng_cnn *c = calloc(1, sizeof *c);
+    if (!c) return eng_errorf(err, "%s: out of memory", m->dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", m->dir);
     if (eng_cnn_init(c, m->config, err) != 0) { free(c); return -1; }
@@ -186,9 +187,11 @@ int eng_model_load(eng_model **out, const char *dir, char **err) {
     if (!cfg) return eng_errorf(err, "%s: %s (line %d)", path, jerr.text, jerr.line);
     if (!json_is_object(cfg)) { json_decref(cfg); return eng_errorf(err, "%s: not a JSON object", path); }
 
-    eng_model *m = eng_xcalloc(1, sizeof *m);
+    eng_model *m = calloc(1, sizeof *m);
+    if (!m) { json_decref(cfg); return eng_errorf(err, "%s: out of memory", path); }
     m->config = cfg;
     m->dir = strdup(dir);
+    if (!m->dir) { eng_errorf(err, "%s: out of memory", path); goto fail; }
     const char *task = json_string_value(json_object_get(cfg, "task"));
     const char *arch = json_string_value(json_object_get(cfg, "arch"));
     if ((!task || !arch) && foreign_layout(cfg, &task, &arch, path, err) != 0) goto fail;
@@ -206,11 +209,13 @@ int eng_model_load(eng_model **out, const char *dir, char **err) {
             eng_errorf(err, "%s: \"labels\" must be a non-empty array of strings", path);
             goto fail;
         }
-        m->labels = eng_xcalloc(json_array_size(labels), sizeof(char *));
+        m->labels = calloc(json_array_size(labels), sizeof(char *));
+        if (!m->labels) { eng_errorf(err, "%s: out of memory for the labels", path); goto fail; }
         for (size_t i = 0; i < json_array_size(labels); i++) {
             const char *s = json_string_value(json_array_get(labels, i));
             if (!s) { eng_errorf(err, "%s: labels[%zu] is not a string", path, i); goto fail; }
-            m->labels[m->n_labels++] = strdup(s);
+            if (!(m->labels[m->n_labels] = strdup(s))) { eng_errorf(err, "%s: out of memory for the labels", path); goto fail; }
+            m->n_labels++;
         }
     }
     if (m->arch->load(m, err) != 0) goto fail;

@@ -4,7 +4,7 @@
 // by name through eng_st_get) and any dtype but F32 on the write side.
 // Assumes a little-endian host, as the file format is little-endian.
 #include "engine/safetensors.h"
-#include "engine/util.h"   // eng_errorf, eng_xmalloc, eng_write_file_atomic
+#include "engine/util.h"   // eng_errorf, eng_xmalloc (writer only), eng_write_file_atomic
 
 #include <errno.h>         // errno
 #include <fcntl.h>         // open
@@ -170,7 +170,8 @@ static int st_parse_entry(eng_st_tensor *t, st_range *r, json_t *e,
         if (((uintptr_t)src & 3) == 0) {
             t->data = (const float *)(const void *)src;
         } else {
-            float *dst = eng_xmalloc(alloc_n * sizeof(float));
+            float *dst = malloc(alloc_n * sizeof(float));
+            if (!dst) return eng_errorf(err, "safetensors: tensor '%s': out of memory for %zu floats", nm, alloc_n);
             memcpy(dst, src, t->numel * sizeof(float));
             t->data = dst;
             t->data_owned = 1;
@@ -178,7 +179,8 @@ static int st_parse_entry(eng_st_tensor *t, st_range *r, json_t *e,
     } else if (strcmp(dt->name, "F16") == 0 || strcmp(dt->name, "BF16") == 0) {
         // Byte-wise loads: the source may sit at any address.
         int bf = dt->name[0] == 'B';
-        float *dst = eng_xmalloc(alloc_n * sizeof(float));
+        float *dst = malloc(alloc_n * sizeof(float));
+        if (!dst) return eng_errorf(err, "safetensors: tensor '%s': out of memory for %zu floats", nm, alloc_n);
         for (size_t i = 0; i < t->numel; i++) {
             uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
             dst[i] = bf ? st_bf16_to_f32(h) : st_f16_to_f32(h);
@@ -193,14 +195,20 @@ static int st_parse_entry(eng_st_tensor *t, st_range *r, json_t *e,
 static int st_parse_meta(eng_st_file *f, json_t *m, char **err) {
     if (!json_is_object(m)) return eng_errorf(err, "safetensors: \"__metadata__\" is not an object");
     size_t n = json_object_size(m);
-    f->meta = eng_xcalloc(2 * n + 1, sizeof(char *));
+    f->meta = calloc(2 * n + 1, sizeof(char *));
+    if (!f->meta) return eng_errorf(err, "safetensors: out of memory for __metadata__");
     const char *key;
     json_t *v;
     json_object_foreach(m, key, v) {
         if (!json_is_string(v)) return eng_errorf(err, "safetensors: __metadata__ \"%.64s\" is not a string", key);
         f->meta[2 * f->n_meta] = strdup(key);
         f->meta[2 * f->n_meta + 1] = strdup(json_string_value(v));
-        if (!f->meta[2 * f->n_meta] || !f->meta[2 * f->n_meta + 1]) abort();   // out of memory
+        if (!f->meta[2 * f->n_meta] || !f->meta[2 * f->n_meta + 1]) {
+            free(f->meta[2 * f->n_meta]);
+            free(f->meta[2 * f->n_meta + 1]);
+            f->meta[2 * f->n_meta] = f->meta[2 * f->n_meta + 1] = NULL;
+            return eng_errorf(err, "safetensors: out of memory for __metadata__");
+        }
         f->n_meta++;
     }
     return 0;
@@ -243,15 +251,22 @@ static int st_parse(eng_st_file *f, const uint8_t *buf, size_t len, char **err) 
     }
     if (meta && st_parse_meta(f, meta, err) != 0) goto done;
 
-    f->tensors = eng_xcalloc(n ? n : 1, sizeof(eng_st_tensor));
-    ranges = eng_xcalloc(n ? n : 1, sizeof(st_range));
+    f->tensors = calloc(n ? n : 1, sizeof(eng_st_tensor));
+    ranges = calloc(n ? n : 1, sizeof(st_range));
+    if (!f->tensors || !ranges) {
+        eng_errorf(err, "safetensors: out of memory for %zu tensors", n);
+        goto done;
+    }
     const char *key;
     json_t *e;
     json_object_foreach(root, key, e) {
         if (strcmp(key, "__metadata__") == 0) continue;
         eng_st_tensor *t = &f->tensors[f->n];
         t->name = strdup(key);
-        if (!t->name) abort();   // out of memory
+        if (!t->name) {
+            eng_errorf(err, "safetensors: out of memory");
+            goto done;
+        }
         f->n++;
         if (st_parse_entry(t, &ranges[f->n - 1], e, data, data_len, err) != 0) goto done;
     }

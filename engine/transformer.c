@@ -308,9 +308,19 @@ static void build_llama(eng_transformer *m) {
     if (!c->tied) tensor_add1(m, "lm_head.weight", 2, V, C, ENG_TF_T_MATRIX, &m->head);
 }
 
-static eng_tf_tensor *find_tensor(eng_transformer *m, const char *name) {
-    for (int i = 0; i < m->n_tensors; i++)
-        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+// Finds a tensor by name, searching from *from on (then from the start) and
+// leaving *from just after the hit. The llama2.c loader asks for layer 0, 1,
+// 2, ... of one kind, in table order, so its 9 * n_layers lookups stay linear
+// in the table size; a plain scan was quadratic (a 1024-layer model.bin
+// header took seconds, found by fuzz/fuzz_llama2c.c).
+static eng_tf_tensor *find_tensor(eng_transformer *m, const char *name, int *from) {
+    for (int k = 0; k < m->n_tensors; k++) {
+        int i = (*from + k) % m->n_tensors;
+        if (strcmp(m->tensors[i].name, name) == 0) {
+            *from = i + 1;
+            return &m->tensors[i];
+        }
+    }
     return NULL;
 }
 
@@ -338,8 +348,14 @@ int eng_tf_init(eng_transformer *m, const eng_tf_config *cfg, char **err) {
     if (c->arch == ENG_TF_LLAMA && (c->head_dim % 2 != 0 || !(c->rope_theta > 0)))
         return eng_errorf(err, "transformer: llama needs an even head_dim (%d) and rope_theta > 0", c->head_dim);
     m->cfg = fixed;
-    m->layers = eng_xcalloc((size_t)c->n_layers, sizeof *m->layers);
-    m->tensors = eng_xcalloc(4 + 12 * (size_t)c->n_layers, sizeof *m->tensors);
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->tensors = calloc(4 + 12 * (size_t)c->n_layers, sizeof *m->tensors);
+    if (!m->layers || !m->tensors) {
+        free(m->layers);
+        free(m->tensors);
+        memset(m, 0, sizeof *m);
+        return eng_errorf(err, "out of memory for %d layers", c->n_layers);
+    }
     if (c->arch == ENG_TF_GPT2) build_gpt2(m);
     else build_llama(m);
     bind_views(m);   // shapes now, values once loaded or initialised
@@ -545,17 +561,18 @@ int eng_tf_open_llama2c(eng_transformer *m, const char *path, char **err) {
         {"model.layers.%d.mlp.up_proj.weight", 3},
     };
     const size_t per_layer[] = {C, qd * C, kvd * C, H * C};
-    find_tensor(m, "model.embed_tokens.weight")->val = p;
+    int cur = 0;   // find_tensor's cursor
+    find_tensor(m, "model.embed_tokens.weight", &cur)->val = p;
     p += V * C;
     char b[80];
     for (size_t s = 0; s < sizeof stacked / sizeof stacked[0]; s++)
         for (int l = 0; l < c.n_layers; l++) {
-            find_tensor(m, fmt_name(b, sizeof b, stacked[s].fmt, l))->val = p;
+            find_tensor(m, fmt_name(b, sizeof b, stacked[s].fmt, l), &cur)->val = p;
             p += per_layer[stacked[s].kind];
         }
-    find_tensor(m, "model.norm.weight")->val = p;
+    find_tensor(m, "model.norm.weight", &cur)->val = p;
     p += C + (size_t)c.context_len * c.head_dim;
-    if (!c.tied) find_tensor(m, "lm_head.weight")->val = p;
+    if (!c.tied) find_tensor(m, "lm_head.weight", &cur)->val = p;
     bind_views(m);
     return 0;
 }
@@ -618,7 +635,8 @@ static int safe_relative(const char *p) {
 
 int eng_tf_load_dir(eng_transformer **out, const char *dir, const json_t *config, char **err) {
     *out = NULL;
-    eng_transformer *m = eng_xcalloc(1, sizeof *m);
+    eng_transformer *m = calloc(1, sizeof *m);
+    if (!m) return eng_errorf(err, "%s: out of memory", dir);
     char path[4096];
     const char *format = json_string_value(json_object_get(config, "format"));
     if (format && strcmp(format, "llama2c") == 0) {

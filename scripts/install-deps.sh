@@ -4,6 +4,7 @@
 #
 #   scripts/install-deps.sh               build + test + run packages
 #   scripts/install-deps.sh --bench       ... plus what `make bench` compares against
+#   scripts/install-deps.sh --fuzz        ... plus clang and libFuzzer for `make fuzz`
 #   scripts/install-deps.sh --build-only  only what `make` needs (the Docker build stage)
 #   scripts/install-deps.sh --check       install nothing; list what is missing, exit 1 if any
 #   scripts/install-deps.sh --list        print the selected package names, one a line
@@ -32,6 +33,8 @@ INTEGRATION_TEST_PKGS=(curl ca-certificates procps python3 systemd)
 DATA_PKGS=(dataset-fashion-mnist)
 # Benchmarks only (--bench): PyTorch, the reference `make bench` compares with.
 BENCH_PKGS=(python3-torch wrk)
+# Fuzzing only (--fuzz): Debian's clang with libFuzzer and the sanitizer runtimes.
+FUZZ_PKGS=(clang libfuzzer-14-dev)
 # Node.js tooling for tests (npm fetches the GPT-2 vocabulary the tokenizer
 # tests compare against, and the OpenAI SDK client test): Debian's npm, unless
 # an npm is already on PATH (e.g. a Node.js installed from elsewhere, whose
@@ -40,14 +43,16 @@ NODE_PKGS=(npm)
 
 # ---- arguments ---------------------------------------------------------------
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
 
 mode=install
 bench=0
+fuzz=0
 build_only=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
+    --fuzz) fuzz=1 ;;
     --build-only) build_only=1 ;;
     --check) mode=check ;;
     --list) mode=list ;;
@@ -63,6 +68,9 @@ if [ "$build_only" = 0 ]; then
 fi
 if [ "$bench" = 1 ]; then
   pkgs+=("${BENCH_PKGS[@]}")
+fi
+if [ "$fuzz" = 1 ]; then
+  pkgs+=("${FUZZ_PKGS[@]}")
 fi
 
 if [ "$mode" = list ]; then
