@@ -5,10 +5,11 @@
 #include "engine/arena.h"
 
 #include <assert.h>   // static_assert
-#include <stdlib.h>   // free
+#include <stdio.h>    // fprintf
+#include <stdlib.h>   // free, abort
 #include <string.h>   // memset
 
-#include "engine/util.h"   // eng_xaligned
+#include "engine/util.h"   // eng_aligned
 
 enum {
     ARENA_ALIGN = 64,                 // bytes; alignment of every allocation
@@ -28,9 +29,27 @@ static unsigned char *block_data(eng_arena_block *b)
     return (unsigned char *)b + ARENA_ALIGN;
 }
 
+// Where this thread's out-of-memory escapes go (NULL: abort).
+static _Thread_local jmp_buf *oom_jump;
+
+void eng_arena_set_oom_jump(jmp_buf *jb)
+{
+    oom_jump = jb;
+}
+
+void eng_arena_oom(const char *what, size_t bytes)
+{
+    if (oom_jump) longjmp(*oom_jump, 1);
+    fprintf(stderr, "inferd: out of memory (%s, %zu bytes)\n", what, bytes);
+    abort();
+}
+
+// A block of cap data bytes, or NULL when memory runs out (or cap overflows).
 static eng_arena_block *block_new(size_t cap, eng_arena_block *next)
 {
-    eng_arena_block *b = eng_xaligned(ARENA_ALIGN + cap);
+    if (cap > SIZE_MAX - ARENA_ALIGN) return NULL;
+    eng_arena_block *b = eng_aligned(ARENA_ALIGN + cap);
+    if (!b) return NULL;
     b->next = next;
     b->cap = cap;
     b->off = 0;
@@ -48,14 +67,19 @@ void *eng_arena_alloc(eng_arena *a, size_t bytes)
 {
     // Whole lines only, so the next allocation stays aligned. A zero-byte
     // request still gets a distinct, valid pointer.
+    if (bytes > SIZE_MAX - ARENA_ALIGN) eng_arena_oom("arena", bytes);
     size_t n = bytes ? (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1) : ARENA_ALIGN;
     eng_arena_block *b = a->blocks;
     if (!b || b->cap - b->off < n) {
         // Spill into a new block at least twice the previous one, so a
-        // growing workload needs O(log size) blocks before the next reset merges them.
+        // growing workload needs O(log size) blocks before the next reset
+        // merges them; when that much is not to be had, exactly n.
         size_t cap = b ? b->cap * 2 : ARENA_MIN_BLOCK;
         if (cap < n) cap = n;
-        b = a->blocks = block_new(cap, a->blocks);
+        eng_arena_block *nb = block_new(cap, a->blocks);
+        if (!nb && cap > n) nb = block_new(n, a->blocks);
+        if (!nb) eng_arena_oom("arena", n);
+        b = a->blocks = nb;
     }
     void *p = block_data(b) + b->off;
     b->off += n;
@@ -83,7 +107,7 @@ void eng_arena_reset(eng_arena *a)
             free(b);
             b = next;
         }
-        a->blocks = block_new(a->high_water, NULL);
+        a->blocks = block_new(a->high_water, NULL);   // NULL (out of memory): the next alloc retries
     } else if (b) {
         b->off = 0;
     }

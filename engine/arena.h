@@ -3,6 +3,7 @@
 // malloc once the arena has grown to the largest batch it has seen.
 #ifndef ENG_ARENA_H
 #define ENG_ARENA_H
+#include <setjmp.h>   // jmp_buf
 #include <stddef.h>   // size_t
 
 typedef struct eng_arena_block eng_arena_block;
@@ -22,5 +23,14 @@ void *eng_arena_calloc(eng_arena *a, size_t bytes);
 // not allocate.
 void  eng_arena_reset(eng_arena *a);
 void  eng_arena_free(eng_arena *a);
+
+// Memory running out in the middle of a forward pass (arena blocks, tape
+// entries). Training and the CLI abort with a message, the default. A server
+// worker sets a recovery point around one batch instead: the allocation that
+// fails longjmps there, and the worker answers that batch 503, resets its
+// tape and keeps serving. Per thread; NULL restores the abort.
+void eng_arena_set_oom_jump(jmp_buf *jb);
+// Escapes to the recovery point, or aborts when none is set.
+_Noreturn void eng_arena_oom(const char *what, size_t bytes);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>        // free
 #include <string.h>        // memset, memcpy
 #include "engine/ops.h"    // forward/backward kernels
-#include "engine/util.h"   // eng_xmalloc
+#include "engine/arena.h"  // eng_arena_oom
 
 // One recorded op. `back` reads the forward's inputs/outputs/caches and
 // accumulates into the inputs' grads (those that have one).
@@ -40,8 +40,10 @@ void eng_tape_free(eng_tape *t) {
 static eng_tape_entry *record(eng_tape *t, void (*back)(eng_tape_entry *), eng_var *out,
                               eng_var *a, eng_var *b, eng_var *c) {
     if (t->n_entries == t->cap_entries) {
-        t->cap_entries = t->cap_entries ? 2 * t->cap_entries : 64;
-        eng_tape_entry *n = eng_xmalloc((size_t)t->cap_entries * sizeof *n);
+        size_t cap = t->cap_entries ? 2 * (size_t)t->cap_entries : 64;
+        eng_tape_entry *n = malloc(cap * sizeof *n);
+        if (!n) eng_arena_oom("tape entries", cap * sizeof *n);
+        t->cap_entries = (int)cap;
         if (t->entries) memcpy(n, t->entries, (size_t)t->n_entries * sizeof *n);
         free(t->entries);
         t->entries = n;

@@ -18,10 +18,11 @@
 //   5. completes finished requests (JSON, or the last SSE events + [DONE]).
 #include "server/gen.h"
 #include <jansson.h>           // json_pack
+#include <setjmp.h>            // the out-of-memory recovery point of a step
 #include <stdio.h>             // snprintf
+#include <stdlib.h>            // malloc
 #include <string.h>            // memcpy, memmem
 #include "engine/tokenizer.h"  // eng_tok_piece
-#include "engine/util.h"       // eng_xcalloc
 #include "server/http.h"       // srv_http_complete
 #include "server/log.h"        // log_debug
 #include "server/metrics.h"    // srv_metrics_tokens
@@ -127,7 +128,8 @@ static gen_state *state_of(srv_model *m) {
 // with errors="replace" does.
 static json_t *text_json(const char *p, size_t n) {
     if (eng_utf8_valid(p, n)) return json_stringn(p, n);
-    char *buf = eng_xmalloc(3 * n + 1), *o = buf;
+    char *buf = malloc(3 * n + 1), *o = buf;
+    if (!buf) return NULL;   // json_pack fails, and the request is answered 500
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         int k = eng_utf8_decode(p + i, n - i, &cp);
@@ -143,7 +145,8 @@ static json_t *text_json(const char *p, size_t n) {
 // "bytes:\xNN..." (OpenAI's convention for partial characters).
 static char *piece_label(const char *p, size_t n) {
     if (p && eng_utf8_valid(p, n)) return strndup(p, n);
-    char *s = eng_xmalloc(6 + 4 * n + 1), *o = s;
+    char *s = malloc(6 + 4 * n + 1), *o = s;
+    if (!s) return NULL;   // the label is left out
     o += sprintf(o, "bytes:");
     for (size_t i = 0; i < n; i++) o += sprintf(o, "\\x%02x", (unsigned char)p[i]);
     return s;
@@ -214,11 +217,14 @@ static void finish_request(srv_model *m, srv_request *r) {
         for (int i = 0; i < q->n; i++) {
             gen_choice *c = q->choices[i];
             size_t n = (q->echo ? q->prompt_text_len : 0) + c->len;
-            char *text = eng_xmalloc(n + 1);
-            if (q->echo) memcpy(text, q->prompt_text, q->prompt_text_len);
-            memcpy(text + n - c->len, c->text, c->len);
-            json_t *jt = text_json(text, n);
-            free(text);
+            char *text = malloc(n + 1);
+            json_t *jt = NULL;
+            if (text) {
+                if (q->echo) memcpy(text, q->prompt_text, q->prompt_text_len);
+                memcpy(text + n - c->len, c->text, c->len);
+                jt = text_json(text, n);
+                free(text);
+            }
             json_t *ids = json_array();
             for (int k = 0; k < c->n_toks; k++) json_array_append_new(ids, json_integer(c->toks[k]));
             json_array_append_new(choices, json_pack("{s:i,s:o,s:s,s:o,s:o}", "index", i, "text", jt,
@@ -368,6 +374,22 @@ static void remove_choice(gen_state *g, int i) {
     g->run[i] = g->run[--g->n_run];
 }
 
+// One model step with a recovery point for memory running out mid-forward
+// (engine/arena.h). Returns 0, or -1 when it ran out (sequence states are
+// then undefined: their requests fail).
+static int step_guarded(eng_model *em, srv_worker *w, gen_state *g, int n, float *logits) {
+    jmp_buf jb;
+    if (setjmp(jb) != 0) {
+        eng_arena_set_oom_jump(NULL);
+        eng_tape_reset(&w->tape);
+        return -1;
+    }
+    eng_arena_set_oom_jump(&jb);
+    em->lm_ops->step(em->lm, &w->tape, g->seqs, g->toks, g->ntok, n, logits);
+    eng_arena_set_oom_jump(NULL);
+    return 0;
+}
+
 int srv_gen_step(srv_worker *w, srv_model *m) {
     gen_state *g = state_of(m);
     if (!g) {   // cannot run anything: answer what is queued, keep serving the rest
@@ -405,7 +427,10 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
             for (int i = 0; i < g->n_run; i++) ((srv_gen_req *)g->run[i]->r->task)->failed = 1;
             return g->n_run;
         }
-        ops->step(em->lm, &w->tape, g->seqs, g->toks, g->ntok, n, logits);
+        if (step_guarded(em, w, g, n, logits) != 0) {   // memory ran out mid-step: these requests fail
+            for (int i = 0; i < g->n_run; i++) ((srv_gen_req *)g->run[i]->r->task)->failed = 1;
+            return g->n_run;
+        }
         srv_metrics_batch(m->id, n);
         atomic_fetch_add(&m->n_batches, 1);
         int k = 0;

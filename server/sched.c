@@ -2,6 +2,7 @@
 #include "server/sched.h"
 #include <errno.h>            // EAGAIN
 #include <pthread.h>          // threads, mutex, condvar
+#include <setjmp.h>           // the out-of-memory recovery point of a batch
 #include <string.h>           // memset
 #include <sys/socket.h>       // recv
 #include <time.h>             // clock_gettime
@@ -48,6 +49,21 @@ static float *grow(float **buf, size_t *cap, size_t n) {
 
 float *srv_worker_buf(srv_worker *w, size_t n) { return grow(&w->buf, &w->buf_cap, n); }
 float *srv_worker_out(srv_worker *w, size_t n) { return grow(&w->out, &w->out_cap, n); }
+
+// Runs one batch with a recovery point for memory running out mid-forward
+// (engine/arena.h): the batch is answered 503, the worker keeps serving.
+static void run_guarded(srv_task_runner run, srv_worker *w, srv_model *m, srv_request **batch, int n) {
+    jmp_buf jb;
+    if (setjmp(jb) == 0) {
+        eng_arena_set_oom_jump(&jb);
+        run(w, m, batch, n);
+    } else {
+        eng_tape_reset(&w->tape);
+        for (int i = 0; i < n; i++)
+            srv_request_fail(batch[i], SRV_E_UNAVAILABLE, NULL, "out of memory while running model %s; retry later", m->id);
+    }
+    eng_arena_set_oom_jump(NULL);
+}
 
 // ---------------------------------------------------------------- queue ops (lock held)
 static void qlist_remove(srv_model *m) {
@@ -238,7 +254,7 @@ static void *worker_main(void *arg) {
         atomic_fetch_add(&m->n_requests, n);
         srv_task_runner run = runners[m->m->task];
         if (run) {
-            run(w, m, batch, n);
+            run_guarded(run, w, m, batch, n);
         } else {
             for (int i = 0; i < n; i++)
                 srv_request_fail(batch[i], SRV_E_NOT_IMPLEMENTED, "model", "task %s is not served by this build", eng_task_name(m->m->task));

@@ -8,6 +8,8 @@
 #include <check.h>       // Check
 #include <dirent.h>      // opendir, readdir
 #include <math.h>        // fabs, sqrt, log, NAN, isnan
+#include <setjmp.h>      // the arena's out-of-memory recovery point
+#include <signal.h>      // SIGABRT
 #include <stdint.h>      // uint64_t
 #include <stdio.h>       // fprintf, snprintf
 #include <stdlib.h>      // free, strtod, mkdtemp
@@ -15,6 +17,11 @@
 #include <unistd.h>      // rmdir, unlink
 
 #include "engine/arena.h"
+
+// Under AddressSanitizer, a failed allocation returns NULL as in libc (the
+// out-of-memory tests need that) instead of ending the process.
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/util.h"
@@ -1454,6 +1461,41 @@ START_TEST(test_clip_grad_norm)
 }
 END_TEST
 
+// Memory running out mid-forward: with a recovery point set, the failing
+// allocation longjmps there (the server answers 503 and keeps serving) and
+// the arena stays usable; without one it aborts with a message.
+START_TEST(test_arena_oom_escape)
+{
+    eng_arena a;
+    eng_arena_init(&a);
+    (void)eng_arena_alloc(&a, 100);
+    static jmp_buf jb;
+    static volatile int escaped;
+    escaped = 0;
+    if (setjmp(jb) == 0) {
+        eng_arena_set_oom_jump(&jb);
+        (void)eng_arena_alloc(&a, (size_t)1 << 46);   // 64 TiB: no machine has it
+        ck_abort_msg("the allocation returned");
+    } else {
+        escaped = 1;
+    }
+    eng_arena_set_oom_jump(NULL);
+    ck_assert_int_eq(escaped, 1);
+    float *p = eng_arena_calloc(&a, 1000 * sizeof(float));   // still serves
+    ck_assert(p && p[999] == 0.0f);
+    eng_arena_reset(&a);
+    eng_arena_free(&a);
+}
+END_TEST
+
+START_TEST(test_arena_oom_aborts_without_jump)
+{
+    eng_arena a;
+    eng_arena_init(&a);
+    (void)eng_arena_alloc(&a, (size_t)1 << 46);
+}
+END_TEST
+
 // ---------------------------------------------------------------- suite
 
 // A test case whose tests all load the fixture first (in the forked child).
@@ -1501,6 +1543,8 @@ static Suite *ops_suite(void)
     tc = tcase_new(s, "arena");
     tcase_add_test(tc, test_arena_basic);
     tcase_add_test(tc, test_arena_spill_and_merge);
+    tcase_add_test(tc, test_arena_oom_escape);
+    tcase_add_test_raise_signal(tc, test_arena_oom_aborts_without_jump, SIGABRT);
     tc = tcase_new(s, "matmul");
     tcase_add_test(tc, test_matmul_hand);
     tcase_add_test(tc, test_matmul_fast_vs_naive);
