@@ -111,7 +111,7 @@ $(FUZZ_BUILD)/%.o: %.c
 
 .SECONDARY: $(FUZZ_LIBOBJ)
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIBOBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(PKG_LIBS)
 
 # The regression suite replays fuzz/corpus and fuzz/regressions through the
 # harnesses' own entry points, built without libFuzzer's main.

@@ -23,7 +23,9 @@ void fuzz_completions_one(const uint8_t *data, size_t size) {
     if (j) {
         // the handler's own steps: "model" must be a string naming a text model
         const json_t *jm = json_object_get(j, "model");
-        srv_model *m = jm && !json_is_string(jm) ? NULL : srv_api_model(r, json_string_value(jm), ENG_TASK_TEXT_GENERATION);
+        srv_model *m = NULL;
+        if (jm && !json_is_string(jm)) srv_request_fail(r, SRV_E_BAD_VALUE, "model", "model must be a string");
+        else m = srv_api_model(r, json_string_value(jm), ENG_TASK_TEXT_GENERATION);
         srv_gen_req *q = m ? calloc(1, sizeof *q) : NULL;
         if (q) {
             r->task = q;

@@ -35,7 +35,7 @@ for name in "$@"; do
   eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
   result=ok
   if [ $rc -ne 0 ]; then
-    result="FAILED (rc $rc): $(grep -m1 -oE '(Test unit written to|crash-|leak-|timeout-|oom-)[^ ]*' "$log" | tail -n 1)"
+    result="FAILED (rc $rc): $(tail -n 1 "$log") (log $log)"
     art=$(ls -t "$crashes" 2>/dev/null | head -n 1)
     [ -n "$art" ] && result="FAILED: $crashes/$art (log $log)"
     failed+=("$name")
