@@ -123,6 +123,10 @@ bench: $(BIN) $(TOOL_BIN)
 	./scripts/install-deps.sh --bench
 	./tests/bench/run.sh
 
+soak: deps
+	$(MAKE) $(BIN) $(TOOL_BIN)
+	@INFERD=./$(BIN) TOOLS=$(BUILD)/tools ./tests/soak/run.sh
+
 models: $(BIN)
 	./scripts/train-models.sh
 
