@@ -96,8 +96,10 @@ MODELS_DIR=$REPO start_daemon --load fashion-cnn,fortune-gpt --api-key "$KEY" --
 big=$(python3 "$REPO_ROOT/tests/integration/random_client.py" --base "$BASE" --pid "$PID" --api-key "$KEY" \
   --scale "$scale" --big-images | grep '^BIGIMAGES ' | cut -c11-)
 echo "big images: $big"
-big_ok() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]); sys.exit(0 if v["statuses"] == [200] * 12 and v["after_kb"] <= v["before_kb"] + 32768 else 1)' "$big"; }
-check "12 big PNGs (1x4000000, 4000000x1, 2000x2000): 200, and RSS back within 32 MB of before" big_ok
+# (Under ASan freed memory sits in its quarantine, so only the statuses count there.)
+case "$INFERD" in *asan*) slack=100000000 ;; *) slack=32768 ;; esac
+big_ok() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]); sys.exit(0 if v["statuses"] == [200] * 12 and v["after_kb"] <= v["before_kb"] + int(sys.argv[2]) else 1)' "$big" "$slack"; }
+check "12 big PNGs (1x4000000, 4000000x1, 2000x2000): 200, and RSS back within 32 MB of before (not under ASan)" big_ok
 
 out=$TEST_TMP/client.out
 t0=$SECONDS
