@@ -204,13 +204,13 @@ export IMG
 # ======================================================================================
 # The batch queue holds requests for up to 5 s, so all 10 are still queued (in
 # flight) when SIGTERM arrives; the slow client is still sending its body
-# (it trickles it over 3 s).
+# (it trickles it over 6 s: on a loaded machine the set-up above can take 3).
 R1=$TEST_TMP/repo-term
 copy_model "$R1" drain max_queue_delay_us=5000000 max_batch_size=64 timeout_ms=30000
 if MODELS_DIR=$R1 start_daemon --access-log; then
   python3 "$PYC" burst "$BASE" drain 10 "$TEST_TMP/burst.json" &
   burst_pid=$!
-  python3 "$PYC" slow "$PORT" drain 3.0 "$TEST_TMP/slow.json" &
+  python3 "$PYC" slow "$PORT" drain 6.0 "$TEST_TMP/slow.json" &
   slow_pid=$!
   sleep 0.3
   wait_for 4 both_ready
