@@ -458,7 +458,10 @@ int eng_tf_load_safetensors(eng_transformer *m, const char *path, char **err) {
     size_t n_conv = 0;
     for (int i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].conv1d) n_conv += m->tensors[i].n;
-    if (n_conv) m->converted = eng_xaligned(n_conv * sizeof(float));
+    if (n_conv && !(m->converted = eng_aligned(n_conv * sizeof(float)))) {
+        eng_errorf(err, "%s: out of memory for %zu converted weights", path, n_conv);
+        goto fail;
+    }
     size_t off = 0;
     char alt[96];
     for (int i = 0; i < m->n_tensors; i++) {
