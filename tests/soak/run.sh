@@ -49,7 +49,7 @@ MODELS_DIR=$REPO start_daemon --access-log false || { finish; exit; }
 echo "soak: daemon pid $PID on $BASE, $SOAK_SECONDS s, $SOAK_CLIENTS clients"
 out=$TEST_TMP/soak.out
 python3 "$here/soak_client.py" --base "$BASE" --pid "$PID" --seconds "$SOAK_SECONDS" --clients "$SOAK_CLIENTS" \
-  --warmup "$SOAK_WARMUP" --window "$SOAK_WINDOW" --jpeg-dir "$JPG" 2>&1 | tee "$out" | grep -v '^SUMMARY '
+  --warmup "$SOAK_WARMUP" --window "$SOAK_WINDOW" --jpeg-dir "$JPG" 2>&1 | tee "$out" | grep --line-buffered -v '^SUMMARY '
 rc=${PIPESTATUS[0]}
 summary=$(grep '^SUMMARY ' "$out" | tail -n 1 | cut -c9-)
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]); print(v[sys.argv[2]])' "$summary" "$1"; }

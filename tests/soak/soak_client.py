@@ -187,7 +187,7 @@ def main():
         except (OSError, http.client.HTTPException) as e:
             c.close()
             held[0] = None
-            if not alive():
+            if not alive() or isinstance(e, ConnectionRefusedError):   # gone, or no longer listening
                 died.set()
                 stop.set()
                 record(kind, "daemon died", f"{type(e).__name__}: {e}")
