@@ -422,7 +422,7 @@ def gen_completion(rng, ctx):
     b = completion_body(rng, ctx)
     body = json_bytes(rng, b)
     hdrs = {"Content-Type": rng.choice(("application/json",) * 30 + ("text/plain", "application/json; charset=utf-8",
-                                                                      "application/x-www-form-urlencoded", ""))}
+                                                                      "application/x-www-form-urlencoded", "", b"application/\xff\xfe"))}
     if rng.random() < 0.03:
         body = body[:rng.randrange(len(body))]   # broken JSON
     stream = b.get("stream") is True
@@ -445,7 +445,7 @@ def gen_classify_json(rng, ctx):
 
 def gen_classify_raw(rng, ctx):
     img, desc = random_image(rng, ctx)
-    model = IMAGE_MODEL if rng.random() < 0.85 else rng.choice(RANDOM_IDS + [TEXT_MODEL, "", "%2e%2e", "a%2Fb", "x" * 70])
+    model = IMAGE_MODEL if rng.random() < 0.85 else rng.choice(RANDOM_IDS + [TEXT_MODEL, "", "%2e%2e", "a%2Fb", "x" * 70, "%FF%FEx", "%C3%28"])
     qs = []
     if rng.random() < 0.97:
         qs.append("model=" + model)
@@ -466,7 +466,7 @@ def gen_models(rng, ctx):
         return Req("models", "GET", "/v1/models")
     if r < 0.45:
         mid = rng.choice(RANDOM_IDS + [IMAGE_MODEL, TEXT_MODEL, "nope", "..", ".", "a%2Fb", "a/b", "%00", "x" * 65,
-                                       "%C3%A9", "fashion-cnn/", "fashion-cnn?x=1", ""])
+                                       "%C3%A9", "fashion-cnn/", "fashion-cnn?x=1", "", "%ff%fe", "a%80b"])
         return Req("models", "GET", "/v1/models/" + mid)
     if r < 0.8:
         b = {}
@@ -528,7 +528,8 @@ def gen_junk(rng, ctx):
             k, v = rng.choice((("X-Request-Id", rng.choice(("abc", "x" * 64, "x" * 65, "has space", "é", "", "a:b.c-d_e"))),
                                ("Origin", rng.choice(("https://a.example", "https://evil.example", "null", "", "*"))),
                                ("Authorization", rng.choice(("Bearer wrong", "Basic eA==", "Bearer", ""))),
-                               ("Content-Type", rng.choice(("application/json", "image/png", "", ";;;", "x" * 300))),
+                               ("Content-Type", rng.choice(("application/json", "image/png", "", ";;;", "x" * 300, b"text/\xff\xfe",
+                                                            b"image/\xc3\x28"))),
                                ("Accept", rng.choice(("image/png", "*/*", "text/event-stream"))),
                                ("X-" + "y" * rng.randint(1, 100), "z" * rng.randint(0, 2000)),
                                ("Access-Control-Request-Method", "POST")))
