@@ -2,13 +2,13 @@
 //
 // Each input is a request body, parsed as the handler does (srv_api_parse_json)
 // and handed to srv_api_classify_parse: model lookup (fashion-cnn is loaded),
-// top_k, then every base64 image decoded (engine/image.c) and preprocessed
+// top_k, then every base64 image decoded (engine/io/image.c) and preprocessed
 // into the model's input. A body it accepts must give n_items finite inputs
 // (the worker copies them blindly into the batch); a refused one must leave
 // an error answer. Raw image bytes are fuzz_image.c's job.
 #include <math.h>              // isfinite
 #include <jansson.h>           // json_t
-#include "engine/model.h"      // eng_model_input_size
+#include "engine/arch/model.h"      // eng_model_input_size
 #include "fuzz/fuzz.h"         // fuzz_request, FUZZ_CHECK
 #include "server/api.h"        // srv_api_parse_json, srv_api_classify_parse
 #include "server/registry.h"   // srv_model

@@ -14,7 +14,7 @@
 #include <stdlib.h>            // realpath, mkdtemp
 #include <unistd.h>            // symlink, unlink, rmdir
 #include <sys/stat.h>          // mkdir
-#include "engine/tokenizer.h"  // eng_tok_encode, eng_tok_decode
+#include "engine/text/tokenizer.h"  // eng_tok_encode, eng_tok_decode
 #include "fuzz/fuzz.h"         // declarations
 #include "server/log.h"        // srv_log_set_level
 #include "server/registry.h"   // srv_registry_*

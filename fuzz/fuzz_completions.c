@@ -9,7 +9,7 @@
 // max_tokens; a body it refuses must leave an error answer. The request and
 // its srv_gen_req are freed after each input, so leaks show up.
 #include <jansson.h>           // json_t
-#include "engine/model.h"      // ENG_TASK_TEXT_GENERATION
+#include "engine/arch/model.h"      // ENG_TASK_TEXT_GENERATION
 #include "fuzz/fuzz.h"         // fuzz_request, FUZZ_CHECK
 #include "server/api.h"        // srv_api_parse_json, srv_api_completions_parse
 #include "server/registry.h"   // srv_model

@@ -9,8 +9,8 @@
 // decoded image must have positive dimensions within the limit, and every
 // input value must be finite.
 #include <math.h>              // isfinite
-#include "engine/image.h"      // eng_image_decode, eng_image_to_tensor
-#include "engine/model.h"      // eng_model_image_input
+#include "engine/io/image.h"      // eng_image_decode, eng_image_to_tensor
+#include "engine/arch/model.h"      // eng_model_image_input
 #include "fuzz/fuzz.h"         // FUZZ_CHECK
 #include "server/http.h"       // srv_http_config (defaults)
 #include "server/registry.h"   // srv_registry_get

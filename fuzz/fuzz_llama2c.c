@@ -9,7 +9,7 @@
 // a sparse zero tail (an in-memory file, no disk). eng_tf_open_llama2c maps
 // it; an accepted file must place every tensor entirely inside the mapping,
 // after the header. The model is freed after each input.
-#include "engine/transformer.h"  // eng_tf_open_llama2c
+#include "engine/arch/transformer.h"  // eng_tf_open_llama2c
 #include "fuzz/fuzz.h"           // fuzz_memfile, FUZZ_CHECK
 
 int fuzz_llama2c_init(void) { return 0; }

@@ -8,7 +8,7 @@
 // float tensor's numel values are readable (ASan checks each one);
 // __metadata__ values are strings. The file is closed after each input.
 #include <math.h>              // isnan
-#include "engine/safetensors.h"
+#include "engine/io/safetensors.h"
 #include "fuzz/fuzz.h"         // FUZZ_CHECK
 
 int fuzz_safetensors_init(void) { return 0; }

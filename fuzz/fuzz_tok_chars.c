@@ -7,7 +7,7 @@
 // trainer's path). Both encode and decode the text (fuzz_tok_exercise); the
 // text's own vocabulary must round-trip it exactly.
 #include <jansson.h>           // json_loadb
-#include "engine/tokenizer.h"  // eng_tokenizer_load_chars_json
+#include "engine/text/tokenizer.h"  // eng_tokenizer_load_chars_json
 #include "fuzz/fuzz.h"         // fuzz_split, fuzz_tok_exercise
 
 int fuzz_tok_chars_init(void) { return 0; }

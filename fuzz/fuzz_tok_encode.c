@@ -8,7 +8,7 @@
 // is a text, encoded and decoded by each (fuzz_tok_exercise); GPT-2 and
 // llama2.c must give the text back exactly.
 #include <unistd.h>            // access
-#include "engine/tokenizer.h"  // eng_tokenizer_load_*
+#include "engine/text/tokenizer.h"  // eng_tokenizer_load_*
 #include "fuzz/fuzz.h"         // fuzz_tok_exercise
 
 static eng_tokenizer *gpt2, *chars, *llama2c;

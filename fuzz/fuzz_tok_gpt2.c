@@ -6,7 +6,7 @@
 // model directory. A tokenizer it accepts then encodes and decodes the
 // merges text (fuzz_tok_exercise: ids inside the vocabulary, and
 // decode(encode(s)) == s, which byte-level BPE promises for any bytes).
-#include "engine/tokenizer.h"  // eng_tokenizer_load_gpt2_mem
+#include "engine/text/tokenizer.h"  // eng_tokenizer_load_gpt2_mem
 #include "fuzz/fuzz.h"         // fuzz_split, fuzz_tok_exercise
 
 int fuzz_tok_gpt2_init(void) { return 0; }

@@ -7,7 +7,7 @@
 // decodes the text (fuzz_tok_exercise: ids inside the vocabulary; no
 // round-trip check, since normalizers and unk_token legitimately change text).
 #include <jansson.h>           // json_loadb
-#include "engine/tokenizer.h"  // eng_tokenizer_load_hf_json
+#include "engine/text/tokenizer.h"  // eng_tokenizer_load_hf_json
 #include "fuzz/fuzz.h"         // fuzz_split, fuzz_tok_exercise
 
 int fuzz_tok_hf_init(void) { return 0; }

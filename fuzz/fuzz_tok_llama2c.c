@@ -6,7 +6,7 @@
 // around the minimum of <unk>, BOS, EOS and 256 byte tokens are tried). A
 // tokenizer it accepts encodes and decodes the file's own bytes, and
 // decode(encode(s)) == s must hold (byte fallback covers every byte).
-#include "engine/tokenizer.h"  // eng_tokenizer_load_llama2c_mem
+#include "engine/text/tokenizer.h"  // eng_tokenizer_load_llama2c_mem
 #include "fuzz/fuzz.h"         // fuzz_tok_exercise
 
 int fuzz_tok_llama2c_init(void) { return 0; }

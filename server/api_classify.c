@@ -5,8 +5,8 @@
 //   raw:   body = PNG/JPEG bytes, Content-Type image/png|image/jpeg, ?model=&top_k=
 #include <stdlib.h>           // strtol
 #include <string.h>           // strcmp
-#include "engine/image.h"     // eng_image_decode
-#include "engine/util.h"      // eng_now
+#include "engine/io/image.h"     // eng_image_decode
+#include "engine/core/util.h"      // eng_now
 #include "server/api.h"       // declarations
 #include "server/base64.h"    // srv_base64_decode
 

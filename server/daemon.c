@@ -6,7 +6,7 @@
 #include <malloc.h>           // mallopt
 #include <signal.h>           // SIGTERM, SIGPIPE
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
-#include "engine/util.h"      // eng_now
+#include "engine/core/util.h"      // eng_now
 #include "server/api.h"       // srv_run_classify_images
 #include "server/gen.h"       // srv_gen_step
 #include "server/http.h"      // srv_http_*

@@ -22,7 +22,7 @@
 #include <stdio.h>             // snprintf
 #include <stdlib.h>            // malloc
 #include <string.h>            // memcpy, memmem
-#include "engine/tokenizer.h"  // eng_tok_piece
+#include "engine/text/tokenizer.h"  // eng_tok_piece
 #include "server/http.h"       // srv_http_complete
 #include "server/log.h"        // log_debug
 #include "server/metrics.h"    // srv_metrics_tokens
@@ -375,7 +375,7 @@ static void remove_choice(gen_state *g, int i) {
 }
 
 // One model step with a recovery point for memory running out mid-forward
-// (engine/arena.h). Returns 0, or -1 when it ran out (sequence states are
+// (engine/core/arena.h). Returns 0, or -1 when it ran out (sequence states are
 // then undefined: their requests fail).
 static int step_guarded(eng_model *em, srv_worker *w, gen_state *g, int n, float *logits) {
     jmp_buf jb;

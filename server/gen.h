@@ -4,7 +4,7 @@
 #ifndef SRV_GEN_H
 #define SRV_GEN_H
 #include <stdint.h>            // uint64_t
-#include "engine/sample.h"     // eng_sampler
+#include "engine/text/sample.h"     // eng_sampler
 #include "server/sched.h"      // srv_worker, srv_model
 
 #define SRV_GEN_MAX_STOP 4

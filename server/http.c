@@ -17,7 +17,7 @@
 #include <stdio.h>              // snprintf
 #include <string.h>             // strcmp, strncmp
 #include <unistd.h>             // close
-#include "engine/util.h"        // eng_now, eng_errorf, eng_read_file
+#include "engine/core/util.h"        // eng_now, eng_errorf, eng_read_file
 #include "server/api.h"         // handlers
 #include "server/log.h"         // log_*
 #include "server/metrics.h"     // srv_metrics_request

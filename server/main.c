@@ -5,10 +5,10 @@
 #include <stdio.h>            // printf, fprintf
 #include <stdlib.h>           // strtol, strtod
 #include <string.h>           // strcmp
-#include "engine/image.h"     // eng_image_decode (run)
-#include "engine/model.h"     // eng_model_load (run)
-#include "engine/train.h"     // eng_train, eng_eval
-#include "engine/util.h"      // eng_read_file
+#include "engine/io/image.h"     // eng_image_decode (run)
+#include "engine/arch/model.h"     // eng_model_load (run)
+#include "engine/train/train.h"     // eng_train, eng_eval
+#include "engine/core/util.h"      // eng_read_file
 #include "server/config.h"    // srv_config
 #include "server/daemon.h"    // srv_daemon_run
 #include "server/log.h"       // srv_log_set_level

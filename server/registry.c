@@ -9,7 +9,7 @@
 #include <string.h>           // strcmp, strlen
 #include <sys/stat.h>         // stat
 #include <time.h>             // time
-#include "engine/util.h"      // eng_xcalloc
+#include "engine/core/util.h"      // eng_xcalloc
 #include "server/log.h"       // log_info
 #include "server/metrics.h"   // srv_metrics_models_loaded
 

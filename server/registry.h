@@ -1,5 +1,5 @@
 // registry.h — the loaded models, by id. A model is loaded from a directory
-// of the model repository (engine/model.h), gets its batching settings from
+// of the model repository (engine/arch/model.h), gets its batching settings from
 // its config.json, and is shared by reference: every request and running
 // batch holds a reference, so unloading or replacing a model never pulls the
 // weights out from under work in flight (the last reference frees it).
@@ -8,7 +8,7 @@
 #define SRV_REGISTRY_H
 #include <jansson.h>          // json_t
 #include <stdatomic.h>        // atomic_int, atomic_long
-#include "engine/model.h"     // eng_model
+#include "engine/arch/model.h"     // eng_model
 #include "server/request.h"   // srv_request
 
 typedef struct srv_model {

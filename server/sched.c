@@ -6,7 +6,7 @@
 #include <string.h>           // memset
 #include <sys/socket.h>       // recv
 #include <time.h>             // clock_gettime
-#include "engine/util.h"      // eng_now, eng_xcalloc
+#include "engine/core/util.h"      // eng_now, eng_xcalloc
 #include "server/log.h"       // log_debug
 #include "server/metrics.h"   // srv_metrics_batch, srv_metrics_queue_depth
 
@@ -51,7 +51,7 @@ float *srv_worker_buf(srv_worker *w, size_t n) { return grow(&w->buf, &w->buf_ca
 float *srv_worker_out(srv_worker *w, size_t n) { return grow(&w->out, &w->out_cap, n); }
 
 // Runs one batch with a recovery point for memory running out mid-forward
-// (engine/arena.h): the batch is answered 503, the worker keeps serving.
+// (engine/core/arena.h): the batch is answered 503, the worker keeps serving.
 static void run_guarded(srv_task_runner run, srv_worker *w, srv_model *m, srv_request **batch, int n) {
     jmp_buf jb;
     if (setjmp(jb) == 0) {

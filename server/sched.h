@@ -36,7 +36,7 @@ typedef void (*srv_complete_fn)(srv_request *r);
 int srv_sched_start(int n_workers, srv_complete_fn complete);
 // Answers every queued request 503, wakes and joins the workers.
 void srv_sched_stop(void);
-// Registers the runner for a task (engine/model.h eng_task).
+// Registers the runner for a task (engine/arch/model.h eng_task).
 void srv_sched_set_runner(int task, srv_task_runner run);
 
 // Registers a continuous runner for a task (instead of a batch runner);

@@ -18,7 +18,7 @@
 //       uses 2 cores with workers = 2); img_s counts both.
 //   bench_engine --layers [--data DIR] [--seconds S] [--batches ..] MODEL_DIR   (CNN models)
 //       Single-threaded per-layer breakdown: runs the CNN's layers one by one
-//       through the same tape calls as eng_cnn_forward (engine/cnn.c) and
+//       through the same tape calls as eng_cnn_forward (engine/arch/cnn.c) and
 //       prints, per batch size, each layer's share of the forward time:
 //         layer batch=B idx=I type=T us_per_img=.. share=..%
 //   bench_engine --dump PREFIX [--data DIR] [--batches B] MODEL_DIR
@@ -29,17 +29,17 @@
 //       computes the same thing. Prints "dump B=.. C=.. H=.. W=.. labels=..".
 //
 // Build (run.sh does this): cc $(CFLAGS as in the Makefile) -o bench_engine
-//   tests/bench/bench_engine.c build/engine/*.o $(LDLIBS)
+//   tests/bench/bench_engine.c build/engine/*/*.o $(LDLIBS)
 #include <pthread.h>   // pthread_create, pthread_barrier_t
 #include <stdio.h>     // printf, fprintf, fopen
 #include <stdlib.h>    // malloc, free, strtod, qsort
 #include <string.h>    // strcmp, strchr
 
-#include "engine/cnn.h"     // eng_cnn (per-layer breakdown)
-#include "engine/idx.h"     // eng_idx_load (--data)
-#include "engine/model.h"   // eng_model_load, classify_images
-#include "engine/tape.h"    // eng_tape
-#include "engine/util.h"    // eng_now
+#include "engine/arch/cnn.h"     // eng_cnn (per-layer breakdown)
+#include "engine/io/idx.h"     // eng_idx_load (--data)
+#include "engine/arch/model.h"   // eng_model_load, classify_images
+#include "engine/core/tape.h"    // eng_tape
+#include "engine/core/util.h"    // eng_now
 
 // Declared here in case this cblas.h does not (OpenBLAS-specific).
 void openblas_set_num_threads(int num_threads);

@@ -53,7 +53,7 @@
 //
 // Build from the repository root after `make` (tests/bench/run.sh does this):
 //   cc -std=c11 -D_GNU_SOURCE -O2 -march=x86-64-v3 -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
-//      $(pkg-config --cflags jansson) -o build/bench/bench_lm tests/bench/bench_lm.c build/engine/*.o
+//      $(pkg-config --cflags jansson) -o build/bench/bench_lm tests/bench/bench_lm.c build/engine/*/*.o
 //      $(pkg-config --libs jansson libpng zlib) -lopenblas -ljpeg -lm -lpthread
 #include <jansson.h>               // json_load_file (MODEL_DIR/config.json)
 #include <stdint.h>                // uint64_t, uintptr_t
@@ -65,11 +65,11 @@
 #include <immintrin.h>             // _mm256_* (bandwidth loop)
 #endif
 
-#include "engine/rng.h"            // eng_rng (first-token sampling)
-#include "engine/sample.h"         // eng_sample
-#include "engine/tape.h"           // eng_tape (the worker's scratch)
-#include "engine/transformer.h"    // eng_transformer, eng_tf_lm_ops
-#include "engine/util.h"           // eng_now
+#include "engine/core/rng.h"            // eng_rng (first-token sampling)
+#include "engine/text/sample.h"         // eng_sample
+#include "engine/core/tape.h"           // eng_tape (the worker's scratch)
+#include "engine/arch/transformer.h"    // eng_transformer, eng_tf_lm_ops
+#include "engine/core/util.h"           // eng_now
 
 // Declared here in case this cblas.h does not (OpenBLAS-specific).
 void openblas_set_num_threads(int num_threads);

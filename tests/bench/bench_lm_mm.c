@@ -18,7 +18,7 @@
 //
 // Build from the repository root after `make`:
 //   cc -std=c11 -D_GNU_SOURCE -O2 -march=x86-64-v3 -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
-//      -o build/bench/bench_lm_mm tests/bench/bench_lm_mm.c build/engine/*.o
+//      -o build/bench/bench_lm_mm tests/bench/bench_lm_mm.c build/engine/*/*.o
 //      $(pkg-config --libs jansson libpng zlib) -lopenblas -ljpeg -lm -lpthread
 #include <cblas.h>        // cblas_sgemm, openblas_set_num_threads
 #include <immintrin.h>    // AVX2 / FMA intrinsics
@@ -28,8 +28,8 @@
 #include <string.h>
 #include <sys/mman.h>     // mmap, madvise
 
-#include "engine/ops.h"   // eng_matmul_nt_rowwise, eng_matmul_nt_naive
-#include "engine/util.h"  // eng_xaligned, eng_now
+#include "engine/core/ops.h"   // eng_matmul_nt_rowwise, eng_matmul_nt_naive
+#include "engine/core/util.h"  // eng_xaligned, eng_now
 
 #if !defined(__AVX2__) || !defined(__FMA__)
 #error "bench_lm_mm needs -march=x86-64-v3 (AVX2 + FMA)"

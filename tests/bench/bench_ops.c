@@ -6,13 +6,13 @@
 // GFLOP/s (best of 5 rounds of >= 0.2 s each); asserts nothing.
 //
 //   gcc -O2 -march=x86-64-v3 -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
-//       -o bench_ops tests/bench/bench_ops.c engine/ops.c engine/util.c -lopenblas -lm
+//       -o bench_ops tests/bench/bench_ops.c engine/core/ops.c engine/core/util.c -lopenblas -lm
 #include <cblas.h>    // cblas_sgemm, openblas_set_num_threads (OpenBLAS's cblas.h)
 #include <stdio.h>    // printf
 #include <stdlib.h>   // free
 
-#include "engine/ops.h"    // eng_matmul_nt, eng_conv2d_*
-#include "engine/util.h"   // eng_xaligned, eng_now
+#include "engine/core/ops.h"    // eng_matmul_nt, eng_conv2d_*
+#include "engine/core/util.h"   // eng_xaligned, eng_now
 
 static void fill(float *x, size_t n, unsigned seed)
 {

@@ -62,7 +62,7 @@ def read_safetensors(path):
 
 
 def build_model(config):
-    """nn.Sequential mirroring engine/cnn.c's layer list (same indices, same names)."""
+    """nn.Sequential mirroring engine/arch/cnn.c's layer list (same indices, same names)."""
     inp = config["input"]
     c, h, w = inp["channels"], inp["height"], inp["width"]
     spatial = True
@@ -80,7 +80,7 @@ def build_model(config):
         elif t == "relu":
             layers.append(nn.ReLU())
         elif t == "gelu":
-            layers.append(nn.GELU(approximate="tanh"))   # engine/ops.c uses the tanh approximation
+            layers.append(nn.GELU(approximate="tanh"))   # engine/core/ops.c uses the tanh approximation
         elif t == "tanh":
             layers.append(nn.Tanh())
         elif t == "sigmoid":

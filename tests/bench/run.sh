@@ -94,13 +94,16 @@ PKGS="libmicrohttpd jansson libuv libpng zlib"
 BENCH_CFLAGS="-std=c11 -D_GNU_SOURCE -g -O2 -march=x86-64-v3 -mtune=native -Wall -Wextra -Wno-unused-parameter \
   -I. $(pkg-config --cflags $PKGS 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread"
 BENCH_LIBS="$(pkg-config --libs $PKGS 2>/dev/null) -lopenblas -ljpeg -lpthread -lm"
+# the engine's objects named from its sources (a glob over $BUILD would also
+# pick up objects of files since renamed or removed: duplicate symbols)
+ENGINE_OBJS=$(for f in engine/*/*.c; do printf '%s ' "$BUILD/${f%.c}.o"; done)
 if ! make -s BUILD="$BUILD" inferd >"$OUT/make.log" 2>&1; then
   say "bench: 'make inferd' failed; nothing measured:"; tail -20 "$OUT/make.log"; exit 0
 fi
 ENGINE_BIN=$BUILD/bench/bench_engine
 mkdir -p "$BUILD/bench"
 # shellcheck disable=SC2086
-if ! $CC $BENCH_CFLAGS -o "$ENGINE_BIN" tests/bench/bench_engine.c "$BUILD"/engine/*.o $BENCH_LIBS 2>"$OUT/cc.log"; then
+if ! $CC $BENCH_CFLAGS -o "$ENGINE_BIN" tests/bench/bench_engine.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc.log"; then
   say "bench: cannot build bench_engine; nothing measured:"; cat "$OUT/cc.log"; exit 0
 fi
 
@@ -250,7 +253,7 @@ LM_CC=1
 if part lm; then
   [ -x "$MKMODEL" ] || make -s BUILD="$BUILD" "$MKMODEL" >"$OUT/mkmodel-build.log" 2>&1
   # shellcheck disable=SC2086
-  $CC $BENCH_CFLAGS -o "$LM_BIN" tests/bench/bench_lm.c "$BUILD"/engine/*.o $BENCH_LIBS 2>"$OUT/cc-lm.log" || LM_CC=0
+  $CC $BENCH_CFLAGS -o "$LM_BIN" tests/bench/bench_lm.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-lm.log" || LM_CC=0
 fi
 if ! part lm; then
   say "== 4. language models: skipped (BENCH_PARTS=$PARTS)"
@@ -299,7 +302,7 @@ else
   # 1/4/16 rows in 4 KiB and huge pages, a prototype tiled kernel, sgemm on 1 and 2 threads
   # shellcheck disable=SC2086
   if [ "${BENCH_LM_MM:-1}" != 0 ] && [ -d "$LM_REPO/gpt2-small" ] &&
-     $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_lm_mm" tests/bench/bench_lm_mm.c "$BUILD"/engine/*.o $BENCH_LIBS 2>"$OUT/cc-mm.log"; then
+     $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_lm_mm" tests/bench/bench_lm_mm.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-mm.log"; then
     say "   matmuls of one GPT-2-small step alone (494 MB of weights from DRAM, no attention/norms), median of 3:"
     "$BUILD/bench/bench_lm_mm" --rows "$LM_STREAMS" --rounds 3 2>&1 | sed 's/^/   /' | tee "$OUT/lm-mm.txt"
   fi

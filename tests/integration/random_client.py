@@ -336,7 +336,7 @@ def completion_body(rng, ctx):
                 b[k] = COMPLETION_FIELDS[k][1](rng)
     for _ in range(rng.choice((0, 0, 0, 1, 3))):   # fields OpenAI has and inferd ignores
         b[rng.choice(("user", "suffix", "best_of", "presence_penalty", "frequency_penalty", "logit_bias", "x" * 50, "", "é"))] = wrong_value(rng)
-    if "sample" in ctx.avoid:   # the known engine/sample.c crashes (issue 6): no top_p cut after top_k, no tiny temperature
+    if "sample" in ctx.avoid:   # the known engine/text/sample.c crashes (issue 6): no top_p cut after top_k, no tiny temperature
         if "top_k" in b and "top_p" in b:
             del b["top_k"]
         t = b.get("temperature")

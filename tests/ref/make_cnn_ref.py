@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """make_cnn_ref.py — writes tests/ref/cnn_ref/, the PyTorch reference that
-tests/unit/test_cnn.c compares engine/cnn.c (and the tape under it) against.
+tests/unit/test_cnn.c compares engine/arch/cnn.c (and the tape under it) against.
 
 Run from anywhere with the system python that has torch:
     /usr/bin/python3 tests/ref/make_cnn_ref.py

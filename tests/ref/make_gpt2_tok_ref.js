@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // make_gpt2_tok_ref.js — writes tests/ref/gpt2_tok_ref.json, the GPT-2 token
-// ids that tests/unit/test_tokenizer.c compares engine/tokenizer_bpe.c with.
+// ids that tests/unit/test_tokenizer.c compares engine/text/tokenizer_bpe.c with.
 //
 // Two independent JavaScript encoders of GPT-2's BPE must agree on every
 // string of tests/ref/tok_corpus.json:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make_llama_tok_ref.py — writes tests/ref/llama_tok_ref.json, the token ids
 and decoded bytes that tests/unit/test_tokenizer.c compares the llama2.c
-tokenizer of engine/tokenizer_spm.c with.
+tokenizer of engine/text/tokenizer_spm.c with.
 
 The reference is llama2.c's own algorithm: below is a line-by-line port of
 run.c's build_tokenizer / encode / decode (karpathy/llama2.c, MIT), run over

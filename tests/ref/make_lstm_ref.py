@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """make_lstm_ref.py — writes tests/ref/lstm_ref/, the PyTorch reference that
-tests/unit/test_lstm.c compares engine/lstm.c against.
+tests/unit/test_lstm.c compares engine/arch/lstm.c against.
 
 Run from anywhere with the system python that has torch:
     /usr/bin/python3 tests/ref/make_lstm_ref.py

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """make_transformer_ref.py — writes tests/ref/transformer_ref/, the PyTorch
-reference that tests/unit/test_transformer.c compares engine/transformer.c
+reference that tests/unit/test_transformer.c compares engine/arch/transformer.c
 (and ops_seq.c / tape_seq.c under it) against.
 
 Run from anywhere with the system python that has torch (HF transformers is

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""make_unicode_tables.py — writes engine/unicode_tables.h, the Unicode
-character classes the GPT-2 pre-tokenizer (engine/tokenizer_bpe.c) needs:
+"""make_unicode_tables.py — writes engine/text/unicode_tables.h, the Unicode
+character classes the GPT-2 pre-tokenizer (engine/text/tokenizer_bpe.c) needs:
 
     \\p{L}  letters  (general category L*: Lu Ll Lt Lm Lo)
     \\p{N}  numbers  (general category N*: Nd Nl No)
@@ -19,7 +19,7 @@ into the header; regenerate with a newer Python to pick up new characters.
 import sys
 import unicodedata
 
-OUT = "engine/unicode_tables.h"
+OUT = "engine/text/unicode_tables.h"
 
 # Unicode White_Space (PropList.txt), unchanged since Unicode 6.3.
 WHITE_SPACE = [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680,
@@ -62,7 +62,7 @@ def main():
 // Unicode {unicodedata.unidata_version} character classes for the GPT-2 pre-tokenizer regex:
 // \\p{{L}} (general category L*), \\p{{N}} (N*) and \\s (White_Space), each a sorted
 // array of inclusive [lo, hi] codepoint ranges for binary search. Included only
-// by engine/tokenizer_bpe.c (the arrays are static).
+// by engine/text/tokenizer_bpe.c (the arrays are static).
 #ifndef ENG_UNICODE_TABLES_H
 #define ENG_UNICODE_TABLES_H
 #include <stdint.h>   // uint32_t

@@ -9,9 +9,9 @@
 //   mkimg variants IMAGES.idx[.gz] INDEX OUTDIR
 //   mkimg huge OUT.png
 //   mkimg truncated IN OUT BYTES
-#include "engine/idx.h"     // eng_idx_load
-#include "engine/image.h"   // eng_png_encode
-#include "engine/util.h"    // eng_read_file, eng_write_file_atomic
+#include "engine/io/idx.h"     // eng_idx_load
+#include "engine/io/image.h"   // eng_png_encode
+#include "engine/core/util.h"    // eng_read_file, eng_write_file_atomic
 
 #include <errno.h>          // errno
 #include <limits.h>         // INT_MAX

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "engine/tokenizer.h"
-#include "engine/transformer.h"
-#include "engine/util.h"
+#include "engine/text/tokenizer.h"
+#include "engine/arch/transformer.h"
+#include "engine/core/util.h"
 
 static int copy_file(const char *from, const char *to) {
     size_t n;

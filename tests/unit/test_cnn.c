@@ -1,9 +1,9 @@
-// test_cnn.c — engine/cnn.c (and the tape, ops and optimiser under it)
+// test_cnn.c — engine/arch/cnn.c (and the tape, ops and optimiser under it)
 // against PyTorch: tests/ref/make_cnn_ref.py builds the same nn.Sequential
 // from each config in tests/ref/cnn_ref/ and records eval logits, the
 // train-mode loss, every gradient, the running statistics and a 3-step
 // AdamW trajectory. Run from the repository root.
-#include "engine/cnn.h"
+#include "engine/arch/cnn.h"
 
 #include <check.h>            // Check unit-test framework
 #include <jansson.h>          // json_load_file
@@ -11,9 +11,9 @@
 #include <stdio.h>            // FILE, fprintf
 #include <stdlib.h>           // strtod
 #include <string.h>           // strcmp
-#include "engine/model.h"     // eng_model_load
-#include "engine/optim.h"     // eng_adamw_step
-#include "engine/tape.h"      // eng_tape
+#include "engine/arch/model.h"     // eng_model_load
+#include "engine/core/optim.h"     // eng_adamw_step
+#include "engine/core/tape.h"      // eng_tape
 
 #define REF_DIR "tests/ref/cnn_ref"
 #define REF_VERSION 1

@@ -11,7 +11,7 @@
 #include <dirent.h>     // opendir
 #include <stdio.h>      // snprintf
 #include <stdlib.h>     // free
-#include "engine/util.h"   // eng_read_file
+#include "engine/core/util.h"   // eng_read_file
 #include "fuzz/targets.h"  // FUZZ_TARGETS, fuzz_<name>_init / _one
 
 // Feeds every regular file of dir to one(); returns how many it fed.

@@ -1,7 +1,7 @@
 // test_idx.c — eng_idx_load on IDX files written here byte by byte (raw, and
 // gzip'd with zlib's gzwrite), damaged variants of them, and the real
 // Fashion-MNIST test labels when the dataset is installed.
-#include "engine/idx.h"
+#include "engine/io/idx.h"
 
 #include <check.h>    // Check unit-test framework
 #include <stdio.h>    // FILE

@@ -2,7 +2,7 @@
 // (written here with libpng's writer from hand-packed rows), JPEGs written
 // here with libjpeg, hostile inputs (huge IHDR, random bytes, truncation), the
 // image -> tensor transform on hand-computed examples, and PNG encoding.
-#include "engine/image.h"
+#include "engine/io/image.h"
 
 #include <check.h>      // Check unit-test framework
 #include <math.h>       // fabsf

@@ -1,11 +1,11 @@
-// test_lstm.c — engine/lstm.c against the torch.nn char-rnn of
+// test_lstm.c — engine/arch/lstm.c against the torch.nn char-rnn of
 // tests/ref/make_lstm_ref.py (nn.Embedding + nn.LSTM + nn.Linear, untied and
 // tied): the same logits through one-step prefills, token-by-token decode,
 // batched steps mixing three sequences at different positions, and the
 // training forward; the training loss and every parameter gradient; finite
 // differences of the layer op and of the whole tape backward; init, save ->
 // load; loader errors; arena reuse. Run from the repository root.
-#include "engine/lstm.h"
+#include "engine/arch/lstm.h"
 
 #include <check.h>              // Check unit-test framework
 #include "tests/unit/testutil.h"   // tu_compare, tu_fill, temp dirs
@@ -16,7 +16,7 @@
 #include <stdlib.h>             // malloc, free, mkdtemp
 #include <string.h>             // strcmp, strstr, memcpy
 #include <unistd.h>             // unlink, rmdir
-#include "engine/tape.h"        // eng_tape
+#include "engine/core/tape.h"        // eng_tape
 
 #define REF_DIR "tests/ref/lstm_ref"
 #define REF_VERSION 1

@@ -16,17 +16,17 @@
 #include <string.h>      // strcmp, memcpy, strstr
 #include <unistd.h>      // rmdir, unlink
 
-#include "engine/arena.h"
+#include "engine/core/arena.h"
 
 // Under AddressSanitizer, a failed allocation returns NULL as in libc (the
 // out-of-memory tests need that) instead of ending the process.
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
-#include "engine/ops.h"
-#include "engine/optim.h"
-#include "engine/util.h"
+#include "engine/core/ops.h"
+#include "engine/core/optim.h"
+#include "engine/core/util.h"
 
-// Naive references of the vectorised kernels (defined in engine/ops.c).
+// Naive references of the vectorised kernels (defined in engine/core/ops.c).
 
 
 #define REF_PATH "tests/ref/ops_ref.txt"

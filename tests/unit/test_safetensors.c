@@ -1,7 +1,7 @@
 // test_safetensors.c — eng_st_* against fixtures written by an independent
 // writer (tests/ref/make_safetensors_ref.py), a write/read round trip, and
 // every kind of lying file we refuse, built here by hand-editing bytes.
-#include "engine/safetensors.h"
+#include "engine/io/safetensors.h"
 
 #include <check.h>      // Check unit-test framework
 #include <jansson.h>    // parsing the written header independently

@@ -3,7 +3,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
-#include "engine/sample.h"
+#include "engine/text/sample.h"
 
 static const float logits[5] = {1.0f, 2.0f, 0.5f, 2.0f, -1.0f};
 

@@ -2,7 +2,7 @@
 // test_ops.c): backprop through small multi-op graphs against central
 // differences of a double-accumulated loss, what grad-off tapes record,
 // arena reuse after eng_tape_reset, and eng_cnn_save -> eng_cnn_load.
-#include "engine/tape.h"
+#include "engine/core/tape.h"
 
 #include <check.h>               // Check unit-test framework
 #include <jansson.h>             // json_loads for CNN configs
@@ -12,8 +12,8 @@
 #include <stdlib.h>              // mkdtemp
 #include <string.h>              // memcmp
 #include <unistd.h>              // unlink, rmdir
-#include "engine/cnn.h"          // eng_cnn
-#include "engine/safetensors.h"  // eng_st_open, eng_st_meta
+#include "engine/arch/cnn.h"          // eng_cnn
+#include "engine/io/safetensors.h"  // eng_st_open, eng_st_meta
 
 // ---------------------------------------------------------------- helpers
 // Deterministic uniform floats in [lo, hi) (splitmix64).

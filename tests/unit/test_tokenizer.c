@@ -11,7 +11,7 @@
 //     ../shared/data/tokenizer.bin;
 //   - characters, UTF-8 streaming helpers, round trips, corrupt files, bounds.
 // Run from the repository root. Throughput is printed, not asserted.
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 #include <check.h>      // Check unit-test framework
 #include <jansson.h>    // fixtures, building tokenizer.json documents
@@ -21,7 +21,7 @@
 #include <time.h>       // clock_gettime
 #include <unistd.h>     // unlink, access
 
-#include "engine/util.h"   // eng_read_file
+#include "engine/core/util.h"   // eng_read_file
 
 #define GPT2_REF "tests/ref/gpt2_tok_ref.json"
 #define LLAMA_REF "tests/ref/llama_tok_ref.json"

@@ -1,9 +1,9 @@
-// test_train.c — engine/train.c end to end on a tiny synthetic IDX dataset
+// test_train.c — engine/train/train.c end to end on a tiny synthetic IDX dataset
 // (8x8 images of three easily separated classes: bright left half, bright
 // right half, bright top half, with noise): eng_train writes a servable
 // model directory, eng_eval scores it, progress reports show the loss
 // falling; plus the option checks and cancellation.
-#include "engine/train.h"
+#include "engine/train/train.h"
 
 #include <check.h>            // Check unit-test framework
 #include <ftw.h>              // nftw, to remove the temp directory
@@ -12,8 +12,8 @@
 #include <stdlib.h>           // mkdtemp
 #include <string.h>           // strstr
 #include <sys/stat.h>         // stat
-#include "engine/model.h"     // eng_model_load
-#include "engine/util.h"      // eng_read_file
+#include "engine/arch/model.h"     // eng_model_load
+#include "engine/core/util.h"      // eng_read_file
 
 enum { IMG = 8, N_TRAIN = 240, N_TEST = 90, N_CLASSES = 3 };
 
@@ -216,7 +216,7 @@ END_TEST
 // The README embeds the command line, the data path and the output path,
 // each of which may be long (paths up to PATH_MAX, a jobs API passing its
 // own text): the README must still be well-formed text, never a buffer
-// overrun. (Fails at the time of writing: engine/train.c formats the README
+// overrun. (Fails at the time of writing: engine/train/train.c formats the README
 // into char readme[8192] and keeps adding at readme + rl after snprintf
 // reported truncation, so rl > sizeof readme; it then writes rl bytes.)
 START_TEST(test_long_command_readme) {

@@ -1,4 +1,4 @@
-// test_transformer.c — engine/transformer.c (with ops_seq.c and tape_seq.c
+// test_transformer.c — engine/arch/transformer.c (with ops_seq.c and tape_seq.c
 // under it) against the from-scratch PyTorch GPT-2 and Llama of
 // tests/ref/make_transformer_ref.py: the same logits through a whole-sequence
 // prefill, token-by-token decode, batched steps mixing prefill and decode of
@@ -6,7 +6,7 @@
 // parameter gradient, and the loss along AdamW steps; llama2.c model.bin (interleaved RoPE) against the same
 // Llama; save -> load round trips; loader errors; arena reuse; and finite
 // differences for each new op. Run from the repository root.
-#include "engine/transformer.h"
+#include "engine/arch/transformer.h"
 
 #include <check.h>              // Check unit-test framework
 #include "tests/unit/testutil.h"   // tu_compare, tu_fill, temp dirs
@@ -17,11 +17,11 @@
 #include <stdlib.h>             // malloc, free, mkdtemp
 #include <string.h>             // strcmp, strstr, memcpy
 #include <unistd.h>             // unlink, rmdir
-#include "engine/ops_seq.h"     // the ops, for finite differences
-#include "engine/optim.h"       // eng_adamw_step
-#include "engine/safetensors.h" // fixtures are safetensors files
-#include "engine/tape.h"        // eng_tape
-#include "engine/util.h"        // eng_read_file, eng_write_file_atomic
+#include "engine/core/ops_seq.h"     // the ops, for finite differences
+#include "engine/core/optim.h"       // eng_adamw_step
+#include "engine/io/safetensors.h" // fixtures are safetensors files
+#include "engine/core/tape.h"        // eng_tape
+#include "engine/core/util.h"        // eng_read_file, eng_write_file_atomic
 
 #define REF_DIR "tests/ref/transformer_ref"
 #define REF_VERSION "1"

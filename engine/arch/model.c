@@ -1,0 +1,257 @@
+// model.c — config.json → architecture table → loaded model (see model.h).
+#include "engine/arch/model.h"
+#include <stdio.h>          // snprintf
+#include <string.h>         // strcmp, memset
+#include "engine/arch/cnn.h"     // the CNN classifier architecture
+#include "engine/arch/lstm.h"    // char-RNN LSTM language models
+#include "engine/arch/transformer.h"  // GPT-2 / Llama decoders
+#include "engine/core/util.h"    // eng_errorf
+
+static const char *const task_names[] = {
+    [ENG_TASK_IMAGE_CLASSIFICATION] = "image-classification",
+    [ENG_TASK_TEXT_GENERATION] = "text-generation",
+    [ENG_TASK_TRANSLATION] = "translation",
+    [ENG_TASK_TEXT_CLASSIFICATION] = "text-classification",
+    [ENG_TASK_IMAGE_STYLIZATION] = "image-stylization",
+    [ENG_TASK_IMAGE_GENERATION] = "image-generation",
+};
+_Static_assert(sizeof task_names / sizeof task_names[0] == ENG_TASK__COUNT, "task_names out of step");
+
+const char *eng_task_name(eng_task t) { return (unsigned)t < ENG_TASK__COUNT ? task_names[t] : "unknown"; }
+
+int eng_task_parse(const char *name) {
+    for (int t = 0; name && t < ENG_TASK__COUNT; t++)
+        if (strcmp(name, task_names[t]) == 0) return t;
+    return -1;
+}
+
+// ---------------------------------------------------------------- arch: cnn
+static int cnn_load(eng_model *m, char **err) {
+    eng_cnn *c = calloc(1, sizeof *c);
+    if (!c) return eng_errorf(err, "%s: out of memory", m->dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", m->dir);
+    if (eng_cnn_init(c, m->config, err) != 0) { free(c); return -1; }
+    if (c->in_c != m->prep.channels || c->in_h != m->prep.height || c->in_w != m->prep.width) {
+        eng_cnn_free(c); free(c);
+        return eng_errorf(err, "config: input shape and layers disagree");
+    }
+    if (c->n_classes != m->n_labels) {
+        int n = c->n_classes;
+        eng_cnn_free(c); free(c);
+        return eng_errorf(err, "config: \"labels\" has %d names but the last layer has %d outputs", m->n_labels, n);
+    }
+    if (eng_cnn_load(c, path, err) != 0) { eng_cnn_free(c); free(c); return -1; }
+    m->impl = c;
+    m->n_params = c->n_params;
+    return 0;
+}
+
+static void cnn_free(eng_model *m) {
+    eng_cnn_free(m->impl);
+    free(m->impl);
+}
+
+static void cnn_classify(eng_model *m, eng_tape *t, const float *x, int B, float *probs) {
+    eng_cnn *c = m->impl;
+    eng_tape_reset(t);
+    eng_var *in = eng_tape_wrap(t, (float *)x, 4, (int[]){B, c->in_c, c->in_h, c->in_w});
+    eng_var *p = eng_t_softmax(t, eng_cnn_forward(c, t, in));
+    memcpy(probs, p->val, (size_t)B * (size_t)c->n_classes * sizeof(float));
+}
+
+// ---------------------------------------------------------------- arch: gpt2 / llama (text generation)
+// Loads the tokenizer the directory carries (tokenizer.json, vocab.json +
+// merges.txt, tokenizer.bin, or a character vocabulary); config "tokenizer"
+// may name a llama2.c tokenizer file instead.
+static int load_tokenizer(eng_model *m, int vocab_size, char **err) {
+    const char *name = json_string_value(json_object_get(m->config, "tokenizer"));
+    int rc;
+    if (name) {
+        if (strchr(name, '/') || strcmp(name, "..") == 0)
+            return eng_errorf(err, "config: \"tokenizer\" must be a file name inside the model directory");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", m->dir, name);
+        rc = eng_tokenizer_load_llama2c(&m->tok, path, vocab_size, err);
+    } else {
+        rc = eng_tokenizer_load_dir(&m->tok, m->dir, vocab_size, err);
+    }
+    if (rc != 0) return -1;
+    if (eng_tok_vocab_size(m->tok) > vocab_size)
+        return eng_errorf(err, "tokenizer has %d tokens but the model only %d", eng_tok_vocab_size(m->tok), vocab_size);
+    return 0;
+}
+
+static int tf_load(eng_model *m, char **err) {
+    eng_transformer *tf;
+    if (eng_tf_load_dir(&tf, m->dir, m->config, err) != 0) return -1;
+    m->lm = eng_tf_as_lm(tf);
+    m->lm_ops = &eng_tf_lm_ops;
+    eng_lm_info info = m->lm_ops->info(m->lm);
+    m->n_params = info.n_params;
+    return load_tokenizer(m, info.vocab_size, err);
+}
+
+static int lstm_load(eng_model *m, char **err) {
+    eng_lstm *l;
+    if (eng_lstm_load_dir(&l, m->dir, m->config, err) != 0) return -1;
+    m->lm = eng_lstm_as_lm(l);
+    m->lm_ops = &eng_lstm_lm_ops;
+    eng_lm_info info = m->lm_ops->info(m->lm);
+    m->n_params = info.n_params;
+    return load_tokenizer(m, info.vocab_size, err);
+}
+
+static void no_free(eng_model *m) { (void)m; }   // text models free through lm_ops
+
+// ---------------------------------------------------------------- the architecture table
+static const eng_model_arch archs[] = {
+    {"cnn", ENG_TASK_IMAGE_CLASSIFICATION, cnn_load, cnn_free, cnn_classify},
+    {"gpt2", ENG_TASK_TEXT_GENERATION, tf_load, no_free, NULL},
+    {"llama", ENG_TASK_TEXT_GENERATION, tf_load, no_free, NULL},
+    {"lstm", ENG_TASK_TEXT_GENERATION, lstm_load, no_free, NULL},
+};
+
+// Foreign layouts say what they are with "model_type" (Hugging Face) or
+// "format" (llama2.c); returns the task/arch they imply, or sets *err.
+static int foreign_layout(const json_t *cfg, const char **task, const char **arch, const char *path, char **err) {
+    const char *mt = json_string_value(json_object_get(cfg, "model_type"));
+    const char *fmt = json_string_value(json_object_get(cfg, "format"));
+    if (fmt && strcmp(fmt, "llama2c") == 0) { *task = "text-generation"; *arch = "llama"; return 0; }
+    if (mt && (strcmp(mt, "gpt2") == 0 || strcmp(mt, "llama") == 0)) { *task = "text-generation"; *arch = mt; return 0; }
+    if (mt && (strcmp(mt, "marian") == 0 || strcmp(mt, "bert") == 0 || strcmp(mt, "distilbert") == 0))
+        return eng_errorf(err, "%s: model_type \"%s\" (%s) is not supported by this version yet", path, mt,
+                          strcmp(mt, "marian") == 0 ? "translation" : "text classification");
+    if (mt) return eng_errorf(err, "%s: unsupported model_type \"%s\"", path, mt);
+    if (fmt) return eng_errorf(err, "%s: unsupported format \"%s\"", path, fmt);
+    return 0;
+}
+
+// ---------------------------------------------------------------- loading
+static int parse_floats(const json_t *a, float *out, int n, float def, const char *key, char **err) {
+    for (int i = 0; i < n; i++) out[i] = def;
+    if (!a) return 0;
+    if (json_is_number(a)) { for (int i = 0; i < n; i++) out[i] = (float)json_number_value(a); return 0; }
+    if (!json_is_array(a) || (json_array_size(a) != 1 && (int)json_array_size(a) != n))
+        return eng_errorf(err, "config: input.%s must be a number or an array of %d numbers", key, n);
+    for (int i = 0; i < n; i++) {
+        const json_t *v = json_array_get(a, json_array_size(a) == 1 ? 0 : (size_t)i);
+        if (!json_is_number(v)) return eng_errorf(err, "config: input.%s must hold numbers", key);
+        out[i] = (float)json_number_value(v);
+    }
+    return 0;
+}
+
+int eng_model_parse_image_input(const json_t *in, eng_image_prep *p, int *invert_auto, char **err) {
+    memset(p, 0, sizeof *p);
+    *invert_auto = 0;
+    if (!json_is_object(in)) return eng_errorf(err, "config: \"input\" (channels, height, width) is required");
+    json_int_t c = json_integer_value(json_object_get(in, "channels"));
+    json_int_t h = json_integer_value(json_object_get(in, "height"));
+    json_int_t w = json_integer_value(json_object_get(in, "width"));
+    if ((c != 1 && c != 3) || h < 1 || h > 4096 || w < 1 || w > 4096)
+        return eng_errorf(err, "config: input.channels must be 1 or 3 and input.height/width in 1..4096");
+    p->channels = (int)c; p->height = (int)h; p->width = (int)w;
+    if (parse_floats(json_object_get(in, "mean"), p->mean, p->channels, 0.0f, "mean", err) ||
+        parse_floats(json_object_get(in, "std"), p->std, p->channels, 1.0f, "std", err))
+        return -1;
+    for (int i = 0; i < p->channels; i++)
+        if (!(p->std[i] > 0)) return eng_errorf(err, "config: input.std must be positive");
+    const json_t *bg = json_object_get(in, "background");
+    p->background = bg ? (float)json_number_value(bg) : 0.0f;
+    const json_t *inv = json_object_get(in, "invert");
+    if (json_is_string(inv) && strcmp(json_string_value(inv), "auto") == 0) *invert_auto = 1;
+    else if (inv && !json_is_boolean(inv)) return eng_errorf(err, "config: input.invert must be true, false or \"auto\"");
+    else p->invert = json_is_true(inv);
+    return 0;
+}
+
+void eng_model_free(eng_model *m) {
+    if (!m) return;
+    if (m->arch && m->impl) m->arch->free(m);
+    if (m->lm_ops && m->lm) m->lm_ops->free(m->lm);
+    eng_tokenizer_free(m->tok);
+    for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
+    free(m->labels);
+    json_decref(m->config);
+    free(m->dir);
+    free(m);
+}
+
+int eng_model_load(eng_model **out, const char *dir, char **err) {
+    *out = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t jerr;
+    json_t *cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!cfg) return eng_errorf(err, "%s: %s (line %d)", path, jerr.text, jerr.line);
+    if (!json_is_object(cfg)) { json_decref(cfg); return eng_errorf(err, "%s: not a JSON object", path); }
+
+    eng_model *m = calloc(1, sizeof *m);
+    if (!m) { json_decref(cfg); return eng_errorf(err, "%s: out of memory", path); }
+    m->config = cfg;
+    m->dir = strdup(dir);
+    if (!m->dir) { eng_errorf(err, "%s: out of memory", path); goto fail; }
+    const char *task = json_string_value(json_object_get(cfg, "task"));
+    const char *arch = json_string_value(json_object_get(cfg, "arch"));
+    if ((!task || !arch) && foreign_layout(cfg, &task, &arch, path, err) != 0) goto fail;
+    if (!task || eng_task_parse(task) < 0) { eng_errorf(err, "%s: \"task\" missing or unknown", path); goto fail; }
+    if (!arch) { eng_errorf(err, "%s: \"arch\" missing", path); goto fail; }
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (strcmp(archs[i].name, arch) == 0 && (int)archs[i].task == eng_task_parse(task)) m->arch = &archs[i];
+    if (!m->arch) { eng_errorf(err, "%s: no architecture \"%s\" for task \"%s\" in this build", path, arch, task); goto fail; }
+    m->task = m->arch->task;
+
+    if (m->task == ENG_TASK_IMAGE_CLASSIFICATION) {
+        if (eng_model_parse_image_input(json_object_get(cfg, "input"), &m->prep, &m->invert_auto, err) != 0) goto fail;
+        const json_t *labels = json_object_get(cfg, "labels");
+        if (!json_is_array(labels) || json_array_size(labels) == 0 || json_array_size(labels) > 100000) {
+            eng_errorf(err, "%s: \"labels\" must be a non-empty array of strings", path);
+            goto fail;
+        }
+        m->labels = calloc(json_array_size(labels), sizeof(char *));
+        if (!m->labels) { eng_errorf(err, "%s: out of memory for the labels", path); goto fail; }
+        for (size_t i = 0; i < json_array_size(labels); i++) {
+            const char *s = json_string_value(json_array_get(labels, i));
+            if (!s) { eng_errorf(err, "%s: labels[%zu] is not a string", path, i); goto fail; }
+            if (!(m->labels[m->n_labels] = strdup(s))) { eng_errorf(err, "%s: out of memory for the labels", path); goto fail; }
+            m->n_labels++;
+        }
+    }
+    if (m->arch->load(m, err) != 0) goto fail;
+    *out = m;
+    return 0;
+fail:
+    eng_model_free(m);
+    return -1;
+}
+
+size_t eng_model_input_size(const eng_model *m) {
+    return (size_t)m->prep.channels * (size_t)m->prep.height * (size_t)m->prep.width;
+}
+
+// Mean luminance of the image's one-pixel border after compositing on the background.
+static float border_luma(const eng_image *img, float bg) {
+    double sum = 0;
+    long n = 0;
+    for (int y = 0; y < img->height; y++) {
+        for (int x = 0; x < img->width; x++) {
+            if (y != 0 && y != img->height - 1 && x != 0 && x != img->width - 1) {
+                x = img->width - 2;   // jump to the right edge
+                continue;
+            }
+            const unsigned char *p = img->rgba + ((size_t)y * (size_t)img->width + (size_t)x) * 4;
+            float a = p[3] / 255.0f;
+            float l = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+            sum += a * l + (1 - a) * bg;
+            n++;
+        }
+    }
+    return n ? (float)(sum / (double)n) : 0.0f;
+}
+
+int eng_model_image_input(const eng_model *m, const eng_image *img, float *out) {
+    eng_image_prep p = m->prep;
+    if (m->invert_auto) p.invert = border_luma(img, p.background) > 127.5f;
+    return eng_image_to_tensor(out, img, &p);
+}

@@ -1,0 +1,73 @@
+// model.h — what the server sees of a model: a task, an architecture, its
+// config.json, and the task's entry point. Loading reads <dir>/config.json,
+// picks the architecture from a table (one file per architecture), and maps
+// the weights. A loaded eng_model is read-only and shared by every worker;
+// per-worker mutable state is the eng_tape (arena) the worker passes in.
+// Adding a task = one enum value + one name + an entry point in eng_model_arch.
+#ifndef ENG_MODEL_H
+#define ENG_MODEL_H
+#include <jansson.h>          // json_t
+#include <stddef.h>           // size_t
+#include "engine/io/image.h"     // eng_image, eng_image_prep
+#include "engine/arch/lm.h"        // eng_lm, eng_lm_ops
+#include "engine/core/tape.h"      // eng_tape
+#include "engine/text/tokenizer.h" // eng_tokenizer
+
+typedef enum {
+    ENG_TASK_IMAGE_CLASSIFICATION,
+    ENG_TASK_TEXT_GENERATION,
+    ENG_TASK_TRANSLATION,
+    ENG_TASK_TEXT_CLASSIFICATION,
+    ENG_TASK_IMAGE_STYLIZATION,
+    ENG_TASK_IMAGE_GENERATION,
+    ENG_TASK__COUNT
+} eng_task;
+
+// "image-classification", ... ; eng_task_parse returns -1 for unknown names.
+const char *eng_task_name(eng_task t);
+int eng_task_parse(const char *name);
+
+typedef struct eng_model eng_model;
+
+// One architecture: how to load it and how to run its task.
+typedef struct {
+    const char *name;   // config.json "arch", e.g. "cnn"
+    eng_task task;
+    int (*load)(eng_model *m, char **err);   // fills m->impl, m->n_params from m->dir/m->config
+    void (*free)(eng_model *m);
+    // image-classification: x[B, C, H, W] (preprocessed) -> probs[B, n_labels].
+    // `t` is the calling worker's inference tape; it is reset by this call.
+    void (*classify_images)(eng_model *m, eng_tape *t, const float *x, int B, float *probs);
+} eng_model_arch;
+
+struct eng_model {
+    const eng_model_arch *arch;  // architecture table entry
+    eng_task task;               // == arch->task
+    char *dir;                   // model directory
+    json_t *config;              // parsed config.json (owned)
+    size_t n_params;             // trainable parameter count
+    int n_labels;                // classification: number of classes
+    char **labels;               // [n_labels] class names
+    eng_image_prep prep;         // image-input tasks: how to build the input tensor
+    int invert_auto;             // 1: invert when the image border is light (photos on white)
+    void *impl;                  // the architecture's own state (e.g. eng_cnn*)
+    // text generation
+    const eng_lm_ops *lm_ops;    // the language-model interface (engine/arch/lm.h), or NULL
+    eng_lm *lm;                  // its weights + hyperparameters
+    eng_tokenizer *tok;          // the model's tokenizer
+};
+
+// Loads the model in `dir`. Returns 0 and *out, or -1 with *err (naming the
+// file and key at fault); nothing is leaked on failure.
+int eng_model_load(eng_model **out, const char *dir, char **err);
+void eng_model_free(eng_model *m);   // NULL-safe
+
+// Image-input tasks: element count of one preprocessed input (C*H*W).
+size_t eng_model_input_size(const eng_model *m);
+// Builds one preprocessed input from a decoded image (applies invert_auto).
+int eng_model_image_input(const eng_model *m, const eng_image *img, float *out);   // 0, or -1 out of memory
+
+// Parses the "input" object of a config into prep (+ invert_auto). Returns 0 or -1 with *err.
+int eng_model_parse_image_input(const json_t *input, eng_image_prep *prep, int *invert_auto, char **err);
+
+#endif

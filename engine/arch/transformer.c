@@ -1,0 +1,891 @@
+// transformer.c — GPT-2 / Llama decoder-only transformers (see
+// transformer.h for the design: tensor table + views, KV cache per
+// sequence, stacked-rows step, tape training forward).
+#include "engine/arch/transformer.h"
+
+#include <assert.h>             // assert (caller bugs only)
+#include <fcntl.h>              // open
+#include <limits.h>             // INT_MIN
+#include <math.h>               // sqrtf
+#include <stdio.h>              // snprintf
+#include <stdlib.h>             // free
+#include <string.h>             // memcpy, memset, strcmp, strerror
+#include <errno.h>              // errno
+#include <sys/mman.h>           // mmap, munmap
+#include <sys/stat.h>           // fstat
+#include <unistd.h>             // close
+#include "engine/core/ops.h"         // eng_linear_forward, eng_gelu_forward
+#include "engine/core/ops_seq.h"     // norms, rope, attention, swiglu, embedding
+#include "engine/core/rng.h"         // eng_rng for init
+#include "engine/core/tape_seq.h"    // eng_t_* sequence ops
+#include "engine/core/util.h"        // eng_errorf, eng_xmalloc, eng_xaligned
+
+static const char *const arch_names[] = {[ENG_TF_GPT2] = "gpt2", [ENG_TF_LLAMA] = "llama"};
+_Static_assert(sizeof arch_names / sizeof arch_names[0] == ENG_TF__COUNT, "arch_names out of step");
+
+// Bounds on hyperparameters: far above any real model, low enough that no
+// size computed from them overflows.
+enum {
+    TF_MAX_DIM = 1 << 16,
+    TF_MAX_HIDDEN = 1 << 18,
+    TF_MAX_LAYERS = 1024,
+    TF_MAX_HEADS = 1024,
+    TF_MAX_HEAD_DIM = 2048,
+    TF_MAX_VOCAB = 1 << 22,
+    TF_MAX_CONTEXT = 1 << 20,
+    TF_REQUIRED = INT_MIN,      // cfg_int default meaning "the key must be present"
+    LLAMA2C_HEADER = 7,         // int32 fields before the weights
+    LLAMA2C_MAGIC = 0x616b3432, // "ak42": llama2.c's versioned export, not the legacy format
+};
+
+const char *eng_tf_arch_name(eng_tf_arch a) { return (unsigned)a < ENG_TF__COUNT ? arch_names[a] : "unknown"; }
+
+int eng_tf_arch_parse(const char *name) {
+    for (int a = 0; name && a < ENG_TF__COUNT; a++)
+        if (strcmp(name, arch_names[a]) == 0) return a;
+    return -1;
+}
+
+// ---------------------------------------------------------------- config.json
+
+// Integer key in [min, max]; `def` when absent or null (TF_REQUIRED: an error).
+static int cfg_int(const json_t *o, const char *key, int def, int min, int max, int *out, char **err) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) {
+        if (def == TF_REQUIRED) return eng_errorf(err, "config.json: \"%s\" is required", key);
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return eng_errorf(err, "config.json: \"%s\" must be an integer in [%d, %d]", key, min, max);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+// Positive number key; `def` when absent.
+static int cfg_pos(const json_t *o, const char *key, double def, float *out, char **err) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) { *out = (float)def; return 0; }
+    if (!json_is_number(v) || !(json_number_value(v) > 0))
+        return eng_errorf(err, "config.json: \"%s\" must be a positive number", key);
+    *out = (float)json_number_value(v);
+    return 0;
+}
+
+// A special-token id: an integer, the first of an array (Llama 3 lists
+// several eos ids), or `def` when absent/null.
+static int token_id(const json_t *o, const char *key, int def) {
+    const json_t *v = json_object_get(o, key);
+    if (json_is_array(v)) v = json_array_get(v, 0);
+    if (!json_is_integer(v)) return def;
+    json_int_t x = json_integer_value(v);
+    return x >= 0 && x < TF_MAX_VOCAB ? (int)x : def;
+}
+
+// A key that, when present and not null, must be one of the strings in `ok` (NULL-terminated).
+static int cfg_oneof(const json_t *o, const char *key, const char *const *ok, char **err) {
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return 0;
+    for (int i = 0; json_is_string(v) && ok[i]; i++)
+        if (strcmp(json_string_value(v), ok[i]) == 0) return 0;
+    return eng_errorf(err, "config.json: \"%s\" = %s is not supported (this engine implements %s)", key,
+                      json_is_string(v) ? json_string_value(v) : "(not a string)", ok[0]);
+}
+
+static int parse_gpt2(eng_tf_config *c, const json_t *o, char **err) {
+    static const char *const acts[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", NULL};
+    int n_positions;
+    if (cfg_int(o, "n_embd", TF_REQUIRED, 1, TF_MAX_DIM, &c->dim, err) ||
+        cfg_int(o, "n_layer", TF_REQUIRED, 1, TF_MAX_LAYERS, &c->n_layers, err) ||
+        cfg_int(o, "n_head", TF_REQUIRED, 1, TF_MAX_HEADS, &c->n_heads, err) ||
+        cfg_int(o, "vocab_size", TF_REQUIRED, 1, TF_MAX_VOCAB, &c->vocab_size, err) ||
+        cfg_int(o, "n_ctx", 1024, 1, TF_MAX_CONTEXT, &n_positions, err) ||
+        cfg_int(o, "n_positions", n_positions, 1, TF_MAX_CONTEXT, &c->context_len, err) ||
+        cfg_int(o, "n_inner", 4 * c->dim, 1, TF_MAX_HIDDEN, &c->hidden_dim, err) ||
+        cfg_pos(o, "layer_norm_epsilon", 1e-5, &c->norm_eps, err) ||
+        cfg_oneof(o, "activation_function", acts, err))
+        return -1;
+    c->n_kv_heads = c->n_heads;
+    c->tied = 1;
+    c->bos_token_id = token_id(o, "bos_token_id", 50256);
+    c->eos_token_id = token_id(o, "eos_token_id", 50256);
+    return 0;
+}
+
+static int parse_llama(eng_tf_config *c, const json_t *o, char **err) {
+    static const char *const acts[] = {"silu", NULL};
+    const json_t *tie = json_object_get(o, "tie_word_embeddings");
+    int head_dim;
+    if (cfg_int(o, "hidden_size", TF_REQUIRED, 1, TF_MAX_DIM, &c->dim, err) ||
+        cfg_int(o, "intermediate_size", TF_REQUIRED, 1, TF_MAX_HIDDEN, &c->hidden_dim, err) ||
+        cfg_int(o, "num_hidden_layers", TF_REQUIRED, 1, TF_MAX_LAYERS, &c->n_layers, err) ||
+        cfg_int(o, "num_attention_heads", TF_REQUIRED, 1, TF_MAX_HEADS, &c->n_heads, err) ||
+        cfg_int(o, "num_key_value_heads", c->n_heads, 1, TF_MAX_HEADS, &c->n_kv_heads, err) ||
+        cfg_int(o, "vocab_size", TF_REQUIRED, 1, TF_MAX_VOCAB, &c->vocab_size, err) ||
+        cfg_int(o, "max_position_embeddings", 2048, 1, TF_MAX_CONTEXT, &c->context_len, err) ||
+        cfg_int(o, "head_dim", c->dim / c->n_heads, 1, TF_MAX_HEAD_DIM, &head_dim, err) ||
+        cfg_pos(o, "rms_norm_eps", 1e-6, &c->norm_eps, err) ||
+        cfg_pos(o, "rope_theta", 10000.0, &c->rope_theta, err) ||
+        cfg_oneof(o, "hidden_act", acts, err))
+        return -1;
+    if (head_dim * c->n_heads != c->dim)
+        return eng_errorf(err, "config.json: \"head_dim\" %d * num_attention_heads %d != hidden_size %d "
+                          "(not supported)", head_dim, c->n_heads, c->dim);
+    const json_t *rs = json_object_get(o, "rope_scaling");
+    if (rs && !json_is_null(rs)) return eng_errorf(err, "config.json: \"rope_scaling\" is not supported");
+    if (json_is_true(json_object_get(o, "attention_bias")) || json_is_true(json_object_get(o, "mlp_bias")))
+        return eng_errorf(err, "config.json: \"attention_bias\"/\"mlp_bias\" are not supported");
+    if (tie && !json_is_boolean(tie)) return eng_errorf(err, "config.json: \"tie_word_embeddings\" must be a boolean");
+    c->tied = json_is_true(tie);
+    c->bos_token_id = token_id(o, "bos_token_id", 1);
+    c->eos_token_id = token_id(o, "eos_token_id", 2);
+    return 0;
+}
+
+int eng_tf_config_from_json(eng_tf_config *cfg, const json_t *config, char **err) {
+    memset(cfg, 0, sizeof *cfg);
+    const char *type = json_string_value(json_object_get(config, "model_type"));
+    int a = eng_tf_arch_parse(type);
+    if (a < 0) return eng_errorf(err, "config.json: \"model_type\" must be \"gpt2\" or \"llama\"");
+    cfg->arch = (eng_tf_arch)a;
+    if ((a == ENG_TF_GPT2 ? parse_gpt2 : parse_llama)(cfg, config, err) != 0) return -1;
+    if (cfg->dim % cfg->n_heads != 0)
+        return eng_errorf(err, "config.json: the width %d is not a multiple of the head count %d", cfg->dim, cfg->n_heads);
+    cfg->head_dim = cfg->dim / cfg->n_heads;
+    return 0;
+}
+
+json_t *eng_tf_config_to_json(const eng_tf_config *c) {
+    json_t *o = json_object();
+    json_object_set_new(o, "model_type", json_string(eng_tf_arch_name(c->arch)));
+    if (c->arch == ENG_TF_GPT2) {
+        json_object_set_new(o, "architectures", json_pack("[s]", "GPT2LMHeadModel"));
+        json_object_set_new(o, "n_embd", json_integer(c->dim));
+        json_object_set_new(o, "n_layer", json_integer(c->n_layers));
+        json_object_set_new(o, "n_head", json_integer(c->n_heads));
+        json_object_set_new(o, "n_positions", json_integer(c->context_len));
+        json_object_set_new(o, "n_ctx", json_integer(c->context_len));
+        json_object_set_new(o, "n_inner", c->hidden_dim == 4 * c->dim ? json_null() : json_integer(c->hidden_dim));
+        json_object_set_new(o, "layer_norm_epsilon", json_real(c->norm_eps));
+        json_object_set_new(o, "activation_function", json_string("gelu_new"));
+    } else {
+        json_object_set_new(o, "architectures", json_pack("[s]", "LlamaForCausalLM"));
+        json_object_set_new(o, "hidden_size", json_integer(c->dim));
+        json_object_set_new(o, "intermediate_size", json_integer(c->hidden_dim));
+        json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layers));
+        json_object_set_new(o, "num_attention_heads", json_integer(c->n_heads));
+        json_object_set_new(o, "num_key_value_heads", json_integer(c->n_kv_heads ? c->n_kv_heads : c->n_heads));
+        json_object_set_new(o, "max_position_embeddings", json_integer(c->context_len));
+        json_object_set_new(o, "rms_norm_eps", json_real(c->norm_eps));
+        json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
+        json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tied));
+        json_object_set_new(o, "hidden_act", json_string("silu"));
+    }
+    json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
+    if (c->bos_token_id >= 0) json_object_set_new(o, "bos_token_id", json_integer(c->bos_token_id));
+    if (c->eos_token_id >= 0) json_object_set_new(o, "eos_token_id", json_integer(c->eos_token_id));
+    json_object_set_new(o, "torch_dtype", json_string("float32"));
+    return o;
+}
+
+// ---------------------------------------------------------------- tensor table
+
+static eng_tf_tensor *tensor_add(eng_transformer *m, const char *name, int ndim, int s0, int s1,
+                                 eng_tf_tensor_kind kind) {
+    eng_tf_tensor *t = &m->tensors[m->n_tensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->shape[0] = s0;
+    t->shape[1] = ndim == 2 ? s1 : 0;
+    t->n = (size_t)s0 * (ndim == 2 ? (size_t)s1 : 1);
+    t->kind = kind;
+    m->n_params += t->n;
+    return t;
+}
+
+// Makes `v` a view of t's elements [off, off + s0*s1) shaped [s0] or [s0, s1].
+static void view_add(eng_tf_tensor *t, eng_var *v, size_t off, int ndim, int s0, int s1) {
+    assert(t->n_views < ENG_TF_MAX_VIEWS);
+    eng_tf_view *w = &t->views[t->n_views++];
+    w->var = v;
+    w->off = off;
+    w->ndim = ndim;
+    w->shape[0] = s0;
+    w->shape[1] = s1;
+}
+
+// A tensor that backs exactly one view of its own shape.
+static eng_tf_tensor *tensor_add1(eng_transformer *m, const char *name, int ndim, int s0, int s1,
+                                  eng_tf_tensor_kind kind, eng_var *v) {
+    eng_tf_tensor *t = tensor_add(m, name, ndim, s0, s1, kind);
+    view_add(t, v, 0, ndim, s0, s1);
+    return t;
+}
+
+// Points every view at its tensor's current values and gradients.
+static void bind_views(eng_transformer *m) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        eng_tf_tensor *t = &m->tensors[i];
+        for (int j = 0; j < t->n_views; j++) {
+            eng_tf_view *w = &t->views[j];
+            eng_var_param(w->var, t->val ? t->val + w->off : NULL, t->grad ? t->grad + w->off : NULL,
+                          w->ndim, w->shape);
+        }
+    }
+}
+
+static const char *fmt_name(char *buf, size_t cap, const char *fmt, int layer) {
+    snprintf(buf, cap, fmt, layer);
+    return buf;
+}
+
+// Layer l's tensor named by the pattern `fmt` ("h.%d.ln_1.weight"), backing
+// the single view v (or no view yet when v is NULL).
+static eng_tf_tensor *layer_tensor(eng_transformer *m, const char *fmt, int l, int ndim, int s0, int s1,
+                                   eng_tf_tensor_kind kind, eng_var *v) {
+    char b[80];
+    fmt_name(b, sizeof b, fmt, l);
+    return v ? tensor_add1(m, b, ndim, s0, s1, kind, v) : tensor_add(m, b, ndim, s0, s1, kind);
+}
+
+// GPT-2: HF GPT2Model names; Conv1D matrices marked for transposition.
+static void build_gpt2(eng_transformer *m) {
+    const eng_tf_config *c = &m->cfg;
+    int C = c->dim, H = c->hidden_dim, V = c->vocab_size;
+    eng_tf_tensor *wte = tensor_add1(m, "wte.weight", 2, V, C, ENG_TF_T_MATRIX, &m->wte);
+    view_add(wte, &m->head, 0, 2, V, C);   // GPT-2's head is always the token embedding
+    tensor_add1(m, "wpe.weight", 2, c->context_len, C, ENG_TF_T_MATRIX, &m->wpe);
+    for (int l = 0; l < c->n_layers; l++) {
+        eng_tf_layer *L = &m->layers[l];
+        layer_tensor(m, "h.%d.ln_1.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln1_w);
+        layer_tensor(m, "h.%d.ln_1.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->ln1_b);
+        // c_attn: one [3C, C] matrix (and [3C] bias) whose row blocks are q, k, v
+        eng_tf_tensor *w = layer_tensor(m, "h.%d.attn.c_attn.weight", l, 2, 3 * C, C, ENG_TF_T_MATRIX, NULL);
+        w->conv1d = 1;
+        view_add(w, &L->wq, 0, 2, C, C);
+        view_add(w, &L->wk, (size_t)C * C, 2, C, C);
+        view_add(w, &L->wv, 2 * (size_t)C * C, 2, C, C);
+        eng_tf_tensor *b = layer_tensor(m, "h.%d.attn.c_attn.bias", l, 1, 3 * C, 0, ENG_TF_T_BIAS, NULL);
+        view_add(b, &L->bq, 0, 1, C, 0);
+        view_add(b, &L->bk, (size_t)C, 1, C, 0);
+        view_add(b, &L->bv, 2 * (size_t)C, 1, C, 0);
+        layer_tensor(m, "h.%d.attn.c_proj.weight", l, 2, C, C, ENG_TF_T_RESID, &L->wo)->conv1d = 1;
+        layer_tensor(m, "h.%d.attn.c_proj.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->bo);
+        layer_tensor(m, "h.%d.ln_2.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
+        layer_tensor(m, "h.%d.ln_2.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->ln2_b);
+        layer_tensor(m, "h.%d.mlp.c_fc.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1)->conv1d = 1;
+        layer_tensor(m, "h.%d.mlp.c_fc.bias", l, 1, H, 0, ENG_TF_T_BIAS, &L->b1);
+        layer_tensor(m, "h.%d.mlp.c_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2)->conv1d = 1;
+        layer_tensor(m, "h.%d.mlp.c_proj.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->b2);
+    }
+    tensor_add1(m, "ln_f.weight", 1, C, 0, ENG_TF_T_NORM, &m->lnf_w);
+    tensor_add1(m, "ln_f.bias", 1, C, 0, ENG_TF_T_BIAS, &m->lnf_b);
+}
+
+// Llama: HF LlamaForCausalLM names; q/k rows marked as following the RoPE layout.
+static void build_llama(eng_transformer *m) {
+    const eng_tf_config *c = &m->cfg;
+    int C = c->dim, H = c->hidden_dim, V = c->vocab_size;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    eng_tf_tensor *wte = tensor_add1(m, "model.embed_tokens.weight", 2, V, C, ENG_TF_T_MATRIX, &m->wte);
+    if (c->tied) view_add(wte, &m->head, 0, 2, V, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        eng_tf_layer *L = &m->layers[l];
+#define LP "model.layers.%d."
+        layer_tensor(m, LP "input_layernorm.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln1_w);
+        layer_tensor(m, LP "self_attn.q_proj.weight", l, 2, qd, C, ENG_TF_T_MATRIX, &L->wq)->rope_heads = c->n_heads;
+        layer_tensor(m, LP "self_attn.k_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wk)->rope_heads = c->n_kv_heads;
+        layer_tensor(m, LP "self_attn.v_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wv);
+        layer_tensor(m, LP "self_attn.o_proj.weight", l, 2, C, qd, ENG_TF_T_RESID, &L->wo);
+        layer_tensor(m, LP "post_attention_layernorm.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
+        layer_tensor(m, LP "mlp.gate_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1);
+        layer_tensor(m, LP "mlp.up_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w3);
+        layer_tensor(m, LP "mlp.down_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2);
+#undef LP
+    }
+    tensor_add1(m, "model.norm.weight", 1, C, 0, ENG_TF_T_NORM, &m->lnf_w);
+    if (!c->tied) tensor_add1(m, "lm_head.weight", 2, V, C, ENG_TF_T_MATRIX, &m->head);
+}
+
+// Finds a tensor by name, searching from *from on (then from the start) and
+// leaving *from just after the hit. The llama2.c loader asks for layer 0, 1,
+// 2, ... of one kind, in table order, so its 9 * n_layers lookups stay linear
+// in the table size; a plain scan was quadratic (a 1024-layer model.bin
+// header took seconds, found by fuzz/fuzz_llama2c.c).
+static eng_tf_tensor *find_tensor(eng_transformer *m, const char *name, int *from) {
+    for (int k = 0; k < m->n_tensors; k++) {
+        int i = (*from + k) % m->n_tensors;
+        if (strcmp(m->tensors[i].name, name) == 0) {
+            *from = i + 1;
+            return &m->tensors[i];
+        }
+    }
+    return NULL;
+}
+
+int eng_tf_init(eng_transformer *m, const eng_tf_config *cfg, char **err) {
+    memset(m, 0, sizeof *m);
+    eng_tf_config fixed = *cfg;   // fill the derivable fields a caller left at 0
+    if (fixed.n_kv_heads == 0) fixed.n_kv_heads = fixed.n_heads;
+    if (fixed.head_dim == 0 && fixed.n_heads > 0) fixed.head_dim = fixed.dim / fixed.n_heads;
+    if (fixed.arch == ENG_TF_GPT2) fixed.tied = 1;
+    const eng_tf_config *c = &fixed;
+    if ((unsigned)c->arch >= ENG_TF__COUNT) return eng_errorf(err, "transformer: unknown architecture");
+    if (c->dim < 1 || c->dim > TF_MAX_DIM || c->hidden_dim < 1 || c->hidden_dim > TF_MAX_HIDDEN ||
+        c->n_layers < 1 || c->n_layers > TF_MAX_LAYERS || c->n_heads < 1 || c->n_heads > TF_MAX_HEADS ||
+        c->vocab_size < 1 || c->vocab_size > TF_MAX_VOCAB || c->context_len < 1 || c->context_len > TF_MAX_CONTEXT)
+        return eng_errorf(err, "transformer: a dimension is out of range (dim %d, hidden %d, layers %d, heads %d, "
+                          "vocab %d, context %d)", c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->vocab_size,
+                          c->context_len);
+    if (c->dim % c->n_heads != 0 || c->head_dim != c->dim / c->n_heads || c->head_dim > TF_MAX_HEAD_DIM)
+        return eng_errorf(err, "transformer: dim %d must be n_heads %d * head_dim %d", c->dim, c->n_heads, c->head_dim);
+    if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0)
+        return eng_errorf(err, "transformer: n_kv_heads %d must divide n_heads %d", c->n_kv_heads, c->n_heads);
+    if (!(c->norm_eps > 0)) return eng_errorf(err, "transformer: the norm epsilon must be positive");
+    if (c->arch == ENG_TF_GPT2 && c->n_kv_heads != c->n_heads)
+        return eng_errorf(err, "transformer: gpt2 has n_kv_heads == n_heads");
+    if (c->arch == ENG_TF_LLAMA && (c->head_dim % 2 != 0 || !(c->rope_theta > 0)))
+        return eng_errorf(err, "transformer: llama needs an even head_dim (%d) and rope_theta > 0", c->head_dim);
+    m->cfg = fixed;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->tensors = calloc(4 + 12 * (size_t)c->n_layers, sizeof *m->tensors);
+    if (!m->layers || !m->tensors) {
+        free(m->layers);
+        free(m->tensors);
+        memset(m, 0, sizeof *m);
+        return eng_errorf(err, "out of memory for %d layers", c->n_layers);
+    }
+    if (c->arch == ENG_TF_GPT2) build_gpt2(m);
+    else build_llama(m);
+    bind_views(m);   // shapes now, values once loaded or initialised
+    return 0;
+}
+
+// Drops whatever backs the values (mapping, owned copies); the table stays.
+static void release_weights(eng_transformer *m) {
+    eng_st_close(&m->st);
+    if (m->map) munmap(m->map, m->map_len);
+    m->map = NULL;
+    m->map_len = 0;
+    free(m->converted);
+    m->converted = NULL;
+    free(m->params);
+    m->params = NULL;
+    for (int i = 0; i < m->n_tensors; i++) m->tensors[i].val = NULL;
+}
+
+void eng_tf_free(eng_transformer *m) {
+    if (!m) return;
+    release_weights(m);
+    free(m->grads);
+    free(m->tensors);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+// Points each tensor's values (grads = 0) or gradients (grads = 1) at
+// consecutive slices of `base`, in table order.
+static void carve(eng_transformer *m, float *base, int grads) {
+    size_t off = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (grads) m->tensors[i].grad = base + off;
+        else m->tensors[i].val = base + off;
+        off += m->tensors[i].n;
+    }
+    bind_views(m);
+}
+
+void eng_tf_init_params(eng_transformer *m, uint64_t seed) {
+    release_weights(m);
+    m->params = eng_xaligned(m->n_params * sizeof(float));
+    carve(m, m->params, 0);
+    m->cfg.rope_interleaved = 0;
+    eng_rng rng;
+    eng_rng_seed(&rng, seed);
+    float std_resid = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layers);
+    for (int i = 0; i < m->n_tensors; i++) {
+        eng_tf_tensor *t = &m->tensors[i];
+        for (size_t k = 0; k < t->n; k++)
+            switch (t->kind) {
+            case ENG_TF_T_MATRIX: t->val[k] = 0.02f * eng_rng_normal(&rng); break;
+            case ENG_TF_T_RESID: t->val[k] = std_resid * eng_rng_normal(&rng); break;
+            case ENG_TF_T_NORM: t->val[k] = 1.0f; break;
+            case ENG_TF_T_BIAS: t->val[k] = 0.0f; break;
+            }
+    }
+}
+
+void eng_tf_enable_grads(eng_transformer *m) {
+    free(m->grads);
+    m->grads = eng_xaligned(m->n_params * sizeof(float));
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    carve(m, m->grads, 1);
+}
+
+void eng_tf_zero_grads(eng_transformer *m) {
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+// ---------------------------------------------------------------- layout conversions
+
+// dst[cols, rows] = src[rows, cols]^T
+static void transpose(float *dst, const float *src, int rows, int cols) {
+    enum { TB = 32 };   // tile: both sides stay in cache
+    for (int r0 = 0; r0 < rows; r0 += TB)
+        for (int c0 = 0; c0 < cols; c0 += TB)
+            for (int r = r0; r < rows && r < r0 + TB; r++)
+                for (int c = c0; c < cols && c < c0 + TB; c++)
+                    dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+// q/k weight rows from llama2.c order (within each head, pair j is rows 2j,
+// 2j+1) to HF order (rows j, j + hd/2): what llama2.c's export.py undoes
+// with permute_reverse. w[heads*hd, cols].
+static void rope_rows_to_hf(float *dst, const float *src, int heads, int hd, int cols) {
+    for (int h = 0; h < heads; h++)
+        for (int j = 0; j < hd / 2; j++)
+            for (int s = 0; s < 2; s++)
+                memcpy(dst + ((size_t)h * hd + (size_t)s * (hd / 2) + j) * cols,
+                       src + ((size_t)h * hd + 2 * (size_t)j + s) * cols, (size_t)cols * sizeof(float));
+}
+
+// ---------------------------------------------------------------- loading
+
+int eng_tf_load_safetensors(eng_transformer *m, const char *path, char **err) {
+    release_weights(m);
+    if (eng_st_open(&m->st, path, err) != 0) return -1;
+    size_t n_conv = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].conv1d) n_conv += m->tensors[i].n;
+    if (n_conv && !(m->converted = eng_aligned(n_conv * sizeof(float)))) {
+        eng_errorf(err, "%s: out of memory for %zu converted weights", path, n_conv);
+        goto fail;
+    }
+    size_t off = 0;
+    char alt[96];
+    for (int i = 0; i < m->n_tensors; i++) {
+        eng_tf_tensor *t = &m->tensors[i];
+        const eng_st_tensor *e = eng_st_find(&m->st, t->name);
+        if (!e && m->cfg.arch == ENG_TF_GPT2) {   // GPT2LMHeadModel saves "transformer.h.0...."
+            snprintf(alt, sizeof alt, "transformer.%s", t->name);
+            e = eng_st_find(&m->st, alt);
+        }
+        if (!e) {
+            eng_errorf(err, "%s: tensor \"%s\" is missing%s", path, t->name,
+                       strcmp(t->name, "lm_head.weight") == 0 ? " (or set \"tie_word_embeddings\": true)" : "");
+            goto fail;
+        }
+        // Conv1D weights are [in, out] in the file
+        int64_t shape[2] = {t->conv1d ? t->shape[1] : t->shape[0], t->conv1d ? t->shape[0] : t->shape[1]};
+        const float *p = eng_st_get(&m->st, e->name, t->ndim, shape, err);
+        if (!p) goto fail;
+        if (t->conv1d) {
+            t->val = m->converted + off;
+            transpose(t->val, p, t->shape[1], t->shape[0]);
+            off += t->n;
+        } else {
+            t->val = (float *)p;   // read-only mapping: serving never writes weights
+        }
+    }
+    bind_views(m);
+    return 0;
+fail:
+    release_weights(m);
+    bind_views(m);
+    return -1;
+}
+
+int eng_tf_open_llama2c(eng_transformer *m, const char *path, char **err) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return eng_errorf(err, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return eng_errorf(err, "%s: %s", path, strerror(e));
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < LLAMA2C_HEADER * sizeof(int32_t)) {
+        close(fd);
+        return eng_errorf(err, "%s: too short for a llama2.c checkpoint header", path);
+    }
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_errno = errno;
+    close(fd);
+    if (map == MAP_FAILED) return eng_errorf(err, "%s: mmap: %s", path, strerror(map_errno));
+
+    int32_t h[LLAMA2C_HEADER];
+    memcpy(h, map, sizeof h);
+    if ((uint32_t)h[0] == LLAMA2C_MAGIC) {
+        munmap(map, len);
+        return eng_errorf(err, "%s: a versioned llama2.c export (magic \"ak42\"); only the legacy format "
+                          "(export.py --version 0) is supported", path);
+    }
+    int64_t vocab = h[5] < 0 ? -(int64_t)h[5] : h[5];   // negative: unshared classifier
+    eng_tf_config c = {
+        .arch = ENG_TF_LLAMA, .dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3],
+        .n_kv_heads = h[4], .vocab_size = vocab > TF_MAX_VOCAB ? 0 : (int)vocab, .context_len = h[6],
+        .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied = h[5] > 0, .rope_interleaved = 1,
+        .bos_token_id = 1, .eos_token_id = 2,   // run.c's constants and SentencePiece's ids
+    };
+    c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
+    char *why = NULL;
+    if (eng_tf_init(m, &c, &why) != 0) {
+        munmap(map, len);
+        eng_errorf(err, "%s: bad llama2.c header: %s", path, why ? why : "");
+        free(why);
+        return -1;
+    }
+    // run.c's order: every tensor kind stacked over layers, then the final
+    // norm, two legacy RoPE tables of seq_len * hd/2, then the classifier if unshared.
+    size_t C = (size_t)c.dim, H = (size_t)c.hidden_dim, L = (size_t)c.n_layers, V = (size_t)c.vocab_size;
+    size_t qd = (size_t)c.n_heads * c.head_dim, kvd = (size_t)c.n_kv_heads * c.head_dim;
+    size_t floats = V * C + L * C + L * qd * C + 2 * L * kvd * C + L * C * qd + L * C + 3 * L * H * C + C +
+                    (size_t)c.context_len * c.head_dim + (c.tied ? 0 : V * C);
+    size_t want = LLAMA2C_HEADER * sizeof(int32_t) + floats * sizeof(float);
+    if (len != want) {
+        eng_tf_free(m);
+        munmap(map, len);
+        return eng_errorf(err, "%s: %zu bytes, but its header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, "
+                          "seq_len %d) implies %zu: truncated, or not a legacy llama2.c checkpoint", path, len,
+                          c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, h[5], c.context_len, want);
+    }
+    m->map = map;
+    m->map_len = len;
+    float *p = (float *)((char *)map + LLAMA2C_HEADER * sizeof(int32_t));
+    // Per-layer tensors in file order: name pattern, size class (index into per_layer).
+    static const struct { const char *fmt; int kind; } stacked[] = {
+        {"model.layers.%d.input_layernorm.weight", 0}, {"model.layers.%d.self_attn.q_proj.weight", 1},
+        {"model.layers.%d.self_attn.k_proj.weight", 2}, {"model.layers.%d.self_attn.v_proj.weight", 2},
+        {"model.layers.%d.self_attn.o_proj.weight", 1}, {"model.layers.%d.post_attention_layernorm.weight", 0},
+        {"model.layers.%d.mlp.gate_proj.weight", 3}, {"model.layers.%d.mlp.down_proj.weight", 3},
+        {"model.layers.%d.mlp.up_proj.weight", 3},
+    };
+    const size_t per_layer[] = {C, qd * C, kvd * C, H * C};
+    int cur = 0;   // find_tensor's cursor
+    find_tensor(m, "model.embed_tokens.weight", &cur)->val = p;
+    p += V * C;
+    char b[80];
+    for (size_t s = 0; s < sizeof stacked / sizeof stacked[0]; s++)
+        for (int l = 0; l < c.n_layers; l++) {
+            find_tensor(m, fmt_name(b, sizeof b, stacked[s].fmt, l), &cur)->val = p;
+            p += per_layer[stacked[s].kind];
+        }
+    find_tensor(m, "model.norm.weight", &cur)->val = p;
+    p += C + (size_t)c.context_len * c.head_dim;
+    if (!c.tied) find_tensor(m, "lm_head.weight", &cur)->val = p;
+    bind_views(m);
+    return 0;
+}
+
+void eng_tf_make_owned(eng_transformer *m) {
+    if (m->params) return;
+    float *p = eng_xaligned(m->n_params * sizeof(float));
+    size_t off = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        eng_tf_tensor *t = &m->tensors[i];
+        if (t->rope_heads && m->cfg.rope_interleaved)
+            rope_rows_to_hf(p + off, t->val, t->rope_heads, m->cfg.head_dim, t->shape[1]);
+        else
+            memcpy(p + off, t->val, t->n * sizeof(float));
+        off += t->n;
+    }
+    release_weights(m);
+    m->params = p;
+    m->cfg.rope_interleaved = 0;
+    carve(m, p, 0);
+}
+
+int eng_tf_save(const eng_transformer *m, const char *path, char **err) {
+    eng_st_entry *e = eng_xcalloc((size_t)m->n_tensors, sizeof *e);
+    float **tmp = eng_xcalloc((size_t)m->n_tensors, sizeof *tmp);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const eng_tf_tensor *t = &m->tensors[i];
+        e[i].name = t->name;
+        e[i].ndim = t->ndim;
+        e[i].shape[0] = t->shape[0];
+        e[i].shape[1] = t->shape[1];
+        e[i].data = t->val;
+        if (t->conv1d) {   // back to Conv1D's [in, out]
+            tmp[i] = eng_xmalloc(t->n * sizeof(float));
+            transpose(tmp[i], t->val, t->shape[0], t->shape[1]);
+            e[i].shape[0] = t->shape[1];
+            e[i].shape[1] = t->shape[0];
+            e[i].data = tmp[i];
+        } else if (t->rope_heads && m->cfg.rope_interleaved) {
+            tmp[i] = eng_xmalloc(t->n * sizeof(float));
+            rope_rows_to_hf(tmp[i], t->val, t->rope_heads, m->cfg.head_dim, t->shape[1]);
+            e[i].data = tmp[i];
+        }
+    }
+    const char *meta[] = {"format", "pt", NULL};
+    int rc = eng_st_write(path, e, m->n_tensors, meta, err);
+    for (int i = 0; i < m->n_tensors; i++) free(tmp[i]);
+    free(tmp);
+    free(e);
+    return rc;
+}
+
+// A relative path without ".." components (config.json names files inside the model directory).
+static int safe_relative(const char *p) {
+    if (!p || !*p || p[0] == '/') return 0;
+    for (const char *s = p; *s; s++)
+        if (s[0] == '.' && s[1] == '.' && (s == p || s[-1] == '/') && (s[2] == '/' || s[2] == 0)) return 0;
+    return 1;
+}
+
+int eng_tf_load_dir(eng_transformer **out, const char *dir, const json_t *config, char **err) {
+    *out = NULL;
+    eng_transformer *m = calloc(1, sizeof *m);
+    if (!m) return eng_errorf(err, "%s: out of memory", dir);
+    char path[4096];
+    const char *format = json_string_value(json_object_get(config, "format"));
+    if (format && strcmp(format, "llama2c") == 0) {
+        const json_t *ck = json_object_get(config, "checkpoint");
+        const char *file = ck ? json_string_value(ck) : "model.bin";
+        if (!safe_relative(file)) {
+            free(m);
+            return eng_errorf(err, "%s/config.json: \"checkpoint\" must be a relative file name inside the "
+                              "model directory", dir);
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        if (eng_tf_open_llama2c(m, path, err) != 0) { free(m); return -1; }
+    } else {
+        eng_tf_config cfg;
+        char *why = NULL;
+        if (eng_tf_config_from_json(&cfg, config, &why) != 0 || eng_tf_init(m, &cfg, &why) != 0) {
+            eng_errorf(err, "%s: %s", dir, why ? why : "bad config.json");
+            free(why);
+            free(m);
+            return -1;
+        }
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        if (eng_tf_load_safetensors(m, path, err) != 0) { eng_tf_destroy(m); return -1; }
+    }
+    *out = m;
+    return 0;
+}
+
+void eng_tf_destroy(eng_transformer *m) {
+    if (!m) return;
+    eng_tf_free(m);
+    free(m);
+}
+
+// ---------------------------------------------------------------- training forward (tape)
+
+// A bias view, or NULL for the architectures without biases.
+static eng_var *opt(eng_var *v) { return v->val ? v : NULL; }
+
+static eng_var *t_norm(const eng_transformer *m, eng_tape *t, eng_var *x, eng_var *w, eng_var *b) {
+    return m->cfg.arch == ENG_TF_GPT2 ? eng_t_layernorm(t, x, w, b, m->cfg.norm_eps)
+                                      : eng_t_rmsnorm(t, x, w, m->cfg.norm_eps);
+}
+
+eng_var *eng_tf_forward(eng_transformer *m, eng_tape *t, const int *tokens, int B, int T) {
+    const eng_tf_config *c = &m->cfg;
+    int N = B * T, NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
+    int gpt2 = c->arch == ENG_TF_GPT2;
+    assert(T >= 1 && T <= c->context_len);
+    int *pos = eng_arena_alloc(&t->arena, (size_t)N * sizeof(int));
+    for (int n = 0; n < N; n++) pos[n] = n % T;
+    eng_var *x = eng_t_embedding(t, &m->wte, tokens, N);                  // [N, C]
+    float *cos_t = NULL, *sin_t = NULL;                                    // [N, hd/2]
+    if (gpt2) {
+        x = eng_t_add(t, x, eng_t_embedding(t, &m->wpe, pos, N));
+    } else {
+        cos_t = eng_arena_alloc(&t->arena, (size_t)N * (hd / 2) * sizeof(float));
+        sin_t = eng_arena_alloc(&t->arena, (size_t)N * (hd / 2) * sizeof(float));
+        eng_rope_table(cos_t, sin_t, pos, N, hd, c->rope_theta);
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        eng_tf_layer *L = &m->layers[l];
+        eng_var *h = t_norm(m, t, x, &L->ln1_w, &L->ln1_b);
+        eng_var *q = eng_t_linear(t, h, &L->wq, opt(&L->bq));            // [N, NH*hd]
+        eng_var *k = eng_t_linear(t, h, &L->wk, opt(&L->bk));            // [N, NKV*hd]
+        eng_var *v = eng_t_linear(t, h, &L->wv, opt(&L->bv));            // [N, NKV*hd]
+        if (!gpt2) {
+            q = eng_t_rope(t, q, cos_t, sin_t, NH, hd, c->rope_interleaved);
+            k = eng_t_rope(t, k, cos_t, sin_t, NKV, hd, c->rope_interleaved);
+        }
+        eng_var *a = eng_t_attention(t, q, k, v, B, T, NH, NKV);          // [N, NH*hd]
+        x = eng_t_add(t, x, eng_t_linear(t, a, &L->wo, opt(&L->bo)));
+        h = t_norm(m, t, x, &L->ln2_w, &L->ln2_b);
+        eng_var *f;
+        if (gpt2) f = eng_t_gelu(t, eng_t_linear(t, h, &L->w1, &L->b1));   // [N, H]
+        else f = eng_t_swiglu(t, eng_t_linear(t, h, &L->w1, NULL), eng_t_linear(t, h, &L->w3, NULL));
+        x = eng_t_add(t, x, eng_t_linear(t, f, &L->w2, opt(&L->b2)));
+    }
+    x = t_norm(m, t, x, &m->lnf_w, &m->lnf_b);
+    return eng_t_linear(t, x, &m->head, NULL);                             // [N, V]
+}
+
+eng_var *eng_tf_loss(eng_transformer *m, eng_tape *t, const int *tokens, const int *targets, int B, int T) {
+    return eng_t_cross_entropy(t, eng_tf_forward(m, t, tokens, B, T), targets);
+}
+
+// ---------------------------------------------------------------- serving (eng_lm_ops)
+
+static const eng_transformer *tf_of(const eng_lm *lm) { return (const eng_transformer *)lm; }
+
+eng_lm *eng_tf_as_lm(eng_transformer *m) { return (eng_lm *)m; }
+
+static size_t tf_seq_bytes(const eng_lm *lm, int max_len) {
+    const eng_tf_config *c = &tf_of(lm)->cfg;
+    return sizeof(eng_tf_seq) +
+           2 * (size_t)c->n_layers * (size_t)max_len * (size_t)c->n_kv_heads * c->head_dim * sizeof(float);
+}
+
+static eng_lm_seq *tf_seq_new(const eng_lm *lm, int max_len) {
+    const eng_tf_config *c = &tf_of(lm)->cfg;
+    if (max_len < 1 || max_len > c->context_len) return NULL;
+    eng_tf_seq *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->max_len = max_len;
+    s->kv_dim = c->n_kv_heads * c->head_dim;
+    size_t n = (size_t)c->n_layers * (size_t)max_len * (size_t)s->kv_dim;
+    s->k = eng_aligned(2 * n * sizeof(float));   // rows are written before they are read
+    if (!s->k) { free(s); return NULL; }
+    s->v = s->k + n;
+    return (eng_lm_seq *)s;
+}
+
+static void tf_seq_free(eng_lm_seq *ls) {
+    eng_tf_seq *s = (eng_tf_seq *)ls;
+    if (!s) return;
+    free(s->k);
+    free(s);
+}
+
+static int tf_seq_pos(const eng_lm_seq *s) { return ((const eng_tf_seq *)s)->pos; }
+
+static void norm_rows(const eng_transformer *m, float *out, const float *in, const eng_var *w,
+                      const eng_var *b, int N) {
+    if (m->cfg.arch == ENG_TF_GPT2)
+        eng_layernorm_forward(out, NULL, NULL, in, w->val, b->val, N, m->cfg.dim, m->cfg.norm_eps);
+    else
+        eng_rmsnorm_forward(out, NULL, in, w->val, N, m->cfg.dim, m->cfg.norm_eps);
+}
+
+static float *scratch_floats(eng_tape *t, size_t n) { return eng_arena_alloc(&t->arena, n * sizeof(float)); }
+
+// The batched step (lm.h). Rows r = the new tokens of seqs[0], then of
+// seqs[1], ...; the same forward as eng_tf_forward, kernel by kernel, with
+// attention against each sequence's cache.
+static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, const int *const *tokens,
+                    const int *n_tokens, int n, float *logits) {
+    const eng_transformer *m = tf_of(lm);
+    const eng_tf_config *c = &m->cfg;
+    int C = c->dim, Hd = c->hidden_dim, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
+    int qd = NH * hd, kvd = NKV * hd, gpt2 = c->arch == ENG_TF_GPT2;
+    eng_tape_reset(scratch);
+    if (n <= 0) return;
+
+    int T = 0;
+    size_t att_floats = 0;
+    for (int i = 0; i < n; i++) {
+        const eng_tf_seq *s = (const eng_tf_seq *)seqs[i];
+        assert(n_tokens[i] >= 1 && s->pos + n_tokens[i] <= s->max_len);
+        // n * max_len >= eng_attention_cached_scratch(n, pos): sized by the
+        // sequence's capacity, so decode steps do not grow it position by position
+        size_t need = (size_t)n_tokens[i] * (size_t)s->max_len;
+        att_floats = need > att_floats ? need : att_floats;
+        T += n_tokens[i];
+    }
+    // One layer's working set for T rows (reused by every layer).
+    int *ids = eng_arena_alloc(&scratch->arena, (size_t)T * sizeof(int));   // [T] token ids
+    int *pos = eng_arena_alloc(&scratch->arena, (size_t)T * sizeof(int));   // [T] positions
+    float *x = scratch_floats(scratch, (size_t)T * C);      // [T, C] residual stream
+    float *h = scratch_floats(scratch, (size_t)T * C);      // [T, C] normed input / block output
+    float *q = scratch_floats(scratch, (size_t)T * qd);     // [T, NH*hd]
+    float *k = scratch_floats(scratch, (size_t)T * kvd);    // [T, NKV*hd]
+    float *v = scratch_floats(scratch, (size_t)T * kvd);    // [T, NKV*hd]
+    float *att = scratch_floats(scratch, (size_t)T * qd);   // [T, NH*hd] attention output
+    float *f1 = scratch_floats(scratch, (size_t)T * Hd);    // [T, H] MLP hidden (gate)
+    float *f3 = gpt2 ? NULL : scratch_floats(scratch, (size_t)T * Hd);   // [T, H] llama up
+    float *sc = scratch_floats(scratch, att_floats);         // attention scores of one sequence
+    float *cos_t = NULL, *sin_t = NULL;                      // [T, hd/2]
+    for (int i = 0, r = 0; i < n; i++) {
+        const eng_tf_seq *s = (const eng_tf_seq *)seqs[i];
+        for (int j = 0; j < n_tokens[i]; j++, r++) {
+            assert(tokens[i][j] >= 0 && tokens[i][j] < V);
+            ids[r] = tokens[i][j];
+            pos[r] = s->pos + j;
+        }
+    }
+
+    eng_embedding_forward(x, m->wte.val, ids, T, C);
+    if (gpt2) {
+        eng_embedding_forward(h, m->wpe.val, pos, T, C);
+        eng_add_forward(x, x, h, (size_t)T * C);
+    } else {
+        cos_t = scratch_floats(scratch, (size_t)T * (hd / 2));
+        sin_t = scratch_floats(scratch, (size_t)T * (hd / 2));
+        eng_rope_table(cos_t, sin_t, pos, T, hd, c->rope_theta);
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_tf_layer *L = &m->layers[l];
+        norm_rows(m, h, x, &L->ln1_w, &L->ln1_b, T);
+        eng_linear_forward_rowwise(q, h, L->wq.val, L->bq.val, T, C, qd);
+        eng_linear_forward_rowwise(k, h, L->wk.val, L->bk.val, T, C, kvd);
+        eng_linear_forward_rowwise(v, h, L->wv.val, L->bv.val, T, C, kvd);
+        if (!gpt2) {
+            eng_rope_forward(q, q, cos_t, sin_t, T, NH, hd, c->rope_interleaved);
+            eng_rope_forward(k, k, cos_t, sin_t, T, NKV, hd, c->rope_interleaved);
+        }
+        for (int i = 0, r = 0; i < n; r += n_tokens[i], i++) {
+            eng_tf_seq *s = (eng_tf_seq *)seqs[i];
+            size_t layer_off = (size_t)l * s->max_len * kvd;
+            float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [max_len, kvd]
+            memcpy(kc + (size_t)s->pos * kvd, k + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
+            memcpy(vc + (size_t)s->pos * kvd, v + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
+            eng_attention_cached_forward(att + (size_t)r * qd, sc, q + (size_t)r * qd, kc, vc, n_tokens[i], s->pos,
+                                         NH, NKV, hd);
+        }
+        eng_linear_forward_rowwise(h, att, L->wo.val, L->bo.val, T, qd, C);
+        eng_add_forward(x, x, h, (size_t)T * C);
+        norm_rows(m, h, x, &L->ln2_w, &L->ln2_b, T);
+        if (gpt2) {
+            eng_linear_forward_rowwise(f1, h, L->w1.val, L->b1.val, T, C, Hd);
+            eng_gelu_forward(f1, f1, (size_t)T * Hd);
+        } else {
+            eng_linear_forward_rowwise(f1, h, L->w1.val, NULL, T, C, Hd);
+            eng_linear_forward_rowwise(f3, h, L->w3.val, NULL, T, C, Hd);
+            eng_swiglu_forward(f1, f1, f3, (size_t)T * Hd);
+        }
+        eng_linear_forward_rowwise(h, f1, L->w2.val, L->b2.val, T, Hd, C);
+        eng_add_forward(x, x, h, (size_t)T * C);
+    }
+    // Only each sequence's last row goes on to the head.
+    for (int i = 0, r = 0; i < n; i++) {
+        r += n_tokens[i];
+        memcpy(h + (size_t)i * C, x + (size_t)(r - 1) * C, (size_t)C * sizeof(float));
+        ((eng_tf_seq *)seqs[i])->pos += n_tokens[i];
+    }
+    norm_rows(m, h, h, &m->lnf_w, &m->lnf_b, n);
+    eng_linear_forward_rowwise(logits, h, m->head.val, NULL, n, C, V);
+}
+
+static void tf_free(eng_lm *lm) { eng_tf_destroy((eng_transformer *)lm); }
+
+static eng_lm_info tf_info(const eng_lm *lm) {
+    const eng_transformer *m = tf_of(lm);
+    return (eng_lm_info){
+        .arch = eng_tf_arch_name(m->cfg.arch),
+        .vocab_size = m->cfg.vocab_size,
+        .context_len = m->cfg.context_len,
+        .n_params = m->n_params,
+    };
+}
+
+const eng_lm_ops eng_tf_lm_ops = {
+    .seq_bytes = tf_seq_bytes,
+    .seq_new = tf_seq_new,
+    .seq_free = tf_seq_free,
+    .seq_pos = tf_seq_pos,
+    .step = tf_step,
+    .free = tf_free,
+    .info = tf_info,
+};
