@@ -22,10 +22,11 @@ void fuzz_classify_one(const uint8_t *data, size_t size) {
     int rc = j ? srv_api_classify_parse(r, j) : -1;
     json_decref(j);
     if (rc == 0) {
-        FUZZ_CHECK(r->model && r->input && r->n_items >= 1 && r->n_items <= r->model->max_batch_size);
-        FUZZ_CHECK(r->top_k >= 1 && r->top_k <= r->model->m->n_labels);
+        const srv_classify_req *c = r->task;
+        FUZZ_CHECK(r->model && c && c->input && r->n_items >= 1 && r->n_items <= r->model->max_batch_size);
+        FUZZ_CHECK(c->top_k >= 1 && c->top_k <= r->model->m->n_labels);
         size_t n = (size_t)r->n_items * eng_model_input_size(r->model->m);
-        for (size_t i = 0; i < n; i++) FUZZ_CHECK(isfinite(r->input[i]));
+        for (size_t i = 0; i < n; i++) FUZZ_CHECK(isfinite(c->input[i]));
     } else {
         FUZZ_CHECK(r->status >= 400 && r->resp_body);
     }

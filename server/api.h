@@ -1,13 +1,19 @@
-// api.h — the route handlers (one file per group: api_probes.c,
-// api_models.c, api_classify.c, api_unbuilt.c) and the task runners the
-// scheduler calls. Each handler answers through srv_request_* or hands the
-// request to the scheduler with srv_api_submit().
+// api.h — the route table and its handlers (one file per group:
+// api_probes.c, api_models.c, api_classify.c, api_completions.c, and
+// api_common.c for shared helpers and the 501 answer of unbuilt endpoints),
+// plus the batch runner of image classification the scheduler calls. Each
+// handler answers through srv_request_* or hands the request to the
+// scheduler with srv_api_submit().
 #ifndef SRV_API_H
 #define SRV_API_H
 #include <jansson.h>          // json_t
 #include "server/http.h"      // srv_handler
 #include "server/gen.h"       // srv_gen_req
 #include "server/sched.h"     // srv_worker
+
+// every endpoint of API.md (api_routes.c), for srv_http_start
+extern const srv_route srv_api_routes[];
+extern const int srv_api_n_routes;
 
 // probes and metrics
 int srv_api_healthz(srv_request *r, const char *arg);
@@ -24,8 +30,14 @@ int srv_api_models_load_parse(srv_request *r, const json_t *j, const char **id, 
 // classification
 int srv_api_classify(srv_request *r, const char *arg);
 void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+// The task state of a classification request (srv_request.task).
+typedef struct {
+    float *input;              // [n_items, C*H*W] preprocessed images
+    int top_k;                 // labels to return per item
+} srv_classify_req;
 // The JSON form of a classification body: model lookup (r->model), top_k,
-// every image decoded into r->input. 0 = ready to queue, -1 = r answered.
+// every image decoded into r->task (srv_classify_req). 0 = ready to queue,
+// -1 = r answered.
 int srv_api_classify_parse(srv_request *r, const json_t *j);
 // text generation (OpenAI-compatible completions)
 int srv_api_completions(srv_request *r, const char *arg);

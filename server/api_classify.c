@@ -40,7 +40,7 @@ static int add_image(srv_request *r, const void *bytes, size_t len, int index, c
         return -1;
     }
     size_t n = eng_model_input_size(r->model->m);
-    rc = eng_model_image_input(r->model->m, &img, r->input + (size_t)index * n);
+    rc = eng_model_image_input(r->model->m, &img, ((srv_classify_req *)r->task)->input + (size_t)index * n);
     eng_image_free(&img);
     if (rc != 0) {
         srv_request_fail(r, SRV_E_UNAVAILABLE, what, "%s: out of memory while resizing; retry later", what);
@@ -49,9 +49,17 @@ static int add_image(srv_request *r, const void *bytes, size_t len, int index, c
     return 0;
 }
 
-// Allocates r->input for r->n_items images within max_image_bytes; answers
-// 413 (too many or too large inputs) or 503 (out of memory) and returns -1.
-static int alloc_inputs(srv_request *r) {
+static void classify_req_free(void *p) {
+    srv_classify_req *c = p;
+    if (!c) return;
+    free(c->input);
+    free(c);
+}
+
+// Gives r its classification state (r->task): room for r->n_items inputs
+// within max_image_bytes, and top_k; answers 413 (too many or too large
+// inputs) or 503 (out of memory) and returns -1.
+static int alloc_inputs(srv_request *r, int top_k) {
     size_t one = eng_model_input_size(r->model->m) * sizeof(float);
     long long limit = srv_http_config()->max_image_bytes;
     if ((double)r->n_items * (double)one > (double)limit) {
@@ -59,11 +67,17 @@ static int alloc_inputs(srv_request *r) {
                          r->n_items, one, r->model->id, limit);
         return -1;
     }
-    r->input = malloc((size_t)r->n_items * one);
-    if (!r->input) {
+    srv_classify_req *c = calloc(1, sizeof *c);
+    float *input = malloc((size_t)r->n_items * one);
+    if (!c || !input) {
+        free(c); free(input);
         srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "out of memory for %d inputs; retry later", r->n_items);
         return -1;
     }
+    c->input = input;
+    c->top_k = top_k;
+    r->task = c;
+    r->task_free = classify_req_free;
     return 0;
 }
 
@@ -89,7 +103,7 @@ static int is_raw_image_type(const char *ct) {
 }
 
 // The JSON form: looks the model up, decodes and preprocesses every image
-// into r->input. Returns 0 (ready to queue) or -1 after answering r.
+// into the request's srv_classify_req. Returns 0 (ready to queue) or -1 after answering r.
 int srv_api_classify_parse(srv_request *r, const json_t *j) {
     const json_t *jm = json_object_get(j, "model");
     if (jm && !json_is_string(jm)) {
@@ -105,7 +119,7 @@ int srv_api_classify_parse(srv_request *r, const json_t *j) {
         return -1;
     }
     const json_t *img = json_object_get(j, "image");
-    int ok = 0;
+    int ok = 0, top_k;
     if (!img) {
         srv_request_fail(r, SRV_E_MISSING, "image", json_object_get(j, "input")
                          ? "model '%s' classifies images: send \"image\" (base64 PNG or JPEG), not \"input\""
@@ -114,9 +128,9 @@ int srv_api_classify_parse(srv_request *r, const json_t *j) {
         srv_request_fail(r, SRV_E_BAD_VALUE, "image", "image must be a base64 string or a non-empty array of them");
     } else if (json_is_array(img) && (int)json_array_size(img) > m->max_batch_size) {
         srv_request_fail(r, SRV_E_BAD_VALUE, "image", "at most %d images per request for model '%s'", m->max_batch_size, m->id);
-    } else if ((r->top_k = parse_top_k(r, json_object_get(j, "top_k"), NULL, m->m->n_labels)) > 0) {
+    } else if ((top_k = parse_top_k(r, json_object_get(j, "top_k"), NULL, m->m->n_labels)) > 0) {
         r->n_items = json_is_array(img) ? (int)json_array_size(img) : 1;
-        ok = alloc_inputs(r) == 0;
+        ok = alloc_inputs(r, top_k) == 0;
         for (int i = 0; ok && i < r->n_items; i++) {
             const json_t *s = json_is_array(img) ? json_array_get(img, (size_t)i) : img;
             char what[32];
@@ -145,13 +159,14 @@ int srv_api_classify(srv_request *r, const char *arg) {
                              m->id, eng_task_name(m->m->task));
             return SRV_HANDLER_DONE;
         }
-        if ((r->top_k = parse_top_k(r, NULL, srv_http_query(r, "top_k"), m->m->n_labels)) < 0) return SRV_HANDLER_DONE;
+        int top_k = parse_top_k(r, NULL, srv_http_query(r, "top_k"), m->m->n_labels);
+        if (top_k < 0) return SRV_HANDLER_DONE;
         if (r->body_len == 0) {
             srv_request_fail(r, SRV_E_MISSING, "image", "request body is empty; send the image bytes");
             return SRV_HANDLER_DONE;
         }
         r->n_items = 1;
-        if (alloc_inputs(r) != 0 || add_image(r, r->body, r->body_len, 0, "image") != 0) return SRV_HANDLER_DONE;
+        if (alloc_inputs(r, top_k) != 0 || add_image(r, r->body, r->body_len, 0, "image") != 0) return SRV_HANDLER_DONE;
     } else {
         json_t *j = srv_api_parse_json(r);
         if (!j) return SRV_HANDLER_DONE;
@@ -167,7 +182,7 @@ int srv_api_classify(srv_request *r, const char *arg) {
 // Builds {"model":…,"data":[{"index":i,"labels":[{"label":…,"score":…},…]},…]}.
 static void respond(srv_request *r, const eng_model *em, const float *probs) {
     json_t *data = json_array();
-    int n = em->n_labels;
+    int n = em->n_labels, top_k = ((const srv_classify_req *)r->task)->top_k;
     for (int i = 0; i < r->n_items; i++) {
         const float *p = probs + (size_t)i * n;
         json_t *labels = json_array();
@@ -178,7 +193,7 @@ static void respond(srv_request *r, const eng_model *em, const float *probs) {
             srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "out of memory; retry later");
             return;
         }
-        for (int k = 0; k < r->top_k; k++) {   // selection: top_k is small
+        for (int k = 0; k < top_k; k++) {   // selection: top_k is small
             int best = -1;
             for (int c = 0; c < n; c++)
                 if (!used[c] && (best < 0 || p[c] > p[best])) best = c;
@@ -206,7 +221,7 @@ void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, in
     }
     int off = 0;
     for (int i = 0; i < n; i++) {
-        memcpy(x + (size_t)off * in_size, reqs[i]->input, (size_t)reqs[i]->n_items * in_size * sizeof(float));
+        memcpy(x + (size_t)off * in_size, ((const srv_classify_req *)reqs[i]->task)->input, (size_t)reqs[i]->n_items * in_size * sizeof(float));
         off += reqs[i]->n_items;
     }
     em->arch->classify_images(em, &w->tape, x, items, probs);

@@ -1,7 +1,22 @@
-// api_common.c — helpers shared by the handlers: JSON bodies and model lookup.
+// api_common.c — helpers shared by the handlers: JSON bodies, model lookup,
+// the hand-over to the scheduler, and the 501 answer of unbuilt endpoints.
 #include <string.h>           // strcmp
 #include "server/api.h"       // declarations
 #include "server/registry.h"  // srv_registry_get
+#include "server/sched.h"     // srv_sched_submit
+
+int srv_api_submit(srv_request *r) {
+    srv_http_suspend(r);
+    srv_err e = srv_sched_submit(r);
+    if (e != SRV_OK) {
+        if (e == SRV_E_QUEUE_FULL)
+            srv_request_fail(r, e, NULL, "the queue of model %s is full (%d items); retry later", r->model->id, r->model->max_queue_size);
+        else
+            srv_request_fail(r, e, NULL, "server is shutting down");
+        srv_request_complete(r);
+    }
+    return SRV_HANDLER_ASYNC;
+}
 
 json_t *srv_api_parse_json(srv_request *r) {
     const char *ct = srv_http_header(r, "Content-Type");

@@ -11,7 +11,8 @@
 #include "server/log.h"        // log_warn
 #include "server/api.h"        // declarations
 #include "server/gen.h"        // srv_gen_req
-#include "server/stream.h"     // srv_stream_open
+#include "server/sched.h"      // srv_sched_submit
+#include "server/stream.h"     // srv_stream_new
 
 #define MAX_TOKENS_LIMIT 4096
 #define MAX_N 8
@@ -199,7 +200,7 @@ int srv_api_completions(srv_request *r, const char *arg) {
     if (!q->stream) return srv_api_submit(r);
     // streams: the SSE state exists before a worker can write to it; the
     // response (status 200) is queued only once the request was accepted
-    if (srv_stream_open(r) != 0) {
+    if (!(r->stream = srv_stream_new(r->conn))) {
         srv_request_fail(r, SRV_E_INTERNAL, NULL, "out of memory");
         return SRV_HANDLER_DONE;
     }
@@ -208,7 +209,7 @@ int srv_api_completions(srv_request *r, const char *arg) {
         srv_request_fail(r, e, NULL, e == SRV_E_QUEUE_FULL ? "the queue of model %s is full; retry later" : "server is shutting down (%s)", m->id);
         return SRV_HANDLER_DONE;
     }
-    if (srv_stream_respond(r) != 0) {   // queued already: a runner holds it until it sees the close
+    if (srv_http_respond_stream(r) != 0) {   // queued already: a runner holds it until it sees the close
         log_warn("request %s: cannot queue the event-stream response; closing the connection", r->id);
         return SRV_HANDLER_CLOSE;
     }

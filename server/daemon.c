@@ -7,7 +7,7 @@
 #include <signal.h>           // SIGTERM, SIGPIPE
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
 #include "engine/core/util.h"      // eng_now
-#include "server/api.h"       // srv_run_classify_images
+#include "server/api.h"       // srv_api_routes, srv_run_classify_images
 #include "server/gen.h"       // srv_gen_step
 #include "server/http.h"      // srv_http_*
 #include "server/log.h"       // log_*
@@ -75,12 +75,12 @@ int srv_daemon_run(const srv_config *c) {
     // One thread pool: with several workers each calls OpenBLAS single-threaded
     // (PERF-NOTES: OpenBLAS threads and ours fight on 2 vCPUs).
     if (c->workers > 1) openblas_set_num_threads(1);
-    if (srv_sched_start(c->workers, srv_http_complete) != 0) return 1;
+    if (srv_sched_start(c->workers) != 0) return 1;
 
     int n = srv_registry_load_all(c->load);
     log_info("%d model(s) loaded from %s", n, c->models);
     int port;
-    if (srv_http_start(c, &port, &err) != 0) {
+    if (srv_http_start(c, srv_api_routes, srv_api_n_routes, &port, &err) != 0) {
         log_error("%s", err);
         free(err);
         srv_sched_stop();

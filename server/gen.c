@@ -23,7 +23,6 @@
 #include <stdlib.h>            // malloc
 #include <string.h>            // memcpy, memmem
 #include "engine/text/tokenizer.h"  // eng_tok_piece
-#include "server/http.h"       // srv_http_complete
 #include "server/log.h"        // log_debug
 #include "server/metrics.h"    // srv_metrics_tokens
 #include "server/stream.h"     // srv_stream_*
@@ -104,9 +103,9 @@ int srv_gen_check_budget(srv_request *r, const srv_model *m, const srv_gen_req *
 
 // The model's runner state, made at its first step; NULL when out of memory.
 static gen_state *state_of(srv_model *m) {
-    if (m->runner_state) return m->runner_state;
-    gen_state *g = calloc(1, sizeof *g);
-    if (!g) return NULL;
+    gen_state *g = srv_sched_runner_state(m);
+    if (g) return g;
+    if (!(g = calloc(1, sizeof *g))) return NULL;
     eng_lm_info info = m->m->lm_ops->info(m->m->lm);
     g->kv_budget = kv_budget_of(m);
     g->cap = m->max_batch_size;
@@ -117,8 +116,7 @@ static gen_state *state_of(srv_model *m) {
     g->aborting = calloc((size_t)g->cap + 1, sizeof *g->aborting);
     g->scratch = malloc(2 * (size_t)info.vocab_size * sizeof(float));
     if (!g->run || !g->seqs || !g->toks || !g->ntok || !g->aborting || !g->scratch) { state_free(g); return NULL; }
-    m->runner_state = g;
-    m->runner_state_free = state_free;
+    srv_sched_set_runner_state(m, g, state_free);
     return g;
 }
 
@@ -195,7 +193,7 @@ static void stream_chunk(srv_request *r, const srv_gen_req *q, int index, const 
     json_t *choice = json_pack("{s:i,s:o,s:n,s:s?}", "index", index, "text", text_json(text, n), "logprobs", "finish_reason", finish);
     char *s = dumps(json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", q->cmpl_id, "object", "text_completion",
                               "created", (json_int_t)q->created, "model", r->model->id, "choices", choice));
-    srv_stream_event(r, s);
+    srv_stream_event(r->stream, s);
     free(s);
 }
 
@@ -207,11 +205,11 @@ static void finish_request(srv_model *m, srv_request *r) {
         if (q->include_usage) {
             char *s = dumps(json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", q->cmpl_id, "object", "text_completion",
                                       "created", (json_int_t)q->created, "model", m->id, "choices", "usage", usage_json(q)));
-            srv_stream_event(r, s);
+            srv_stream_event(r->stream, s);
             free(s);
         }
-        srv_stream_write(r, "data: [DONE]\n\n", 14);
-        srv_stream_end(r);
+        srv_stream_write(r->stream, "data: [DONE]\n\n", 14);
+        srv_stream_end(r->stream);
     } else {
         json_t *choices = json_array();
         for (int i = 0; i < q->n; i++) {
@@ -233,7 +231,7 @@ static void finish_request(srv_model *m, srv_request *r) {
         srv_request_json(r, 200, dumps(json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", q->cmpl_id, "object", "text_completion",
                                                  "created", (json_int_t)q->created, "model", m->id,
                                                  "choices", choices, "usage", usage_json(q))));
-        srv_http_complete(r);
+        srv_request_complete(r);
     }
     for (int i = 0; i < q->n; i++) { choice_free(q->choices[i]); q->choices[i] = NULL; }
     srv_request_unref(r);
@@ -243,7 +241,7 @@ static void finish_request(srv_model *m, srv_request *r) {
 // Answers a request that cannot run (memory ran out) 503 and lets go of it.
 static void fail_unrun(srv_request *r, const char *why) {
     srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "%s; retry later", why);
-    if (r->stream || !atomic_load(&r->closed)) srv_http_complete(r);   // a stream gets the error event
+    if (r->stream || !atomic_load(&r->closed)) srv_request_complete(r);   // a stream gets the error event
     srv_request_unref(r);
 }
 
@@ -291,7 +289,7 @@ static int admit(srv_model *m, gen_state *g, srv_request *r) {
         g->kv_used += q->choices[i]->kv_bytes;
         g->run[g->n_run++] = q->choices[i];
     }
-    if (q->stream && q->n_prompt > 256) srv_stream_write(r, ": keep-alive\n\n", 14);   // long prefill ahead
+    if (q->stream && q->n_prompt > 256) srv_stream_write(r->stream, ": keep-alive\n\n", 14);   // long prefill ahead
     if (q->stream && q->echo)   // echo: the prompt is the first text of every choice
         for (int i = 0; i < q->n; i++) stream_chunk(r, q, i, q->prompt_text, q->prompt_text_len, NULL);
     return 0;
@@ -406,7 +404,7 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
         gen_choice *c = g->run[i];
         if (c->finish) continue;
         if (((srv_gen_req *)c->r->task)->failed) c->finish = "error";   // a sibling ran out of memory
-        else if (atomic_load(&c->r->closed) || srv_client_gone(c->r)) c->finish = "cancelled";
+        else if (srv_request_check_gone(c->r)) c->finish = "cancelled";
     }
     // 2. admission
     admit_waiting(m, g);
@@ -468,9 +466,9 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
             srv_metrics_tokens(m->id, q->completion_tokens);
             if (!q->stream && !atomic_load(&r->closed)) {
                 srv_request_fail(r, SRV_E_CLIENT_GONE, NULL, "client closed the connection");
-                srv_http_complete(r);
+                srv_request_complete(r);
             } else if (q->stream) {
-                srv_stream_end(r);
+                srv_stream_end(r->stream);
             }
             for (int k = 0; k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
             srv_request_unref(r);
@@ -482,7 +480,7 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
 }
 
 void srv_gen_abort(srv_model *m) {
-    gen_state *g = m->runner_state;
+    gen_state *g = srv_sched_runner_state(m);
     if (!g) return;
     // Every request once, whichever of its choices still run (choice 0 may
     // have finished before its siblings): at most n_run + 1 requests.
@@ -502,7 +500,7 @@ void srv_gen_abort(srv_model *m) {
         srv_gen_req *q = r->task;
         for (int k = 0; q->choices && k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
         srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "server is shutting down");
-        if (!atomic_load(&r->closed)) srv_http_complete(r);
+        if (!atomic_load(&r->closed)) srv_request_complete(r);
         srv_request_unref(r);
     }
 }

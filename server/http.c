@@ -4,7 +4,8 @@
 // checks Content-Length against max_body_bytes; upload callbacks append the
 // body; the final callback authenticates, routes and runs the handler. An
 // async handler suspends the connection and queues the request; the worker
-// that completes it calls srv_http_complete → MHD_resume_connection, and
+// that completes it calls srv_request_complete → the request's `complete`
+// hook (http_complete here) → MHD_resume_connection, and
 // the access handler is called once more to queue the response. The request
 // is freed only in the completed callback, after the access log line.
 #include "server/http.h"
@@ -15,14 +16,13 @@
 #include <stdarg.h>             // va_list
 #include <stdatomic.h>          // atomic_int
 #include <stdio.h>              // snprintf
+#include <stdlib.h>             // calloc, realloc, free, strtoull
 #include <string.h>             // strcmp, strncmp
 #include <unistd.h>             // close
 #include "engine/core/util.h"        // eng_now, eng_errorf, eng_read_file
-#include "server/api.h"         // handlers
 #include "server/log.h"         // log_*
 #include "server/metrics.h"     // srv_metrics_request
-#include "server/registry.h"    // srv_model_unref
-#include "server/stream.h"      // srv_stream_free
+#include "server/stream.h"      // srv_stream_response, srv_stream_close
 
 static struct MHD_Daemon *daemon_;
 static const srv_config *cfg;
@@ -31,39 +31,12 @@ static atomic_int inflight;
 static atomic_ulong request_seq;
 
 // ---------------------------------------------------------------- routes
-typedef struct {
-    const char *method;    // "GET", "POST", "DELETE"
-    const char *path;      // exact path, or prefix when `param` is set
-    int param;             // 1: path + "{id}" (one segment); 2: prefix, anything after
-    const char *name;      // route pattern for metrics and logs
-    srv_handler handler;
-    int open;              // 1: no API key needed (probes), unless auth_probes
-} route;
-
-static const route routes[] = {
-    {"GET", "/healthz", 0, "/healthz", srv_api_healthz, 1},
-    {"GET", "/readyz", 0, "/readyz", srv_api_readyz, 1},
-    {"GET", "/metrics", 0, "/metrics", srv_api_metrics, 1},
-    {"GET", "/v1/models", 0, "/v1/models", srv_api_models_list, 0},
-    {"POST", "/v1/models", 0, "/v1/models", srv_api_models_load, 0},
-    {"GET", "/v1/models/", 1, "/v1/models/{id}", srv_api_models_get, 0},
-    {"DELETE", "/v1/models/", 1, "/v1/models/{id}", srv_api_models_unload, 0},
-    {"POST", "/v1/classifications", 0, "/v1/classifications", srv_api_classify, 0},
-    // the rest of API.md: answered 501 with a message until they are built
-    {"POST", "/v1/completions", 0, "/v1/completions", srv_api_completions, 0},
-    {"POST", "/v1/translations", 0, "/v1/translations", srv_api_unbuilt, 0},
-    {"POST", "/v1/stylizations", 0, "/v1/stylizations", srv_api_unbuilt, 0},
-    {"POST", "/v1/images/generations", 0, "/v1/images/generations", srv_api_unbuilt, 0},
-    {"GET", "/v1/files", 2, "/v1/files", srv_api_unbuilt, 0},
-    {"POST", "/v1/files", 2, "/v1/files", srv_api_unbuilt, 0},
-    {"DELETE", "/v1/files/", 2, "/v1/files", srv_api_unbuilt, 0},
-    {"GET", "/v1/jobs", 2, "/v1/jobs", srv_api_unbuilt, 0},
-    {"POST", "/v1/jobs", 2, "/v1/jobs", srv_api_unbuilt, 0},
-};
-#define N_ROUTES (int)(sizeof routes / sizeof routes[0])
+static const srv_route *routes;       // the table srv_http_start was given (server/api_routes.c)
+static int n_routes;
+#define N_ROUTES n_routes
 
 // Does `path` match route `rt`? Sets *arg to the parameter (points into path).
-static int route_match(const route *rt, const char *path, const char **arg) {
+static int route_match(const srv_route *rt, const char *path, const char **arg) {
     size_t n = strlen(rt->path);
     *arg = NULL;
     if (rt->param == 0) return strcmp(path, rt->path) == 0;
@@ -75,24 +48,6 @@ static int route_match(const route *rt, const char *path, const char **arg) {
 }
 
 // ---------------------------------------------------------------- responses
-void srv_request_json(srv_request *r, int status, char *text) {
-    free(r->resp_body);
-    r->status = status;
-    r->resp_body = text;
-    r->resp_len = text ? strlen(text) : 0;
-    r->resp_type = "application/json";
-}
-
-void srv_request_fail(srv_request *r, srv_err e, const char *param, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    srv_request_json(r, srv_err_status(e), srv_err_body(e, msg, param));
-    if (e == SRV_E_QUEUE_FULL || e == SRV_E_UNAVAILABLE) r->retry_after = 1;
-}
-
 static void add_cors(srv_request *r, struct MHD_Response *resp) {
     if (!r->origin) return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
@@ -148,30 +103,35 @@ const srv_config *srv_http_config(void) {
     return &default_cfg;
 }
 
-int srv_api_submit(srv_request *r) {
-    MHD_suspend_connection(r->conn);
-    srv_err e = srv_sched_submit(r);
-    if (e != SRV_OK) {
-        if (e == SRV_E_QUEUE_FULL)
-            srv_request_fail(r, e, NULL, "the queue of model %s is full (%d items); retry later", r->model->id, r->model->max_queue_size);
-        else
-            srv_request_fail(r, e, NULL, "server is shutting down");
-        srv_http_complete(r);
-    }
-    return SRV_HANDLER_ASYNC;
-}
+void srv_http_suspend(srv_request *r) { MHD_suspend_connection(r->conn); }
 
-void srv_http_complete(srv_request *r) {
-    atomic_store(&r->state, SRV_REQ_DONE);
+// The request's `complete` hook (srv_request_complete, any thread): resume
+// the suspended connection so the access handler queues the response.
+static void http_complete(srv_request *r) {
     if (r->stream) {   // already answered 200: report the error in the stream (API.md)
         if (r->status >= 400 && r->resp_body) {
-            srv_stream_event(r, r->resp_body);
-            srv_stream_write(r, "data: [DONE]\n\n", 14);
+            srv_stream_event(r->stream, r->resp_body);
+            srv_stream_write(r->stream, "data: [DONE]\n\n", 14);
         }
-        srv_stream_end(r);
+        srv_stream_end(r->stream);
         return;
     }
     MHD_resume_connection(r->conn);
+}
+
+int srv_http_respond_stream(srv_request *r) {
+    struct MHD_Response *resp = srv_stream_response(r->stream);
+    if (!resp) return -1;
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (r->origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
+    r->status = 200;
+    int ok = MHD_queue_response(r->conn, MHD_HTTP_OK, resp) == MHD_YES;
+    MHD_destroy_response(resp);
+    r->responded = 1;
+    return ok ? 0 : -1;
 }
 
 // ---------------------------------------------------------------- request setup
@@ -236,7 +196,7 @@ static int dispatch(srv_request *r) {
         r->preflight = 1;
         return SRV_HANDLER_DONE;
     }
-    const route *path_match = NULL;
+    const srv_route *path_match = NULL;
     char allow[128] = "";
     for (int i = 0; i < N_ROUTES; i++) {
         const char *arg;
@@ -285,6 +245,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path = path;
         r->t_start = eng_now();
         r->client_fd = -1;
+        r->complete = http_complete;
         atomic_init(&r->refs, 1);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci) r->client_fd = ci->connect_fd;
@@ -357,20 +318,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     *req_cls = NULL;
     atomic_store(&r->closed, 1);
+    srv_stream_close(r->stream);   // a runner still writing to it: no resume of a gone connection
     srv_request_unref(r);   // a runner still streaming to it frees it later
     atomic_fetch_sub(&inflight, 1);
-}
-
-void srv_request_ref(srv_request *r) { atomic_fetch_add(&r->refs, 1); }
-
-void srv_request_unref(srv_request *r) {
-    if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
-    srv_model_unref(r->model);
-    if (r->task_free) r->task_free(r->task);
-    srv_stream_free(r->stream);
-    free(r->path); free(r->origin); free(r->body); free(r->input); free(r->probs);
-    free(r->resp_body); free(r->model_id);
-    free(r);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -381,8 +331,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 // ---------------------------------------------------------------- lifecycle
-int srv_http_start(const srv_config *c, int *port, char **err) {
+int srv_http_start(const srv_config *c, const srv_route *table, int n_table, int *port, char **err) {
     cfg = c;
+    routes = table;
+    n_routes = n_table;
     if (c->api_key && *c->api_key) api_key = strdup(c->api_key);
     else if (c->api_key_file && *c->api_key_file) {
         size_t len;

@@ -33,7 +33,7 @@ void srv_registry_init(const char *repo) {
 
 static void model_destroy(srv_model *m) {
     log_info("model %s unloaded", m->id);
-    if (m->runner_state_free) m->runner_state_free(m->runner_state);
+    if (m->slot_free) m->slot_free(m->slot);
     eng_model_free(m->m);
     free(m->path);
     free(m);
@@ -280,7 +280,7 @@ json_t *srv_model_json(srv_model *m, int detail) {
             "max_queue_size", m->max_queue_size, "timeout_ms", m->timeout_ms));
         json_object_set_new(o, "stats", json_pack("{s:I,s:I,s:I,s:i}",
             "requests", (json_int_t)atomic_load(&m->n_requests), "items", (json_int_t)atomic_load(&m->n_items),
-            "batches", (json_int_t)atomic_load(&m->n_batches), "queue_depth", __atomic_load_n(&m->depth, __ATOMIC_RELAXED)));
+            "batches", (json_int_t)atomic_load(&m->n_batches), "queue_depth", atomic_load(&m->queue_depth)));
         if (em->task == ENG_TASK_IMAGE_CLASSIFICATION)
             json_object_set_new(o, "input", json_pack("{s:i,s:i,s:i}", "channels", em->prep.channels,
                                 "height", em->prep.height, "width", em->prep.width));

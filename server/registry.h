@@ -9,7 +9,6 @@
 #include <jansson.h>          // json_t
 #include <stdatomic.h>        // atomic_int, atomic_long
 #include "engine/arch/model.h"     // eng_model
-#include "server/request.h"   // srv_request
 
 typedef struct srv_model {
     char id[65];                 // [A-Za-z0-9._-]{1,64}
@@ -22,19 +21,15 @@ typedef struct srv_model {
     int max_queue_size;          // queued items before 503, default 256
     int timeout_ms;              // per-request deadline from arrival, default 30000
     atomic_int refs;             // registry + requests + running batches
-    // queue: owned by the scheduler, guarded by its lock
-    srv_request *head, *tail;    // FIFO of queued requests
-    int depth;                   // queued items
-    struct srv_model *qnext;     // link in the scheduler's list of non-empty queues
-    int in_qlist;                // 1 while linked there
-    int stepping;                // continuous runner: a worker is running a step now
-    int n_running;               // continuous runner: requests being generated
-    void *runner_state;          // continuous runner's private state (running sequences), or NULL
-    void (*runner_state_free)(void *state);
+    // the scheduler's per-model state (its queue, a continuous runner's
+    // sequences): opaque here, created by server/sched.c, freed with the model
+    struct srv_sched_slot *slot;
+    void (*slot_free)(struct srv_sched_slot *slot);
     // counters
     atomic_long n_requests;      // requests answered by a worker
     atomic_long n_items;         // items computed
     atomic_long n_batches;       // batches run
+    atomic_int queue_depth;      // items queued now (written by the scheduler)
 } srv_model;
 
 // repository: the models directory; expected: ids that must load for /readyz.

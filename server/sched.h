@@ -6,11 +6,16 @@
 // that are "ready": max_batch_size items are waiting, or the oldest has waited
 // max_queue_delay_us (Triton's semantics), or the daemon is draining. It
 // computes with the lock released, completes each request (builds its
-// response, resumes its suspended connection) and takes the lock again.
-// Before compute, requests past their deadline are answered 504 and requests
-// whose client has gone are dropped, so neither costs compute. A full queue
-// is refused at submit time (503 + Retry-After). Lock order: scheduler lock,
-// never held while calling the registry, the engine or libmicrohttpd.
+// response, srv_request_complete) and takes the lock again. Before compute,
+// requests past their deadline are answered 504 and requests whose client has
+// gone are dropped, so neither costs compute. Whether a client has gone is a
+// socket peek (a system call): it runs outside the lock, on the batch a
+// worker just took and in the periodic sweep, which sets the request's
+// `gone` flag for the lock holders to read. A full queue is refused at
+// submit time (503 + Retry-After). The queues are the scheduler's own: each
+// model's lives in an opaque slot (srv_model.slot) that only sched.c reads.
+// Lock order: scheduler lock, never held while calling the registry, the
+// engine, libmicrohttpd or a socket.
 #ifndef SRV_SCHED_H
 #define SRV_SCHED_H
 #include "server/registry.h"   // srv_model
@@ -28,12 +33,10 @@ typedef void (*srv_task_runner)(srv_worker *w, srv_model *m, srv_request **reqs,
 // requests are still running (0 = idle).
 typedef int (*srv_task_stepper)(srv_worker *w, srv_model *m);
 
-// Called when a request is final: the HTTP layer resumes its connection.
-typedef void (*srv_complete_fn)(srv_request *r);
-
-// Starts n_workers threads. `complete` is called (from worker threads, or
-// the sweeper) once per request, after its status/body are set.
-int srv_sched_start(int n_workers, srv_complete_fn complete);
+// Starts n_workers threads. Each request is completed once
+// (srv_request_complete, from a worker or the sweeper) after its
+// status/body are set.
+int srv_sched_start(int n_workers);
 // Answers every queued request 503, wakes and joins the workers.
 void srv_sched_stop(void);
 // Registers the runner for a task (engine/arch/model.h eng_task).
@@ -48,6 +51,11 @@ void srv_sched_set_stepper(int task, srv_task_stepper step, srv_task_abort abort
 // Returns how many were taken. The scheduler's reference on each request
 // passes to the stepper, which drops it (srv_request_unref) when done.
 int srv_sched_take(srv_model *m, srv_request **out, int max);
+// A continuous runner's private per-model state (its running sequences),
+// kept in the model's scheduler slot and freed with the model by `free_fn`.
+// Only the worker stepping m may call these.
+void *srv_sched_runner_state(srv_model *m);
+void srv_sched_set_runner_state(srv_model *m, void *state, void (*free_fn)(void *state));
 
 // Queues r on r->model (r holds a model reference). Returns SRV_OK, or
 // SRV_E_QUEUE_FULL / SRV_E_UNAVAILABLE without queueing.
@@ -74,8 +82,5 @@ struct srv_worker {
 // memory runs out: the runner answers its batch 503.
 float *srv_worker_buf(srv_worker *w, size_t n);
 float *srv_worker_out(srv_worker *w, size_t n);
-
-// 1 if the client of r has closed its connection (non-blocking peek).
-int srv_client_gone(const srv_request *r);
 
 #endif
