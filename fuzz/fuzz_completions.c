@@ -31,7 +31,7 @@ void fuzz_completions_one(const uint8_t *data, size_t size) {
             r->task = q;
             r->task_free = srv_gen_req_free;
             if (srv_api_completions_parse(r, j, m, q) == 0) {
-                eng_lm_info info = m->m->lm_ops->info(m->m->lm);
+                eng_lm_info info = m->m->arch->lm->info(m->m->lm);
                 FUZZ_CHECK(q->n_prompt >= 1 && q->max_tokens >= 1);
                 FUZZ_CHECK(q->n_prompt + q->max_tokens <= info.context_len);
                 for (int i = 0; i < q->n_prompt; i++) FUZZ_CHECK(q->prompt[i] >= 0 && q->prompt[i] < info.vocab_size);

@@ -32,7 +32,7 @@ void fuzz_config_one(const uint8_t *data, size_t size) {
         srv_model *m = srv_registry_get("fuzz-config");
         FUZZ_CHECK(m && m->m && m->max_batch_size >= 1 && m->timeout_ms >= 1);
         if (m->m->task == ENG_TASK_IMAGE_CLASSIFICATION) FUZZ_CHECK(m->m->n_labels >= 1 && eng_model_input_size(m->m) > 0);
-        if (m->m->lm_ops) FUZZ_CHECK(m->m->tok && m->m->lm);
+        if (m->m->arch->lm) FUZZ_CHECK(m->m->tok && m->m->lm);
         srv_model_unref(m);
         FUZZ_CHECK(srv_registry_unload("fuzz-config") == 0);
     } else {

@@ -59,7 +59,7 @@ static int opt_bool(srv_request *r, const json_t *j, const char *key, int *out) 
 // Fills q from the JSON body; answers r and returns -1 on invalid input.
 int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv_gen_req *q) {
     const eng_tokenizer *tok = m->m->tok;
-    eng_lm_info info = m->m->lm_ops->info(m->m->lm);
+    eng_lm_info info = m->m->arch->lm->info(m->m->lm);
     long long max_tokens = 16, top_k = 0, logprobs = -1, n = 1, seed = -1;
     double temperature = 1.0, top_p = 1.0;
     if (opt_int(r, j, "max_tokens", 1, MAX_TOKENS_LIMIT, &max_tokens) || opt_number(r, j, "temperature", 0, 2, &temperature) ||

@@ -61,7 +61,7 @@ typedef struct {
 
 static void choice_free(gen_choice *c) {
     if (!c) return;
-    if (c->seq) c->r->model->m->lm_ops->seq_free(c->seq);
+    if (c->seq) c->r->model->m->arch->lm->seq_free(c->seq);
     free(c->toks); free(c->text); free(c->lp); free(c->top_ids); free(c->top_lp); free(c->offsets);
     free(c);
 }
@@ -83,17 +83,12 @@ static void state_free(void *p) {
     free(g);
 }
 
-static size_t kv_budget_of(const srv_model *m) {
-    const json_t *kv = json_object_get(m->m->config, "kv_cache_mb");
-    return (size_t)(json_is_integer(kv) && json_integer_value(kv) > 0 ? json_integer_value(kv) : 2048) << 20;
-}
-
 static size_t kv_need(const srv_model *m, const srv_gen_req *q) {
-    return (size_t)q->n * m->m->lm_ops->seq_bytes(m->m->lm, q->n_prompt + q->max_tokens);
+    return (size_t)q->n * m->m->arch->lm->seq_bytes(m->m->lm, q->n_prompt + q->max_tokens);
 }
 
 int srv_gen_check_budget(srv_request *r, const srv_model *m, const srv_gen_req *q) {
-    size_t need = kv_need(m, q), budget = kv_budget_of(m);
+    size_t need = kv_need(m, q), budget = m->kv_cache_bytes;
     if (need <= budget) return 0;
     srv_request_fail(r, SRV_E_BAD_VALUE, "max_tokens", "%d choice(s) of prompt (%d tokens) + max_tokens (%d) need %.1f MB of "
                      "KV cache; model '%s' has kv_cache_mb = %zu", q->n, q->n_prompt, q->max_tokens,
@@ -106,8 +101,8 @@ static gen_state *state_of(srv_model *m) {
     gen_state *g = srv_sched_runner_state(m);
     if (g) return g;
     if (!(g = calloc(1, sizeof *g))) return NULL;
-    eng_lm_info info = m->m->lm_ops->info(m->m->lm);
-    g->kv_budget = kv_budget_of(m);
+    eng_lm_info info = m->m->arch->lm->info(m->m->lm);
+    g->kv_budget = m->kv_cache_bytes;
     g->cap = m->max_batch_size;
     g->run = calloc((size_t)g->cap, sizeof *g->run);
     g->seqs = calloc((size_t)g->cap, sizeof *g->seqs);
@@ -254,8 +249,8 @@ static gen_choice *choice_new(srv_model *m, srv_request *r, int i) {
     if (!c) return NULL;
     c->r = r;
     c->index = i;
-    c->seq = m->m->lm_ops->seq_new(m->m->lm, max_len);
-    c->kv_bytes = m->m->lm_ops->seq_bytes(m->m->lm, max_len);
+    c->seq = m->m->arch->lm->seq_new(m->m->lm, max_len);
+    c->kv_bytes = m->m->arch->lm->seq_bytes(m->m->lm, max_len);
     // choices of one request get unrelated streams (seed+i would replay request seed+1's choice 0)
     eng_rng_seed(&c->rng, q->seed ^ ((uint64_t)i * 0xD1B54A32D192ED03ULL));
     c->toks = malloc(mt * sizeof(int));
@@ -383,7 +378,7 @@ static int step_guarded(eng_model *em, srv_worker *w, gen_state *g, int n, float
         return -1;
     }
     eng_arena_set_oom_jump(&jb);
-    em->lm_ops->step(em->lm, &w->tape, g->seqs, g->toks, g->ntok, n, logits);
+    em->arch->lm->step(em->lm, &w->tape, g->seqs, g->toks, g->ntok, n, logits);
     eng_arena_set_oom_jump(NULL);
     return 0;
 }
@@ -396,7 +391,7 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
         return 0;
     }
     eng_model *em = m->m;
-    const eng_lm_ops *ops = em->lm_ops;
+    const eng_lm_ops *ops = em->arch->lm;
     int vocab = ops->info(em->lm).vocab_size;
 
     // 1. cancellations: a closed stream or a client that went away

@@ -120,6 +120,18 @@ static void note_expected(const char *id, const char *error) {
     e->error = error ? strdup(error) : NULL;
 }
 
+// The serving settings of a model's config.json, all read here: batching
+// (Triton's names and semantics) and the KV-cache budget of text generation.
+static void read_settings(srv_model *m) {
+    const json_t *cfg = m->m->config;
+    m->max_batch_size = batch_setting(cfg, "max_batch_size", 32, 1, 1024);
+    m->max_queue_delay_us = batch_setting(cfg, "max_queue_delay_us", 1000, 0, 10000000);
+    m->max_queue_size = batch_setting(cfg, "max_queue_size", 256, 1, 1000000);
+    m->timeout_ms = batch_setting(cfg, "timeout_ms", 30000, 1, 3600000);
+    const json_t *kv = json_object_get(cfg, "kv_cache_mb");
+    m->kv_cache_bytes = (size_t)(json_is_integer(kv) && json_integer_value(kv) > 0 ? json_integer_value(kv) : 2048) << 20;
+}
+
 int srv_registry_load(const char *id, const char *path, int *replaced, char **err) {
     if (replaced) *replaced = 0;
     if (!srv_registry_valid_id(id)) return eng_errorf(err, "model id must match [A-Za-z0-9._-]{1,64}");
@@ -141,10 +153,7 @@ int srv_registry_load(const char *id, const char *path, int *replaced, char **er
     m->path = path_copy;
     m->m = em;
     m->loaded_at = (double)time(NULL);
-    m->max_batch_size = batch_setting(em->config, "max_batch_size", 32, 1, 1024);
-    m->max_queue_delay_us = batch_setting(em->config, "max_queue_delay_us", 1000, 0, 10000000);
-    m->max_queue_size = batch_setting(em->config, "max_queue_size", 256, 1, 1000000);
-    m->timeout_ms = batch_setting(em->config, "timeout_ms", 30000, 1, 3600000);
+    read_settings(m);
     atomic_init(&m->refs, 1);   // the table's reference
 
     pthread_mutex_lock(&mu);

@@ -20,6 +20,7 @@ typedef struct srv_model {
     int max_queue_delay_us;      // how long the oldest request may wait for a fuller batch, default 1000
     int max_queue_size;          // queued items before 503, default 256
     int timeout_ms;              // per-request deadline from arrival, default 30000
+    size_t kv_cache_bytes;       // text generation: KV caches of running sequences at most (kv_cache_mb, default 2048)
     atomic_int refs;             // registry + requests + running batches
     // the scheduler's per-model state (its queue, a continuous runner's
     // sequences): opaque here, created by server/sched.c, freed with the model

@@ -82,34 +82,35 @@ static int load_tokenizer(eng_model *m, int vocab_size, char **err) {
     return 0;
 }
 
+// The model's lm is set: its parameter count, then its tokenizer.
+static int lm_loaded(eng_model *m, char **err) {
+    eng_lm_info info = m->arch->lm->info(m->lm);
+    m->n_params = info.n_params;
+    return load_tokenizer(m, info.vocab_size, err);
+}
+
 static int tf_load(eng_model *m, char **err) {
     eng_transformer *tf;
     if (eng_tf_load_dir(&tf, m->dir, m->config, err) != 0) return -1;
     m->lm = eng_tf_as_lm(tf);
-    m->lm_ops = &eng_tf_lm_ops;
-    eng_lm_info info = m->lm_ops->info(m->lm);
-    m->n_params = info.n_params;
-    return load_tokenizer(m, info.vocab_size, err);
+    return lm_loaded(m, err);
 }
 
 static int lstm_load(eng_model *m, char **err) {
     eng_lstm *l;
     if (eng_lstm_load_dir(&l, m->dir, m->config, err) != 0) return -1;
     m->lm = eng_lstm_as_lm(l);
-    m->lm_ops = &eng_lstm_lm_ops;
-    eng_lm_info info = m->lm_ops->info(m->lm);
-    m->n_params = info.n_params;
-    return load_tokenizer(m, info.vocab_size, err);
+    return lm_loaded(m, err);
 }
 
-static void no_free(eng_model *m) { (void)m; }   // text models free through lm_ops
-
 // ---------------------------------------------------------------- the architecture table
+// One row per architecture; its entry points say what it serves.
 static const eng_model_arch archs[] = {
-    {"cnn", ENG_TASK_IMAGE_CLASSIFICATION, cnn_load, cnn_free, cnn_classify},
-    {"gpt2", ENG_TASK_TEXT_GENERATION, tf_load, no_free, NULL},
-    {"llama", ENG_TASK_TEXT_GENERATION, tf_load, no_free, NULL},
-    {"lstm", ENG_TASK_TEXT_GENERATION, lstm_load, no_free, NULL},
+    {.name = "cnn", .task = ENG_TASK_IMAGE_CLASSIFICATION, .load = cnn_load, .free = cnn_free,
+     .classify_images = cnn_classify},
+    {.name = "gpt2", .task = ENG_TASK_TEXT_GENERATION, .load = tf_load, .lm = &eng_tf_lm_ops},
+    {.name = "llama", .task = ENG_TASK_TEXT_GENERATION, .load = tf_load, .lm = &eng_tf_lm_ops},
+    {.name = "lstm", .task = ENG_TASK_TEXT_GENERATION, .load = lstm_load, .lm = &eng_lstm_lm_ops},
 };
 
 // Foreign layouts say what they are with "model_type" (Hugging Face) or
@@ -168,8 +169,8 @@ int eng_model_parse_image_input(const json_t *in, eng_image_prep *p, int *invert
 
 void eng_model_free(eng_model *m) {
     if (!m) return;
-    if (m->arch && m->impl) m->arch->free(m);
-    if (m->lm_ops && m->lm) m->lm_ops->free(m->lm);
+    if (m->arch && m->arch->free && m->impl) m->arch->free(m);
+    if (m->arch && m->arch->lm && m->lm) m->arch->lm->free(m->lm);
     eng_tokenizer_free(m->tok);
     for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
     free(m->labels);

@@ -1,9 +1,13 @@
 // model.h — what the server sees of a model: a task, an architecture, its
-// config.json, and the task's entry point. Loading reads <dir>/config.json,
-// picks the architecture from a table (one file per architecture), and maps
-// the weights. A loaded eng_model is read-only and shared by every worker;
-// per-worker mutable state is the eng_tape (arena) the worker passes in.
-// Adding a task = one enum value + one name + an entry point in eng_model_arch.
+// config.json, and the task's entry points. Loading reads <dir>/config.json,
+// picks the architecture's row of ONE dispatch table (engine/arch/model.c),
+// and maps the weights. A loaded eng_model is read-only and shared by every
+// worker; per-worker mutable state is the eng_tape (arena) the worker passes in.
+//
+// Adding an architecture = its file (engine/arch/<name>.c) + one row in the
+// table, whose non-NULL entry points say which tasks it serves. Adding a task
+// = one enum value + one name + an entry point in eng_model_arch. Training
+// loops (engine/train/) sit above this layer and pick the architecture by name.
 #ifndef ENG_MODEL_H
 #define ENG_MODEL_H
 #include <jansson.h>          // json_t
@@ -29,15 +33,28 @@ int eng_task_parse(const char *name);
 
 typedef struct eng_model eng_model;
 
-// One architecture: how to load it and how to run its task.
+// One row of the dispatch table: an architecture, how to load it, and the
+// task entry points it offers (NULL = not offered). Every entry point runs on
+// the calling worker's inference tape `t`, which it resets.
 typedef struct {
     const char *name;   // config.json "arch", e.g. "cnn"
-    eng_task task;
-    int (*load)(eng_model *m, char **err);   // fills m->impl, m->n_params from m->dir/m->config
-    void (*free)(eng_model *m);
-    // image-classification: x[B, C, H, W] (preprocessed) -> probs[B, n_labels].
-    // `t` is the calling worker's inference tape; it is reset by this call.
+    eng_task task;      // the task its checkpoints serve
+    int (*load)(eng_model *m, char **err);   // fills m->impl or m->lm, m->n_params from m->dir/m->config
+    void (*free)(eng_model *m);              // frees m->impl (NULL: nothing beyond the lm entry's free)
+    // ---- image-classification: x[B, C, H, W] (preprocessed) -> probs[B, n_labels]
     void (*classify_images)(eng_model *m, eng_tape *t, const float *x, int B, float *probs);
+    // ---- text-classification: B token sequences -> probs[B, n_labels]
+    void (*classify_text)(eng_model *m, eng_tape *t, const int *const *tokens, const int *n_tokens, int B, float *probs);
+    // ---- text-generation (and a translation decoder): the language-model
+    //      step over per-sequence state (engine/arch/lm.h), on m->lm
+    const eng_lm_ops *lm;
+    // ---- translation: the encoder; its output seeds the decoder's sequences
+    //      (source tokens -> enc[n_src, dim] states the lm step attends to)
+    void (*encode)(eng_model *m, eng_tape *t, const int *src, int n_src, float *enc);
+    // ---- image-stylization: x[B, C, H, W] -> y[B, C, H, W]
+    void (*image_to_image)(eng_model *m, eng_tape *t, const float *x, int B, float *y);
+    // ---- image-generation: latent z[B, n_latent] -> images y[B, C, H, W]
+    void (*generate_images)(eng_model *m, eng_tape *t, const float *z, int B, float *y);
 } eng_model_arch;
 
 struct eng_model {
@@ -51,9 +68,8 @@ struct eng_model {
     eng_image_prep prep;         // image-input tasks: how to build the input tensor
     int invert_auto;             // 1: invert when the image border is light (photos on white)
     void *impl;                  // the architecture's own state (e.g. eng_cnn*)
-    // text generation
-    const eng_lm_ops *lm_ops;    // the language-model interface (engine/arch/lm.h), or NULL
-    eng_lm *lm;                  // its weights + hyperparameters
+    // text generation: driven through arch->lm
+    eng_lm *lm;                  // the language model's weights + hyperparameters, or NULL
     eng_tokenizer *tok;          // the model's tokenizer
 };
 

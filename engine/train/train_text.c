@@ -118,7 +118,7 @@ static float validate(text_model *tm, const int *ids, int lo, int hi, int B, int
 static char *sample_text(const char *dir, const char *prompt, int n, char **err) {
     eng_model *m;
     if (eng_model_load(&m, dir, err) != 0) return NULL;
-    eng_lm_info info = m->lm_ops->info(m->lm);
+    eng_lm_info info = m->arch->lm->info(m->lm);
     int *ids = NULL, n_ids = 0;
     if (eng_tok_encode(m->tok, prompt, strlen(prompt), 0, 0, &ids, &n_ids, err) != 0 || n_ids == 0) {
         eng_model_free(m);
@@ -127,7 +127,7 @@ static char *sample_text(const char *dir, const char *prompt, int n, char **err)
         return NULL;
     }
     if (n_ids + n > info.context_len) n = info.context_len - n_ids;
-    eng_lm_seq *seq = m->lm_ops->seq_new(m->lm, n_ids + n);
+    eng_lm_seq *seq = m->arch->lm->seq_new(m->lm, n_ids + n);
     eng_tape t;
     eng_tape_init(&t, 0, 0);
     float *logits = eng_xmalloc((size_t)info.vocab_size * sizeof(float));
@@ -144,7 +144,7 @@ static char *sample_text(const char *dir, const char *prompt, int n, char **err)
     for (int i = 0; i < n; i++) {
         eng_lm_seq *seqs[1] = {seq};
         const int *toks[1] = {feed};
-        m->lm_ops->step(m->lm, &t, seqs, toks, &n_feed, 1, logits);
+        m->arch->lm->step(m->lm, &t, seqs, toks, &n_feed, 1, logits);
         tok = eng_sample(&s, logits, info.vocab_size, &rng, scratch);
         size_t pl;
         const char *p = eng_tok_piece(m->tok, last, tok, &pl);
@@ -156,7 +156,7 @@ static char *sample_text(const char *dir, const char *prompt, int n, char **err)
     fclose(f);
     free(logits); free(scratch); free(ids);
     eng_tape_free(&t);
-    m->lm_ops->seq_free(seq);
+    m->arch->lm->seq_free(seq);
     eng_model_free(m);
     return out;
 }
