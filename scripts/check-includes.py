@@ -2,7 +2,8 @@
 """check-includes.py — fails when modules include each other in a circle.
 
 A module is a .c/.h pair under engine/ and server/ (engine/core/ops.c and
-engine/core/ops.h are the module engine/core/ops). Module A depends on B when
+engine/core/ops.h are the module engine/core/ops); a header X_internal.h
+belongs to module X (what X's files share among themselves). Module A depends on B when
 A's .c or .h includes B's header. Prints every circle (strongly connected
 set of more than one module) and exits 1 if there is one; also fails when an
 engine file includes a server header (the engine stands alone).
@@ -17,8 +18,9 @@ for top in ("engine", "server"):
             if not f.endswith((".c", ".h")):
                 continue
             path = os.path.join(root, f)
-            mod = path[:-2]
+            mod = path[:-2].removesuffix("_internal")
             for inc in INCLUDE.findall(open(path, encoding="utf-8").read()):
+                inc = inc.removesuffix("_internal")
                 if inc != mod:
                     deps.setdefault(mod, set()).add(inc)
                 if top == "engine" and inc.startswith("server/"):

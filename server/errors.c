@@ -3,7 +3,7 @@
 #include <jansson.h>   // json_pack, json_dumps
 #include <stdlib.h>    // free
 #include <string.h>    // strdup, strlen
-#include "engine/text/tokenizer.h"  // eng_utf8_valid
+#include "engine/text/utf8.h"       // eng_utf8_valid
 
 static const struct { int status; const char *type, *code; } table[] = {
 #define XX(name, status, type, code) {status, type, code},

@@ -23,6 +23,7 @@
 #include <stdlib.h>            // malloc
 #include <string.h>            // memcpy, memmem
 #include "engine/text/tokenizer.h"  // eng_tok_piece
+#include "engine/text/utf8.h"       // eng_utf8_valid, eng_utf8_decode, eng_utf8_complete_prefix
 #include "server/log.h"        // log_debug
 #include "server/metrics.h"    // srv_metrics_tokens
 #include "server/stream.h"     // srv_stream_*

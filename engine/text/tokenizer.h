@@ -145,7 +145,7 @@ int eng_tok_encode(const eng_tokenizer *t, const char *text, size_t len, int fla
 // The raw bytes token `id` contributes when it follows token `prev` (-1 at
 // the start of the text): for streaming, concatenating the pieces of a
 // sequence gives exactly eng_tok_decode of it. A piece may be part of a UTF-8
-// character (byte tokens); see eng_utf8_complete_prefix. Not NUL-terminated
+// character (byte tokens); see eng_utf8_complete_prefix (engine/text/utf8.h). Not NUL-terminated
 // in general (a piece can contain a 0 byte); *len gets its length.
 // Returns NULL (and *len 0) for an id outside the vocabulary.
 //   llama2.c / HF Llama: the leading space of a piece is dropped after BOS
@@ -158,22 +158,5 @@ const char *eng_tok_piece(const eng_tokenizer *t, int prev, int id, size_t *len)
 // NUL; len may be NULL). -1 with *err for an id outside the vocabulary.
 int eng_tok_decode(const eng_tokenizer *t, const int *ids, int n, char **text, size_t *len,
                    char **err);
-
-// ---------------------------------------------------------------- UTF-8
-
-// How many leading bytes of buf[0..len) the streamer may send now: all of
-// them except a trailing, still-incomplete but so-far-valid multi-byte
-// sequence (at most 3 bytes held back). Invalid bytes count as complete, so
-// a stream never stalls on garbage; at the end of a stream send the rest.
-size_t eng_utf8_complete_prefix(const char *buf, size_t len);
-// 1 if buf[0..len) is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF), else 0.
-int eng_utf8_valid(const char *buf, size_t len);
-// Decodes one well-formed character at s[0..len): returns its byte length
-// (1..4) and *cp, or 0 when s does not start with one (len 0, invalid or
-// truncated sequence).
-int eng_utf8_decode(const char *s, size_t len, uint32_t *cp);
-// Writes cp (<= U+10FFFF, not a surrogate) as UTF-8 into out[4]; returns the
-// length, or 0 for an invalid codepoint.
-int eng_utf8_encode(uint32_t cp, char *out);
 
 #endif

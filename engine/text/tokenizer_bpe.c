@@ -254,87 +254,6 @@ static int finish_bytelevel(eng_tokenizer *t, eng__tok_buf *pool, size_t *str_of
     return 0;
 }
 
-// Adds merge (a, b) with the given rank; the three strings must be tokens.
-static int add_merge(eng_tokenizer *t, const char *a, size_t la, const char *b, size_t lb, int rank,
-                     char *cat, const char *what, long line, char **err)
-{
-    int ia = eng__tok_strmap_get(t, a, la), ib = eng__tok_strmap_get(t, b, lb);
-    memcpy(cat, a, la);
-    memcpy(cat + la, b, lb);
-    int im = eng__tok_strmap_get(t, cat, la + lb);
-    if (ia < 0 || ib < 0 || im < 0)
-        return eng_errorf(err, "%s %ld: merge \"%.*s %.*s\": \"%.*s\" is not in the vocabulary", what,
-                          line, (int)la, a, (int)lb, b,
-                          ia < 0 ? (int)la : ib < 0 ? (int)lb : (int)(la + lb),
-                          ia < 0 ? a : ib < 0 ? b : cat);
-    // A repeated pair keeps its last rank, as dict(zip(merges, range(...))) does.
-    eng__tok_pairmap_put(&t->merges, (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib, rank, im);
-    return 0;
-}
-
-int eng__tok_hf_read_vocab(eng_tokenizer *t, eng_tok_kind kind, const json_t *vocab,
-                       const json_t *added, eng__tok_buf *pool, size_t **str_off_out, const char *what,
-                       char **err)
-{
-    *str_off_out = NULL;
-    if (!json_is_object(vocab)) return eng_errorf(err, "%s: vocab is not a JSON object", what);
-    // The id range covers the vocab and the added tokens.
-    long long max_id = -1;
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)vocab, key, val) {
-        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= (1 << 24))
-            return eng_errorf(err, "%s: token \"%.40s\" has a bad id", what, key);
-        if (json_integer_value(val) > max_id) max_id = json_integer_value(val);
-    }
-    size_t na = json_is_array(added) ? json_array_size(added) : 0;
-    for (size_t i = 0; i < na; i++) {
-        json_t *id = json_object_get(json_array_get(added, i), "id");
-        json_t *content = json_object_get(json_array_get(added, i), "content");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (1 << 24) ||
-            !json_is_string(content))
-            return eng_errorf(err, "%s: added_tokens[%zu] needs an integer id and a string content",
-                              what, i);
-        if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
-    }
-    if (max_id < 0) return eng_errorf(err, "%s: empty vocabulary", what);
-    int n = (int)max_id + 1;
-    eng__tok_alloc(t, kind, n);
-    size_t *str_off = eng_xmalloc((size_t)n * sizeof(size_t));
-    char *have = eng_xcalloc((size_t)n, 1);
-    json_object_foreach((json_t *)vocab, key, val) {
-        int id = (int)json_integer_value(val);
-        if (have[id]) {
-            free(have);
-            free(str_off);
-            return eng_errorf(err, "%s: id %d is used twice (\"%.40s\")", what, id, key);
-        }
-        have[id] = 1;
-        size_t l = strlen(key);
-        str_off[id] = eng__tok_buf_add(pool, key, l);
-        t->str_len[id] = (uint32_t)l;
-    }
-    for (size_t i = 0; i < na; i++) {
-        int id = (int)json_integer_value(json_object_get(json_array_get(added, i), "id"));
-        if (have[id]) continue;   // an added token that is also in the vocab
-        json_t *content = json_object_get(json_array_get(added, i), "content");
-        have[id] = 1;
-        str_off[id] = eng__tok_buf_add(pool, json_string_value(content), json_string_length(content));
-        t->str_len[id] = (uint32_t)json_string_length(content);
-    }
-    for (int id = 0; id < n; id++) {
-        if (!have[id]) {
-            free(have);
-            free(str_off);
-            return eng_errorf(err, "%s: no token has id %d (ids must be 0..%d without gaps)", what, id,
-                              n - 1);
-        }
-    }
-    free(have);
-    *str_off_out = str_off;
-    return 0;
-}
-
 int eng_tokenizer_load_gpt2_mem(eng_tokenizer **out, const char *vocab_json, size_t vocab_len,
                                 const char *merges, size_t merges_len, char **err)
 {
@@ -370,7 +289,7 @@ int eng_tokenizer_load_gpt2_mem(eng_tokenizer **out, const char *vocab_json, siz
                        line, (int)(l > 60 ? 60 : l), ln);
             goto fail;
         }
-        if (add_merge(t, ln, (size_t)(sp - ln), sp + 1, (size_t)(ln + l - sp - 1), rank++, cat,
+        if (eng__tok_add_merge(t, ln, (size_t)(sp - ln), sp + 1, (size_t)(ln + l - sp - 1), rank++, cat,
                       "merges.txt line", line, err) != 0)
             goto fail;
     }
@@ -416,70 +335,10 @@ int eng_tokenizer_load_gpt2(eng_tokenizer **out, const char *vocab_json_path,
     return rc;
 }
 
-// ---------------------------------------------------------------- Hugging Face tokenizer.json
-
-int eng__tok_hf_read_merges(eng_tokenizer *t, const json_t *merges, char **err)
-{
-    if (!json_is_array(merges)) return eng_errorf(err, "model.merges is not an array");
-    size_t n = json_array_size(merges);
-    eng__tok_pairmap_init(&t->merges, n + 16);
-    char *cat = eng_xmalloc(2 * t->max_str_len + 2);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *m = json_array_get(merges, i);
-        const char *a, *b;
-        size_t la, lb;
-        if (json_is_string(m)) {
-            // "a b": HF splits on the space and wants exactly two parts.
-            const char *s = json_string_value(m);
-            size_t l = json_string_length(m);
-            const char *sp = memchr(s, ' ', l);
-            if (!sp || memchr(sp + 1, ' ', (size_t)(s + l - sp - 1))) {
-                free(cat);
-                return eng_errorf(err, "model.merges[%zu] \"%.60s\" is not two tokens", i, s);
-            }
-            a = s;
-            la = (size_t)(sp - s);
-            b = sp + 1;
-            lb = (size_t)(s + l - sp - 1);
-        } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
-                   json_is_string(json_array_get(m, 1))) {
-            a = json_string_value(json_array_get(m, 0));
-            la = json_string_length(json_array_get(m, 0));
-            b = json_string_value(json_array_get(m, 1));
-            lb = json_string_length(json_array_get(m, 1));
-        } else {
-            free(cat);
-            return eng_errorf(err, "model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", i);
-        }
-        if (la + lb > 2 * t->max_str_len) {
-            free(cat);
-            return eng_errorf(err, "model.merges[%zu]: merged token is not in the vocabulary", i);
-        }
-        if (add_merge(t, a, la, b, lb, (int)i, cat, "model.merges entry", (long)i, err) != 0) {
-            free(cat);
-            return -1;
-        }
-    }
-    free(cat);
-    return 0;
-}
-
-void eng__tok_hf_read_added(eng_tokenizer *t, const json_t *added)
-{
-    size_t na = json_is_array(added) ? json_array_size(added) : 0;
-    free(t->special);
-    t->special = eng_xmalloc((na ? na : 1) * sizeof(int));
-    t->n_special = 0;
-    for (size_t i = 0; i < na; i++) {
-        int id = (int)json_integer_value(json_object_get(json_array_get(added, i), "id"));
-        if (id >= 0 && id < t->n_vocab && t->piece_len[id] > 0) t->special[t->n_special++] = id;
-    }
-}
-
 // The ByteLevel pre-tokenizer's options, if `pre` is ByteLevel or a Sequence
 // of just that. Returns 1 (found), 0 (not ByteLevel), -1 (ByteLevel with
 // unsupported options, *err set).
-static int hf_bytelevel(const json_t *pre, int *add_prefix_space, char **err)
+int eng__tok_hf_bytelevel(const json_t *pre, int *add_prefix_space, char **err)
 {
     const char *type = json_string_value(json_object_get(pre, "type"));
     if (!type) return 0;
@@ -506,8 +365,8 @@ static int hf_bytelevel(const json_t *pre, int *add_prefix_space, char **err)
     return 1;
 }
 
-static int hf_bytelevel_load(eng_tokenizer **out, const json_t *root, int add_prefix_space,
-                             char **err)
+int eng__tok_hf_bytelevel_load(eng_tokenizer **out, const json_t *root, int add_prefix_space,
+                                 char **err)
 {
     const json_t *model = json_object_get(root, "model");
     const json_t *norm = json_object_get(root, "normalizer");
@@ -540,36 +399,4 @@ fail:
     free(pool.data);
     eng_tokenizer_free(t);
     return -1;
-}
-
-int eng_tokenizer_load_hf_json(eng_tokenizer **out, const json_t *root, char **err)
-{
-    *out = NULL;
-    const json_t *model = json_object_get(root, "model");
-    const char *type = json_string_value(json_object_get(model, "type"));
-    if (!json_is_object(model)) return eng_errorf(err, "no \"model\" object");
-    // Older files omit model.type; a vocab plus merges is a BPE model.
-    if (type ? strcmp(type, "BPE") != 0 : !json_object_get(model, "merges"))
-        return eng_errorf(err, "model.type \"%s\" is not supported (only BPE)", type ? type : "?");
-    int aps = 0;
-    int bl = hf_bytelevel(json_object_get(root, "pre_tokenizer"), &aps, err);
-    if (bl < 0) return -1;
-    if (bl > 0) return hf_bytelevel_load(out, root, aps, err);
-    return eng__tok_hf_llama_load(out, root, err);
-}
-
-int eng_tokenizer_load_hf(eng_tokenizer **out, const char *tokenizer_json_path, char **err)
-{
-    *out = NULL;
-    json_error_t je;
-    json_t *root = json_load_file(tokenizer_json_path, 0, &je);
-    if (!root) return eng_errorf(err, "%s: line %d: %s", tokenizer_json_path, je.line, je.text);
-    char *e = NULL;
-    int rc = eng_tokenizer_load_hf_json(out, root, &e);
-    json_decref(root);
-    if (rc != 0) {
-        eng_errorf(err, "%s: %s", tokenizer_json_path, e ? e : "invalid");
-        free(e);
-    }
-    return rc;
 }

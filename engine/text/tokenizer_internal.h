@@ -1,15 +1,22 @@
-// tokenizer_internal.h — what engine/text/tokenizer.c, tokenizer_bpe.c and
-// tokenizer_spm.c share: the eng_tokenizer struct, the two hash maps, the
-// id vector with its bound, and the BPE merge loop. Not for other modules.
+// tokenizer_internal.h — what the files of the tokenizer module share: the
+// eng_tokenizer struct, the building blocks, and each kind's entry points.
+// Not for other modules.
 //
-//   tokenizer.c      common API, maps, UTF-8, BPE merge loop, char vocab
-//   tokenizer_bpe.c  GPT-2 byte-level BPE (vocab.json+merges.txt, HF ByteLevel)
-//   tokenizer_spm.c  llama2.c tokenizer.bin and HF Llama (metaspace + byte fallback)
+//   tokenizer.c        the public API (tokenizer.h) and its per-kind ops table,
+//                      loading a model directory or a tokenizer.json
+//   tokenizer_maps.c   hash maps, string pool, bounded id vector
+//   tokenizer_merge.c  the BPE merge loop (by rank or by score)
+//   tokenizer_hf.c     Hugging Face tokenizer.json readers (vocab, merges, added)
+//   tokenizer_bpe.c    GPT-2 byte-level BPE (vocab.json+merges.txt, HF ByteLevel)
+//   tokenizer_spm.c    llama2.c tokenizer.bin and HF Llama (metaspace + byte fallback)
+//   tokenizer_char.c   one id per codepoint
+//   utf8.c             UTF-8 (its own module: the server uses it too)
 #ifndef ENG_TOKENIZER_INTERNAL_H
 #define ENG_TOKENIZER_INTERNAL_H
 #include <stddef.h>             // size_t
 #include <stdint.h>             // uint32_t, uint64_t
 #include "engine/text/tokenizer.h"   // eng_tokenizer, eng_tok_kind
+#include "engine/text/utf8.h"        // eng_utf8_decode, eng_utf8_encode
 
 // ---------------------------------------------------------------- maps
 
@@ -67,7 +74,7 @@ struct eng_tokenizer {
     eng__tok_pairmap char_map;    // codepoint -> id
 };
 
-// ---------------------------------------------------------------- helpers (tokenizer.c)
+// ---------------------------------------------------------------- building blocks (tokenizer_maps.c)
 
 uint64_t eng__tok_hash_bytes(const char *s, size_t n);
 // Builds t->str_map over t->str[0..n_vocab).
@@ -113,6 +120,7 @@ typedef struct {
     char *cat;                    // [cat_cap] pair concatenation (SCORE mode)
     size_t cat_cap;
 } eng__tok_bpe_scratch;
+// ---------------------------------------------------------------- the merge loop (tokenizer_merge.c)
 void eng__tok_bpe_scratch_free(eng__tok_bpe_scratch *s);
 // Makes room for n symbols; returns s->id to fill.
 int *eng__tok_bpe_symbols(eng__tok_bpe_scratch *s, int n);
@@ -121,17 +129,32 @@ int *eng__tok_bpe_symbols(eng__tok_bpe_scratch *s, int n);
 int eng__tok_bpe_merge(const eng_tokenizer *t, eng__tok_bpe_scratch *s, int n, eng__tok_merge_mode mode,
                    eng__tok_ids *out);
 
-// Per-kind segment encoders: encode text[0..len) (no specials inside) and
-// append to out. seg is the segment index (0 = start of the text).
-// Return 0, -1 with *err, or ENG_TOK_E_TOO_LONG (without *err; the caller words it).
+// ---------------------------------------------------------------- the kinds
+// Per-kind segment encoders (the `encode` of tokenizer.c's ops table):
+// encode text[0..len) (no specials inside) and append to out. seg is the
+// segment index (0 = start of the text). Return 0, -1 with *err, or
+// ENG_TOK_E_TOO_LONG (without *err; the caller words it).
 int eng__tok_gpt2_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                      eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
-int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len,
+int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                         eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
+int eng__tok_char_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
+                         eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 int eng__tok_hf_llama_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                          eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 // HF Llama half of eng_tokenizer_load_hf_json (model already checked to be BPE).
 int eng__tok_hf_llama_load(eng_tokenizer **out, const json_t *root, char **err);
+// The ByteLevel pre-tokenizer's options, if `pre` is ByteLevel or a Sequence
+// of just that: 1 (found), 0 (not ByteLevel), -1 (unsupported options, *err).
+int eng__tok_hf_bytelevel(const json_t *pre, int *add_prefix_space, char **err);
+// Byte-level half of eng_tokenizer_load_hf_json (tokenizer_bpe.c).
+int eng__tok_hf_bytelevel_load(eng_tokenizer **out, const json_t *root, int add_prefix_space, char **err);
+
+// ---------------------------------------------------------------- Hugging Face readers (tokenizer_hf.c)
+// Adds merge (a, b) with `rank`; the three strings must be tokens. `cat` has
+// room for la + lb bytes; `what` and `line` word the error.
+int eng__tok_add_merge(eng_tokenizer *t, const char *a, size_t la, const char *b, size_t lb, int rank,
+                       char *cat, const char *what, long line, char **err);
 // Shared by the HF loaders and vocab.json: reads a {"token": id} object (plus
 // HF added_tokens, may be NULL) into a fresh t (eng__tok_alloc'd here), the
 // strings into pool at *str_off (malloc'd, [n_vocab]). Ids must be 0..n-1.

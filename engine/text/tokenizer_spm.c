@@ -139,7 +139,7 @@ int eng_tokenizer_load_llama2c(eng_tokenizer **out, const char *path, int vocab_
     return rc;
 }
 
-int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len,
+int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                         eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err)
 {
     if (len == 0) return 0;   // no dummy prefix for the empty text

@@ -18,6 +18,7 @@
 #include "engine/core/rng.h"       // eng_rng
 #include "engine/text/sample.h"    // eng_sample
 #include "engine/text/tokenizer.h" // character vocabulary
+#include "engine/text/utf8.h"      // eng_utf8_decode
 #include "engine/train/train.h"     // eng_train_opts
 #include "engine/arch/transformer.h"  // eng_transformer
 #include "engine/core/util.h"      // eng_read_file, eng_errorf

@@ -12,6 +12,7 @@
 //   - characters, UTF-8 streaming helpers, round trips, corrupt files, bounds.
 // Run from the repository root. Throughput is printed, not asserted.
 #include "engine/text/tokenizer.h"
+#include "engine/text/utf8.h"
 
 #include <check.h>      // Check unit-test framework
 #include <jansson.h>    // fixtures, building tokenizer.json documents

@@ -1,0 +1,211 @@
+// tokenizer_maps.c — the building blocks every tokenizer kind shares: the
+// string -> id and pair -> value hash maps, the string pool a vocabulary is
+// built in, and the bounded id vector encoders append to (declared in
+// tokenizer_internal.h).
+#include "engine/text/tokenizer_internal.h"
+#include <stdlib.h>          // malloc, free
+#include <string.h>          // memcpy, memcmp
+#include "engine/core/util.h"     // eng_xmalloc, eng_xcalloc
+
+// ---------------------------------------------------------------- hashing and maps
+
+uint64_t eng__tok_hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;   // FNV-1a
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_u64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;   // splitmix64 finalizer
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 16;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+void eng__tok_strmap_build(eng_tokenizer *t)
+{
+    eng__tok_strmap *m = &t->str_map;
+    m->cap = pow2_at_least((size_t)t->n_vocab * 2 + 1);
+    m->slot = eng_xmalloc(m->cap * sizeof(*m->slot));
+    memset(m->slot, 0xff, m->cap * sizeof(*m->slot));   // -1
+    for (int id = 0; id < t->n_vocab; id++) {
+        size_t i = eng__tok_hash_bytes(t->str[id], t->str_len[id]) & (m->cap - 1);
+        for (;; i = (i + 1) & (m->cap - 1)) {
+            int32_t o = m->slot[i];
+            if (o < 0) { m->slot[i] = id; break; }
+            if (t->str_len[o] == t->str_len[id] && memcmp(t->str[o], t->str[id], t->str_len[id]) == 0)
+                break;   // duplicate string: the lower id keeps it
+        }
+    }
+}
+
+int eng__tok_strmap_get(const eng_tokenizer *t, const char *s, size_t n)
+{
+    const eng__tok_strmap *m = &t->str_map;
+    if (!m->slot) return -1;
+    size_t i = eng__tok_hash_bytes(s, n) & (m->cap - 1);
+    for (;; i = (i + 1) & (m->cap - 1)) {
+        int32_t o = m->slot[i];
+        if (o < 0) return -1;
+        if (t->str_len[o] == n && memcmp(t->str[o], s, n) == 0) return o;
+    }
+}
+
+void eng__tok_pairmap_init(eng__tok_pairmap *m, size_t expected)
+{
+    m->cap = pow2_at_least(expected * 2 + 1);
+    m->n = 0;
+    m->key = eng_xmalloc(m->cap * sizeof(*m->key));
+    memset(m->key, 0xff, m->cap * sizeof(*m->key));   // UINT64_MAX = empty
+    m->a = eng_xmalloc(m->cap * sizeof(*m->a));
+    m->b = eng_xmalloc(m->cap * sizeof(*m->b));
+}
+
+void eng__tok_pairmap_free(eng__tok_pairmap *m)
+{
+    free(m->key);
+    free(m->a);
+    free(m->b);
+    memset(m, 0, sizeof(*m));
+}
+
+static void pairmap_grow(eng__tok_pairmap *m)
+{
+    eng__tok_pairmap big;
+    eng__tok_pairmap_init(&big, m->cap);   // doubles the capacity
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->key[i] != UINT64_MAX) eng__tok_pairmap_put(&big, m->key[i], m->a[i], m->b[i]);
+    eng__tok_pairmap_free(m);
+    *m = big;
+}
+
+int eng__tok_pairmap_put(eng__tok_pairmap *m, uint64_t key, int32_t a, int32_t b)
+{
+    if (!m->key) eng__tok_pairmap_init(m, 16);
+    if ((m->n + 1) * 2 > m->cap) pairmap_grow(m);
+    size_t i = hash_u64(key) & (m->cap - 1);
+    for (;; i = (i + 1) & (m->cap - 1)) {
+        if (m->key[i] == key) {   // replace
+            m->a[i] = a;
+            m->b[i] = b;
+            return 0;
+        }
+        if (m->key[i] == UINT64_MAX) break;
+    }
+    m->key[i] = key;
+    m->a[i] = a;
+    m->b[i] = b;
+    m->n++;
+    return 1;
+}
+
+int eng__tok_pairmap_get(const eng__tok_pairmap *m, uint64_t key, int32_t *a, int32_t *b)
+{
+    if (!m->key) return 0;
+    size_t i = hash_u64(key) & (m->cap - 1);
+    for (;; i = (i + 1) & (m->cap - 1)) {
+        if (m->key[i] == key) {
+            if (a) *a = m->a[i];
+            if (b) *b = m->b[i];
+            return 1;
+        }
+        if (m->key[i] == UINT64_MAX) return 0;
+    }
+}
+
+// ---------------------------------------------------------------- building a tokenizer
+
+size_t eng__tok_buf_add(eng__tok_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *nd = realloc(b->data, cap);
+        if (!nd) {   // eng_xmalloc aborts with the OOM message if this fails too
+            nd = eng_xmalloc(cap);
+            memcpy(nd, b->data, b->len);
+            free(b->data);
+        }
+        b->data = nd;
+        b->cap = cap;
+    }
+    size_t off = b->len;
+    if (n) memcpy(b->data + off, p, n);
+    b->data[off + n] = '\0';
+    b->len += n + 1;
+    return off;
+}
+
+void eng__tok_alloc(eng_tokenizer *t, eng_tok_kind kind, int n)
+{
+    t->kind = kind;
+    t->n_vocab = n;
+    t->str = eng_xcalloc((size_t)n, sizeof(*t->str));
+    t->str_len = eng_xcalloc((size_t)n, sizeof(*t->str_len));
+    t->piece = eng_xcalloc((size_t)n, sizeof(*t->piece));
+    t->piece_len = eng_xcalloc((size_t)n, sizeof(*t->piece_len));
+    t->bos = t->eos = t->unk = -1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+}
+
+void eng__tok_set_pool(eng_tokenizer *t, eng__tok_buf *pool, const size_t *str_off,
+                       const size_t *piece_off)
+{
+    t->pool = pool->data;
+    pool->data = NULL;
+    t->max_str_len = 0;
+    for (int i = 0; i < t->n_vocab; i++) {
+        t->str[i] = t->pool + str_off[i];
+        t->piece[i] = t->pool + piece_off[i];
+        if (t->str_len[i] > t->max_str_len) t->max_str_len = t->str_len[i];
+    }
+}
+
+void eng_tokenizer_free(eng_tokenizer *t)
+{
+    if (!t) return;
+    free(t->pool);
+    free(t->str);
+    free(t->str_len);
+    free(t->piece);
+    free(t->piece_len);
+    free(t->str_map.slot);
+    free(t->special);
+    eng__tok_pairmap_free(&t->merges);
+    free(t->score);
+    eng__tok_pairmap_free(&t->char_map);
+    free(t);
+}
+
+// ---------------------------------------------------------------- output ids
+
+int eng__tok_ids_push(eng__tok_ids *o, int id)
+{
+    if (o->max > 0 && o->n >= o->max) return -1;
+    if (o->n == o->cap) {
+        int cap = o->cap ? o->cap * 2 : 64;
+        int *nv = realloc(o->v, (size_t)cap * sizeof(int));
+        if (!nv) {   // eng_xmalloc aborts with the OOM message if this fails too
+            nv = eng_xmalloc((size_t)cap * sizeof(int));
+            memcpy(nv, o->v, (size_t)o->n * sizeof(int));
+            free(o->v);
+        }
+        o->v = nv;
+        o->cap = cap;
+    }
+    o->v[o->n++] = id;
+    return 0;
+}
+
