@@ -48,10 +48,9 @@ void eng_train_opts_init(eng_train_opts *o);
 // Trains and writes the model directory. Returns 0, or -1 with *err
 // (also when cancelled: "cancelled").
 int eng_train(const eng_train_opts *o, char **err);
-// The per-task trainers eng_train dispatches to (internal).
-int eng__train_text_generation(const eng_train_opts *o, char **err);   // train_text.c
 
-// Evaluates a model directory on a dataset; *score is the task's metric
+// Evaluates a model directory on a dataset (image_classification.c: the
+// task eval supports today); *score is the task's metric
 // (accuracy for classification), *n the number of examples. 0 or -1 with *err.
 int eng_eval(const char *model_dir, const char *data, double *score, long *n, char **err);
 

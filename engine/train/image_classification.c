@@ -1,0 +1,356 @@
+// image_classification.c — training and evaluating image classifiers
+// (`inferd train --task image-classification`, `inferd eval`): IDX datasets (MNIST layout: train-images-idx3-ubyte[.gz],
+// train-labels-idx1-ubyte[.gz], t10k-* for the test split), a CNN from the
+// default layer list, AdamW with linear warmup + cosine decay, random shifts
+// and horizontal flips as augmentation.
+#include "engine/train/train_internal.h"
+#include <math.h>           // sqrt
+#include <stdio.h>          // snprintf, FILE
+#include <string.h>         // strcmp, memset
+#include <sys/stat.h>       // stat
+#include "engine/arch/cnn.h"     // eng_cnn
+#include "engine/io/idx.h"     // eng_idx_load
+#include "engine/arch/model.h"   // eng_model_load, eng_task_parse
+#include "engine/core/optim.h"   // eng_adamw_step
+#include "engine/core/rng.h"     // eng_rng
+#include "engine/core/util.h"    // eng_errorf, eng_now
+
+
+// ---------------------------------------------------------------- IDX datasets
+typedef struct {
+    eng_idx images;   // [N, H, W] bytes
+    eng_idx labels;   // [N] bytes
+    int n, h, w;
+    int n_classes;    // 1 + max label
+} image_set;
+
+static void image_set_free(image_set *s) {
+    eng_idx_free(&s->images);
+    eng_idx_free(&s->labels);
+}
+
+// Loads <dir>/<split>-images-idx3-ubyte[.gz] and the matching labels.
+static int image_set_load(image_set *s, const char *dir, const char *split, char **err) {
+    memset(s, 0, sizeof *s);
+    char path[4096];
+    struct stat st;
+    const char *kinds[2] = {"images-idx3", "labels-idx1"};
+    eng_idx *dst[2] = {&s->images, &s->labels};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s-%s-ubyte.gz", dir, split, kinds[k]);
+        if (stat(path, &st) != 0) snprintf(path, sizeof path, "%s/%s-%s-ubyte", dir, split, kinds[k]);
+        if (eng_idx_load(dst[k], path, err) != 0) { image_set_free(s); return -1; }
+    }
+    if (s->images.ndim != 3 || s->labels.ndim != 1 || s->images.dims[0] != s->labels.dims[0]) {
+        image_set_free(s);
+        return eng_errorf(err, "%s: %s images and labels do not match (need [N,H,W] and [N])", dir, split);
+    }
+    s->n = s->images.dims[0]; s->h = s->images.dims[1]; s->w = s->images.dims[2];
+    for (int i = 0; i < s->n; i++)
+        if (s->labels.data[i] + 1 > s->n_classes) s->n_classes = s->labels.data[i] + 1;
+    return 0;
+}
+
+// ---------------------------------------------------------------- labels
+static const char *const fashion_labels[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+
+// Class names: --labels, else <data>/labels.txt, else Fashion-MNIST's when the
+// path says so, else the digits. Returns a JSON array (new reference).
+static json_t *class_labels(const eng_train_opts *o, int n_classes, char **err) {
+    json_t *a = json_array();
+    if (o->labels) {
+        char *copy = strdup(o->labels), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            json_array_append_new(a, json_string(tok));
+        free(copy);
+    } else {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/labels.txt", o->data);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            char line[256];
+            while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\r\n")] = 0;
+                if (line[0]) json_array_append_new(a, json_string(line));
+            }
+            fclose(f);
+        } else if (strstr(o->data, "fashion") && n_classes == 10) {
+            for (int i = 0; i < 10; i++) json_array_append_new(a, json_string(fashion_labels[i]));
+        } else {
+            for (int i = 0; i < n_classes; i++) {
+                char num[16];
+                snprintf(num, sizeof num, "%d", i);
+                json_array_append_new(a, json_string(num));
+            }
+        }
+    }
+    if ((int)json_array_size(a) != n_classes) {
+        int got = (int)json_array_size(a);
+        json_decref(a);
+        eng_errorf(err, "%d class names given but the data has %d classes", got, n_classes);
+        return NULL;
+    }
+    return a;
+}
+
+// The default CNN: two conv blocks and a two-layer head (~420k parameters,
+// ~8.5 MFLOP per 28x28 image). Reaches ~92% on Fashion-MNIST in 10 epochs.
+static json_t *default_cnn_layers(void) {
+    return json_pack("[{s:s,s:i,s:i,s:i}, {s:s}, {s:s}, {s:s,s:i},"
+                     " {s:s,s:i,s:i,s:i}, {s:s}, {s:s}, {s:s,s:i},"
+                     " {s:s}, {s:s,s:i}, {s:s}, {s:s,s:i}]",
+                     "type", "conv2d", "out_channels", 32, "kernel_size", 3, "padding", 1,
+                     "type", "batchnorm", "type", "relu", "type", "maxpool2d", "kernel_size", 2,
+                     "type", "conv2d", "out_channels", 64, "kernel_size", 3, "padding", 1,
+                     "type", "batchnorm", "type", "relu", "type", "maxpool2d", "kernel_size", 2,
+                     "type", "flatten", "type", "linear", "out_features", 128,
+                     "type", "relu", "type", "linear", "out_features", 10);
+}
+
+// ---------------------------------------------------------------- examples
+// Copies image `src` (h x w bytes) into dst as normalised floats, shifted by
+// (dy, dx) with zero fill and optionally mirrored.
+static void load_example(float *dst, const uint8_t *src, int h, int w, int dy, int dx, int flip,
+                         float mean, float inv_std) {
+    float zero = (0.0f - mean) * inv_std;
+    for (int y = 0; y < h; y++) {
+        int sy = y - dy;
+        for (int x = 0; x < w; x++) {
+            int sx = (flip ? w - 1 - x : x) - dx;
+            dst[y * w + x] = (sy < 0 || sy >= h || sx < 0 || sx >= w) ? zero
+                             : (src[sy * w + sx] / 255.0f - mean) * inv_std;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the model's config
+// The config.json of the model being trained: the default CNN with one
+// output per class, input normalised by the training set's mean and std
+// (returned in *mean, *std), the labels, serving settings. NULL with *err.
+static json_t *model_config(const image_set *tr, json_t *labels, float *mean, float *std, char **err) {
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < tr->images.n; i++) { double p = tr->images.data[i] / 255.0; sum += p; sq += p * p; }
+    *mean = (float)(sum / (double)tr->images.n);
+    *std = (float)sqrt(sq / (double)tr->images.n - (double)*mean * *mean);
+    json_t *layers = default_cnn_layers();
+    json_array_set_new(layers, json_array_size(layers) - 1,
+                       json_pack("{s:s,s:i}", "type", "linear", "out_features", tr->n_classes));
+    json_t *config = json_pack("{s:s,s:s,s:{s:i,s:i,s:i,s:[f],s:[f],s:i,s:s},s:o,s:O,"
+                               "s:i,s:i,s:i,s:i}",
+                               "task", "image-classification", "arch", "cnn",
+                               "input", "channels", 1, "height", tr->h, "width", tr->w, "mean", (double)*mean,
+                               "std", (double)*std, "background", 0, "invert", "auto",
+                               "layers", layers, "labels", labels,
+                               "max_batch_size", 64, "max_queue_delay_us", 500, "max_queue_size", 1024,
+                               "timeout_ms", 10000);
+    if (!config) eng_errorf(err, "internal: could not build config");
+    return config;
+}
+
+// ---------------------------------------------------------------- the loop
+// Where the loop is in the data: a shuffled order, redrawn each epoch.
+typedef struct {
+    int *perm;          // [n] example order of this epoch
+    int pos;            // next index into perm; n = reshuffle first
+    eng_rng rng;        // shuffling and augmentation
+} sampler;
+
+// Fills x[B, H*W] / y[B] with the next batch, augmented when o->augment.
+static void next_batch(const eng_train_opts *o, const image_set *tr, sampler *s, float *x, int *y, int B,
+                       float mean, float std) {
+    int HW = tr->h * tr->w;
+    for (int b = 0; b < B; b++) {
+        if (s->pos >= tr->n) {   // new epoch: Fisher-Yates shuffle
+            for (int i = tr->n - 1; i > 0; i--) {
+                int j = (int)eng_rng_below(&s->rng, (uint64_t)i + 1), tmp = s->perm[i];
+                s->perm[i] = s->perm[j]; s->perm[j] = tmp;
+            }
+            s->pos = 0;
+        }
+        int idx = s->perm[s->pos++];
+        int dy = 0, dx = 0, flip = 0;
+        if (o->augment) {
+            dy = (int)eng_rng_below(&s->rng, 5) - 2;
+            dx = (int)eng_rng_below(&s->rng, 5) - 2;
+            flip = (int)eng_rng_below(&s->rng, 2);
+        }
+        load_example(x + (size_t)b * HW, tr->images.data + (size_t)idx * HW, tr->h, tr->w, dy, dx, flip, mean, 1.0f / std);
+        y[b] = tr->labels.data[idx];
+    }
+}
+
+// Trains cnn for `total` steps of batch o->batch_size; reports progress.
+// Returns 0, or -1 with *err when cancelled.
+static int train_loop(const eng_train_opts *o, const image_set *tr, eng_cnn *cnn, int total, float mean, float std,
+                      char **err) {
+    int B = o->batch_size, steps_per_epoch = tr->n / B, rc = -1;
+    eng_lr_schedule sched = {.peak = o->lr, .warmup = total / 50 < 100 ? total / 50 : 100, .total = total, .floor = 0.0f};
+    float *m = eng_xcalloc(cnn->n_params, sizeof(float)), *v = eng_xcalloc(cnn->n_params, sizeof(float));
+    float *x = eng_xmalloc((size_t)B * tr->h * tr->w * sizeof(float));
+    int *y = eng_xmalloc((size_t)B * sizeof(int));
+    sampler s = {.perm = eng_xmalloc((size_t)tr->n * sizeof(int)), .pos = tr->n};
+    for (int i = 0; i < tr->n; i++) s.perm[i] = i;
+    eng_rng_seed(&s.rng, o->seed ^ 0x5eed);
+    eng_tape tape;
+    eng_tape_init(&tape, 1, 1);
+    double t0 = eng_now(), t_last = t0, loss_sum = 0;
+    int loss_n = 0;
+    for (int step = 1; step <= total; step++) {
+        if (o->cancel && *o->cancel) { eng_errorf(err, "cancelled"); goto done; }
+        next_batch(o, tr, &s, x, y, B, mean, std);
+        float lr = eng_lr_at(&sched, step);
+        eng_tape_reset(&tape);
+        eng_cnn_zero_grads(cnn);
+        eng_var *in = eng_tape_wrap(&tape, x, 4, (int[]){B, 1, tr->h, tr->w});
+        eng_var *loss = eng_t_cross_entropy(&tape, eng_cnn_forward(cnn, &tape, in), y);
+        eng_tape_backward(&tape, loss);
+        eng_adamw_step(cnn->params, cnn->grads, m, v, cnn->n_params, lr, 0.9f, 0.999f, 1e-8f, o->weight_decay, step);
+        loss_sum += loss->val[0];
+        loss_n++;
+        if (step % o->log_every == 0 || step == total) {
+            double now = eng_now();
+            eng_train_progress p = {
+                .step = step, .total_steps = total, .epoch = 1 + (step - 1) / (steps_per_epoch ? steps_per_epoch : 1),
+                .loss = (float)(loss_sum / loss_n), .lr = lr,
+                .examples_per_s = loss_n * B / (now - t_last),
+                .eta_s = (now - t0) / step * (total - step), .val_loss = -1, .val_accuracy = -1};
+            if (o->progress) o->progress(o->progress_ctx, &p);
+            t_last = now; loss_sum = 0; loss_n = 0;
+        }
+    }
+    rc = 0;
+done:
+    free(m); free(v); free(x); free(y); free(s.perm);
+    eng_tape_free(&tape);
+    return rc;
+}
+
+// ---------------------------------------------------------------- the model directory
+// Writes weights, config.json (with the run's settings) and a README with
+// the test accuracy (eng_eval on the written model). 0 or -1 with *err.
+static int write_model(const eng_train_opts *o, const image_set *tr, const eng_cnn *cnn, json_t *config, int total,
+                       double train_s, char **err) {
+    char path[4096];
+    if (eng__train_mkdirs(o->out, err) != 0) return -1;
+    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+    if (eng_cnn_save(cnn, path, err) != 0) return -1;
+    json_object_set_new(config, "training", json_pack("{s:i,s:i,s:f,s:f,s:I,s:f}",
+                        "steps", total, "batch_size", o->batch_size, "learning_rate", (double)o->lr,
+                        "weight_decay", (double)o->weight_decay, "seed", (json_int_t)o->seed,
+                        "seconds", train_s));
+    if (eng__train_write_json(o->out, "config.json", config, err) != 0) return -1;
+
+    double acc = -1;
+    long n_test = 0;
+    char *eerr = NULL;
+    if (eng_eval(o->out, o->data, &acc, &n_test, &eerr) != 0) { free(eerr); acc = -1; }
+    if (o->progress) {
+        eng_train_progress p = {.step = total, .total_steps = total, .loss = -1, .val_loss = -1,
+                                .val_accuracy = (float)acc};
+        o->progress(o->progress_ctx, &p);
+    }
+    char *readme = NULL;
+    size_t rl = 0;
+    FILE *mf = open_memstream(&readme, &rl);   // grows as needed: the command line may be long
+    fprintf(mf,
+        "# %s\n\nImage classifier (CNN, %zu parameters) trained by inferd's own trainer.\n\n"
+        "## Reproduce\n\n```\n%s\n```\n\n"
+        "Data: `%s` (%d training images, %dx%d, %d classes). %d steps of batch %d "
+        "(%.1f epochs), AdamW lr %g with warmup and cosine decay, weight decay %g, seed %llu, "
+        "augmentation %s. Training took %.0f s on this machine.\n\n"
+        "## Score\n\n",
+        strrchr(o->out, '/') ? strrchr(o->out, '/') + 1 : o->out, cnn->n_params,
+        o->command ? o->command : "inferd train --task image-classification ...",
+        o->data, tr->n, tr->h, tr->w, tr->n_classes, total, o->batch_size, (double)total * o->batch_size / tr->n,
+        (double)o->lr, (double)o->weight_decay, (unsigned long long)o->seed,
+        o->augment ? "random shifts of up to 2 pixels and horizontal flips" : "off", train_s);
+    if (acc >= 0)
+        fprintf(mf, "Test accuracy: **%.2f%%** on the %ld test images (`inferd eval --model %s --data %s`).\n",
+                100 * acc, n_test, o->out, o->data);
+    else
+        fprintf(mf, "No test split found next to the training data.\n");
+    fclose(mf);
+    snprintf(path, sizeof path, "%s/README.md", o->out);
+    int rc = eng_write_file_atomic(path, readme, rl, err);
+    free(readme);
+    return rc;
+}
+
+// ---------------------------------------------------------------- the task
+int eng__train_image_classification(const eng_train_opts *o, char **err) {
+    if (o->arch && strcmp(o->arch, "cnn") != 0) return eng_errorf(err, "image-classification trains arch \"cnn\" only");
+    image_set tr;
+    if (image_set_load(&tr, o->data, "train", err) != 0) return -1;
+    int rc = -1;
+    json_t *config = NULL, *labels = NULL;
+    eng_cnn cnn;
+    memset(&cnn, 0, sizeof cnn);
+    float mean, std;
+    if (!(labels = class_labels(o, tr.n_classes, err))) goto done;
+    if (!(config = model_config(&tr, labels, &mean, &std, err))) goto done;
+    if (eng_cnn_init(&cnn, config, err) != 0) goto done;
+    eng_cnn_init_params(&cnn, o->seed);
+    eng_cnn_enable_grads(&cnn);
+    int steps_per_epoch = tr.n / o->batch_size;
+    if (steps_per_epoch < 1) { eng_errorf(err, "%d training images is less than one batch of %d", tr.n, o->batch_size); goto done; }
+    int total = o->steps > 0 ? o->steps : o->epochs * steps_per_epoch;
+    double t0 = eng_now();
+    if (train_loop(o, &tr, &cnn, total, mean, std, err) != 0) goto done;
+    rc = write_model(o, &tr, &cnn, config, total, eng_now() - t0, err);
+done:
+    eng_cnn_free(&cnn);
+    json_decref(config);
+    json_decref(labels);
+    image_set_free(&tr);
+    return rc;
+}
+
+// ---------------------------------------------------------------- evaluation
+int eng_eval(const char *model_dir, const char *data, double *score, long *n, char **err) {
+    eng_model *model;
+    if (eng_model_load(&model, model_dir, err) != 0) return -1;
+    int rc = -1;
+    if (model->task != ENG_TASK_IMAGE_CLASSIFICATION) {
+        eng_errorf(err, "eval supports image-classification models in this build");
+        eng_model_free(model);
+        return -1;
+    }
+    image_set te;
+    if (image_set_load(&te, data, "t10k", err) != 0) { eng_model_free(model); return -1; }
+    const eng_image_prep *p = &model->prep;
+    if (p->channels != 1 || p->height != te.h || p->width != te.w) {
+        eng_errorf(err, "model input %dx%dx%d does not match the data's 1x%dx%d", p->channels, p->height, p->width, te.h, te.w);
+        goto done;
+    }
+    {
+        const int B = 256, HW = te.h * te.w;
+        float *x = eng_xmalloc((size_t)B * HW * sizeof(float));
+        float *probs = eng_xmalloc((size_t)B * model->n_labels * sizeof(float));
+        eng_tape tape;
+        eng_tape_init(&tape, 0, 0);
+        long correct = 0;
+        for (int s = 0; s < te.n; s += B) {
+            int nb = te.n - s < B ? te.n - s : B;
+            for (int b = 0; b < nb; b++)   // the same normalisation the server applies to a gray image
+                load_example(x + (size_t)b * HW, te.images.data + (size_t)(s + b) * HW, te.h, te.w, 0, 0, 0,
+                             p->mean[0], 1.0f / p->std[0]);
+            model->arch->classify_images(model, &tape, x, nb, probs);
+            for (int b = 0; b < nb; b++) {
+                int best = 0;
+                for (int c = 1; c < model->n_labels; c++)
+                    if (probs[b * model->n_labels + c] > probs[b * model->n_labels + best]) best = c;
+                correct += best == te.labels.data[s + b];
+            }
+        }
+        eng_tape_free(&tape);
+        free(x); free(probs);
+        *score = (double)correct / te.n;
+        *n = te.n;
+        rc = 0;
+    }
+done:
+    image_set_free(&te);
+    eng_model_free(model);
+    return rc;
+}

@@ -1,0 +1,18 @@
+// train_internal.h — what the trainer's files share (not for other modules):
+// the per-task loops eng_train dispatches to and the model-directory helpers.
+#ifndef ENG_TRAIN_INTERNAL_H
+#define ENG_TRAIN_INTERNAL_H
+#include <jansson.h>                  // json_t
+#include "engine/train/schedule.h"    // eng_lr_schedule (the loops)
+#include "engine/train/train.h"       // eng_train_opts
+
+// One loop per task: trains and writes the model directory; 0 or -1 with *err.
+int eng__train_image_classification(const eng_train_opts *o, char **err);   // image_classification.c
+int eng__train_text_generation(const eng_train_opts *o, char **err);        // text_generation.c
+
+// mkdir -p. 0 or -1 with *err.
+int eng__train_mkdirs(const char *path, char **err);
+// Writes j as <dir>/<name> (indented, key order kept, newline-terminated), atomically.
+int eng__train_write_json(const char *dir, const char *name, json_t *j, char **err);
+
+#endif
