@@ -41,6 +41,8 @@ ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_ENGINE_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(shell grep -L -e '^\#include "server/' -e '^\#include "fuzz/' $(UNIT_SRC)))
+UNIT_SERVER_BIN := $(filter-out $(UNIT_ENGINE_BIN),$(UNIT_BIN))
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
@@ -55,7 +57,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJ) $(ENGINE_OBJ)
+# Unit suites link what they test: a suite that includes no server (or fuzz
+# harness) header is an engine suite and links only engine objects (the
+# engine stands alone); the others link the server's objects too.
+$(UNIT_ENGINE_BIN): $(BUILD)/tests/%: tests/unit/%.c $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs check)
+
+$(UNIT_SERVER_BIN): $(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJ) $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs check)
 
