@@ -18,9 +18,11 @@
 //   k and v [n_layers][max_len][n_kv_heads * head_dim] floats, written by
 //   step as tokens are consumed. Nothing else is per-sequence.
 // - step: the new tokens of all sequences are stacked into one [T_total, C]
-//   activation matrix and every linear layer is ONE eng_matmul_nt over all
-//   rows (weights are read once per step; M < 16 takes the vectorised loop,
-//   M >= 16 sgemm). Per layer, each sequence's new k/v rows are copied into
+//   activation matrix and every linear layer is ONE matrix product over all
+//   rows (eng_linear_forward_rowwise → eng_matmul_nt_rowwise: weights are
+//   read once per step, and a row's result never depends on its batch
+//   neighbours, so a seeded request gives the same text whatever else runs;
+//   no sgemm on this path, whatever M). Per layer, each sequence's new k/v rows are copied into
 //   its cache and its queries attend over its own cache rows
 //   (eng_attention_cached_forward). Only the last row of each sequence goes
 //   through the final norm and the output head, straight into `logits`.

@@ -1,5 +1,8 @@
-// tape.h — the autograd tape: architectures are written ONCE against these
-// functions and both serve and train.
+// tape.h — the autograd tape: architectures write their training forward
+// ONCE against these functions. The CNN also serves through it (grad off);
+// the language models serve through their own batched step (engine/arch/lm.h:
+// KV caches, stacked rows) over the same kernels, and use the tape only for
+// training and for its arena (a worker's scratch memory).
 //
 // Each eng_t_* call runs an op's forward (engine/core/ops.h) on eng_vars and, when
 // the tape has grad enabled, records an entry whose backward is replayed in
