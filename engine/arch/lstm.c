@@ -278,7 +278,7 @@ static void release_weights(eng_lstm *m) {
     eng_st_close(&m->st);
     free(m->params);
     m->params = NULL;
-    for (int i = 0; i < m->n_tensors; i++) m->tensors[i].val = NULL;
+    eng_params_clear_values(ENG_PARAM_TABLE(m->tensors, m->n_tensors));
 }
 
 void eng_lstm_free(eng_lstm *m) {
@@ -293,12 +293,7 @@ void eng_lstm_free(eng_lstm *m) {
 // Points each tensor's values (grads = 0) or gradients (grads = 1) at
 // consecutive slices of `base`, in table order.
 static void carve(eng_lstm *m, float *base, int grads) {
-    size_t off = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        if (grads) m->tensors[i].grad = base + off;
-        else m->tensors[i].val = base + off;
-        off += m->tensors[i].n;
-    }
+    eng_params_carve(ENG_PARAM_TABLE(m->tensors, m->n_tensors), base, grads);
     bind_views(m);
 }
 
@@ -319,9 +314,8 @@ void eng_lstm_init_params(eng_lstm *m, uint64_t seed) {
 
 void eng_lstm_enable_grads(eng_lstm *m) {
     free(m->grads);
-    m->grads = eng_xaligned(m->n_params * sizeof(float));
-    memset(m->grads, 0, m->n_params * sizeof(float));
-    carve(m, m->grads, 1);
+    m->grads = eng_params_new_grads(ENG_PARAM_TABLE(m->tensors, m->n_tensors), m->n_params);
+    bind_views(m);
 }
 
 void eng_lstm_zero_grads(eng_lstm *m) {
@@ -360,31 +354,14 @@ fail:
 
 void eng_lstm_make_owned(eng_lstm *m) {
     if (m->params) return;
-    float *p = eng_xaligned(m->n_params * sizeof(float));
-    size_t off = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        memcpy(p + off, m->tensors[i].val, m->tensors[i].n * sizeof(float));
-        off += m->tensors[i].n;
-    }
+    float *p = eng_params_gather(ENG_PARAM_TABLE(m->tensors, m->n_tensors), m->n_params, NULL, NULL);
     release_weights(m);
     m->params = p;
     carve(m, p, 0);
 }
 
 int eng_lstm_save(const eng_lstm *m, const char *path, char **err) {
-    eng_st_entry *e = eng_xcalloc((size_t)m->n_tensors, sizeof *e);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const eng_lstm_tensor *t = &m->tensors[i];
-        e[i].name = t->name;
-        e[i].ndim = t->ndim;
-        e[i].shape[0] = t->shape[0];
-        e[i].shape[1] = t->shape[1];
-        e[i].data = t->val;
-    }
-    const char *meta[] = {"format", "pt", NULL};
-    int rc = eng_st_write(path, e, m->n_tensors, meta, err);
-    free(e);
-    return rc;
+    return eng_params_save(ENG_PARAM_TABLE(m->tensors, m->n_tensors), path, NULL, NULL, err);
 }
 
 int eng_lstm_load_dir(eng_lstm **out, const char *dir, const json_t *config, char **err) {

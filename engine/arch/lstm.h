@@ -44,6 +44,7 @@
 #include <stddef.h>              // size_t
 #include <stdint.h>              // uint64_t
 #include "engine/arch/lm.h"           // eng_lm, eng_lm_ops
+#include "engine/arch/params.h"       // ENG_PARAM_HEAD
 #include "engine/io/safetensors.h"  // eng_st_file
 #include "engine/core/tape.h"         // eng_tape, eng_var
 
@@ -97,13 +98,8 @@ typedef enum {
 
 // One parameter tensor and the views it backs (embed.weight also backs the tied head).
 typedef struct {
-    char name[48];              // PyTorch name, e.g. "lstm.weight_hh_l1"
-    int ndim;                   // 1 or 2
-    int shape[2];               // [rows, cols] or [n]
-    size_t n;                   // elements
+    ENG_PARAM_HEAD;             // PyTorch name (e.g. "lstm.weight_hh_l1"), shape, val, grad
     eng_lstm_tensor_kind kind;
-    float *val;                 // [n] mapped or owned values
-    float *grad;                // [n] gradient, or NULL
     eng_var *views[2];          // the named views it backs (second may be NULL)
 } eng_lstm_tensor;
 

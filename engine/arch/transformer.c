@@ -372,7 +372,7 @@ static void release_weights(eng_transformer *m) {
     m->converted = NULL;
     free(m->params);
     m->params = NULL;
-    for (int i = 0; i < m->n_tensors; i++) m->tensors[i].val = NULL;
+    eng_params_clear_values(ENG_PARAM_TABLE(m->tensors, m->n_tensors));
 }
 
 void eng_tf_free(eng_transformer *m) {
@@ -387,12 +387,7 @@ void eng_tf_free(eng_transformer *m) {
 // Points each tensor's values (grads = 0) or gradients (grads = 1) at
 // consecutive slices of `base`, in table order.
 static void carve(eng_transformer *m, float *base, int grads) {
-    size_t off = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        if (grads) m->tensors[i].grad = base + off;
-        else m->tensors[i].val = base + off;
-        off += m->tensors[i].n;
-    }
+    eng_params_carve(ENG_PARAM_TABLE(m->tensors, m->n_tensors), base, grads);
     bind_views(m);
 }
 
@@ -418,9 +413,8 @@ void eng_tf_init_params(eng_transformer *m, uint64_t seed) {
 
 void eng_tf_enable_grads(eng_transformer *m) {
     free(m->grads);
-    m->grads = eng_xaligned(m->n_params * sizeof(float));
-    memset(m->grads, 0, m->n_params * sizeof(float));
-    carve(m, m->grads, 1);
+    m->grads = eng_params_new_grads(ENG_PARAM_TABLE(m->tensors, m->n_tensors), m->n_params);
+    bind_views(m);
 }
 
 void eng_tf_zero_grads(eng_transformer *m) {
@@ -580,18 +574,37 @@ int eng_tf_open_llama2c(eng_transformer *m, const char *path, char **err) {
     return 0;
 }
 
+// Tensor i's values in HF layout (llama2.c q/k rows reordered), for make_owned.
+static void copy_to_hf(void *ctx, int i, float *dst, const eng_param *p) {
+    const eng_transformer *m = ctx;
+    const eng_tf_tensor *t = &m->tensors[i];
+    if (t->rope_heads && m->cfg.rope_interleaved)
+        rope_rows_to_hf(dst, t->val, t->rope_heads, m->cfg.head_dim, t->shape[1]);
+    else
+        memcpy(dst, t->val, t->n * sizeof(float));
+}
+
+// Tensor i in the file's layout: Conv1D weights back to [in, out], llama2.c
+// q/k rows in HF order; NULL when the values are already as the file wants.
+static float *export_hf(void *ctx, int i, const eng_param *p, int shape[2]) {
+    const eng_transformer *m = ctx;
+    const eng_tf_tensor *t = &m->tensors[i];
+    float *tmp = NULL;
+    if (t->conv1d) {   // back to Conv1D's [in, out]
+        tmp = eng_xmalloc(t->n * sizeof(float));
+        transpose(tmp, t->val, t->shape[0], t->shape[1]);
+        shape[0] = t->shape[1];
+        shape[1] = t->shape[0];
+    } else if (t->rope_heads && m->cfg.rope_interleaved) {
+        tmp = eng_xmalloc(t->n * sizeof(float));
+        rope_rows_to_hf(tmp, t->val, t->rope_heads, m->cfg.head_dim, t->shape[1]);
+    }
+    return tmp;
+}
+
 void eng_tf_make_owned(eng_transformer *m) {
     if (m->params) return;
-    float *p = eng_xaligned(m->n_params * sizeof(float));
-    size_t off = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        eng_tf_tensor *t = &m->tensors[i];
-        if (t->rope_heads && m->cfg.rope_interleaved)
-            rope_rows_to_hf(p + off, t->val, t->rope_heads, m->cfg.head_dim, t->shape[1]);
-        else
-            memcpy(p + off, t->val, t->n * sizeof(float));
-        off += t->n;
-    }
+    float *p = eng_params_gather(ENG_PARAM_TABLE(m->tensors, m->n_tensors), m->n_params, copy_to_hf, m);
     release_weights(m);
     m->params = p;
     m->cfg.rope_interleaved = 0;
@@ -599,33 +612,7 @@ void eng_tf_make_owned(eng_transformer *m) {
 }
 
 int eng_tf_save(const eng_transformer *m, const char *path, char **err) {
-    eng_st_entry *e = eng_xcalloc((size_t)m->n_tensors, sizeof *e);
-    float **tmp = eng_xcalloc((size_t)m->n_tensors, sizeof *tmp);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const eng_tf_tensor *t = &m->tensors[i];
-        e[i].name = t->name;
-        e[i].ndim = t->ndim;
-        e[i].shape[0] = t->shape[0];
-        e[i].shape[1] = t->shape[1];
-        e[i].data = t->val;
-        if (t->conv1d) {   // back to Conv1D's [in, out]
-            tmp[i] = eng_xmalloc(t->n * sizeof(float));
-            transpose(tmp[i], t->val, t->shape[0], t->shape[1]);
-            e[i].shape[0] = t->shape[1];
-            e[i].shape[1] = t->shape[0];
-            e[i].data = tmp[i];
-        } else if (t->rope_heads && m->cfg.rope_interleaved) {
-            tmp[i] = eng_xmalloc(t->n * sizeof(float));
-            rope_rows_to_hf(tmp[i], t->val, t->rope_heads, m->cfg.head_dim, t->shape[1]);
-            e[i].data = tmp[i];
-        }
-    }
-    const char *meta[] = {"format", "pt", NULL};
-    int rc = eng_st_write(path, e, m->n_tensors, meta, err);
-    for (int i = 0; i < m->n_tensors; i++) free(tmp[i]);
-    free(tmp);
-    free(e);
-    return rc;
+    return eng_params_save(ENG_PARAM_TABLE(m->tensors, m->n_tensors), path, export_hf, (void *)m, err);
 }
 
 // A relative path without ".." components (config.json names files inside the model directory).

@@ -43,6 +43,7 @@
 #include <stddef.h>              // size_t
 #include <stdint.h>              // uint64_t
 #include "engine/arch/lm.h"           // eng_lm, eng_lm_ops
+#include "engine/arch/params.h"       // ENG_PARAM_HEAD
 #include "engine/io/safetensors.h"  // eng_st_file
 #include "engine/core/tape.h"         // eng_tape, eng_var
 
@@ -103,15 +104,10 @@ typedef struct {
 } eng_tf_view;
 
 typedef struct {
-    char name[80];           // HF name, e.g. "h.0.attn.c_attn.weight", "model.norm.weight"
-    int ndim;                // 1 or 2
-    int shape[2];            // our layout: a matrix is [out, in] (y = x W^T)
-    size_t n;                // elements
+    ENG_PARAM_HEAD;          // HF name (e.g. "h.0.attn.c_attn.weight"), shape [out, in], val, grad
     eng_tf_tensor_kind kind;
     int conv1d;              // 1: files store it [in, out] (GPT-2 Conv1D); transposed at load/save
     int rope_heads;          // q_proj / k_proj: heads whose rows follow the RoPE layout, else 0
-    float *val;              // [n] mapped or owned values
-    float *grad;             // [n] gradient, or NULL
     int n_views;
     eng_tf_view views[ENG_TF_MAX_VIEWS];
 } eng_tf_tensor;
