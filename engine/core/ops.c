@@ -750,6 +750,20 @@ void eng_sigmoid_backward(float *din, const float *dout, const float *out, size_
 // ---------------------------------------------------------------- batch norm
 // gamma / beta may also be NULL here (meaning 1 / 0: an affine=False layer).
 
+// Channel c's running statistics after a training batch with mean mu and
+// sum of squared deviations ss over cnt values (var = ss / cnt). Shared by the
+// fast and the reference kernel. Either pointer may be NULL.
+static void update_running(float *running_mean, float *running_var, int c, double mu, double ss, double var,
+                           size_t cnt, float momentum) {
+    if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)mu;
+    if (running_var) {
+        // PyTorch updates running_var with the unbiased variance (and
+        // refuses cnt == 1; here that case falls back to the biased one).
+        double unbiased = cnt > 1 ? ss / (double)(cnt - 1) : var;
+        running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
+    }
+}
+
 // Statistics per channel, one image plane at a time: each plane's mean and
 // centred sum of squares M2_p in float lanes (the plane is re-read from L1),
 // then combined in double (Chan et al.'s pairwise update, for equal counts):
@@ -787,13 +801,7 @@ void eng_batchnorm2d_forward_train(float *out, float *mean, float *rstd, float *
             size_t at = ((size_t)n * C + c) * HW;
             v_scale_shift(out + at, in + at, scale, shift, (size_t)HW);
         }
-        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)mu;
-        if (running_var) {
-            // PyTorch updates running_var with the unbiased variance (and
-            // refuses cnt == 1; here that case falls back to the biased one).
-            double unbiased = cnt > 1 ? ss / (double)(cnt - 1) : var;
-            running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
-        }
+        update_running(running_mean, running_var, c, mu, ss, var, cnt, momentum);
     }
 }
 
@@ -1038,13 +1046,7 @@ void eng_batchnorm2d_forward_train_naive(float *out, float *mean, float *rstd, f
             float *y = out + ((size_t)n * C + c) * HW;
             for (int i = 0; i < HW; i++) y[i] = x[i] * scale + shift;
         }
-        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)mu;
-        if (running_var) {
-            // PyTorch updates running_var with the unbiased variance (and
-            // refuses cnt == 1; here that case falls back to the biased one).
-            double unbiased = cnt > 1 ? ss / (double)(cnt - 1) : var;
-            running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
-        }
+        update_running(running_mean, running_var, c, mu, ss, var, cnt, momentum);
     }
 }
 
