@@ -384,27 +384,20 @@ static int step_guarded(eng_model *em, srv_worker *w, gen_state *g, int n, float
     return 0;
 }
 
-int srv_gen_step(srv_worker *w, srv_model *m) {
-    gen_state *g = state_of(m);
-    if (!g) {   // cannot run anything: answer what is queued, keep serving the rest
-        srv_request *r;
-        while (srv_sched_take(m, &r, 1) > 0) fail_unrun(r, "out of memory for the generation state");
-        return 0;
-    }
-    eng_model *em = m->m;
-    const eng_lm_ops *ops = em->arch->lm;
-    int vocab = ops->info(em->lm).vocab_size;
-
-    // 1. cancellations: a closed stream or a client that went away
+// 1. Marks the running choices whose client went away (or whose request
+// failed through a sibling) as finished.
+static void mark_cancelled(gen_state *g) {
     for (int i = 0; i < g->n_run; i++) {
         gen_choice *c = g->run[i];
         if (c->finish) continue;
         if (((srv_gen_req *)c->r->task)->failed) c->finish = "error";   // a sibling ran out of memory
         else if (srv_request_check_gone(c->r)) c->finish = "cancelled";
     }
-    // 2. admission
-    admit_waiting(m, g);
-    // 3. one step for every running, unfinished choice
+}
+
+// Fills the step's arguments with every running, unfinished choice: the
+// whole prompt of a new one, the last token of the others. Returns how many.
+static int gather_inputs(gen_state *g) {
     int n = 0;
     for (int i = 0; i < g->n_run; i++) {
         gen_choice *c = g->run[i];
@@ -415,37 +408,66 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
         g->ntok[n] = c->fed ? 1 : q->n_prompt;
         n++;
     }
-    if (n > 0) {
-        float *logits = srv_worker_out(w, (size_t)n * (size_t)vocab);
-        if (!logits) {   // every running request fails; the model keeps serving later ones
-            for (int i = 0; i < g->n_run; i++) ((srv_gen_req *)g->run[i]->r->task)->failed = 1;
-            return g->n_run;
+    return n;
+}
+
+// Samples each unfinished choice's next token from its row of logits (in
+// gather order), appends it and streams what may be sent.
+static void sample_all(srv_model *m, gen_state *g, const float *logits, int vocab) {
+    int k = 0;
+    for (int i = 0; i < g->n_run; i++) {
+        gen_choice *c = g->run[i];
+        if (c->finish) continue;
+        srv_gen_req *q = c->r->task;
+        const float *lg = logits + (size_t)k++ * vocab;
+        c->fed = 1;
+        int tok = eng_sample(&q->sampler, lg, vocab, &c->rng, g->scratch);
+        if (tok < 0 || tok >= vocab) {   // never: eng_sample's contract; the step would assert on it
+            log_error("model %s: sampler returned token %d of %d; request %s failed", m->id, tok, vocab, c->r->id);
+            q->failed = 1;
+            c->finish = "error";
+            continue;
         }
-        if (step_guarded(em, w, g, n, logits) != 0) {   // memory ran out mid-step: these requests fail
-            for (int i = 0; i < g->n_run; i++) ((srv_gen_req *)g->run[i]->r->task)->failed = 1;
-            return g->n_run;
-        }
-        srv_metrics_batch(m->id, n);
-        atomic_fetch_add(&m->n_batches, 1);
-        int k = 0;
-        for (int i = 0; i < g->n_run; i++) {
-            gen_choice *c = g->run[i];
-            if (c->finish) continue;
-            srv_gen_req *q = c->r->task;
-            const float *lg = logits + (size_t)k++ * vocab;
-            c->fed = 1;
-            int tok = eng_sample(&q->sampler, lg, vocab, &c->rng, g->scratch);
-            if (tok < 0 || tok >= vocab) {   // never: eng_sample's contract; the step would assert on it
-                log_error("model %s: sampler returned token %d of %d; request %s failed", m->id, tok, vocab, c->r->id);
-                q->failed = 1;
-                c->finish = "error";
-                continue;
-            }
-            take_token(m, c, tok, lg, vocab);
-            if (q->stream) stream_progress(c);
-        }
+        take_token(m, c, tok, lg, vocab);
+        if (q->stream) stream_progress(c);
     }
-    // 4. retire finished choices; complete requests whose choices are all done
+}
+
+// 3. One batched language-model step for every running choice, then
+// sampling. Returns 0, or -1 when memory ran out (every running request is
+// marked failed; the model keeps serving later ones).
+static int advance(srv_worker *w, srv_model *m, gen_state *g) {
+    eng_model *em = m->m;
+    int vocab = em->arch->lm->info(em->lm).vocab_size;
+    int n = gather_inputs(g);
+    if (n == 0) return 0;
+    float *logits = srv_worker_out(w, (size_t)n * (size_t)vocab);
+    if (!logits || step_guarded(em, w, g, n, logits) != 0) {
+        for (int i = 0; i < g->n_run; i++) ((srv_gen_req *)g->run[i]->r->task)->failed = 1;
+        return -1;
+    }
+    srv_metrics_batch(m->id, n);
+    atomic_fetch_add(&m->n_batches, 1);
+    sample_all(m, g, logits, vocab);
+    return 0;
+}
+
+// A request whose client went away: nobody to answer, just let go.
+static void finish_cancelled(srv_model *m, srv_request *r) {
+    srv_gen_req *q = r->task;
+    srv_metrics_tokens(m->id, q->completion_tokens);
+    if (!q->stream && !atomic_load(&r->closed)) {
+        srv_request_fail(r, SRV_E_CLIENT_GONE, NULL, "client closed the connection");
+        srv_request_complete(r);
+    } else if (q->stream) {
+        srv_stream_end(r->stream);
+    }
+    for (int k = 0; k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
+    srv_request_unref(r);
+}
+
+// 4. Retires finished choices; completes requests whose choices are all done.
+static void retire_finished(srv_model *m, gen_state *g) {
     for (int i = 0; i < g->n_run;) {
         gen_choice *c = g->run[i];
         if (!c->finish) { i++; continue; }
@@ -458,21 +480,26 @@ int srv_gen_step(srv_worker *w, srv_model *m) {
             srv_metrics_tokens(m->id, q->completion_tokens);
             for (int k = 0; k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
             fail_unrun(r, "out of memory while generating");
-        } else if (strcmp(c->finish, "cancelled") == 0) {   // nobody to answer: just let go
-            srv_metrics_tokens(m->id, q->completion_tokens);
-            if (!q->stream && !atomic_load(&r->closed)) {
-                srv_request_fail(r, SRV_E_CLIENT_GONE, NULL, "client closed the connection");
-                srv_request_complete(r);
-            } else if (q->stream) {
-                srv_stream_end(r->stream);
-            }
-            for (int k = 0; k < q->n; k++) { choice_free(q->choices[k]); q->choices[k] = NULL; }
-            srv_request_unref(r);
+        } else if (strcmp(c->finish, "cancelled") == 0) {
+            finish_cancelled(m, r);
         } else {
             finish_request(m, r);
         }
     }
-    return g->n_run + (g->waiting != NULL);   // > 0: call again
+}
+
+int srv_gen_step(srv_worker *w, srv_model *m) {
+    gen_state *g = state_of(m);
+    if (!g) {   // cannot run anything: answer what is queued, keep serving the rest
+        srv_request *r;
+        while (srv_sched_take(m, &r, 1) > 0) fail_unrun(r, "out of memory for the generation state");
+        return 0;
+    }
+    mark_cancelled(g);                              // 1. clients that went away
+    admit_waiting(m, g);                            // 2. new requests, as the KV budget allows
+    if (advance(w, m, g) != 0) return g->n_run;     // 3. one step + sampling (failed: retired next call)
+    retire_finished(m, g);                          // 4. answer the finished ones
+    return g->n_run + (g->waiting != NULL);         // > 0: call again
 }
 
 void srv_gen_abort(srv_model *m) {
