@@ -81,6 +81,7 @@ run: deps
 
 unit: deps
 	$(MAKE) $(UNIT_BIN)
+	@python3 scripts/check-includes.py
 	@./scripts/fetch-test-vocab.sh
 	@failed=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed=$$((failed + 1)); done; \
 	  if [ $$failed -ne 0 ]; then echo "unit: $$failed test binary(ies) failed"; exit 1; fi
