@@ -761,15 +761,25 @@ static float *scratch_floats(eng_tape *t, size_t n) { return eng_arena_alloc(&t-
 // The batched step (lm.h). Rows r = the new tokens of seqs[0], then of
 // seqs[1], ...; the same forward as eng_tf_forward, kernel by kernel, with
 // attention against each sequence's cache.
-static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, const int *const *tokens,
-                    const int *n_tokens, int n, float *logits) {
-    const eng_transformer *m = tf_of(lm);
-    const eng_tf_config *c = &m->cfg;
-    int C = c->dim, Hd = c->hidden_dim, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim;
-    int qd = NH * hd, kvd = NKV * hd, gpt2 = c->arch == ENG_TF_GPT2;
-    eng_tape_reset(scratch);
-    if (n <= 0) return;
+// One step's working set for T stacked rows, reused by every layer (from the
+// worker's scratch arena).
+typedef struct {
+    int T;                 // rows: the new tokens of all sequences
+    int *ids, *pos;        // [T] token ids, positions
+    float *x;              // [T, C] residual stream
+    float *h;              // [T, C] normed input / block output
+    float *q, *k, *v;      // [T, NH*hd], [T, NKV*hd], [T, NKV*hd]
+    float *att;            // [T, NH*hd] attention output
+    float *f1, *f3;        // [T, H] MLP hidden (gate), llama's up (NULL for GPT-2)
+    float *sc;             // attention scores of one sequence
+    float *cos_t, *sin_t;  // [T, hd/2] RoPE tables (llama), else NULL
+} tf_work;
 
+// Sizes and takes the working set; fills ids/pos from the sequences' new tokens.
+static void work_init(tf_work *w, const eng_transformer *m, eng_tape *scratch, eng_lm_seq **seqs,
+                      const int *const *tokens, const int *n_tokens, int n) {
+    const eng_tf_config *c = &m->cfg;
+    int C = c->dim, Hd = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     int T = 0;
     size_t att_floats = 0;
     for (int i = 0; i < n; i++) {
@@ -781,78 +791,110 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
         att_floats = need > att_floats ? need : att_floats;
         T += n_tokens[i];
     }
-    // One layer's working set for T rows (reused by every layer).
-    int *ids = eng_arena_alloc(&scratch->arena, (size_t)T * sizeof(int));   // [T] token ids
-    int *pos = eng_arena_alloc(&scratch->arena, (size_t)T * sizeof(int));   // [T] positions
-    float *x = scratch_floats(scratch, (size_t)T * C);      // [T, C] residual stream
-    float *h = scratch_floats(scratch, (size_t)T * C);      // [T, C] normed input / block output
-    float *q = scratch_floats(scratch, (size_t)T * qd);     // [T, NH*hd]
-    float *k = scratch_floats(scratch, (size_t)T * kvd);    // [T, NKV*hd]
-    float *v = scratch_floats(scratch, (size_t)T * kvd);    // [T, NKV*hd]
-    float *att = scratch_floats(scratch, (size_t)T * qd);   // [T, NH*hd] attention output
-    float *f1 = scratch_floats(scratch, (size_t)T * Hd);    // [T, H] MLP hidden (gate)
-    float *f3 = gpt2 ? NULL : scratch_floats(scratch, (size_t)T * Hd);   // [T, H] llama up
-    float *sc = scratch_floats(scratch, att_floats);         // attention scores of one sequence
-    float *cos_t = NULL, *sin_t = NULL;                      // [T, hd/2]
+    w->T = T;
+    w->ids = eng_arena_alloc(&scratch->arena, (size_t)T * sizeof(int));
+    w->pos = eng_arena_alloc(&scratch->arena, (size_t)T * sizeof(int));
+    w->x = scratch_floats(scratch, (size_t)T * C);
+    w->h = scratch_floats(scratch, (size_t)T * C);
+    w->q = scratch_floats(scratch, (size_t)T * qd);
+    w->k = scratch_floats(scratch, (size_t)T * kvd);
+    w->v = scratch_floats(scratch, (size_t)T * kvd);
+    w->att = scratch_floats(scratch, (size_t)T * qd);
+    w->f1 = scratch_floats(scratch, (size_t)T * Hd);
+    w->f3 = c->arch == ENG_TF_GPT2 ? NULL : scratch_floats(scratch, (size_t)T * Hd);
+    w->sc = scratch_floats(scratch, att_floats);
+    w->cos_t = w->sin_t = NULL;
     for (int i = 0, r = 0; i < n; i++) {
         const eng_tf_seq *s = (const eng_tf_seq *)seqs[i];
         for (int j = 0; j < n_tokens[i]; j++, r++) {
-            assert(tokens[i][j] >= 0 && tokens[i][j] < V);
-            ids[r] = tokens[i][j];
-            pos[r] = s->pos + j;
+            assert(tokens[i][j] >= 0 && tokens[i][j] < c->vocab_size);
+            w->ids[r] = tokens[i][j];
+            w->pos[r] = s->pos + j;
         }
     }
+}
 
-    eng_embedding_forward(x, m->wte.val, ids, T, C);
-    if (gpt2) {
-        eng_embedding_forward(h, m->wpe.val, pos, T, C);
-        eng_add_forward(x, x, h, (size_t)T * C);
+// x = token embedding (+ GPT-2's position embedding); llama: the RoPE tables.
+static void embed_rows(const eng_transformer *m, tf_work *w, eng_tape *scratch) {
+    const eng_tf_config *c = &m->cfg;
+    int T = w->T, C = c->dim, hd = c->head_dim;
+    eng_embedding_forward(w->x, m->wte.val, w->ids, T, C);
+    if (c->arch == ENG_TF_GPT2) {
+        eng_embedding_forward(w->h, m->wpe.val, w->pos, T, C);
+        eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
     } else {
-        cos_t = scratch_floats(scratch, (size_t)T * (hd / 2));
-        sin_t = scratch_floats(scratch, (size_t)T * (hd / 2));
-        eng_rope_table(cos_t, sin_t, pos, T, hd, c->rope_theta);
+        w->cos_t = scratch_floats(scratch, (size_t)T * (hd / 2));
+        w->sin_t = scratch_floats(scratch, (size_t)T * (hd / 2));
+        eng_rope_table(w->cos_t, w->sin_t, w->pos, T, hd, c->rope_theta);
     }
-    for (int l = 0; l < c->n_layers; l++) {
-        const eng_tf_layer *L = &m->layers[l];
-        norm_rows(m, h, x, &L->ln1_w, &L->ln1_b, T);
-        eng_linear_forward_rowwise(q, h, L->wq.val, L->bq.val, T, C, qd);
-        eng_linear_forward_rowwise(k, h, L->wk.val, L->bk.val, T, C, kvd);
-        eng_linear_forward_rowwise(v, h, L->wv.val, L->bv.val, T, C, kvd);
-        if (!gpt2) {
-            eng_rope_forward(q, q, cos_t, sin_t, T, NH, hd, c->rope_interleaved);
-            eng_rope_forward(k, k, cos_t, sin_t, T, NKV, hd, c->rope_interleaved);
-        }
-        for (int i = 0, r = 0; i < n; r += n_tokens[i], i++) {
-            eng_tf_seq *s = (eng_tf_seq *)seqs[i];
-            size_t layer_off = (size_t)l * s->max_len * kvd;
-            float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [max_len, kvd]
-            memcpy(kc + (size_t)s->pos * kvd, k + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
-            memcpy(vc + (size_t)s->pos * kvd, v + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
-            eng_attention_cached_forward(att + (size_t)r * qd, sc, q + (size_t)r * qd, kc, vc, n_tokens[i], s->pos,
-                                         NH, NKV, hd);
-        }
-        eng_linear_forward_rowwise(h, att, L->wo.val, L->bo.val, T, qd, C);
-        eng_add_forward(x, x, h, (size_t)T * C);
-        norm_rows(m, h, x, &L->ln2_w, &L->ln2_b, T);
-        if (gpt2) {
-            eng_linear_forward_rowwise(f1, h, L->w1.val, L->b1.val, T, C, Hd);
-            eng_gelu_forward(f1, f1, (size_t)T * Hd);
-        } else {
-            eng_linear_forward_rowwise(f1, h, L->w1.val, NULL, T, C, Hd);
-            eng_linear_forward_rowwise(f3, h, L->w3.val, NULL, T, C, Hd);
-            eng_swiglu_forward(f1, f1, f3, (size_t)T * Hd);
-        }
-        eng_linear_forward_rowwise(h, f1, L->w2.val, L->b2.val, T, Hd, C);
-        eng_add_forward(x, x, h, (size_t)T * C);
+}
+
+// Layer l's attention: q/k/v of all rows at once, each sequence's new k/v
+// rows into its cache, its queries over its own cache; x += output projection.
+static void attention_block(const eng_transformer *m, int l, tf_work *w, eng_lm_seq **seqs, const int *n_tokens, int n) {
+    const eng_tf_config *c = &m->cfg;
+    const eng_tf_layer *L = &m->layers[l];
+    int T = w->T, C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim, qd = NH * hd, kvd = NKV * hd;
+    norm_rows(m, w->h, w->x, &L->ln1_w, &L->ln1_b, T);
+    eng_linear_forward_rowwise(w->q, w->h, L->wq.val, L->bq.val, T, C, qd);
+    eng_linear_forward_rowwise(w->k, w->h, L->wk.val, L->bk.val, T, C, kvd);
+    eng_linear_forward_rowwise(w->v, w->h, L->wv.val, L->bv.val, T, C, kvd);
+    if (c->arch != ENG_TF_GPT2) {
+        eng_rope_forward(w->q, w->q, w->cos_t, w->sin_t, T, NH, hd, c->rope_interleaved);
+        eng_rope_forward(w->k, w->k, w->cos_t, w->sin_t, T, NKV, hd, c->rope_interleaved);
+    }
+    for (int i = 0, r = 0; i < n; r += n_tokens[i], i++) {
+        eng_tf_seq *s = (eng_tf_seq *)seqs[i];
+        size_t layer_off = (size_t)l * s->max_len * kvd;
+        float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [max_len, kvd]
+        memcpy(kc + (size_t)s->pos * kvd, w->k + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
+        memcpy(vc + (size_t)s->pos * kvd, w->v + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
+        eng_attention_cached_forward(w->att + (size_t)r * qd, w->sc, w->q + (size_t)r * qd, kc, vc, n_tokens[i], s->pos,
+                                     NH, NKV, hd);
+    }
+    eng_linear_forward_rowwise(w->h, w->att, L->wo.val, L->bo.val, T, qd, C);
+    eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
+}
+
+// Layer l's MLP (GPT-2: GELU; llama: SwiGLU); x += its output.
+static void mlp_block(const eng_transformer *m, int l, tf_work *w) {
+    const eng_tf_config *c = &m->cfg;
+    const eng_tf_layer *L = &m->layers[l];
+    int T = w->T, C = c->dim, Hd = c->hidden_dim;
+    norm_rows(m, w->h, w->x, &L->ln2_w, &L->ln2_b, T);
+    if (c->arch == ENG_TF_GPT2) {
+        eng_linear_forward_rowwise(w->f1, w->h, L->w1.val, L->b1.val, T, C, Hd);
+        eng_gelu_forward(w->f1, w->f1, (size_t)T * Hd);
+    } else {
+        eng_linear_forward_rowwise(w->f1, w->h, L->w1.val, NULL, T, C, Hd);
+        eng_linear_forward_rowwise(w->f3, w->h, L->w3.val, NULL, T, C, Hd);
+        eng_swiglu_forward(w->f1, w->f1, w->f3, (size_t)T * Hd);
+    }
+    eng_linear_forward_rowwise(w->h, w->f1, L->w2.val, L->b2.val, T, Hd, C);
+    eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
+}
+
+static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, const int *const *tokens,
+                    const int *n_tokens, int n, float *logits) {
+    const eng_transformer *m = tf_of(lm);
+    int C = m->cfg.dim;
+    eng_tape_reset(scratch);
+    if (n <= 0) return;
+    tf_work w;
+    work_init(&w, m, scratch, seqs, tokens, n_tokens, n);
+    embed_rows(m, &w, scratch);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        attention_block(m, l, &w, seqs, n_tokens, n);
+        mlp_block(m, l, &w);
     }
     // Only each sequence's last row goes on to the head.
     for (int i = 0, r = 0; i < n; i++) {
         r += n_tokens[i];
-        memcpy(h + (size_t)i * C, x + (size_t)(r - 1) * C, (size_t)C * sizeof(float));
+        memcpy(w.h + (size_t)i * C, w.x + (size_t)(r - 1) * C, (size_t)C * sizeof(float));
         ((eng_tf_seq *)seqs[i])->pos += n_tokens[i];
     }
-    norm_rows(m, h, h, &m->lnf_w, &m->lnf_b, n);
-    eng_linear_forward_rowwise(logits, h, m->head.val, NULL, n, C, V);
+    norm_rows(m, w.h, w.h, &m->lnf_w, &m->lnf_b, n);
+    eng_linear_forward_rowwise(logits, w.h, m->head.val, NULL, n, C, m->cfg.vocab_size);
 }
 
 static void tf_free(eng_lm *lm) { eng_tf_destroy((eng_transformer *)lm); }
