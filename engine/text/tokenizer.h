@@ -1,5 +1,5 @@
 // tokenizer.h — exact text <-> token-id conversion for the text-generation
-// models, plus the UTF-8 helpers the streaming server needs.
+// models (UTF-8 helpers: engine/text/utf8.h).
 //
 // One opaque type, eng_tokenizer, with a loader per vocabulary format:
 //   - GPT-2 byte-level BPE: vocab.json + merges.txt, or a Hugging Face
@@ -17,6 +17,8 @@
 //
 // A loaded tokenizer is read-only: every function taking a const pointer may
 // be called from any number of threads at once (scratch is per call).
+// Each kind is a row of one ops table in tokenizer.c; the files behind it are
+// listed in tokenizer_internal.h.
 // Input text is bytes, not necessarily valid UTF-8; what each kind does with
 // invalid UTF-8 is stated at eng_tok_encode. Errors are values (0 / -1 with a
 // malloc'd *err the caller frees); nothing here exits on bad input.
