@@ -106,6 +106,10 @@ int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv
                       ? ENG_TOK_FLAG_ADD_BOS : 0;
         int rc = eng_tok_encode(tok, json_string_value(p), json_string_length(p), add_bos, info.context_len + 1,
                                 &q->prompt, &q->n_prompt, &err);
+        if (rc == ENG_TOK_E_NOMEM) {   // not the client's fault: 503, retry later
+            free(err);
+            return oom(r);
+        }
         if (rc != 0) {
             srv_request_fail(r, SRV_E_BAD_VALUE, "prompt", "%s", rc == ENG_TOK_E_TOO_LONG
                              ? "prompt is longer than the model's context" : (err ? err : "cannot tokenize the prompt"));
@@ -132,7 +136,12 @@ int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv
         }
         q->n_prompt = (int)np;
         size_t tl;
-        if (eng_tok_decode(tok, q->prompt, q->n_prompt, &q->prompt_text, &tl, &err) != 0) {
+        int rc = eng_tok_decode(tok, q->prompt, q->n_prompt, &q->prompt_text, &tl, &err);
+        if (rc == ENG_TOK_E_NOMEM) {
+            free(err);
+            return oom(r);
+        }
+        if (rc != 0) {
             srv_request_fail(r, SRV_E_BAD_VALUE, "prompt", "%s", err ? err : "bad token id");
             free(err);
             return -1;

@@ -10,7 +10,7 @@
 #include <stdlib.h>          // malloc, free, qsort
 #include <string.h>          // memcpy, memcmp, strlen
 #include <sys/stat.h>        // stat
-#include "engine/core/util.h"     // eng_errorf, eng_xmalloc, eng_read_file
+#include "engine/core/util.h"     // eng_errorf
 
 // ---------------------------------------------------------------- the kinds
 
@@ -63,9 +63,11 @@ int eng_tokenizer_load_dir(eng_tokenizer **out, const char *dir, int vocab_size,
 {
     *out = NULL;
     size_t cap = strlen(dir) + 32;
-    char *p1 = eng_xmalloc(cap), *p2 = eng_xmalloc(cap);
+    char *p1 = malloc(cap), *p2 = malloc(cap);
     int rc;
-    if (file_exists(dir, "tokenizer.json", p1, cap)) {
+    if (!p1 || !p2) {
+        rc = eng_errorf(err, "%s: out of memory loading the tokenizer", dir);
+    } else if (file_exists(dir, "tokenizer.json", p1, cap)) {
         rc = eng_tokenizer_load_hf(out, p1, err);
     } else if (file_exists(dir, "vocab.json", p1, cap) && file_exists(dir, "merges.txt", p2, cap)) {
         rc = eng_tokenizer_load_gpt2(out, p1, p2, err);
@@ -111,7 +113,8 @@ int eng_tokenizer_load_hf(eng_tokenizer **out, const char *tokenizer_json_path, 
     int rc = eng_tokenizer_load_hf_json(out, root, &e);
     json_decref(root);
     if (rc != 0) {
-        eng_errorf(err, "%s: %s", tokenizer_json_path, e ? e : "invalid");
+        // no message: even that could not be allocated
+        eng_errorf(err, "%s: %s", tokenizer_json_path, e ? e : "out of memory loading the tokenizer");
         free(e);
     }
     return rc;
@@ -167,8 +170,7 @@ int eng_tok_encode(const eng_tokenizer *t, const char *text, size_t len, int fla
     eng__tok_ids out = {.max = max_ids};
     eng__tok_bpe_scratch s = {0};
     int rc = 0;
-    if ((flags & ENG_TOK_FLAG_ADD_BOS) && t->bos >= 0 && eng__tok_ids_push(&out, t->bos) != 0)
-        rc = ENG_TOK_E_TOO_LONG;
+    if ((flags & ENG_TOK_FLAG_ADD_BOS) && t->bos >= 0) rc = eng__tok_ids_push(&out, t->bos);
     if (rc == 0 && (flags & ENG_TOK_FLAG_SPECIAL) && t->n_special > 0) {
         size_t start = 0;
         int seg = 0;
@@ -177,7 +179,7 @@ int eng_tok_encode(const eng_tokenizer *t, const char *text, size_t len, int fla
             int sp = special_at(t, text, len, i, &sl);
             if (sp < 0) { i++; continue; }
             if (i > start) rc = encode_segment(t, text + start, i - start, seg++, &s, &out, err);
-            if (rc == 0 && eng__tok_ids_push(&out, sp) != 0) rc = ENG_TOK_E_TOO_LONG;
+            if (rc == 0) rc = eng__tok_ids_push(&out, sp);
             i += sl;
             start = i;
             seg++;
@@ -187,19 +189,17 @@ int eng_tok_encode(const eng_tokenizer *t, const char *text, size_t len, int fla
     } else if (rc == 0) {
         rc = encode_segment(t, text, len, 0, &s, &out, err);
     }
-    if (rc == 0 && (flags & ENG_TOK_FLAG_ADD_EOS) && t->eos >= 0 && eng__tok_ids_push(&out, t->eos) != 0)
-        rc = ENG_TOK_E_TOO_LONG;
+    if (rc == 0 && (flags & ENG_TOK_FLAG_ADD_EOS) && t->eos >= 0) rc = eng__tok_ids_push(&out, t->eos);
     eng__tok_bpe_scratch_free(&s);
-    if (rc == ENG_TOK_E_TOO_LONG) {
-        free(out.v);
-        eng_errorf(err, "text is longer than %d tokens", max_ids);
-        return ENG_TOK_E_TOO_LONG;
-    }
+    if (rc == 0 && !out.v && !(out.v = malloc(sizeof(int))))   // a valid pointer even for no ids
+        rc = ENG_TOK_E_NOMEM;
     if (rc != 0) {
         free(out.v);
-        return -1;
+        if (rc == ENG_TOK_E_TOO_LONG) eng_errorf(err, "text is longer than %d tokens", max_ids);
+        else if (rc == ENG_TOK_E_NOMEM) eng_errorf(err, "out of memory encoding the text");
+        else rc = -1;   // *err set by the segment encoder
+        return rc;
     }
-    if (!out.v) out.v = eng_xmalloc(sizeof(int));   // a valid pointer even for no ids
     *ids = out.v;
     *n_ids = out.n;
     return 0;
@@ -234,7 +234,11 @@ int eng_tok_decode(const eng_tokenizer *t, const int *ids, int n, char **text, s
                               ids[i], i, t->n_vocab - 1);
         total += t->piece_len[ids[i]];
     }
-    char *buf = eng_xmalloc(total + 1);
+    char *buf = malloc(total + 1);
+    if (!buf) {
+        eng_errorf(err, "out of memory decoding %d tokens", n);
+        return ENG_TOK_E_NOMEM;
+    }
     size_t k = 0;
     for (int i = 0; i < n; i++) {
         size_t l;

@@ -21,7 +21,10 @@
 // listed in tokenizer_internal.h.
 // Input text is bytes, not necessarily valid UTF-8; what each kind does with
 // invalid UTF-8 is stated at eng_tok_encode. Errors are values (0 / -1 with a
-// malloc'd *err the caller frees); nothing here exits on bad input.
+// malloc'd *err the caller frees); nothing here exits on bad input, nor when
+// memory runs out: a loader then fails with -1 ("out of memory loading the
+// tokenizer"), encode / decode with ENG_TOK_E_NOMEM. *err may stay NULL when
+// even the message cannot be allocated.
 //
 // Not here: chat templates, normalization beyond what a tokenizer.json
 // declares (NFC/NFKC normalizers are refused), and training of vocabularies.
@@ -51,11 +54,14 @@ enum {
 
 // eng_tok_encode's return value when the text needs more than max_ids ids.
 #define ENG_TOK_E_TOO_LONG (-2)
+// eng_tok_encode's / eng_tok_decode's return value when an allocation failed:
+// the request may be retried (a server answers 503), the tokenizer is intact.
+#define ENG_TOK_E_NOMEM (-3)
 
 // ---------------------------------------------------------------- loading
 // Each loader returns 0 and a new tokenizer in *out, or -1 with *err naming
 // the file and what is wrong (truncated, bad JSON, merge of unknown tokens,
-// ...); nothing is leaked on failure and *out is then NULL.
+// ..., or out of memory); nothing is leaked on failure and *out is then NULL.
 
 // GPT-2: vocab.json ({"token": id, ...}, the byte-mapped strings of
 // encoder.json) and merges.txt ("#version" line optional, then "a b" per
@@ -105,10 +111,11 @@ int eng_tokenizer_load_chars_json(eng_tokenizer **out, const json_t *array, char
 // specials). Invalid UTF-8 in the text is an error.
 int eng_tokenizer_chars_from_text(eng_tokenizer **out, const char *text, size_t len, char **err);
 // The sorted distinct codepoints of `text`: *cps (malloc'd) and *n. -1 with
-// *err on invalid UTF-8 (naming the byte offset).
+// *err on invalid UTF-8 (naming the byte offset) or when out of memory.
 int eng_tok_chars_collect(const char *text, size_t len, uint32_t **cps, int *n, char **err);
 // The vocabulary of a CHAR tokenizer as a new JSON array (what
-// eng_tokenizer_load_chars_json reads back); NULL for other kinds.
+// eng_tokenizer_load_chars_json reads back); NULL for other kinds or when
+// out of memory.
 json_t *eng_tokenizer_chars_to_json(const eng_tokenizer *t);
 
 // A model directory: tokenizer.json (HF), else vocab.json + merges.txt
@@ -140,7 +147,8 @@ int eng_tok_lookup(const eng_tokenizer *t, const char *piece, size_t len);
 // Llama falls back to byte tokens; CHAR returns -1 with the byte offset.
 // For these byte-capable kinds decode(encode(s)) == s for any bytes s.
 // llama2.c adds its dummy prefix " " unless the text is empty (run.c).
-// Returns 0, -1 (*err) or ENG_TOK_E_TOO_LONG (*err).
+// Returns 0, -1 (*err), ENG_TOK_E_TOO_LONG (*err) or ENG_TOK_E_NOMEM (*err;
+// nothing allocated is left, *ids NULL).
 int eng_tok_encode(const eng_tokenizer *t, const char *text, size_t len, int flags,
                    int max_ids, int **ids, int *n_ids, char **err);
 
@@ -157,7 +165,8 @@ int eng_tok_encode(const eng_tokenizer *t, const char *text, size_t len, int fla
 const char *eng_tok_piece(const eng_tokenizer *t, int prev, int id, size_t *len);
 
 // Decodes ids into *text (malloc'd, NUL-terminated, *len bytes without the
-// NUL; len may be NULL). -1 with *err for an id outside the vocabulary.
+// NUL; len may be NULL). -1 with *err for an id outside the vocabulary,
+// ENG_TOK_E_NOMEM with *err when the text cannot be allocated.
 int eng_tok_decode(const eng_tokenizer *t, const int *ids, int n, char **text, size_t *len,
                    char **err);
 

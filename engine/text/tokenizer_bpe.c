@@ -14,7 +14,7 @@
 #include <stdlib.h>                // malloc, free
 #include <string.h>                // memcpy, memchr, strcmp
 #include "engine/text/unicode_tables.h" // eng__uni_letter, eng__uni_number, eng__uni_space
-#include "engine/core/util.h"           // eng_errorf, eng_xmalloc, eng_read_file
+#include "engine/core/util.h"           // eng_errorf, eng_read_file
 
 // ---------------------------------------------------------------- byte <-> unicode
 
@@ -82,10 +82,18 @@ typedef struct {
     int n;
 } cp_text;
 
-static void cp_text_build(cp_text *c, const char *text, size_t len)
+// 0, or -1 when out of memory (c->off and c->cls then NULL).
+static int cp_text_build(cp_text *c, const char *text, size_t len)
 {
-    c->off = eng_xmalloc((len + 1) * sizeof(*c->off));
-    c->cls = eng_xmalloc(len ? len : 1);
+    c->off = malloc((len + 1) * sizeof(*c->off));
+    c->cls = malloc(len ? len : 1);
+    if (!c->off || !c->cls) {
+        free(c->off);
+        free(c->cls);
+        c->off = NULL;
+        c->cls = NULL;
+        return -1;
+    }
     int n = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
@@ -107,6 +115,7 @@ static void cp_text_build(cp_text *c, const char *text, size_t len)
     }
     c->off[n] = (uint32_t)len;
     c->n = n;
+    return 0;
 }
 
 // End (codepoint index) of the pre-token that starts at codepoint i: the
@@ -146,7 +155,8 @@ static int scan_pretoken(const cp_text *c, const char *text, int i)
 
 // ---------------------------------------------------------------- encoding
 
-// Encodes one pre-token (bytes p[0..n)) and appends its ids.
+// Encodes one pre-token (bytes p[0..n)) and appends its ids. 0,
+// ENG_TOK_E_TOO_LONG or ENG_TOK_E_NOMEM.
 static int bpe_pretoken(const eng_tokenizer *t, const char *p, size_t n, eng__tok_bpe_scratch *s,
                         eng__tok_ids *out)
 {
@@ -154,7 +164,8 @@ static int bpe_pretoken(const eng_tokenizer *t, const char *p, size_t n, eng__to
     if (t->ignore_merges) {
         // HF ignore_merges: a pre-token that is a vocabulary entry is that id.
         char stackbuf[256] = {0};
-        char *m = n * 2 <= sizeof(stackbuf) ? stackbuf : eng_xmalloc(n * 2);
+        char *m = n * 2 <= sizeof(stackbuf) ? stackbuf : calloc(n * 2, 1);
+        if (!m) return ENG_TOK_E_NOMEM;
         size_t ml = 0;
         for (size_t k = 0; k < n; k++) ml += (size_t)eng_utf8_encode(byte_to_cp((uint8_t)p[k]), m + ml);
         int id = eng__tok_strmap_get(t, m, ml);
@@ -162,6 +173,7 @@ static int bpe_pretoken(const eng_tokenizer *t, const char *p, size_t n, eng__to
         if (id >= 0) return eng__tok_ids_push(out, id);
     }
     int *sym = eng__tok_bpe_symbols(s, (int)n);
+    if (!sym) return ENG_TOK_E_NOMEM;
     for (size_t k = 0; k < n; k++) sym[k] = t->byte_id[(uint8_t)p[k]];
     return eng__tok_bpe_merge(t, s, (int)n, t->merge_mode, out);
 }
@@ -173,18 +185,22 @@ int eng__tok_gpt2_encode(const eng_tokenizer *t, const char *text, size_t len, i
     char *prefixed = NULL;
     if (t->add_prefix_space && len > 0 && text[0] != ' ') {
         // HF ByteLevel(add_prefix_space): a space before every segment not starting with one.
-        prefixed = eng_xmalloc(len + 1);
+        prefixed = malloc(len + 1);
+        if (!prefixed) return ENG_TOK_E_NOMEM;
         prefixed[0] = ' ';
         memcpy(prefixed + 1, text, len);
         text = prefixed;
         len++;
     }
     cp_text c;
-    cp_text_build(&c, text, len);
+    if (cp_text_build(&c, text, len) != 0) {
+        free(prefixed);
+        return ENG_TOK_E_NOMEM;
+    }
     int rc = 0;
     for (int i = 0; i < c.n && rc == 0;) {
         int e = scan_pretoken(&c, text, i);
-        if (bpe_pretoken(t, text + c.off[i], c.off[e] - c.off[i], s, out) != 0) rc = ENG_TOK_E_TOO_LONG;
+        rc = bpe_pretoken(t, text + c.off[i], c.off[e] - c.off[i], s, out);
         i = e;
     }
     free(c.off);
@@ -196,13 +212,15 @@ int eng__tok_gpt2_encode(const eng_tokenizer *t, const char *text, size_t len, i
 // ---------------------------------------------------------------- loading
 
 // Fills the byte tables and the decoded pieces for a byte-level vocabulary
-// whose strings are already in `pool` at str_off. Fails if a byte token is missing.
+// whose strings are already in `pool` at str_off. Fails if a byte token is
+// missing, or when out of memory (pool then still the caller's to free).
 static int finish_bytelevel(eng_tokenizer *t, eng__tok_buf *pool, size_t *str_off, const char *what,
                             char **err)
 {
-    size_t *piece_off = eng_xmalloc((size_t)t->n_vocab * sizeof(size_t));
+    size_t *piece_off = malloc((size_t)t->n_vocab * sizeof(size_t));
     char *tmp = NULL;
     size_t tmp_cap = 0;
+    if (!piece_off) goto oom;
     for (int id = 0; id < t->n_vocab; id++) {
         // Piece = the bytes behind the byte-mapped characters; a character
         // outside the byte alphabet (added tokens) stands for itself.
@@ -211,7 +229,7 @@ static int finish_bytelevel(eng_tokenizer *t, eng__tok_buf *pool, size_t *str_of
         if (l > tmp_cap) {
             free(tmp);
             tmp_cap = l * 2 + 16;
-            tmp = eng_xmalloc(tmp_cap);
+            if (!(tmp = malloc(tmp_cap))) goto oom;
         }
         size_t k = 0;
         for (size_t i = 0; i < l;) {
@@ -227,13 +245,13 @@ static int finish_bytelevel(eng_tokenizer *t, eng__tok_buf *pool, size_t *str_of
             }
             i += (size_t)d;
         }
-        piece_off[id] = eng__tok_buf_add(pool, tmp, k);
+        if (eng__tok_buf_add(pool, tmp, k, &piece_off[id]) != 0) goto oom;
         t->piece_len[id] = (uint32_t)k;
     }
     free(tmp);
     eng__tok_set_pool(t, pool, str_off, piece_off);
     free(piece_off);
-    eng__tok_strmap_build(t);
+    if (eng__tok_strmap_build(t) != 0) return eng__tok_oom(err);
     for (int b = 0; b < 256; b++) {
         char u[4];
         int l = eng_utf8_encode(byte_to_cp(b), u);
@@ -246,12 +264,17 @@ static int finish_bytelevel(eng_tokenizer *t, eng__tok_buf *pool, size_t *str_of
     if (eot >= 0) {
         t->bos = t->eos = eot;
         if (t->n_special == 0) {
-            t->special = eng_xmalloc(sizeof(int));
+            if (!(t->special = malloc(sizeof(int)))) return eng__tok_oom(err);
             t->special[0] = eot;
             t->n_special = 1;
         }
     }
     return 0;
+
+oom:
+    free(piece_off);
+    free(tmp);
+    return eng__tok_oom(err);
 }
 
 int eng_tokenizer_load_gpt2_mem(eng_tokenizer **out, const char *vocab_json, size_t vocab_len,
@@ -261,16 +284,17 @@ int eng_tokenizer_load_gpt2_mem(eng_tokenizer **out, const char *vocab_json, siz
     json_error_t je;
     json_t *vocab = json_loadb(vocab_json, vocab_len, 0, &je);
     if (!vocab) return eng_errorf(err, "vocab.json: line %d: %s", je.line, je.text);
-    eng_tokenizer *t = eng_xcalloc(1, sizeof(*t));
+    eng_tokenizer *t = calloc(1, sizeof(*t));
     eng__tok_buf pool = {0};
     size_t *str_off = NULL;
     char *cat = NULL;
+    if (!t) goto oom;
     if (eng__tok_hf_read_vocab(t, ENG_TOK_KIND_GPT2, vocab, NULL, &pool, &str_off, "vocab.json", err) != 0)
         goto fail;
     if (finish_bytelevel(t, &pool, str_off, "vocab.json", err) != 0) goto fail;
     t->merge_mode = ENG__TOK_MERGE_RANK_SWEEP;
-    eng__tok_pairmap_init(&t->merges, (size_t)t->n_vocab);
-    cat = eng_xmalloc(merges_len + 1);
+    if (eng__tok_pairmap_init(&t->merges, (size_t)t->n_vocab) != 0) goto oom;
+    if (!(cat = malloc(merges_len + 1))) goto oom;
     // merges.txt: an optional "#version" first line, then "a b" per line.
     long line = 0;
     int rank = 0;
@@ -303,6 +327,8 @@ int eng_tokenizer_load_gpt2_mem(eng_tokenizer **out, const char *vocab_json, siz
     *out = t;
     return 0;
 
+oom:
+    eng__tok_oom(err);
 fail:
     free(cat);
     free(str_off);
@@ -327,7 +353,9 @@ int eng_tokenizer_load_gpt2(eng_tokenizer **out, const char *vocab_json_path,
     char *e = NULL;
     int rc = eng_tokenizer_load_gpt2_mem(out, v, vl, m, ml, &e);
     if (rc != 0) {
-        eng_errorf(err, "%s / %s: %s", vocab_json_path, merges_path, e ? e : "invalid");
+        // no message: even that could not be allocated
+        eng_errorf(err, "%s / %s: %s", vocab_json_path, merges_path,
+                   e ? e : "out of memory loading the tokenizer");
         free(e);
     }
     free(v);
@@ -378,9 +406,13 @@ int eng__tok_hf_bytelevel_load(eng_tokenizer **out, const json_t *root, int add_
     if ((cs && *cs) || (ew && *ew))
         return eng_errorf(err, "BPE with continuing_subword_prefix / end_of_word_suffix is not supported");
     const json_t *added = json_object_get(root, "added_tokens");
-    eng_tokenizer *t = eng_xcalloc(1, sizeof(*t));
+    eng_tokenizer *t = calloc(1, sizeof(*t));
     eng__tok_buf pool = {0};
     size_t *str_off = NULL;
+    if (!t) {
+        eng__tok_oom(err);
+        goto fail;
+    }
     if (eng__tok_hf_read_vocab(t, ENG_TOK_KIND_GPT2, json_object_get(model, "vocab"), added, &pool,
                           &str_off, "model.vocab", err) != 0)
         goto fail;
@@ -389,7 +421,7 @@ int eng__tok_hf_bytelevel_load(eng_tokenizer **out, const json_t *root, int add_
     t->add_prefix_space = add_prefix_space;
     t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
     if (eng__tok_hf_read_merges(t, json_object_get(model, "merges"), err) != 0) goto fail;
-    if (json_array_size(added) > 0) eng__tok_hf_read_added(t, added);
+    if (json_array_size(added) > 0 && eng__tok_hf_read_added(t, added, err) != 0) goto fail;
     free(str_off);
     *out = t;
     return 0;

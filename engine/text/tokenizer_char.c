@@ -2,9 +2,9 @@
 // of a vocabulary (what `inferd train --task text-generation` builds from its
 // corpus and writes as vocab.json).
 #include "engine/text/tokenizer_internal.h"
-#include <stdlib.h>          // malloc, free, qsort
+#include <stdlib.h>          // malloc, calloc, free, qsort
 #include <string.h>          // memcpy
-#include "engine/core/util.h"     // eng_errorf, eng_xmalloc, eng_read_file
+#include "engine/core/util.h"     // eng_errorf
 #include "engine/text/utf8.h"     // eng_utf8_decode, eng_utf8_encode
 
 // ---------------------------------------------------------------- characters
@@ -26,7 +26,8 @@ int eng__tok_char_encode(const eng_tokenizer *t, const char *text, size_t len, i
                                   (unsigned)cp, i);
             id = t->unk;
         }
-        if (eng__tok_ids_push(out, id) != 0) return ENG_TOK_E_TOO_LONG;
+        int rc = eng__tok_ids_push(out, id);
+        if (rc != 0) return rc;
         i += (size_t)d;
     }
     return 0;
@@ -45,25 +46,26 @@ static int chars_build(eng_tokenizer **out, const char *const *ent, const size_t
 {
     *out = NULL;
     if (n <= 0) return eng_errorf(err, "empty character vocabulary");
-    eng_tokenizer *t = eng_xcalloc(1, sizeof(*t));
-    eng__tok_alloc(t, ENG_TOK_KIND_CHAR, n);
-    eng__tok_pairmap_init(&t->char_map, (size_t)n);
+    eng_tokenizer *t = calloc(1, sizeof(*t));
     eng__tok_buf pool = {0};
-    size_t *str_off = eng_xmalloc((size_t)n * sizeof(size_t));
-    size_t *piece_off = eng_xmalloc((size_t)n * sizeof(size_t));
+    size_t *str_off = malloc((size_t)n * sizeof(size_t));
+    size_t *piece_off = malloc((size_t)n * sizeof(size_t));
+    if (!t || !str_off || !piece_off || eng__tok_alloc(t, ENG_TOK_KIND_CHAR, n) != 0 ||
+        eng__tok_pairmap_init(&t->char_map, (size_t)n) != 0)
+        goto oom;
     for (int i = 0; i < n; i++) {
         const char *s = ent[i];
         size_t l = ent_len[i];
         uint32_t cp;
         int d = eng_utf8_decode(s, l, &cp);
-        str_off[i] = eng__tok_buf_add(&pool, s, l);
+        if (eng__tok_buf_add(&pool, s, l, &str_off[i]) != 0) goto oom;
         t->str_len[i] = (uint32_t)l;
         if (d > 0 && (size_t)d == l) {
             if (eng__tok_pairmap_get(&t->char_map, cp, NULL, NULL)) {
                 eng_errorf(err, "entry %d: character U+%04X appears twice", i, (unsigned)cp);
                 goto fail;
             }
-            eng__tok_pairmap_put(&t->char_map, cp, i, 0);
+            if (eng__tok_pairmap_put(&t->char_map, cp, i, 0) < 0) goto oom;
             piece_off[i] = str_off[i];
             t->piece_len[i] = (uint32_t)l;
             continue;
@@ -84,16 +86,19 @@ static int chars_build(eng_tokenizer **out, const char *const *ent, const size_t
         }
         if (slot) *slot = i;
         // <unk> shows as U+FFFD; <s> </s> <pad> show as nothing.
-        piece_off[i] = role == 0 ? eng__tok_buf_add(&pool, "\xEF\xBF\xBD", 3) : eng__tok_buf_add(&pool, "", 0);
+        if (eng__tok_buf_add(&pool, role == 0 ? "\xEF\xBF\xBD" : "", role == 0 ? 3 : 0, &piece_off[i]) != 0)
+            goto oom;
         t->piece_len[i] = role == 0 ? 3 : 0;
     }
     eng__tok_set_pool(t, &pool, str_off, piece_off);
-    eng__tok_strmap_build(t);
+    if (eng__tok_strmap_build(t) != 0) goto oom;
     free(str_off);
     free(piece_off);
     *out = t;
     return 0;
 
+oom:
+    eng__tok_oom(err);
 fail:
     free(pool.data);
     free(str_off);
@@ -108,8 +113,13 @@ int eng_tokenizer_load_chars_json(eng_tokenizer **out, const json_t *array, char
     if (!json_is_array(array)) return eng_errorf(err, "character vocabulary must be a JSON array");
     size_t n = json_array_size(array);
     if (n == 0 || n > (1u << 22)) return eng_errorf(err, "character vocabulary has %zu entries", n);
-    const char **ent = eng_xmalloc(n * sizeof(*ent));
-    size_t *len = eng_xmalloc(n * sizeof(*len));
+    const char **ent = malloc(n * sizeof(*ent));
+    size_t *len = malloc(n * sizeof(*len));
+    if (!ent || !len) {
+        free(ent);
+        free(len);
+        return eng__tok_oom(err);
+    }
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(array, i);
         if (!json_is_string(v)) {
@@ -136,7 +146,8 @@ int eng_tokenizer_load_chars(eng_tokenizer **out, const char *json_path, char **
     int rc = eng_tokenizer_load_chars_json(out, root, &e);
     json_decref(root);
     if (rc != 0) {
-        eng_errorf(err, "%s: %s", json_path, e ? e : "invalid");
+        // no message: even that could not be allocated
+        eng_errorf(err, "%s: %s", json_path, e ? e : "out of memory loading the tokenizer");
         free(e);
     }
     return rc;
@@ -153,7 +164,7 @@ int eng_tok_chars_collect(const char *text, size_t len, uint32_t **cps, int *n, 
     *cps = NULL;
     *n = 0;
     eng__tok_pairmap seen = {0};
-    eng__tok_pairmap_init(&seen, 256);
+    if (eng__tok_pairmap_init(&seen, 256) != 0) return eng_errorf(err, "out of memory collecting characters");
     size_t i = 0;
     while (i < len) {
         uint32_t cp;
@@ -162,10 +173,17 @@ int eng_tok_chars_collect(const char *text, size_t len, uint32_t **cps, int *n, 
             eng__tok_pairmap_free(&seen);
             return eng_errorf(err, "invalid UTF-8 at byte %zu (0x%02x)", i, (uint8_t)text[i]);
         }
-        eng__tok_pairmap_put(&seen, cp, 0, 0);
+        if (eng__tok_pairmap_put(&seen, cp, 0, 0) < 0) {
+            eng__tok_pairmap_free(&seen);
+            return eng_errorf(err, "out of memory collecting characters");
+        }
         i += (size_t)d;
     }
-    uint32_t *v = eng_xmalloc((seen.n ? seen.n : 1) * sizeof(*v));
+    uint32_t *v = malloc((seen.n ? seen.n : 1) * sizeof(*v));
+    if (!v) {
+        eng__tok_pairmap_free(&seen);
+        return eng_errorf(err, "out of memory collecting characters");
+    }
     size_t k = 0;
     for (size_t j = 0; j < seen.cap; j++)
         if (seen.key[j] != UINT64_MAX) v[k++] = (uint32_t)seen.key[j];
@@ -186,14 +204,19 @@ int eng_tokenizer_chars_from_text(eng_tokenizer **out, const char *text, size_t 
         free(cps);
         return eng_errorf(err, "no characters in the text");
     }
-    char *buf = eng_xmalloc((size_t)n * 4);
-    const char **ent = eng_xmalloc((size_t)n * sizeof(*ent));
-    size_t *elen = eng_xmalloc((size_t)n * sizeof(*elen));
-    for (int i = 0; i < n; i++) {
-        ent[i] = buf + (size_t)i * 4;
-        elen[i] = (size_t)eng_utf8_encode(cps[i], buf + (size_t)i * 4);
+    char *buf = malloc((size_t)n * 4);
+    const char **ent = malloc((size_t)n * sizeof(*ent));
+    size_t *elen = malloc((size_t)n * sizeof(*elen));
+    int rc;
+    if (!buf || !ent || !elen) {
+        rc = eng__tok_oom(err);
+    } else {
+        for (int i = 0; i < n; i++) {
+            ent[i] = buf + (size_t)i * 4;
+            elen[i] = (size_t)eng_utf8_encode(cps[i], buf + (size_t)i * 4);
+        }
+        rc = chars_build(out, ent, elen, n, err);
     }
-    int rc = chars_build(out, ent, elen, n, err);
     free(buf);
     free(ent);
     free(elen);
@@ -205,8 +228,12 @@ json_t *eng_tokenizer_chars_to_json(const eng_tokenizer *t)
 {
     if (!t || t->kind != ENG_TOK_KIND_CHAR) return NULL;
     json_t *a = json_array();
-    for (int i = 0; i < t->n_vocab; i++)
-        json_array_append_new(a, json_stringn(t->str[i], t->str_len[i]));
+    for (int i = 0; a && i < t->n_vocab; i++) {
+        if (json_array_append_new(a, json_stringn(t->str[i], t->str_len[i])) != 0) {
+            json_decref(a);   // out of memory: no partial vocabulary
+            return NULL;
+        }
+    }
     return a;
 }
 

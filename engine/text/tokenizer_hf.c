@@ -3,9 +3,9 @@
 // share: the vocabulary with its added tokens, the merges, the specials.
 // Which kind a tokenizer.json is, is decided in tokenizer.c.
 #include "engine/text/tokenizer_internal.h"
-#include <stdlib.h>          // free
+#include <stdlib.h>          // malloc, calloc, free
 #include <string.h>          // memcpy, memchr
-#include "engine/core/util.h"     // eng_errorf, eng_xmalloc
+#include "engine/core/util.h"     // eng_errorf
 
 // Adds merge (a, b) with the given rank; the three strings must be tokens.
 int eng__tok_add_merge(eng_tokenizer *t, const char *a, size_t la, const char *b, size_t lb, int rank,
@@ -21,7 +21,8 @@ int eng__tok_add_merge(eng_tokenizer *t, const char *a, size_t la, const char *b
                           ia < 0 ? (int)la : ib < 0 ? (int)lb : (int)(la + lb),
                           ia < 0 ? a : ib < 0 ? b : cat);
     // A repeated pair keeps its last rank, as dict(zip(merges, range(...))) does.
-    eng__tok_pairmap_put(&t->merges, (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib, rank, im);
+    if (eng__tok_pairmap_put(&t->merges, (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib, rank, im) < 0)
+        return eng__tok_oom(err);
     return 0;
 }
 
@@ -52,19 +53,18 @@ int eng__tok_hf_read_vocab(eng_tokenizer *t, eng_tok_kind kind, const json_t *vo
     }
     if (max_id < 0) return eng_errorf(err, "%s: empty vocabulary", what);
     int n = (int)max_id + 1;
-    eng__tok_alloc(t, kind, n);
-    size_t *str_off = eng_xmalloc((size_t)n * sizeof(size_t));
-    char *have = eng_xcalloc((size_t)n, 1);
+    size_t *str_off = malloc((size_t)n * sizeof(size_t));
+    char *have = calloc((size_t)n, 1);
+    if (eng__tok_alloc(t, kind, n) != 0 || !str_off || !have) goto oom;
     json_object_foreach((json_t *)vocab, key, val) {
         int id = (int)json_integer_value(val);
         if (have[id]) {
-            free(have);
-            free(str_off);
-            return eng_errorf(err, "%s: id %d is used twice (\"%.40s\")", what, id, key);
+            eng_errorf(err, "%s: id %d is used twice (\"%.40s\")", what, id, key);
+            goto fail;
         }
         have[id] = 1;
         size_t l = strlen(key);
-        str_off[id] = eng__tok_buf_add(pool, key, l);
+        if (eng__tok_buf_add(pool, key, l, &str_off[id]) != 0) goto oom;
         t->str_len[id] = (uint32_t)l;
     }
     for (size_t i = 0; i < na; i++) {
@@ -72,28 +72,35 @@ int eng__tok_hf_read_vocab(eng_tokenizer *t, eng_tok_kind kind, const json_t *vo
         if (have[id]) continue;   // an added token that is also in the vocab
         json_t *content = json_object_get(json_array_get(added, i), "content");
         have[id] = 1;
-        str_off[id] = eng__tok_buf_add(pool, json_string_value(content), json_string_length(content));
+        if (eng__tok_buf_add(pool, json_string_value(content), json_string_length(content), &str_off[id]) != 0)
+            goto oom;
         t->str_len[id] = (uint32_t)json_string_length(content);
     }
     for (int id = 0; id < n; id++) {
         if (!have[id]) {
-            free(have);
-            free(str_off);
-            return eng_errorf(err, "%s: no token has id %d (ids must be 0..%d without gaps)", what, id,
-                              n - 1);
+            eng_errorf(err, "%s: no token has id %d (ids must be 0..%d without gaps)", what, id, n - 1);
+            goto fail;
         }
     }
     free(have);
     *str_off_out = str_off;
     return 0;
+
+oom:
+    eng__tok_oom(err);
+fail:
+    free(have);
+    free(str_off);
+    return -1;
 }
 
 int eng__tok_hf_read_merges(eng_tokenizer *t, const json_t *merges, char **err)
 {
     if (!json_is_array(merges)) return eng_errorf(err, "model.merges is not an array");
     size_t n = json_array_size(merges);
-    eng__tok_pairmap_init(&t->merges, n + 16);
-    char *cat = eng_xmalloc(2 * t->max_str_len + 2);
+    if (eng__tok_pairmap_init(&t->merges, n + 16) != 0) return eng__tok_oom(err);
+    char *cat = malloc(2 * t->max_str_len + 2);
+    if (!cat) return eng__tok_oom(err);   // t->merges is freed with t
     for (size_t i = 0; i < n; i++) {
         const json_t *m = json_array_get(merges, i);
         const char *a, *b;
@@ -134,15 +141,18 @@ int eng__tok_hf_read_merges(eng_tokenizer *t, const json_t *merges, char **err)
     return 0;
 }
 
-void eng__tok_hf_read_added(eng_tokenizer *t, const json_t *added)
+int eng__tok_hf_read_added(eng_tokenizer *t, const json_t *added, char **err)
 {
     size_t na = json_is_array(added) ? json_array_size(added) : 0;
+    int *special = malloc((na ? na : 1) * sizeof(int));
+    if (!special) return eng__tok_oom(err);
     free(t->special);
-    t->special = eng_xmalloc((na ? na : 1) * sizeof(int));
+    t->special = special;
     t->n_special = 0;
     for (size_t i = 0; i < na; i++) {
         int id = (int)json_integer_value(json_object_get(json_array_get(added, i), "id"));
         if (id >= 0 && id < t->n_vocab && t->piece_len[id] > 0) t->special[t->n_special++] = id;
     }
+    return 0;
 }
 

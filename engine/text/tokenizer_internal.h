@@ -75,14 +75,23 @@ struct eng_tokenizer {
 };
 
 // ---------------------------------------------------------------- building blocks (tokenizer_maps.c)
+// Out of memory is an error value everywhere in this module, never an abort
+// (encoding runs per request on the server's threads, loading on
+// POST /v1/models): a function that allocates says how it reports failure,
+// and a structure whose growth failed is left as it was before the call.
+
+// The loaders' out-of-memory error: -1 with *err "out of memory loading the tokenizer".
+int eng__tok_oom(char **err);
 
 uint64_t eng__tok_hash_bytes(const char *s, size_t n);
-// Builds t->str_map over t->str[0..n_vocab).
-void eng__tok_strmap_build(eng_tokenizer *t);
+// Builds t->str_map over t->str[0..n_vocab). 0, or -1 when out of memory.
+int eng__tok_strmap_build(eng_tokenizer *t);
 int eng__tok_strmap_get(const eng_tokenizer *t, const char *s, size_t n);   // id or -1
-void eng__tok_pairmap_init(eng__tok_pairmap *m, size_t expected);
+// 0, or -1 when out of memory (m is then empty: key/a/b NULL).
+int eng__tok_pairmap_init(eng__tok_pairmap *m, size_t expected);
 void eng__tok_pairmap_free(eng__tok_pairmap *m);
-// Inserts, or replaces the value of a present key; returns 1 if inserted, 0 if replaced.
+// Inserts, or replaces the value of a present key; returns 1 if inserted, 0
+// if replaced, -1 when growing the map ran out of memory (m unchanged).
 int eng__tok_pairmap_put(eng__tok_pairmap *m, uint64_t key, int32_t a, int32_t b);
 // 1 and *a, *b when found, else 0.
 int eng__tok_pairmap_get(const eng__tok_pairmap *m, uint64_t key, int32_t *a, int32_t *b);
@@ -93,9 +102,12 @@ typedef struct {
     char *data;
     size_t len, cap;
 } eng__tok_buf;
-size_t eng__tok_buf_add(eng__tok_buf *b, const void *p, size_t n);   // returns the offset; adds a NUL after
-// Allocates the per-id arrays of t (n ids) and sets bos/eos/unk = -1.
-void eng__tok_alloc(eng_tokenizer *t, eng_tok_kind kind, int n);
+// Appends p[0..n) and a NUL; *off gets the offset. 0, or -1 when out of
+// memory (b unchanged).
+int eng__tok_buf_add(eng__tok_buf *b, const void *p, size_t n, size_t *off);
+// Allocates the per-id arrays of t (n ids) and sets bos/eos/unk = -1. 0, or
+// -1 when out of memory (what was allocated is in t for eng_tokenizer_free).
+int eng__tok_alloc(eng_tokenizer *t, eng_tok_kind kind, int n);
 // Moves the pool into t and turns the offsets into t->str / t->piece pointers.
 void eng__tok_set_pool(eng_tokenizer *t, eng__tok_buf *pool, const size_t *str_off,
                        const size_t *piece_off);
@@ -106,7 +118,8 @@ typedef struct {
     int n, cap;
     int max;      // > 0: pushing more than max ids fails
 } eng__tok_ids;
-// 0, or -1 when the bound is exceeded.
+// 0, ENG_TOK_E_TOO_LONG when the bound is exceeded, ENG_TOK_E_NOMEM when
+// growing ran out of memory (o unchanged).
 int eng__tok_ids_push(eng__tok_ids *o, int id);
 
 // Scratch for the merge loop, reused across the pre-tokens of one call.
@@ -122,10 +135,13 @@ typedef struct {
 } eng__tok_bpe_scratch;
 // ---------------------------------------------------------------- the merge loop (tokenizer_merge.c)
 void eng__tok_bpe_scratch_free(eng__tok_bpe_scratch *s);
-// Makes room for n symbols; returns s->id to fill.
+// Makes room for n symbols; returns s->id to fill, or NULL when out of
+// memory (s unchanged).
 int *eng__tok_bpe_symbols(eng__tok_bpe_scratch *s, int n);
 // Merges the n symbols in s->id per `mode` and appends the result to out.
-// Returns 0, or -1 when out's bound is exceeded.
+// Returns 0, ENG_TOK_E_TOO_LONG when out's bound is exceeded, or
+// ENG_TOK_E_NOMEM (the scratch is then only fit for eng__tok_bpe_scratch_free
+// or another eng__tok_bpe_merge, which starts afresh).
 int eng__tok_bpe_merge(const eng_tokenizer *t, eng__tok_bpe_scratch *s, int n, eng__tok_merge_mode mode,
                    eng__tok_ids *out);
 
@@ -133,7 +149,7 @@ int eng__tok_bpe_merge(const eng_tokenizer *t, eng__tok_bpe_scratch *s, int n, e
 // Per-kind segment encoders (the `encode` of tokenizer.c's ops table):
 // encode text[0..len) (no specials inside) and append to out. seg is the
 // segment index (0 = start of the text). Return 0, -1 with *err, or
-// ENG_TOK_E_TOO_LONG (without *err; the caller words it).
+// ENG_TOK_E_TOO_LONG / ENG_TOK_E_NOMEM (without *err; the caller words them).
 int eng__tok_gpt2_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                      eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
@@ -152,7 +168,7 @@ int eng__tok_hf_bytelevel_load(eng_tokenizer **out, const json_t *root, int add_
 
 // ---------------------------------------------------------------- Hugging Face readers (tokenizer_hf.c)
 // Adds merge (a, b) with `rank`; the three strings must be tokens. `cat` has
-// room for la + lb bytes; `what` and `line` word the error.
+// room for la + lb bytes; `what` and `line` word the error (out of memory too).
 int eng__tok_add_merge(eng_tokenizer *t, const char *a, size_t la, const char *b, size_t lb, int rank,
                        char *cat, const char *what, long line, char **err);
 // Shared by the HF loaders and vocab.json: reads a {"token": id} object (plus
@@ -163,7 +179,8 @@ int eng__tok_hf_read_vocab(eng_tokenizer *t, eng_tok_kind kind, const json_t *vo
                        char **err);
 // Reads model.merges (strings "a b" or pairs) into t->merges (rank = index).
 int eng__tok_hf_read_merges(eng_tokenizer *t, const json_t *merges, char **err);
-// Marks the HF added_tokens as specials (t->special).
-void eng__tok_hf_read_added(eng_tokenizer *t, const json_t *added);
+// Marks the HF added_tokens as specials (t->special). 0, or -1 with *err
+// when out of memory.
+int eng__tok_hf_read_added(eng_tokenizer *t, const json_t *added, char **err);
 
 #endif

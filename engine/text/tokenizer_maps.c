@@ -1,11 +1,17 @@
 // tokenizer_maps.c — the building blocks every tokenizer kind shares: the
 // string -> id and pair -> value hash maps, the string pool a vocabulary is
 // built in, and the bounded id vector encoders append to (declared in
-// tokenizer_internal.h).
+// tokenizer_internal.h). Every allocation here is checked: failure is a
+// return value and leaves the structure being grown as it was.
 #include "engine/text/tokenizer_internal.h"
-#include <stdlib.h>          // malloc, free
-#include <string.h>          // memcpy, memcmp
-#include "engine/core/util.h"     // eng_xmalloc, eng_xcalloc
+#include <stdlib.h>          // malloc, calloc, realloc, free
+#include <string.h>          // memcpy, memcmp, memset
+#include "engine/core/util.h"     // eng_errorf
+
+int eng__tok_oom(char **err)
+{
+    return eng_errorf(err, "out of memory loading the tokenizer");
+}
 
 // ---------------------------------------------------------------- hashing and maps
 
@@ -34,11 +40,15 @@ static size_t pow2_at_least(size_t n)
     return c;
 }
 
-void eng__tok_strmap_build(eng_tokenizer *t)
+int eng__tok_strmap_build(eng_tokenizer *t)
 {
     eng__tok_strmap *m = &t->str_map;
-    m->cap = pow2_at_least((size_t)t->n_vocab * 2 + 1);
-    m->slot = eng_xmalloc(m->cap * sizeof(*m->slot));
+    size_t cap = pow2_at_least((size_t)t->n_vocab * 2 + 1);
+    int32_t *slot = malloc(cap * sizeof(*slot));
+    if (!slot) return -1;
+    free(m->slot);
+    m->slot = slot;
+    m->cap = cap;
     memset(m->slot, 0xff, m->cap * sizeof(*m->slot));   // -1
     for (int id = 0; id < t->n_vocab; id++) {
         size_t i = eng__tok_hash_bytes(t->str[id], t->str_len[id]) & (m->cap - 1);
@@ -49,6 +59,7 @@ void eng__tok_strmap_build(eng_tokenizer *t)
                 break;   // duplicate string: the lower id keeps it
         }
     }
+    return 0;
 }
 
 int eng__tok_strmap_get(const eng_tokenizer *t, const char *s, size_t n)
@@ -63,14 +74,19 @@ int eng__tok_strmap_get(const eng_tokenizer *t, const char *s, size_t n)
     }
 }
 
-void eng__tok_pairmap_init(eng__tok_pairmap *m, size_t expected)
+int eng__tok_pairmap_init(eng__tok_pairmap *m, size_t expected)
 {
     m->cap = pow2_at_least(expected * 2 + 1);
     m->n = 0;
-    m->key = eng_xmalloc(m->cap * sizeof(*m->key));
+    m->key = malloc(m->cap * sizeof(*m->key));
+    m->a = malloc(m->cap * sizeof(*m->a));
+    m->b = malloc(m->cap * sizeof(*m->b));
+    if (!m->key || !m->a || !m->b) {
+        eng__tok_pairmap_free(m);
+        return -1;
+    }
     memset(m->key, 0xff, m->cap * sizeof(*m->key));   // UINT64_MAX = empty
-    m->a = eng_xmalloc(m->cap * sizeof(*m->a));
-    m->b = eng_xmalloc(m->cap * sizeof(*m->b));
+    return 0;
 }
 
 void eng__tok_pairmap_free(eng__tok_pairmap *m)
@@ -81,20 +97,24 @@ void eng__tok_pairmap_free(eng__tok_pairmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-static void pairmap_grow(eng__tok_pairmap *m)
+// Doubles the capacity; 0, or -1 when out of memory (m unchanged).
+static int pairmap_grow(eng__tok_pairmap *m)
 {
     eng__tok_pairmap big;
-    eng__tok_pairmap_init(&big, m->cap);   // doubles the capacity
+    if (eng__tok_pairmap_init(&big, m->cap) != 0) return -1;
+    // big holds at least twice m's capacity and m is at most half full, so these
+    // puts never grow big (they cannot fail).
     for (size_t i = 0; i < m->cap; i++)
         if (m->key[i] != UINT64_MAX) eng__tok_pairmap_put(&big, m->key[i], m->a[i], m->b[i]);
     eng__tok_pairmap_free(m);
     *m = big;
+    return 0;
 }
 
 int eng__tok_pairmap_put(eng__tok_pairmap *m, uint64_t key, int32_t a, int32_t b)
 {
-    if (!m->key) eng__tok_pairmap_init(m, 16);
-    if ((m->n + 1) * 2 > m->cap) pairmap_grow(m);
+    if (!m->key && eng__tok_pairmap_init(m, 16) != 0) return -1;
+    if ((m->n + 1) * 2 > m->cap && pairmap_grow(m) != 0) return -1;
     size_t i = hash_u64(key) & (m->cap - 1);
     for (;; i = (i + 1) & (m->cap - 1)) {
         if (m->key[i] == key) {   // replace
@@ -127,37 +147,34 @@ int eng__tok_pairmap_get(const eng__tok_pairmap *m, uint64_t key, int32_t *a, in
 
 // ---------------------------------------------------------------- building a tokenizer
 
-size_t eng__tok_buf_add(eng__tok_buf *b, const void *p, size_t n)
+int eng__tok_buf_add(eng__tok_buf *b, const void *p, size_t n, size_t *off)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1) cap *= 2;
         char *nd = realloc(b->data, cap);
-        if (!nd) {   // eng_xmalloc aborts with the OOM message if this fails too
-            nd = eng_xmalloc(cap);
-            memcpy(nd, b->data, b->len);
-            free(b->data);
-        }
+        if (!nd) return -1;   // b->data is still valid and still b's
         b->data = nd;
         b->cap = cap;
     }
-    size_t off = b->len;
-    if (n) memcpy(b->data + off, p, n);
-    b->data[off + n] = '\0';
+    *off = b->len;
+    if (n) memcpy(b->data + *off, p, n);
+    b->data[*off + n] = '\0';
     b->len += n + 1;
-    return off;
+    return 0;
 }
 
-void eng__tok_alloc(eng_tokenizer *t, eng_tok_kind kind, int n)
+int eng__tok_alloc(eng_tokenizer *t, eng_tok_kind kind, int n)
 {
     t->kind = kind;
     t->n_vocab = n;
-    t->str = eng_xcalloc((size_t)n, sizeof(*t->str));
-    t->str_len = eng_xcalloc((size_t)n, sizeof(*t->str_len));
-    t->piece = eng_xcalloc((size_t)n, sizeof(*t->piece));
-    t->piece_len = eng_xcalloc((size_t)n, sizeof(*t->piece_len));
     t->bos = t->eos = t->unk = -1;
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    t->str = calloc((size_t)n, sizeof(*t->str));
+    t->str_len = calloc((size_t)n, sizeof(*t->str_len));
+    t->piece = calloc((size_t)n, sizeof(*t->piece));
+    t->piece_len = calloc((size_t)n, sizeof(*t->piece_len));
+    return t->str && t->str_len && t->piece && t->piece_len ? 0 : -1;
 }
 
 void eng__tok_set_pool(eng_tokenizer *t, eng__tok_buf *pool, const size_t *str_off,
@@ -193,15 +210,11 @@ void eng_tokenizer_free(eng_tokenizer *t)
 
 int eng__tok_ids_push(eng__tok_ids *o, int id)
 {
-    if (o->max > 0 && o->n >= o->max) return -1;
+    if (o->max > 0 && o->n >= o->max) return ENG_TOK_E_TOO_LONG;
     if (o->n == o->cap) {
         int cap = o->cap ? o->cap * 2 : 64;
         int *nv = realloc(o->v, (size_t)cap * sizeof(int));
-        if (!nv) {   // eng_xmalloc aborts with the OOM message if this fails too
-            nv = eng_xmalloc((size_t)cap * sizeof(int));
-            memcpy(nv, o->v, (size_t)o->n * sizeof(int));
-            free(o->v);
-        }
+        if (!nv) return ENG_TOK_E_NOMEM;   // o->v is still valid and still o's
         o->v = nv;
         o->cap = cap;
     }

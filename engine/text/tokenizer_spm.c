@@ -12,7 +12,7 @@
 #include <stdio.h>          // snprintf
 #include <stdlib.h>         // malloc, free
 #include <string.h>         // memcpy, memcmp, strcmp
-#include "engine/core/util.h"    // eng_errorf, eng_xmalloc, eng_read_file
+#include "engine/core/util.h"    // eng_errorf, eng_read_file
 
 static const char META[] = "\xE2\x96\x81";   // U+2581 "▁", SentencePiece's space
 #define META_LEN 3
@@ -65,28 +65,29 @@ int eng_tokenizer_load_llama2c_mem(eng_tokenizer **out, const void *data, size_t
     if (n < 259)
         return eng_errorf(err, "%d tokens: llama2.c needs <unk> <s> </s> and 256 byte tokens first", n);
 
-    eng_tokenizer *t = eng_xcalloc(1, sizeof(*t));
-    eng__tok_alloc(t, ENG_TOK_KIND_LLAMA2C, n);
-    t->score = eng_xmalloc((size_t)n * sizeof(float));
+    eng_tokenizer *t = calloc(1, sizeof(*t));
     eng__tok_buf pool = {0};
-    size_t *str_off = eng_xmalloc((size_t)n * sizeof(size_t));
-    size_t *piece_off = eng_xmalloc((size_t)n * sizeof(size_t));
+    size_t *str_off = malloc((size_t)n * sizeof(size_t));
+    size_t *piece_off = malloc((size_t)n * sizeof(size_t));
+    if (!t || !str_off || !piece_off || eng__tok_alloc(t, ENG_TOK_KIND_LLAMA2C, n) != 0 ||
+        !(t->score = malloc((size_t)n * sizeof(float))))
+        goto oom;
     o = 4;
     for (int i = 0; i < n; i++) {
         int32_t l;
         memcpy(&t->score[i], d + o, 4);
         memcpy(&l, d + o + 4, 4);
         const char *s = (const char *)d + o + 8;
-        str_off[i] = eng__tok_buf_add(&pool, s, (size_t)l);
+        if (eng__tok_buf_add(&pool, s, (size_t)l, &str_off[i]) != 0) goto oom;
         t->str_len[i] = (uint32_t)l;
         // decode(): "<0xNN>" is that raw byte; BOS/EOS show as nothing.
         int b = byte_token(s, (size_t)l);
         if (i == 1 || i == 2) {
-            piece_off[i] = eng__tok_buf_add(&pool, "", 0);
+            if (eng__tok_buf_add(&pool, "", 0, &piece_off[i]) != 0) goto oom;
             t->piece_len[i] = 0;
         } else if (b >= 0) {
             char c = (char)b;
-            piece_off[i] = eng__tok_buf_add(&pool, &c, 1);
+            if (eng__tok_buf_add(&pool, &c, 1, &piece_off[i]) != 0) goto oom;
             t->piece_len[i] = 1;
         } else {
             piece_off[i] = str_off[i];
@@ -100,7 +101,7 @@ int eng_tokenizer_load_llama2c_mem(eng_tokenizer **out, const void *data, size_t
         o += 8 + (size_t)l;
     }
     eng__tok_set_pool(t, &pool, str_off, piece_off);
-    eng__tok_strmap_build(t);
+    if (eng__tok_strmap_build(t) != 0) goto oom;
     if (eng__tok_strmap_get(t, " ", 1) < 0) {
         eng_errorf(err, "no \" \" token for the dummy prefix");
         goto fail;
@@ -115,6 +116,8 @@ int eng_tokenizer_load_llama2c_mem(eng_tokenizer **out, const void *data, size_t
     *out = t;
     return 0;
 
+oom:
+    eng__tok_oom(err);
 fail:
     free(pool.data);
     free(str_off);
@@ -132,7 +135,8 @@ int eng_tokenizer_load_llama2c(eng_tokenizer **out, const char *path, int vocab_
     char *e = NULL;
     int rc = eng_tokenizer_load_llama2c_mem(out, data, len, vocab_size, &e);
     if (rc != 0) {
-        eng_errorf(err, "%s: %s", path, e ? e : "invalid");
+        // no message: even that could not be allocated
+        eng_errorf(err, "%s: %s", path, e ? e : "out of memory loading the tokenizer");
         free(e);
     }
     free(data);
@@ -145,6 +149,7 @@ int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len
     if (len == 0) return 0;   // no dummy prefix for the empty text
     if (len >= (size_t)1 << 30) return eng_errorf(err, "text too long (%zu bytes)", len);
     int *sym = eng__tok_bpe_symbols(s, (int)len + 1);
+    if (!sym) return ENG_TOK_E_NOMEM;
     int n = 0;
     sym[n++] = eng__tok_strmap_get(t, " ", 1);
     // run.c's loop: gather a byte and the continuation bytes after it (at
@@ -166,7 +171,7 @@ int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len
         }
         bl = 0;
     }
-    return eng__tok_bpe_merge(t, s, n, ENG__TOK_MERGE_SCORE, out) == 0 ? 0 : ENG_TOK_E_TOO_LONG;
+    return eng__tok_bpe_merge(t, s, n, ENG__TOK_MERGE_SCORE, out);
 }
 
 // ---------------------------------------------------------------- Hugging Face Llama
@@ -243,16 +248,17 @@ int eng__tok_hf_llama_load(eng_tokenizer **out, const json_t *root, char **err)
     const char *ew = json_string_value(json_object_get(model, "end_of_word_suffix"));
     if ((cs && *cs) || (ew && *ew))
         return eng_errorf(err, "BPE with continuing_subword_prefix / end_of_word_suffix is not supported");
-    eng_tokenizer *t = eng_xcalloc(1, sizeof(*t));
+    eng_tokenizer *t = calloc(1, sizeof(*t));
     eng__tok_buf pool = {0};
     size_t *str_off = NULL, *piece_off = NULL;
+    char *tmp = NULL;
+    if (!t) goto oom;
     if (eng__tok_hf_read_vocab(t, ENG_TOK_KIND_HF_LLAMA, json_object_get(model, "vocab"), added, &pool,
                            &str_off, "model.vocab", err) != 0)
         goto fail;
     if (hf_llama_meta(t, root, err) != 0) goto fail;
     // Pieces: "▁" -> " ", "<0xNN>" -> the byte. Specials are set below.
-    piece_off = eng_xmalloc((size_t)t->n_vocab * sizeof(size_t));
-    char *tmp = NULL;
+    if (!(piece_off = malloc((size_t)t->n_vocab * sizeof(size_t)))) goto oom;
     size_t tmp_cap = 0;
     for (int id = 0; id < t->n_vocab; id++) {
         const char *s = pool.data + str_off[id];
@@ -261,7 +267,7 @@ int eng__tok_hf_llama_load(eng_tokenizer **out, const json_t *root, char **err)
         if (l + 1 > tmp_cap) {
             free(tmp);
             tmp_cap = 2 * l + 16;
-            tmp = eng_xmalloc(tmp_cap);
+            if (!(tmp = malloc(tmp_cap))) goto oom;
         }
         size_t k = 0;
         if (b >= 0) {
@@ -276,12 +282,14 @@ int eng__tok_hf_llama_load(eng_tokenizer **out, const json_t *root, char **err)
                 }
             }
         }
-        piece_off[id] = eng__tok_buf_add(&pool, tmp, k);   // may move pool.data: s is not used after
+        // may move pool.data: s is not used after
+        if (eng__tok_buf_add(&pool, tmp, k, &piece_off[id]) != 0) goto oom;
         t->piece_len[id] = (uint32_t)k;
     }
     free(tmp);
+    tmp = NULL;
     eng__tok_set_pool(t, &pool, str_off, piece_off);
-    eng__tok_strmap_build(t);
+    if (eng__tok_strmap_build(t) != 0) goto oom;
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof(name), "<0x%02X>", b);
@@ -300,7 +308,7 @@ int eng__tok_hf_llama_load(eng_tokenizer **out, const json_t *root, char **err)
     if (!json_is_true(json_object_get(model, "byte_fallback")))
         for (int b = 0; b < 256; b++) t->byte_id[b] = -1;   // unknown characters -> unk
     if (eng__tok_hf_read_merges(t, json_object_get(model, "merges"), err) != 0) goto fail;
-    eng__tok_hf_read_added(t, added);
+    if (eng__tok_hf_read_added(t, added, err) != 0) goto fail;
     // BOS and EOS decode to nothing (SentencePiece control tokens).
     if (t->bos >= 0) t->piece_len[t->bos] = 0;
     if (t->eos >= 0) t->piece_len[t->eos] = 0;
@@ -309,7 +317,10 @@ int eng__tok_hf_llama_load(eng_tokenizer **out, const json_t *root, char **err)
     *out = t;
     return 0;
 
+oom:
+    eng__tok_oom(err);
 fail:
+    free(tmp);
     free(str_off);
     free(piece_off);
     free(pool.data);
@@ -325,9 +336,10 @@ static int hf_llama_word(const eng_tokenizer *t, const char *w, size_t n, eng__t
     if (n == 0) return 0;
     if (t->ignore_merges) {
         int id = eng__tok_strmap_get(t, w, n);
-        if (id >= 0) return eng__tok_ids_push(out, id) == 0 ? 0 : ENG_TOK_E_TOO_LONG;
+        if (id >= 0) return eng__tok_ids_push(out, id);
     }
     int *sym = eng__tok_bpe_symbols(s, (int)n);
+    if (!sym) return ENG_TOK_E_NOMEM;
     int k = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
@@ -350,7 +362,7 @@ static int hf_llama_word(const eng_tokenizer *t, const char *w, size_t n, eng__t
         }
         i += (size_t)d;
     }
-    return eng__tok_bpe_merge(t, s, k, ENG__TOK_MERGE_RANK_SINGLE, out) == 0 ? 0 : ENG_TOK_E_TOO_LONG;
+    return eng__tok_bpe_merge(t, s, k, ENG__TOK_MERGE_RANK_SINGLE, out);
 }
 
 int eng__tok_hf_llama_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
@@ -364,7 +376,8 @@ int eng__tok_hf_llama_encode(const eng_tokenizer *t, const char *text, size_t le
     size_t spaces = 0;
     for (size_t i = 0; i < len; i++) spaces += text[i] == ' ';
     size_t nl = len + 2 * spaces + (pre ? META_LEN : 0);
-    char *norm = eng_xmalloc(nl);
+    char *norm = malloc(nl);
+    if (!norm) return ENG_TOK_E_NOMEM;
     size_t k = 0;
     if (pre) {
         memcpy(norm, META, META_LEN);

@@ -60,7 +60,8 @@ int eng__train_mkdirs(const char *path, char **err) {
 int eng__train_write_json(const char *dir, const char *name, json_t *j, char **err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    if (!s) return eng_errorf(err, "%s: out of memory", path);
     size_t n = strlen(s);
     s[n] = '\n';   // json_dumps' buffer has room for its NUL: end the file with a newline instead
     int rc = eng_write_file_atomic(path, s, n + 1, err);
