@@ -1185,6 +1185,264 @@ START_TEST(test_gpt2_streaming)
 END_TEST
 
 // ---------------------------------------------------------------------------
+// out of memory: each allocation of a load + encode + decode fails in turn
+//
+// The tokenizer runs on the daemon's request threads (encode, decode) and on
+// POST /v1/models (loading), so a failed allocation must be an error value,
+// never an abort, with nothing leaked. glibc lets a program replace malloc:
+// the wrappers below do so for the whole process, delegate to glibc's own
+// allocator, count the live blocks, and once armed make the k-th call fail
+// (and, in the "all" mode, every call after it too). Nothing in the
+// production code knows.
+//
+// Only calls made from this executable's own code (the engine is linked into
+// it) are counted and made to fail; calls from shared libraries go through:
+// libc's stdio falls back to unbuffered I/O when its buffer cannot be
+// allocated (a failure it absorbs, so the run would rightly succeed), and
+// jansson 2.14's lexer asserts when growing its string buffer fails
+// (akheron/jansson#362, open upstream): that abort is jansson's, outside the
+// tokenizer, and would only end this test. Every block is counted, whoever
+// allocates it, so a leak of jansson's objects still shows.
+//
+// Under AddressSanitizer, ASan owns malloc: replacing it here would hand ASan
+// pointers it never allocated (or bypass it), so the wrappers are compiled
+// out and only the unarmed run of each case is checked there.
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TOK_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TOK_TEST_ASAN 1
+#endif
+#endif
+
+#ifndef TOK_TEST_ASAN
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+extern char __executable_start[], etext[];   // this executable's code (GNU ld)
+
+static long alloc_fail_at = -1;   // < 0: nothing fails; else the index of the call that fails
+static int alloc_fail_all;        // 1: every call from alloc_fail_at on fails
+static long alloc_calls;          // calls since arming
+static long alloc_failed;         // calls made to fail since arming
+static long alloc_live;           // blocks allocated and not freed (always counted)
+
+// caller: the return address of the malloc / calloc / realloc call.
+static int alloc_should_fail(const void *caller)
+{
+    if (alloc_fail_at < 0) return 0;
+    if ((const char *)caller < __executable_start || (const char *)caller >= etext) return 0;
+    long k = alloc_calls++;
+    if (k < alloc_fail_at || (k > alloc_fail_at && !alloc_fail_all)) return 0;
+    alloc_failed++;
+    return 1;
+}
+
+void *malloc(size_t n)
+{
+    if (alloc_should_fail(__builtin_return_address(0))) return NULL;
+    void *p = __libc_malloc(n);
+    if (p) __atomic_add_fetch(&alloc_live, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+void *calloc(size_t count, size_t size)
+{
+    if (alloc_should_fail(__builtin_return_address(0))) return NULL;
+    void *p = __libc_calloc(count, size);
+    if (p) __atomic_add_fetch(&alloc_live, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (n > 0 && alloc_should_fail(__builtin_return_address(0))) return NULL;   // p untouched, as a real failure leaves it
+    void *q = __libc_realloc(p, n);
+    if (!p && q) __atomic_add_fetch(&alloc_live, 1, __ATOMIC_RELAXED);
+    if (p && !q && n == 0) __atomic_sub_fetch(&alloc_live, 1, __ATOMIC_RELAXED);   // glibc freed p
+    return q;
+}
+
+void free(void *p)
+{
+    if (p) __atomic_sub_fetch(&alloc_live, 1, __ATOMIC_RELAXED);
+    __libc_free(p);
+}
+#endif
+
+typedef struct {
+    const char *name;
+    const char *dir;    // a model directory for eng_tokenizer_load_dir; NULL: chars_from_text(text)
+    int vocab_size;
+    const char *text;
+    int flags;
+} oom_case;
+
+typedef struct {
+    int rc;             // 0, or the first error
+    int stage;          // where it failed: 1 load, 2 encode, 3 decode
+    int leftover;       // the failed call left an output set
+    int *ids;           // on success
+    int n;
+    char *err;
+} oom_result;
+
+// Loads, encodes c->text and decodes the ids, as the daemon does for a model
+// and a request; frees everything but res->ids (success) and res->err.
+static void oom_run(const oom_case *c, oom_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    eng_tokenizer *t = NULL;
+    res->stage = 1;
+    res->rc = c->dir ? eng_tokenizer_load_dir(&t, c->dir, c->vocab_size, &res->err)
+                     : eng_tokenizer_chars_from_text(&t, c->text, strlen(c->text), &res->err);
+    if (res->rc != 0) {
+        res->leftover = t != NULL;
+        return;
+    }
+    res->stage = 2;
+    res->rc = eng_tok_encode(t, c->text, strlen(c->text), c->flags, 0, &res->ids, &res->n, &res->err);
+    if (res->rc != 0) {
+        res->leftover = res->ids != NULL;
+        eng_tokenizer_free(t);
+        return;
+    }
+    res->stage = 3;
+    char *text = NULL;
+    size_t len;
+    res->rc = eng_tok_decode(t, res->ids, res->n, &text, &len, &res->err);
+    if (res->rc != 0) {
+        res->leftover = text != NULL;
+        free(res->ids);
+        res->ids = NULL;
+    }
+    free(text);
+    eng_tokenizer_free(t);
+}
+
+static void oom_check_case(const oom_case *c)
+{
+    oom_result want;
+    oom_run(c, &want);   // nothing fails: the ids to get whenever the run succeeds
+    ck_assert_msg(want.rc == 0, "%s: stage %d: %s", c->name, want.stage, want.err ? want.err : "?");
+    ck_assert_int_gt(want.n, 64);   // enough ids to grow the id vector
+#ifndef TOK_TEST_ASAN
+    for (int all = 0; all < 2; all++) {
+        long k;
+        for (k = 0;; k++) {
+            ck_assert_msg(k < 200000, "%s: no end to the allocations", c->name);
+            long live0 = alloc_live;
+            oom_result got;
+            alloc_calls = alloc_failed = 0;
+            alloc_fail_all = all;
+            alloc_fail_at = k;
+            oom_run(c, &got);
+            alloc_fail_at = -1;
+            long failed = alloc_failed;
+            if (failed == 0) {   // the run made fewer than k + 1 allocations: it must succeed
+                ck_assert_msg(got.rc == 0, "%s: stage %d failed with no failed allocation: %s", c->name,
+                              got.stage, got.err ? got.err : "?");
+                ck_assert_int_eq(got.n, want.n);
+                ck_assert_mem_eq(got.ids, want.ids, (size_t)want.n * sizeof(int));
+            } else {
+                ck_assert_msg(got.rc != 0, "%s: allocation %ld (%s) failed but the run succeeded", c->name,
+                              k, all ? "and all after it" : "alone");
+                ck_assert_msg(!got.leftover, "%s: allocation %ld: stage %d failed but set its output",
+                              c->name, k, got.stage);
+                if (got.stage >= 2)
+                    ck_assert_msg(got.rc == ENG_TOK_E_NOMEM, "%s: allocation %ld: stage %d returned %d",
+                                  c->name, k, got.stage, got.rc);
+                // With only one allocation failing, the message is there to say why.
+                if (!all)
+                    ck_assert_msg(got.err && strstr(got.err, "out of memory"),
+                                  "%s: allocation %ld: stage %d: message \"%s\"", c->name, k, got.stage,
+                                  got.err ? got.err : "(none)");
+            }
+            free(got.ids);
+            free(got.err);
+            ck_assert_msg(alloc_live == live0, "%s: allocation %ld (%s): %ld blocks leaked", c->name, k,
+                          all ? "and all after it" : "alone", alloc_live - live0);
+            if (failed == 0) break;
+        }
+        if (all) printf("out of memory: %-10s %ld allocations, each failing in turn: clean errors\n", c->name, k);
+    }
+#else
+    printf("out of memory: %-10s skipped under AddressSanitizer (malloc is ASan's)\n", c->name);
+#endif
+    free(want.ids);
+    free(want.err);
+}
+
+// A text that makes every buffer grow: a 130-byte pre-token (symbol list,
+// merge heap and batch past their first 64), more than 64 ids, a special
+// token, a character outside the small vocabularies, and (unless utf8_only)
+// an invalid byte.
+static const char *oom_text(int utf8_only)
+{
+    static char buf[2][1024];
+    char as[131];
+    memset(as, 'a', 130);
+    as[130] = '\0';
+    snprintf(buf[utf8_only], sizeof buf[0],
+             "Hello, world! %s hello hello hello hello hello hello hello hello hello hello"
+             " hello hello hello hello hello hello hello hello hello hello<|endoftext|> caf\xC3\xA9%s",
+             as, utf8_only ? "" : " \xFF!");
+    return buf[utf8_only];
+}
+
+// A model directory holding `doc` as tokenizer.json (path in dir[64]).
+static void oom_hf_dir(char *dir, json_t *doc)
+{
+    snprintf(dir, 64, "/tmp/test_tok_oom_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    ck_assert_int_eq(json_dump_file(doc, path, 0), 0);
+    json_decref(doc);
+}
+
+static void oom_hf_dir_remove(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+START_TEST(test_out_of_memory)
+{
+    const int all_flags = ENG_TOK_FLAG_ADD_BOS | ENG_TOK_FLAG_ADD_EOS | ENG_TOK_FLAG_SPECIAL;
+    // HF byte-level (tiny vocabulary, ignore_merges for its buffer) and HF Llama
+    json_t *vocab = load_json(TINY_VOCAB);
+    json_t *bl = json_pack("{s:{s:s, s:o, s:[s,s,s,s,s,s,s,s,s], s:b}, s:{s:s, s:b},"
+                           " s:[{s:i, s:s, s:b}]}",
+                           "model", "type", "BPE", "vocab", vocab, "merges", "h e", "l l", "he ll", "hell o",
+                           "\xC4\xA0 w", "o r", "\xC4\xA0w or", "a a", "aa a", "ignore_merges", 1,
+                           "pre_tokenizer", "type", "ByteLevel", "add_prefix_space", 1,
+                           "added_tokens", "id", 267, "content", "<|endoftext|>", "special", 1);
+    ck_assert_ptr_nonnull(bl);
+    char bl_dir[64], llama_dir[64];
+    oom_hf_dir(bl_dir, bl);
+    oom_hf_dir(llama_dir, tiny_llama_json(
+        "{\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\xE2\x96\x81\","
+        " \"prepend_scheme\": \"always\", \"split\": true}}"));
+    const oom_case cases[] = {
+        {"char", "models/fortune-gpt", 0, oom_text(1), 0},
+        {"char-text", NULL, 0, oom_text(1), 0},
+        {"gpt2", "tests/ref/tiny_bpe", 0, oom_text(0), all_flags},
+        {"hf-bytelvl", bl_dir, 0, oom_text(0), all_flags},
+        {"hf-llama", llama_dir, 0, oom_text(0), all_flags},
+        {"llama2c", "../shared/data", 32000, oom_text(0), all_flags},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) oom_check_case(&cases[i]);
+    oom_hf_dir_remove(bl_dir);
+    oom_hf_dir_remove(llama_dir);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
 // throughput (printed, not asserted)
 
 static char *bench_text(size_t *len)
@@ -1284,6 +1542,11 @@ static Suite *tok_suite(void)
     tcase_add_test(tc, test_chars_specials_and_errors);
     tcase_add_test(tc, test_utf8_complete_prefix);
     tcase_add_test(tc, test_utf8_valid_decode_encode);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("out of memory");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("throughput");
