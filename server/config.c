@@ -88,6 +88,8 @@ static const opt_def options[] = {
         "log one line per request"),
     OPT(max_body_bytes, OPT_INT64, 1 * KIB, 4 * GIB, "33554432", NULL, NULL, 0,
         "largest request body in bytes; larger gets 413"),
+    OPT(max_body_bytes_total, OPT_INT64, 1 * MIB, 64 * GIB, "268435456", NULL, NULL, 0,
+        "bytes of request bodies held at once over all connections; a body that would go past it gets 503 + Retry-After"),
     OPT(max_image_pixels, OPT_INT64, 1, 1000000000LL, "40000000", NULL, NULL, 0,
         "largest decoded image, width*height; larger gets 413"),
     OPT(max_image_bytes, OPT_INT64, 1 * MIB, 64 * GIB, "268435456", NULL, NULL, 0,

@@ -217,6 +217,11 @@ static int dispatch(srv_request *r) {
             srv_request_fail(r, SRV_E_TOO_LARGE, NULL, "request body exceeds %lld bytes", cfg->max_body_bytes);
             return SRV_HANDLER_DONE;
         }
+        if (r->body_refused) {
+            srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "the server holds max_body_bytes_total (%lld) bytes of request "
+                             "bodies already; retry later", cfg->max_body_bytes_total);
+            return SRV_HANDLER_DONE;
+        }
         return routes[i].handler(r, arg);
     }
     if (path_match) {
@@ -230,6 +235,29 @@ static int dispatch(srv_request *r) {
     r->route = "unknown";
     srv_request_fail(r, SRV_E_NOT_FOUND, NULL, "no such endpoint: %s %s", r->method, r->path);
     return SRV_HANDLER_DONE;
+}
+
+// ---------------------------------------------------------------- the body budget
+// Bytes of request bodies held now, over all connections: with many clients
+// uploading at once, max_body_bytes alone would let memory grow with the
+// number of connections.
+static atomic_llong body_bytes;
+
+static int body_reserve(size_t more) {
+    long long now = atomic_fetch_add(&body_bytes, (long long)more) + (long long)more;
+    if (now <= cfg->max_body_bytes_total) return 0;
+    atomic_fetch_sub(&body_bytes, (long long)more);
+    return -1;
+}
+
+static void body_reserve_cancel(size_t n) { atomic_fetch_sub(&body_bytes, (long long)n); }
+
+// Frees r's body and gives its bytes back to the budget.
+static void body_drop(srv_request *r) {
+    body_reserve_cancel(r->body_cap);
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
 }
 
 // ---------------------------------------------------------------- libmicrohttpd callbacks
@@ -270,19 +298,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_size) {   // body bytes
         if (r->responded) { *upload_size = 0; return MHD_YES; }
-        if (!r->body_too_large) {
+        if (!r->body_too_large && !r->body_refused) {
             size_t need = r->body_len + *upload_size;
             if (need > (size_t)cfg->max_body_bytes) {
                 r->body_too_large = 1;
-                free(r->body);
-                r->body = NULL;
-                r->body_len = r->body_cap = 0;
+                body_drop(r);
             } else {
                 if (need + 1 > r->body_cap) {
                     size_t cap = r->body_cap ? r->body_cap : 4096;
                     while (cap < need + 1) cap *= 2;
+                    if (body_reserve(cap - r->body_cap) != 0) {   // too many bodies held at once: 503
+                        r->body_refused = 1;
+                        body_drop(r);
+                        *upload_size = 0;
+                        return MHD_YES;
+                    }
                     char *nb = realloc(r->body, cap);
-                    if (!nb) return MHD_NO;
+                    if (!nb) { body_reserve_cancel(cap - r->body_cap); return MHD_NO; }
                     r->body = nb;
                     r->body_cap = cap;
                 }
@@ -317,6 +349,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                  r->model_id ? " model=" : "", r->model_id ? r->model_id : "",
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     *req_cls = NULL;
+    body_drop(r);   // handlers and runners are done with the body by now
     atomic_store(&r->closed, 1);
     srv_stream_close(r->stream);   // a runner still writing to it: no resume of a gone connection
     srv_request_unref(r);   // a runner still streaming to it frees it later

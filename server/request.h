@@ -37,6 +37,7 @@ struct srv_request {
     char *body;                    // request body (owned), NUL-terminated
     size_t body_len, body_cap;     // bytes received / allocated
     int body_too_large;            // 1 once the body exceeded max_body_bytes
+    int body_refused;              // 1 when max_body_bytes_total had no room for it (503)
     int client_fd;                 // socket, to notice a client that went away (-1: unknown)
     double t_start;                // eng_now() at the first callback
     int responded;                 // 1 once MHD_queue_response was called

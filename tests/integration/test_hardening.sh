@@ -96,6 +96,15 @@ expect_status "400 inputs over max_image_bytes: 413" 413 "${J[@]}" --data-binary
 check "batch 413 names max_image_bytes" grep -q max_image_bytes "$BODY"
 check "(c) daemon still up" alive
 
+# ---- (c2) max_body_bytes_total: bodies held at once over all connections
+stop_daemon
+MODELS_DIR=$REPO start_daemon --max-body-bytes-total 1048576 || { finish; exit; }
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$TEST_TMP/big.txt"
+expect_status "a 2 MB body with 1 MiB of body budget: 503" 503 "${J[@]}" --data-binary "@$TEST_TMP/big.txt" "$BASE/v1/completions"
+check "503 names max_body_bytes_total" grep -q max_body_bytes_total "$BODY"
+expect_status "small requests still served" 200 "${J[@]}" \
+  -d '{"model":"fortune-gpt","prompt":"Hi","max_tokens":2}' "$BASE/v1/completions"
+
 # ---- (d) kv_cache_mb is hard
 expect_status "tiny-kv: 1 choice of 110 tokens fits: 200" 200 "${J[@]}" \
   -d '{"model":"tiny-kv","prompt":"Hello world","max_tokens":99}' "$BASE/v1/completions"
