@@ -113,6 +113,12 @@ static int img_decode_png(eng_image *img, const uint8_t *data, size_t len, size_
     png_set_user_limits(png, lim, lim);
     png_set_chunk_malloc_max(png, IMG_PNG_MAX_CHUNK);
     png_set_chunk_cache_max(png, 1000);
+    // Ancillary chunks we never use are skipped unread: in test_random (seed
+    // 594640127) one random PNG made png_read_info allocate and fill 512 MB
+    // while handling one of them (peak RSS 580 MB; 180 MB once skipped).
+    static const png_byte ignored[] = "iCCP\0zTXt\0iTXt\0tEXt\0sPLT\0eXIf\0pCAL\0sCAL\0hIST\0tIME\0pHYs\0oFFs\0sBIT\0cHRM\0gAMA\0sRGB\0bKGD";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);   // unknown chunks
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, ignored, (int)(sizeof ignored / 5));
     png_set_read_fn(png, &src, img_png_read);
     png_read_info(png, info);
 
