@@ -27,6 +27,7 @@
 #                             pass if curl's HTTP status is CODE; the body is left in $BODY
 #   json_get FILE EXPR        print a field: EXPR like .data[0].labels[0].label or .data|length
 #   pass NAME / fail NAME [why]   record a result by hand
+#   need / need_models / need_done   prerequisites: missing ones fail the script
 #   finish                    print "N passed, N failed"; non-zero when anything failed
 #
 # Each script gets its own temp dir ($TEST_TMP), removed on exit; a daemon
@@ -214,6 +215,20 @@ stop_daemon() {
   wait "$PID" 2>/dev/null || rc=$?
   PID=""
   return "$rc"
+}
+
+# need WHAT CMD... — records WHAT as a missing prerequisite unless CMD succeeds;
+# need_models ID... — the same for model directories under $MODELS_DIR;
+# need_done — fails "prerequisites" naming everything missing and ends the
+# script (a missing prerequisite is a failure, never a silent pass).
+_missing=""
+need() { local what=$1; shift; "$@" >/dev/null 2>&1 || _missing="$_missing $what;"; }
+need_models() { local m; for m in "$@"; do need "model $MODELS_DIR/$m" test -f "$MODELS_DIR/$m/config.json"; done; }
+need_done() {
+  [ -z "$_missing" ] && return 0
+  fail "prerequisites" "missing:$_missing"
+  finish
+  exit 1
 }
 
 # finish — the closing line run_all.sh and CI read; non-zero when anything failed.

@@ -48,19 +48,12 @@ echo "random seed: $seed (replay with RANDOM_SEED=$seed)"
 
 # ---- prerequisites -------------------------------------------------------------
 
-missing=""
-[ -x "$INFERD" ] || missing="$missing binary $INFERD;"
-[ -x "$MKIMG" ] || missing="$missing test tool $MKIMG (make build/tools/mkimg);"
-[ -f "$IMAGES" ] || missing="$missing dataset $IMAGES;"
-command -v python3 >/dev/null || missing="$missing python3;"
-for m in fashion-cnn fortune-gpt; do
-  [ -f "$MODELS_DIR/$m/config.json" ] || missing="$missing model $MODELS_DIR/$m;"
-done
-if [ -n "$missing" ]; then
-  fail "prerequisites" "missing:$missing"
-  finish
-  exit
-fi
+need "binary $INFERD" test -x "$INFERD"
+need "test tool $MKIMG (make build/tools/mkimg)" test -x "$MKIMG"
+need "dataset $IMAGES" test -f "$IMAGES"
+need python3 command -v python3
+need_models fashion-cnn fortune-gpt
+need_done
 
 # ---- inputs: JPEGs, a model repository with broken directories -----------------
 

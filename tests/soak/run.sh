@@ -25,17 +25,10 @@ FASHION_MNIST=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 REPO=$TEST_TMP/repo
 JPG=$TEST_TMP/jpg
 
-missing=""
-[ -x "$INFERD" ] || missing="$missing binary $INFERD;"
-command -v python3 >/dev/null || missing="$missing python3;"
-for m in fashion-cnn fortune-gpt; do
-  [ -f "$MODELS_DIR/$m/config.json" ] || missing="$missing model $MODELS_DIR/$m;"
-done
-if [ -n "$missing" ]; then
-  fail "prerequisites" "missing:$missing"
-  finish
-  exit
-fi
+need "binary $INFERD" test -x "$INFERD"
+need python3 command -v python3
+need_models fashion-cnn fortune-gpt
+need_done
 mkdir -p "$REPO" "$JPG" "$TEST_TMP/variants"
 cp -r "$MODELS_DIR/fashion-cnn" "$MODELS_DIR/fortune-gpt" "$REPO"/
 if [ -x "$TOOLS/mkimg" ] && [ -f "$FASHION_MNIST/t10k-images-idx3-ubyte.gz" ]; then
