@@ -171,7 +171,9 @@ void eng_model_free(eng_model *m) {
     if (!m) return;
     if (m->arch && m->arch->free && m->impl) m->arch->free(m);
     if (m->arch && m->arch->lm && m->lm) m->arch->lm->free(m->lm);
+    if (m->arch && m->arch->s2s && m->s2s) m->arch->s2s->free(m->s2s);
     eng_tokenizer_free(m->tok);
+    eng_tokenizer_free(m->tok_tgt);
     for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
     free(m->labels);
     json_decref(m->config);

@@ -14,6 +14,7 @@
 #include <stddef.h>           // size_t
 #include "engine/io/image.h"     // eng_image, eng_image_prep
 #include "engine/arch/lm.h"        // eng_lm, eng_lm_ops
+#include "engine/arch/seq2seq.h"   // eng_s2s, eng_s2s_ops
 #include "engine/core/tape.h"      // eng_tape
 #include "engine/text/tokenizer.h" // eng_tokenizer
 
@@ -44,13 +45,14 @@ typedef struct {
     // ---- image-classification: x[B, C, H, W] (preprocessed) -> probs[B, n_labels]
     void (*classify_images)(eng_model *m, eng_tape *t, const float *x, int B, float *probs);
     // ---- text-classification: B token sequences -> probs[B, n_labels]
+    //      (ids from eng_model_text_ids, computed on the HTTP thread)
     void (*classify_text)(eng_model *m, eng_tape *t, const int *const *tokens, const int *n_tokens, int B, float *probs);
     // ---- text-generation (and a translation decoder): the language-model
     //      step over per-sequence state (engine/arch/lm.h), on m->lm
     const eng_lm_ops *lm;
-    // ---- translation: the encoder; its output seeds the decoder's sequences
-    //      (source tokens -> enc[n_src, dim] states the lm step attends to)
-    void (*encode)(eng_model *m, eng_tape *t, const int *src, int n_src, float *enc);
+    // ---- translation: the encoder-decoder ops (engine/arch/seq2seq.h) on
+    //      m->s2s, searched by engine/arch/translate.c
+    const eng_s2s_ops *s2s;
     // ---- image-stylization: x[B, C, H, W] -> y[B, C, H, W]
     void (*image_to_image)(eng_model *m, eng_tape *t, const float *x, int B, float *y);
     // ---- image-generation: latent z[B, n_latent] -> images y[B, C, H, W]
@@ -70,7 +72,10 @@ struct eng_model {
     void *impl;                  // the architecture's own state (e.g. eng_cnn*)
     // text generation: driven through arch->lm
     eng_lm *lm;                  // the language model's weights + hyperparameters, or NULL
-    eng_tokenizer *tok;          // the model's tokenizer
+    eng_tokenizer *tok;          // the model's tokenizer (translation: the source side)
+    // translation: driven through arch->s2s
+    eng_s2s *s2s;                // the encoder-decoder's weights, or NULL
+    eng_tokenizer *tok_tgt;      // translation: the target side (NULL: tok serves both)
 };
 
 // Loads the model in `dir`. Returns 0 and *out, or -1 with *err (naming the
