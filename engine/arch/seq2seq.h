@@ -1,7 +1,7 @@
 // seq2seq.h — the encoder-decoder interface translation runs on,
 // implemented by each translation architecture (Marian transformer in
 // marian.c, LSTM encoder-decoder with attention in lstm_attention.c). The
-// search (greedy, beam: engine/text/translate.c) and the server drive any
+// search (greedy, beam: engine/arch/translate.c) and the server drive any
 // model through these ops only.
 //
 // A batch of B source sentences is encoded at once (padded to the longest,
