@@ -258,3 +258,12 @@ int eng_model_image_input(const eng_model *m, const eng_image *img, float *out) 
     if (m->invert_auto) p.invert = border_luma(img, p.background) > 127.5f;
     return eng_image_to_tensor(out, img, &p);
 }
+
+int eng_model_text_ids(const eng_model *m, const char *text, size_t len, int **ids, int *n_ids, char **err) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (m->arch->text_ids) return m->arch->text_ids(m, text, len, ids, n_ids, err);
+    if (!m->tok) return eng_errorf(err, "model %s takes no text", m->dir);
+    int max = m->max_text_ids > 0 ? m->max_text_ids : 1 << 30;
+    return eng_tok_encode(m->tok, text, len, ENG_TOK_FLAG_ADD_BOS | ENG_TOK_FLAG_ADD_EOS, max, ids, n_ids, err);
+}

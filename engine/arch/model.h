@@ -76,6 +76,7 @@ struct eng_model {
     // translation: driven through arch->s2s
     eng_s2s *s2s;                // the encoder-decoder's weights, or NULL
     eng_tokenizer *tok_tgt;      // translation: the target side (NULL: tok serves both)
+    int max_text_ids;            // text input: most ids one text may have (0: no limit)
 };
 
 // Loads the model in `dir`. Returns 0 and *out, or -1 with *err (naming the
@@ -87,6 +88,12 @@ void eng_model_free(eng_model *m);   // NULL-safe
 size_t eng_model_input_size(const eng_model *m);
 // Builds one preprocessed input from a decoded image (applies invert_auto).
 int eng_model_image_input(const eng_model *m, const eng_image *img, float *out);   // 0, or -1 out of memory
+
+// Text-input tasks: the ids of one text for classify_text / encode (called on
+// HTTP threads). Returns 0 with a malloc'd *ids, ENG_TOK_E_TOO_LONG when the
+// text needs more than m->max_text_ids, ENG_TOK_E_NOMEM, or -1 with *err
+// (text the model cannot take).
+int eng_model_text_ids(const eng_model *m, const char *text, size_t len, int **ids, int *n_ids, char **err);
 
 // Parses the "input" object of a config into prep (+ invert_auto). Returns 0 or -1 with *err.
 int eng_model_parse_image_input(const json_t *input, eng_image_prep *prep, int *invert_auto, char **err);
