@@ -53,6 +53,9 @@ typedef struct {
     // ---- translation: the encoder-decoder ops (engine/arch/seq2seq.h) on
     //      m->s2s, searched by engine/arch/translate.c
     const eng_s2s_ops *s2s;
+    // ---- text input (classification, translation): the ids of one text, as
+    //      eng_model_text_ids documents; NULL = m->tok with BOS and EOS added
+    int (*text_ids)(const eng_model *m, const char *text, size_t len, int **ids, int *n_ids, char **err);
     // ---- image-stylization: x[B, C, H, W] -> y[B, C, H, W]
     void (*image_to_image)(eng_model *m, eng_tape *t, const float *x, int B, float *y);
     // ---- image-generation: latent z[B, n_latent] -> images y[B, C, H, W]
