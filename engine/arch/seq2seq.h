@@ -31,7 +31,7 @@ typedef struct {
     int src_vocab;         // source token ids are < src_vocab
     int tgt_vocab;         // logits per step
     int max_src_len;       // longest source (tokens, EOS included) encode accepts
-    int max_tgt_len;       // longest target (tokens, start excluded) a dec can hold
+    int max_tgt_len;       // most tokens one dec can consume (the start token included)
     int start_id;          // the decoder's first input (Marian: pad)
     int eos_id;            // ends a hypothesis
     int pad_id;            // never produced (its logit is masked by the search)
@@ -44,15 +44,16 @@ typedef struct {
     // the model expects). NULL when memory runs out.
     eng_s2s_mem *(*encode)(const eng_s2s *m, eng_tape *scratch, const int *const *src, const int *n_src, int B);
     void (*mem_free)(eng_s2s_mem *mem);
-    // A fresh hypothesis for source b of mem holding up to max_len target
-    // tokens (<= max_tgt_len); it has consumed nothing yet. NULL on OOM.
+    // A fresh hypothesis for source b of mem able to consume max_len tokens
+    // (the start token included; max_len <= max_tgt_len); it has consumed
+    // nothing yet. NULL on OOM.
     eng_s2s_dec *(*dec_new)(const eng_s2s *m, const eng_s2s_mem *mem, int b, int max_len);
     // dst := src (same model and max_len; dst may be bound to another source).
     void (*dec_copy)(eng_s2s_dec *dst, const eng_s2s_dec *src);
     void (*dec_free)(eng_s2s_dec *d);
     // Hypothesis i consumes tokens[i] (the first call: start_id) and gets the
     // next-token logits in logits[i * tgt_vocab ...] (final bias included).
-    // Callers guarantee each dec holds fewer than max_len tokens.
+    // Callers guarantee each dec has consumed fewer than its max_len tokens.
     void (*step)(const eng_s2s *m, eng_tape *scratch, eng_s2s_dec **decs, const int *tokens, int n, float *logits);
     void (*free)(eng_s2s *m);
 } eng_s2s_ops;
