@@ -1,7 +1,8 @@
 // api.h — the route table and its handlers (one file per group:
-// api_probes.c, api_models.c, api_classify.c, api_completions.c, and
+// api_probes.c, api_models.c, api_classify.c, api_translations.c,
+// api_completions.c, and
 // api_common.c for shared helpers and the 501 answer of unbuilt endpoints),
-// plus the batch runner of image classification the scheduler calls. Each
+// plus the batch runners (image classification, translation) the scheduler calls. Each
 // handler answers through srv_request_* or hands the request to the
 // scheduler with srv_api_submit().
 #ifndef SRV_API_H
@@ -10,6 +11,7 @@
 #include "server/http.h"      // srv_handler
 #include "server/gen.h"       // srv_gen_req
 #include "server/sched.h"     // srv_worker
+#include "engine/arch/translate.h"  // eng_translate_opts, eng_translation
 
 // every endpoint of API.md (api_routes.c), for srv_http_start
 extern const srv_route srv_api_routes[];
@@ -39,6 +41,21 @@ typedef struct {
 // every image decoded into r->task (srv_classify_req). 0 = ready to queue,
 // -1 = r answered.
 int srv_api_classify_parse(srv_request *r, const json_t *j);
+// translation
+int srv_api_translations(srv_request *r, const char *arg);
+void srv_run_translate(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+// The task state of a translation request (srv_request.task).
+typedef struct {
+    int n;                      // sentences
+    int **src;                  // [n] source ids (EOS included)
+    int *n_src;                 // [n] their counts
+    eng_translate_opts opts;    // the search settings
+    eng_translation *out;       // [n] results, filled by the runner
+} srv_translate_req;
+// The JSON body of a translation request: model lookup (r->model), search
+// settings, every sentence tokenized into r->task. 0 = ready to queue,
+// -1 = r answered.
+int srv_api_translations_parse(srv_request *r, const json_t *j);
 // text generation (OpenAI-compatible completions)
 int srv_api_completions(srv_request *r, const char *arg);
 // Validates a completions body for model m into q (prompt tokenized); 0, or

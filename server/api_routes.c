@@ -12,8 +12,8 @@ const srv_route srv_api_routes[] = {
     {"DELETE", "/v1/models/", 1, "/v1/models/{id}", srv_api_models_unload, 0},
     {"POST", "/v1/classifications", 0, "/v1/classifications", srv_api_classify, 0},
     {"POST", "/v1/completions", 0, "/v1/completions", srv_api_completions, 0},
+    {"POST", "/v1/translations", 0, "/v1/translations", srv_api_translations, 0},
     // the rest of API.md: answered 501 with a message until they are built
-    {"POST", "/v1/translations", 0, "/v1/translations", srv_api_unbuilt, 0},
     {"POST", "/v1/stylizations", 0, "/v1/stylizations", srv_api_unbuilt, 0},
     {"POST", "/v1/images/generations", 0, "/v1/images/generations", srv_api_unbuilt, 0},
     {"GET", "/v1/files", 2, "/v1/files", srv_api_unbuilt, 0},
