@@ -71,13 +71,17 @@ static int flag_float(const char *v, float *out, const char *name) {
 // ---------------------------------------------------------------- train
 static void print_progress(void *ctx, const eng_train_progress *p) {
     if (p->loss < 0) {
-        if (p->val_accuracy >= 0) fprintf(stderr, "test accuracy %.2f%%\n", 100.0 * p->val_accuracy);
+        if (p->val_accuracy >= 0 && p->val_loss >= 0)
+            fprintf(stderr, "validation accuracy %.2f%%, loss %.4f\n", 100.0 * p->val_accuracy, (double)p->val_loss);
+        else if (p->val_accuracy >= 0) fprintf(stderr, "test accuracy %.2f%%\n", 100.0 * p->val_accuracy);
         else if (p->val_loss >= 0) fprintf(stderr, "validation loss %.4f, perplexity %.2f\n", (double)p->val_loss, exp((double)p->val_loss));
         return;
     }
     int eta = (int)p->eta_s;
     char val[48] = "";
-    if (p->val_loss >= 0) snprintf(val, sizeof val, "  val %.4f", (double)p->val_loss);
+    if (p->val_loss >= 0 && p->val_accuracy >= 0)
+        snprintf(val, sizeof val, "  val %.4f acc %.2f%%", (double)p->val_loss, 100.0 * p->val_accuracy);
+    else if (p->val_loss >= 0) snprintf(val, sizeof val, "  val %.4f", (double)p->val_loss);
     fprintf(stderr, "step %6d/%d  epoch %2d  loss %.4f%s  lr %.2e  %7.0f ex/s  ETA %dm%02ds\n",
             p->step, p->total_steps, p->epoch, (double)p->loss, val, (double)p->lr, p->examples_per_s, eta / 60, eta % 60);
 }
@@ -86,23 +90,28 @@ static int cmd_train(int argc, char **argv) {
     eng_train_opts o;
     eng_train_opts_init(&o);
     o.task = NULL;
-    int threads = 0;
+    int threads = 0, lr_given = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: inferd train --task T --data PATH --out DIR [options]\n\n"
-                   "  --task T          image-classification | text-generation\n"
+                   "  --task T          image-classification | text-generation | text-classification\n"
                    "  --data PATH       dataset (image-classification: a directory with MNIST-style IDX files,\n"
                    "                    e.g. /usr/share/datasets/fashion-mnist; text-generation: a text file or a\n"
-                   "                    directory of them, e.g. /usr/share/games/fortunes)\n"
+                   "                    directory of them, e.g. /usr/share/games/fortunes; text-classification: a\n"
+                   "                    TSV file of label<TAB>text lines, or a directory with train.tsv + test.tsv)\n"
                    "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
-                   "  --arch A          architecture (image-classification: cnn; text-generation: gpt | lstm)\n"
+                   "  --arch A          architecture (image-classification: cnn; text-generation: gpt | lstm;\n"
+                   "                    text-classification: fasttext)\n"
                    "  --dim N --layers N --heads N --context N   text models' size (defaults gpt 128/4/4/128, lstm 256/2)\n"
+                   "  --buckets N --minn N --maxn N   fasttext: hashed feature rows (default 131072) and\n"
+                   "                    character n-gram lengths (default 1..4); --dim (default 16)\n"
                    "  --sample-prompt S the README sample's prompt (text-generation)\n"
                    "  --epochs N        passes over the data (default 10)\n"
                    "  --steps N         optimizer steps (overrides --epochs)\n"
                    "  --batch-size N    default 64\n"
-                   "  --lr X            peak learning rate, AdamW (default 0.002)\n"
+                   "  --lr X            peak learning rate, AdamW (default 0.002); text-classification: SGD,\n"
+                   "                    falling linearly to 0 (default 0.5)\n"
                    "  --weight-decay X  default 0.0001\n"
                    "  --seed N          default 1\n"
                    "  --log-every N     progress line every N steps (default 100)\n"
@@ -128,8 +137,11 @@ static int cmd_train(int argc, char **argv) {
         else if (strcmp(a, "--layers") == 0) rc = flag_int(v, 1, 256, &o.n_layers, a);
         else if (strcmp(a, "--heads") == 0) rc = flag_int(v, 1, 256, &o.n_heads, a);
         else if (strcmp(a, "--context") == 0) rc = flag_int(v, 2, 65536, &o.context_len, a);
+        else if (strcmp(a, "--buckets") == 0) rc = flag_int(v, 1, 1 << 26, &o.buckets, a);
+        else if (strcmp(a, "--minn") == 0) rc = flag_int(v, 1, 16, &o.minn, a);
+        else if (strcmp(a, "--maxn") == 0) rc = flag_int(v, 1, 16, &o.maxn, a);
         else if (strcmp(a, "--sample-prompt") == 0) o.sample_prompt = v;
-        else if (strcmp(a, "--lr") == 0) rc = flag_float(v, &o.lr, a);
+        else if (strcmp(a, "--lr") == 0) { rc = flag_float(v, &o.lr, a); lr_given = 1; }
         else if (strcmp(a, "--weight-decay") == 0) rc = flag_float(v, &o.weight_decay, a);
         else if (strcmp(a, "--seed") == 0) { int s; rc = flag_int(v, 0, 2147483647, &s, a); o.seed = (uint64_t)s; }
         else { fprintf(stderr, "inferd train: unknown option %s (see inferd train --help)\n", a); return 2; }
@@ -137,6 +149,7 @@ static int cmd_train(int argc, char **argv) {
         i++;
     }
     if (!o.task || !o.data || !o.out) { fprintf(stderr, "inferd train: --task, --data and --out are required\n"); return 2; }
+    if (!lr_given && strcmp(o.task, "text-classification") == 0) o.lr = 0.5f;   // SGD, as fastText, not AdamW
     if (threads > 0) openblas_set_num_threads(threads);
     // the README of the model records the exact command
     char command[2048] = "inferd train";
@@ -170,6 +183,19 @@ static int cmd_eval(int argc, char **argv) {
     double score;
     long n;
     char *err = NULL;
+    eng_eval_report r;
+    if (eng_eval_text(model, data, &r, &err) == 0) {   // a text classifier: overall, long texts, per label
+        printf("accuracy %.4f (%ld examples)\n", r.n ? (double)r.correct / (double)r.n : 0.0, r.n);
+        printf("accuracy over 20 characters %.4f (%ld examples)\n",
+               r.n_long ? (double)r.correct_long / (double)r.n_long : 0.0, r.n_long);
+        for (int i = 0; i < r.n_labels; i++)
+            printf("label %-12s %.4f (%ld examples)\n", r.labels[i],
+                   r.label_n[i] ? (double)r.label_correct[i] / (double)r.label_n[i] : 0.0, r.label_n[i]);
+        eng_eval_report_free(&r);
+        return 0;
+    }
+    free(err);
+    err = NULL;
     if (eng_eval(model, data, &score, &n, &err) != 0) {
         fprintf(stderr, "inferd eval: %s\n", err);
         free(err);

@@ -3,6 +3,7 @@
 #include <stdio.h>          // snprintf
 #include <string.h>         // strcmp, memset
 #include "engine/arch/cnn.h"     // the CNN classifier architecture
+#include "engine/arch/fasttext.h"  // fastText-style text classifiers
 #include "engine/arch/lstm.h"    // char-RNN LSTM language models
 #include "engine/arch/transformer.h"  // GPT-2 / Llama decoders
 #include "engine/core/util.h"    // eng_errorf
@@ -103,6 +104,37 @@ static int lstm_load(eng_model *m, char **err) {
     return lm_loaded(m, err);
 }
 
+// ---------------------------------------------------------------- arch: fasttext (text classification)
+static int ft_load(eng_model *m, char **err) {
+    if (m->n_labels < 1) return eng_errorf(err, "%s/config.json: \"labels\" (the class names) is required", m->dir);
+    eng_fasttext *ft = calloc(1, sizeof *ft);
+    if (!ft) return eng_errorf(err, "%s: out of memory", m->dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", m->dir);
+    if (eng_ft_init(ft, m->config, m->n_labels, err) != 0 || eng_ft_load(ft, path, err) != 0) { free(ft); return -1; }
+    m->impl = ft;
+    m->n_params = eng_ft_n_params(ft);
+    m->max_text_ids = ft->max_ids;
+    return 0;
+}
+
+static void ft_free(eng_model *m) {
+    eng_ft_free(m->impl);
+    free(m->impl);
+}
+
+// No tape: the forward pass of each text needs only a dim-sized buffer.
+static void ft_classify(eng_model *m, eng_tape *t, const int *const *ids, const int *n_ids, int B, float *probs) {
+    const eng_fasttext *ft = m->impl;
+    float h[ENG_FT_MAX_DIM];
+    for (int b = 0; b < B; b++) eng_ft_forward(ft, ids[b], n_ids[b], h, probs + (size_t)b * (size_t)ft->n_labels);
+    (void)t;
+}
+
+static int ft_text_ids(const eng_model *m, const char *text, size_t len, int **ids, int *n_ids, char **err) {
+    return eng_ft_features(m->impl, text, len, ids, n_ids, err);
+}
+
 // ---------------------------------------------------------------- the architecture table
 // One row per architecture; its entry points say what it serves.
 static const eng_model_arch archs[] = {
@@ -111,6 +143,8 @@ static const eng_model_arch archs[] = {
     {.name = "gpt2", .task = ENG_TASK_TEXT_GENERATION, .load = tf_load, .lm = &eng_tf_lm_ops},
     {.name = "llama", .task = ENG_TASK_TEXT_GENERATION, .load = tf_load, .lm = &eng_tf_lm_ops},
     {.name = "lstm", .task = ENG_TASK_TEXT_GENERATION, .load = lstm_load, .lm = &eng_lstm_lm_ops},
+    {.name = "fasttext", .task = ENG_TASK_TEXT_CLASSIFICATION, .load = ft_load, .free = ft_free,
+     .classify_text = ft_classify, .text_ids = ft_text_ids},
 };
 
 // Foreign layouts say what they are with "model_type" (Hugging Face) or
@@ -205,8 +239,13 @@ int eng_model_load(eng_model **out, const char *dir, char **err) {
     if (!m->arch) { eng_errorf(err, "%s: no architecture \"%s\" for task \"%s\" in this build", path, arch, task); goto fail; }
     m->task = m->arch->task;
 
-    if (m->task == ENG_TASK_IMAGE_CLASSIFICATION) {
-        if (eng_model_parse_image_input(json_object_get(cfg, "input"), &m->prep, &m->invert_auto, err) != 0) goto fail;
+    if (m->task == ENG_TASK_IMAGE_CLASSIFICATION &&
+        eng_model_parse_image_input(json_object_get(cfg, "input"), &m->prep, &m->invert_auto, err) != 0)
+        goto fail;
+    // classifiers name their classes in "labels" (Hugging Face text
+    // classifiers may use "id2label" instead: their loader reads it)
+    if (m->task == ENG_TASK_IMAGE_CLASSIFICATION ||
+        (m->task == ENG_TASK_TEXT_CLASSIFICATION && json_object_get(cfg, "labels"))) {
         const json_t *labels = json_object_get(cfg, "labels");
         if (!json_is_array(labels) || json_array_size(labels) == 0 || json_array_size(labels) > 100000) {
             eng_errorf(err, "%s: \"labels\" must be a non-empty array of strings", path);

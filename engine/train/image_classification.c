@@ -311,8 +311,17 @@ int eng_eval(const char *model_dir, const char *data, double *score, long *n, ch
     eng_model *model;
     if (eng_model_load(&model, model_dir, err) != 0) return -1;
     int rc = -1;
+    if (model->task == ENG_TASK_TEXT_CLASSIFICATION) {   // text_classification.c measures those
+        eng_model_free(model);
+        eng_eval_report r;
+        if (eng_eval_text(model_dir, data, &r, err) != 0) return -1;
+        *score = r.n ? (double)r.correct / (double)r.n : 0;
+        *n = r.n;
+        eng_eval_report_free(&r);
+        return 0;
+    }
     if (model->task != ENG_TASK_IMAGE_CLASSIFICATION) {
-        eng_errorf(err, "eval supports image-classification models in this build");
+        eng_errorf(err, "eval supports image- and text-classification models in this build");
         eng_model_free(model);
         return -1;
     }

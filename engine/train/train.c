@@ -1,6 +1,6 @@
 // train.c — the trainer's entry point (see train.h): options, validation,
 // and the dispatch to one training loop per task (image_classification.c,
-// text_generation.c); plus what every loop's model directory needs.
+// text_generation.c, text_classification.c); plus what every loop's model directory needs.
 #include "engine/train/train_internal.h"
 #include <errno.h>          // errno
 #include <stdio.h>          // snprintf
@@ -26,6 +26,7 @@ void eng_train_opts_init(eng_train_opts *o) {
 static int (*const loops[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) = {
     [ENG_TASK_IMAGE_CLASSIFICATION] = eng__train_image_classification,
     [ENG_TASK_TEXT_GENERATION] = eng__train_text_generation,
+    [ENG_TASK_TEXT_CLASSIFICATION] = eng__train_text_classification,
 };
 
 int eng_train(const eng_train_opts *o, char **err) {
@@ -37,7 +38,8 @@ int eng_train(const eng_train_opts *o, char **err) {
     if (o->epochs < 1 && o->steps < 1) return eng_errorf(err, "epochs or steps must be positive");
     if (o->log_every < 1) return eng_errorf(err, "log interval must be positive");
     if (o->dim < 0 || o->dim > 8192 || o->n_layers < 0 || o->n_layers > 256 || o->n_heads < 0 || o->n_heads > 256 ||
-        o->context_len < 0 || o->context_len > 65536)
+        o->context_len < 0 || o->context_len > 65536 || o->buckets < 0 || o->buckets > (1 << 26) ||
+        o->minn < 0 || o->minn > 16 || o->maxn < 0 || o->maxn > 16)
         return eng_errorf(err, "model size options out of range");
     if (!loops[task]) return eng_errorf(err, "training for task \"%s\" is not available in this build", o->task);
     return loops[task](o, err);

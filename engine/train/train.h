@@ -25,7 +25,8 @@ typedef struct {
     int epochs;                // passes over the data (used when steps == 0)
     int steps;                 // optimizer steps; 0 = derive from epochs
     int batch_size;            // examples per step
-    float lr;                  // peak learning rate (AdamW), cosine decay after warmup
+    float lr;                  // peak learning rate (AdamW), cosine decay after warmup;
+                               // text-classification: SGD's rate, falling linearly to 0
     float weight_decay;        // AdamW decoupled weight decay
     uint64_t seed;             // init + shuffling + augmentation
     int log_every;             // steps between progress reports
@@ -36,6 +37,9 @@ typedef struct {
     int n_layers;              // blocks / LSTM layers
     int n_heads;               // attention heads (gpt)
     int context_len;           // training window and longest served sequence
+    // text classification (0 = the architecture's default; see fasttext.h)
+    int buckets;               // rows of the hashed feature table
+    int minn, maxn;            // character n-gram lengths
     const char *sample_prompt; // the README's sample starts here (NULL: the text's first line)
     const char *command;       // the command line that produced this run, for the model's README (may be NULL)
     volatile int *cancel;      // set to non-zero to stop at the next step (may be NULL)
@@ -49,9 +53,26 @@ void eng_train_opts_init(eng_train_opts *o);
 // (also when cancelled: "cancelled").
 int eng_train(const eng_train_opts *o, char **err);
 
-// Evaluates a model directory on a dataset (image_classification.c: the
-// task eval supports today); *score is the task's metric
+// Evaluates a model directory on a dataset (image classification, and text
+// classification through eng_eval_text); *score is the task's metric
 // (accuracy for classification), *n the number of examples. 0 or -1 with *err.
 int eng_eval(const char *model_dir, const char *data, double *score, long *n, char **err);
+
+// What eng_eval_text measured: accuracy overall, on texts over 20
+// characters, and per true label (the model's labels, in its order).
+typedef struct {
+    long n, correct;              // every text
+    long n_long, correct_long;    // texts over 20 characters (Unicode codepoints)
+    int n_labels;
+    char **labels;                // [n_labels]
+    long *label_n, *label_correct; // [n_labels] texts of each true label, and how many were right
+} eng_eval_report;
+
+// Evaluates a text classifier (any architecture with classify_text) on
+// "label<TAB>text" lines: `data` is a TSV file or a directory with test.tsv.
+// A text the model refuses (no features, too long) counts as wrong; so does
+// a label the model does not know. 0 or -1 with *err.
+int eng_eval_text(const char *model_dir, const char *data, eng_eval_report *r, char **err);
+void eng_eval_report_free(eng_eval_report *r);
 
 #endif

@@ -9,6 +9,7 @@
 // One loop per task: trains and writes the model directory; 0 or -1 with *err.
 int eng__train_image_classification(const eng_train_opts *o, char **err);   // image_classification.c
 int eng__train_text_generation(const eng_train_opts *o, char **err);        // text_generation.c
+int eng__train_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
 
 // mkdir -p. 0 or -1 with *err.
 int eng__train_mkdirs(const char *path, char **err);

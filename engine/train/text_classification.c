@@ -1,0 +1,362 @@
+// text_classification.c — `inferd train --task text-classification`: a
+// fastText-style classifier (engine/arch/fasttext.h) on "label<TAB>text"
+// lines, and `inferd eval` of any text classifier on such lines.
+// Data: a TSV file, or a directory with train.tsv (+ test.tsv). Validation:
+// the directory's test.tsv, else every 20th line of the file held out.
+// Training is fastText's: plain SGD, one example per step, the learning
+// rate falling linearly from --lr to 0 over the run, examples shuffled each
+// epoch. Output: config.json (labels + hyperparameters), model.safetensors,
+// README.md (command, time, validation accuracy overall / per label).
+#include <math.h>             // log
+#include <stdio.h>            // snprintf, open_memstream
+#include <string.h>           // strcmp, strchr
+#include <sys/stat.h>         // stat
+#include "engine/arch/fasttext.h"        // eng_fasttext
+#include "engine/arch/model.h"           // eng_model_load (eval)
+#include "engine/core/rng.h"             // eng_rng (shuffling)
+#include "engine/core/util.h"            // eng_read_file, eng_errorf, eng_now
+#include "engine/text/utf8.h"            // eng_utf8_decode (length in characters)
+#include "engine/train/train_internal.h" // eng_train_opts, eng__train_*
+
+#define LONG_TEXT_CHARS 20   // eval's second figure: texts over this many characters
+
+// ---------------------------------------------------------------- data
+// realloc of an array that aborts when memory runs out, as eng_xmalloc
+// (the trainer and eval are commands, not request paths).
+static void *grow(void *p, int n, size_t size) {
+    void *q = realloc(p, (size_t)n * size);
+    if (!q) { fprintf(stderr, "inferd: out of memory\n"); abort(); }
+    return q;
+}
+
+typedef struct {
+    char *buf;          // the file, split in place
+    int n, cap;
+    char **label;       // [n] borrowed from buf
+    char **text;        // [n]
+    size_t *len;        // [n] text bytes
+} tsv;
+
+static void tsv_free(tsv *t) {
+    free(t->buf); free(t->label); free(t->text); free(t->len);
+    memset(t, 0, sizeof *t);
+}
+
+// Reads "label<TAB>text" lines (empty lines skipped, CR before LF dropped);
+// keep(i) says which lines (0-based among the non-empty ones) to keep: every
+// one (mod 0), those with i % mod == rem, or those with i % mod != rem (rem < 0: -rem-1).
+static int tsv_load(tsv *t, const char *path, int mod, int rem, char **err) {
+    memset(t, 0, sizeof *t);
+    size_t n;
+    if (!(t->buf = eng_read_file(path, &n, err))) return -1;
+    int line_no = 0, idx = 0;
+    for (char *p = t->buf, *end = t->buf + n; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl : end;
+        line_no++;
+        if (e > p && e[-1] == '\r') e[-1] = 0, e--;
+        *e = 0;
+        if (e > p) {
+            char *tab = strchr(p, '\t');
+            if (!tab || tab == p || !tab[1]) { tsv_free(t); return eng_errorf(err, "%s:%d: expected label<TAB>text", path, line_no); }
+            *tab = 0;
+            int take = mod == 0 || (rem >= 0 ? idx % mod == rem : idx % mod != -rem - 1);
+            idx++;
+            if (take) {
+                if (t->n == t->cap) {
+                    t->cap = t->cap ? 2 * t->cap : 1024;
+                    t->label = grow(t->label, t->cap, sizeof *t->label);
+                    t->text = grow(t->text, t->cap, sizeof *t->text);
+                    t->len = grow(t->len, t->cap, sizeof *t->len);
+                }
+                t->label[t->n] = p;
+                t->text[t->n] = tab + 1;
+                t->len[t->n] = (size_t)(e - tab - 1);
+                t->n++;
+            }
+        }
+        if (!nl) break;
+        p = nl + 1;
+    }
+    if (t->n == 0) { tsv_free(t); return eng_errorf(err, "%s: no label<TAB>text lines", path); }
+    return 0;
+}
+
+// The training and validation sets of --data (see the file comment).
+static int load_sets(const char *data, tsv *tr, tsv *va, char **valname, char **err) {
+    struct stat st;
+    if (stat(data, &st) != 0) return eng_errorf(err, "%s: no such file or directory", data);
+    char path[4096];
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(path, sizeof path, "%s/train.tsv", data);
+        if (tsv_load(tr, path, 0, 0, err) != 0) return -1;
+        snprintf(path, sizeof path, "%s/test.tsv", data);
+        *valname = strdup(path);
+        if (stat(path, &st) == 0) return tsv_load(va, path, 0, 0, err) == 0 ? 0 : (tsv_free(tr), -1);
+        free(*valname);
+        *valname = NULL;
+        memset(va, 0, sizeof *va);
+        return 0;
+    }
+    if (tsv_load(tr, data, 20, -20, err) != 0) return -1;   // all but every 20th line
+    if (tsv_load(va, data, 20, 19, err) != 0) memset(va, 0, sizeof *va);
+    *valname = strdup("every 20th line of the data file");
+    return 0;
+}
+
+static int by_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// The label set: --labels when given, else the training labels sorted.
+static char **label_set(const eng_train_opts *o, const tsv *tr, int *n_labels, char **err) {
+    char **labels = NULL;
+    int n = 0;
+    if (o->labels) {
+        char *copy = strdup(o->labels), *save = NULL;
+        for (char *s = strtok_r(copy, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+            labels = grow(labels, n + 1, sizeof *labels);
+            labels[n++] = strdup(s);
+        }
+        free(copy);
+    } else {
+        char **all = eng_xmalloc((size_t)tr->n * sizeof *all);
+        memcpy(all, tr->label, (size_t)tr->n * sizeof *all);
+        qsort(all, (size_t)tr->n, sizeof *all, by_str);
+        for (int i = 0; i < tr->n; i++)
+            if (i == 0 || strcmp(all[i], all[i - 1]) != 0) {
+                labels = grow(labels, n + 1, sizeof *labels);
+                labels[n++] = strdup(all[i]);
+            }
+        free(all);
+    }
+    if (n < 2) {
+        for (int i = 0; i < n; i++) free(labels[i]);
+        free(labels);
+        eng_errorf(err, "a classifier needs at least two labels (found %d)", n);
+        return NULL;
+    }
+    *n_labels = n;
+    return labels;
+}
+
+static int label_index(char *const *labels, int n, const char *s) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(labels[i], s) == 0) return i;
+    return -1;
+}
+
+// ---------------------------------------------------------------- validation during training
+static void validate(const eng_fasttext *ft, const tsv *va, char *const *labels, float *loss, float *acc) {
+    double sum = 0;
+    long n = 0, ok = 0;
+    float h[ENG_FT_MAX_DIM], *p = eng_xmalloc((size_t)ft->n_labels * sizeof(float));
+    for (int i = 0; i < va->n; i++) {
+        int y = label_index(labels, ft->n_labels, va->label[i]), *ids, nid;
+        if (y < 0 || eng_ft_features(ft, va->text[i], va->len[i], &ids, &nid, NULL) != 0) continue;
+        eng_ft_forward(ft, ids, nid, h, p);
+        free(ids);
+        int best = 0;
+        for (int c = 1; c < ft->n_labels; c++) if (p[c] > p[best]) best = c;
+        ok += best == y;
+        sum += -log(p[y] > 1e-30f ? (double)p[y] : 1e-30);
+        n++;
+    }
+    free(p);
+    *loss = n ? (float)(sum / (double)n) : -1;
+    *acc = n ? (float)ok / (float)n : -1;
+}
+
+// ---------------------------------------------------------------- the model directory
+static int write_model(const eng_train_opts *o, const eng_fasttext *ft, char **labels, const tsv *tr,
+                       const char *valname, long total, double train_s, char **err) {
+    if (eng__train_mkdirs(o->out, err) != 0) return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+    if (eng_ft_save(ft, path, err) != 0) return -1;
+    json_t *cfg = json_pack("{s:s,s:s}", "task", "text-classification", "arch", "fasttext");
+    json_t *jl = json_array();
+    for (int i = 0; i < ft->n_labels; i++) json_array_append_new(jl, json_string(labels[i]));
+    json_object_set_new(cfg, "labels", jl);
+    eng_ft_config(ft, cfg);
+    json_object_set_new(cfg, "training", json_pack("{s:I,s:i,s:f,s:I,s:f}", "steps", (json_int_t)total,
+                        "epochs", o->epochs, "learning_rate", (double)o->lr, "seed", (json_int_t)o->seed, "seconds", train_s));
+    int rc = eng__train_write_json(o->out, "config.json", cfg, err);
+    json_decref(cfg);
+    if (rc != 0) return -1;
+
+    eng_eval_report r;
+    char *eerr = NULL;
+    int have_eval = valname && strstr(valname, "every 20th") == NULL &&
+                    eng_eval_text(o->out, valname, &r, &eerr) == 0;
+    free(eerr);
+    char *readme = NULL;
+    size_t rl = 0;
+    FILE *mf = open_memstream(&readme, &rl);
+    fprintf(mf,
+        "# %s\n\nText classifier (fastText-style: words and character %d..%d-grams hashed into %d buckets, "
+        "%d-dimensional embeddings averaged, linear layer + softmax; %zu parameters) trained by inferd's own trainer.\n\n"
+        "## Reproduce\n\n```\n%s\n```\n\n"
+        "Data: `%s` (%d training texts, %d labels). %ld SGD steps (one text each, %d epochs), learning rate %g "
+        "falling linearly to 0, seed %llu. Training took %.0f s on this machine.\n\n",
+        strrchr(o->out, '/') ? strrchr(o->out, '/') + 1 : o->out, ft->minn, ft->maxn, ft->buckets, ft->dim,
+        eng_ft_n_params(ft), o->command ? o->command : "inferd train --task text-classification ...",
+        o->data, tr->n, ft->n_labels, total, o->epochs, (double)o->lr, (unsigned long long)o->seed, train_s);
+    if (have_eval) {
+        fprintf(mf, "## Held-out accuracy\n\n`inferd eval --model %s --data %s`: **%.2f%%** on %ld texts, "
+                "**%.2f%%** on the %ld texts over %d characters.\n\n| label | texts | accuracy |\n|---|---|---|\n",
+                o->out, valname, 100.0 * (double)r.correct / (double)r.n, r.n,
+                r.n_long ? 100.0 * (double)r.correct_long / (double)r.n_long : 0.0, r.n_long, LONG_TEXT_CHARS);
+        for (int i = 0; i < r.n_labels; i++)
+            fprintf(mf, "| %s | %ld | %.2f%% |\n", r.labels[i], r.label_n[i],
+                    r.label_n[i] ? 100.0 * (double)r.label_correct[i] / (double)r.label_n[i] : 0.0);
+        eng_eval_report_free(&r);
+    }
+    fclose(mf);
+    snprintf(path, sizeof path, "%s/README.md", o->out);
+    rc = eng_write_file_atomic(path, readme, rl, err);
+    free(readme);
+    return rc;
+}
+
+// ---------------------------------------------------------------- the task
+int eng__train_text_classification(const eng_train_opts *o, char **err) {
+    if (o->arch && strcmp(o->arch, "fasttext") != 0) return eng_errorf(err, "text-classification trains arch \"fasttext\" only");
+    tsv tr, va;
+    char *valname = NULL, **labels = NULL;
+    int n_labels = 0, rc = -1, *y = NULL, *order = NULL;
+    eng_fasttext ft;
+    memset(&ft, 0, sizeof ft);
+    if (load_sets(o->data, &tr, &va, &valname, err) != 0) return -1;
+    if (!(labels = label_set(o, &tr, &n_labels, err))) goto done;
+    y = eng_xmalloc((size_t)tr.n * sizeof *y);
+    for (int i = 0; i < tr.n; i++)
+        if ((y[i] = label_index(labels, n_labels, tr.label[i])) < 0) {
+            eng_errorf(err, "label \"%s\" of the data is not in --labels", tr.label[i]);
+            goto done;
+        }
+    json_t *hp = json_object();
+    if (o->dim) json_object_set_new(hp, "dim", json_integer(o->dim));
+    if (o->buckets) json_object_set_new(hp, "buckets", json_integer(o->buckets));
+    if (o->minn) json_object_set_new(hp, "minn", json_integer(o->minn));
+    if (o->maxn) json_object_set_new(hp, "maxn", json_integer(o->maxn));
+    int irc = eng_ft_init(&ft, hp, n_labels, err);
+    json_decref(hp);
+    if (irc != 0) goto done;
+    if (eng_ft_alloc(&ft, o->seed) != 0) { eng_errorf(err, "out of memory for %zu parameters", eng_ft_n_params(&ft)); goto done; }
+
+    long total = o->steps > 0 ? o->steps : (long)o->epochs * tr.n;
+    order = eng_xmalloc((size_t)tr.n * sizeof *order);
+    for (int i = 0; i < tr.n; i++) order[i] = i;
+    eng_rng rng;
+    eng_rng_seed(&rng, o->seed ^ 0x5eedu);
+    double t0 = eng_now(), t_rep = t0, loss_sum = 0;
+    long loss_n = 0, rep_from = 0;
+    for (long step = 0; step < total; step++) {
+        long pos = step % tr.n;
+        if (pos == 0)   // a new epoch: Fisher-Yates shuffle
+            for (int i = tr.n - 1; i > 0; i--) {
+                int j = (int)eng_rng_below(&rng, (uint64_t)i + 1), t = order[i];
+                order[i] = order[j]; order[j] = t;
+            }
+        int ex = order[pos], *ids, nid;
+        float lr = o->lr * (1.0f - (float)step / (float)total);
+        int frc = eng_ft_features(&ft, tr.text[ex], tr.len[ex], &ids, &nid, NULL);
+        if (frc == 0) {
+            loss_sum += eng_ft_sgd_step(&ft, ids, nid, y[ex], lr);
+            loss_n++;
+            free(ids);
+        }
+        int epoch_end = pos == tr.n - 1 || step == total - 1;
+        if ((step + 1) % o->log_every == 0 || epoch_end) {
+            if (o->cancel && *o->cancel) { eng_errorf(err, "cancelled"); goto done; }
+            double now = eng_now();
+            eng_train_progress p = {.step = (int)(step + 1 < 2147483647 ? step + 1 : 2147483647),
+                                    .total_steps = (int)(total < 2147483647 ? total : 2147483647),
+                                    .epoch = (int)(step / tr.n) + 1, .loss = loss_n ? (float)(loss_sum / (double)loss_n) : 0,
+                                    .lr = lr, .examples_per_s = (double)(step + 1 - rep_from) / (now - t_rep + 1e-9),
+                                    .eta_s = (now - t0) / (double)(step + 1) * (double)(total - step - 1),
+                                    .val_loss = -1, .val_accuracy = -1};
+            if (epoch_end && va.n > 0) validate(&ft, &va, labels, &p.val_loss, &p.val_accuracy);
+            if (o->progress) o->progress(o->progress_ctx, &p);
+            loss_sum = 0; loss_n = 0; rep_from = step + 1; t_rep = eng_now();
+        }
+    }
+    rc = write_model(o, &ft, labels, &tr, valname, total, eng_now() - t0, err);
+    if (rc == 0 && va.n > 0 && o->progress) {
+        eng_train_progress p = {.step = 0, .loss = -1, .val_loss = -1};
+        validate(&ft, &va, labels, &p.val_loss, &p.val_accuracy);
+        o->progress(o->progress_ctx, &p);
+    }
+done:
+    eng_ft_free(&ft);
+    for (int i = 0; i < n_labels; i++) free(labels[i]);
+    free(labels);
+    free(y);
+    free(order);
+    free(valname);
+    tsv_free(&tr);
+    tsv_free(&va);
+    return rc;
+}
+
+// ---------------------------------------------------------------- eval
+static long utf8_chars(const char *s, size_t len) {
+    long n = 0;
+    for (size_t i = 0; i < len; n++) {
+        uint32_t c;
+        int l = eng_utf8_decode(s + i, len - i, &c);
+        i += l > 0 ? (size_t)l : 1;
+    }
+    return n;
+}
+
+void eng_eval_report_free(eng_eval_report *r) {
+    free(r->label_n);
+    free(r->label_correct);
+    for (int i = 0; i < r->n_labels; i++) free(r->labels[i]);
+    free(r->labels);
+    memset(r, 0, sizeof *r);
+}
+
+int eng_eval_text(const char *model_dir, const char *data, eng_eval_report *r, char **err) {
+    memset(r, 0, sizeof *r);
+    eng_model *m;
+    if (eng_model_load(&m, model_dir, err) != 0) return -1;
+    if (m->task != ENG_TASK_TEXT_CLASSIFICATION || !m->arch->classify_text) {
+        eng_errorf(err, "%s is a %s model, not a text classifier", model_dir, eng_task_name(m->task));
+        eng_model_free(m);
+        return -1;
+    }
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, stat(data, &st) == 0 && S_ISDIR(st.st_mode) ? "%s/test.tsv" : "%s", data);
+    tsv te;
+    if (tsv_load(&te, path, 0, 0, err) != 0) { eng_model_free(m); return -1; }
+    r->n_labels = m->n_labels;
+    r->labels = eng_xcalloc((size_t)m->n_labels, sizeof *r->labels);
+    for (int i = 0; i < m->n_labels; i++) r->labels[i] = strdup(m->labels[i]);
+    r->label_n = eng_xcalloc((size_t)m->n_labels, sizeof *r->label_n);
+    r->label_correct = eng_xcalloc((size_t)m->n_labels, sizeof *r->label_correct);
+    float *p = eng_xmalloc((size_t)m->n_labels * sizeof(float));
+    eng_tape tape;
+    eng_tape_init(&tape, 0, 0);
+    for (int i = 0; i < te.n; i++) {
+        int y = label_index(m->labels, m->n_labels, te.label[i]), *ids = NULL, nid = 0, best = -1;
+        char *terr = NULL;
+        if (eng_model_text_ids(m, te.text[i], te.len[i], &ids, &nid, &terr) == 0) {
+            const int *const idv[1] = {ids};
+            m->arch->classify_text(m, &tape, idv, &nid, 1, p);
+            best = 0;
+            for (int c = 1; c < m->n_labels; c++) if (p[c] > p[best]) best = c;
+        }
+        free(ids);
+        free(terr);
+        int ok = y >= 0 && best == y, is_long = utf8_chars(te.text[i], te.len[i]) > LONG_TEXT_CHARS;
+        r->n++; r->correct += ok;
+        r->n_long += is_long; r->correct_long += ok && is_long;
+        if (y >= 0) { r->label_n[y]++; r->label_correct[y] += ok; }
+    }
+    eng_tape_free(&tape);
+    free(p);
+    tsv_free(&te);
+    eng_model_free(m);
+    return 0;
+}
