@@ -2,7 +2,7 @@
 // api_probes.c, api_models.c, api_classify.c, api_translations.c,
 // api_completions.c, and
 // api_common.c for shared helpers and the 501 answer of unbuilt endpoints),
-// plus the batch runners (image classification, translation) the scheduler calls. Each
+// plus the batch runners (image and text classification, translation) the scheduler calls. Each
 // handler answers through srv_request_* or hands the request to the
 // scheduler with srv_api_submit().
 #ifndef SRV_API_H
@@ -32,13 +32,18 @@ int srv_api_models_load_parse(srv_request *r, const json_t *j, const char **id, 
 // classification
 int srv_api_classify(srv_request *r, const char *arg);
 void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+void srv_run_classify_text(srv_worker *w, srv_model *m, srv_request **reqs, int n);
 // The task state of a classification request (srv_request.task).
 typedef struct {
-    float *input;              // [n_items, C*H*W] preprocessed images
+    float *input;              // image models: [n_items, C*H*W] preprocessed images
+    int **ids;                 // text models: [n_items] the ids of each text (eng_model_text_ids)
+    int *n_ids;                // text models: [n_items] their counts
+    int n_texts;               // ids[0..n_texts) are allocated (freed with the request)
     int top_k;                 // labels to return per item
 } srv_classify_req;
 // The JSON form of a classification body: model lookup (r->model), top_k,
-// every image decoded into r->task (srv_classify_req). 0 = ready to queue,
+// every image decoded (image models) or every text of "input" turned into
+// ids (text models) into r->task (srv_classify_req). 0 = ready to queue,
 // -1 = r answered.
 int srv_api_classify_parse(srv_request *r, const json_t *j);
 // translation

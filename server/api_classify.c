@@ -1,12 +1,17 @@
-// api_classify.c — POST /v1/classifications for image models: the HTTP side
-// (parse, decode, preprocess, queue) and the worker side (one forward pass
-// per batch, top-k per item).
-//   JSON:  {"model":"fashion-cnn","image":"<base64>" | ["<base64>",...],"top_k":3}
-//   raw:   body = PNG/JPEG bytes, Content-Type image/png|image/jpeg, ?model=&top_k=
+// api_classify.c — POST /v1/classifications for image and text models: the
+// HTTP side (parse; decode and preprocess images, or turn texts into the
+// model's ids; queue) and the worker side (one forward pass per batch, top-k
+// per item).
+//   images: {"model":"fashion-cnn","image":"<base64>" | ["<base64>",...],"top_k":3}
+//           or body = PNG/JPEG bytes, Content-Type image/png|image/jpeg, ?model=&top_k=
+//   texts:  {"model":"langid","input":"Guten Morgen" | ["…",…],"top_k":3}
+// Texts are ids (eng_model_text_ids) before they are queued, so a worker
+// only runs arch->classify_text over the batch.
 #include <stdlib.h>           // strtol
 #include <string.h>           // strcmp
 #include "engine/io/image.h"     // eng_image_decode
 #include "engine/core/util.h"      // eng_now
+#include "engine/text/tokenizer.h" // ENG_TOK_E_TOO_LONG, ENG_TOK_E_NOMEM (eng_model_text_ids)
 #include "server/api.h"       // declarations
 #include "server/base64.h"    // srv_base64_decode
 
@@ -53,6 +58,9 @@ static void classify_req_free(void *p) {
     srv_classify_req *c = p;
     if (!c) return;
     free(c->input);
+    for (int i = 0; c->ids && i < c->n_texts; i++) free(c->ids[i]);
+    free(c->ids);
+    free(c->n_ids);
     free(c);
 }
 
@@ -102,7 +110,83 @@ static int is_raw_image_type(const char *ct) {
     return ct && (strncasecmp(ct, "image/", 6) == 0 || strncasecmp(ct, "application/octet-stream", 24) == 0);
 }
 
-// The JSON form: looks the model up, decodes and preprocesses every image
+// The ids of every text of "input" into r->task. 0, or -1 after answering r.
+static int add_texts(srv_request *r, const json_t *in, int top_k) {
+    const eng_model *em = r->model->m;
+    srv_classify_req *c = calloc(1, sizeof *c);
+    int n = json_is_array(in) ? (int)json_array_size(in) : 1;
+    if (c) { c->ids = calloc((size_t)n, sizeof *c->ids); c->n_ids = calloc((size_t)n, sizeof *c->n_ids); }
+    if (!c || !c->ids || !c->n_ids) {
+        classify_req_free(c);
+        srv_request_fail(r, SRV_E_UNAVAILABLE, NULL, "out of memory for %d texts; retry later", n);
+        return -1;
+    }
+    c->top_k = top_k;
+    r->task = c;
+    r->task_free = classify_req_free;
+    r->n_items = n;
+    for (int i = 0; i < n; i++) {
+        const json_t *s = json_is_array(in) ? json_array_get(in, (size_t)i) : in;
+        char what[32];
+        snprintf(what, sizeof what, json_is_array(in) ? "input[%d]" : "input", i);
+        if (!json_is_string(s)) {
+            srv_request_fail(r, SRV_E_BAD_VALUE, "input", "%s must be a string", what);
+            return -1;
+        }
+        if (json_string_length(s) == 0) {
+            srv_request_fail(r, SRV_E_BAD_VALUE, "input", "%s is an empty string", what);
+            return -1;
+        }
+        char *err = NULL;
+        int rc = eng_model_text_ids(em, json_string_value(s), json_string_length(s), &c->ids[i], &c->n_ids[i], &err);
+        c->n_texts = i + 1;
+        if (rc == ENG_TOK_E_NOMEM)   // not the client's fault: retry later
+            srv_request_fail(r, SRV_E_UNAVAILABLE, "input", "%s: out of memory; retry later", what);
+        else if (rc == ENG_TOK_E_TOO_LONG)
+            srv_request_fail(r, SRV_E_BAD_VALUE, "input", "%s is too long for model '%s' (%s)", what, r->model->id,
+                             err ? err : "over its max_text_ids");
+        else if (rc != 0)
+            srv_request_fail(r, SRV_E_BAD_VALUE, "input", "%s: %s", what, err ? err : "the model cannot take this text");
+        free(err);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
+// The JSON body for a text model: "input" (a string or a non-empty array of
+// them, at most max_batch_size), top_k. 0 or -1 after answering r.
+static int parse_text(srv_request *r, const json_t *j, srv_model *m) {
+    const json_t *in = json_object_get(j, "input");
+    if (!m->m->arch->classify_text) {
+        srv_request_fail(r, SRV_E_NOT_IMPLEMENTED, "model", "model '%s' (arch %s) cannot classify text in this build",
+                         m->id, m->m->arch->name);
+        return -1;
+    }
+    if (!in) {
+        srv_request_fail(r, SRV_E_MISSING, "input", json_object_get(j, "image")
+                         ? "model '%s' classifies text: send \"input\" (a string or an array of strings), not \"image\""
+                         : "\"input\" (a string or an array of strings) is required for model '%s'", m->id);
+        return -1;
+    }
+    if (!json_is_string(in) && !json_is_array(in)) {
+        srv_request_fail(r, SRV_E_BAD_VALUE, "input", "input must be a string or an array of strings");
+        return -1;
+    }
+    if (json_is_array(in) && json_array_size(in) == 0) {
+        srv_request_fail(r, SRV_E_BAD_VALUE, "input", "input is an empty array; send at least one string");
+        return -1;
+    }
+    if (json_is_array(in) && (int)json_array_size(in) > m->max_batch_size) {
+        srv_request_fail(r, SRV_E_BAD_VALUE, "input", "at most %d texts per request for model '%s'", m->max_batch_size, m->id);
+        return -1;
+    }
+    int top_k = parse_top_k(r, json_object_get(j, "top_k"), NULL, m->m->n_labels);
+    if (top_k < 0) return -1;
+    return add_texts(r, in, top_k);
+}
+
+// The JSON form: looks the model up; for an image model decodes and
+// preprocesses every image, for a text model turns every text into ids,
 // into the request's srv_classify_req. Returns 0 (ready to queue) or -1 after answering r.
 int srv_api_classify_parse(srv_request *r, const json_t *j) {
     const json_t *jm = json_object_get(j, "model");
@@ -112,9 +196,10 @@ int srv_api_classify_parse(srv_request *r, const json_t *j) {
     }
     srv_model *m = srv_api_model(r, json_string_value(jm), -1);
     if (!m) return -1;
+    if (m->m->task == ENG_TASK_TEXT_CLASSIFICATION) return parse_text(r, j, m);
     if (m->m->task != ENG_TASK_IMAGE_CLASSIFICATION) {
-        srv_request_fail(r, m->m->task == ENG_TASK_TEXT_CLASSIFICATION ? SRV_E_NOT_IMPLEMENTED : SRV_E_WRONG_TASK, "model",
-                         "model '%s' is a %s model; /v1/classifications serves image-classification models in this version",
+        srv_request_fail(r, SRV_E_WRONG_TASK, "model",
+                         "model '%s' is a %s model; /v1/classifications serves image- and text-classification models",
                          m->id, eng_task_name(m->m->task));
         return -1;
     }
@@ -206,6 +291,38 @@ static void respond(srv_request *r, const eng_model *em, const float *probs) {
     json_t *o = json_pack("{s:s,s:s,s:o}", "object", "list", "model", r->model->id, "data", data);
     srv_request_json(r, 200, json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)));
     json_decref(o);
+}
+
+// The texts of every request, ids already made on the HTTP threads, in one
+// classify_text call; each request answered with its own rows, in order.
+void srv_run_classify_text(srv_worker *w, srv_model *m, srv_request **reqs, int n) {
+    eng_model *em = m->m;
+    int items = 0;
+    for (int i = 0; i < n; i++) items += reqs[i]->n_items;
+    float *probs = srv_worker_out(w, (size_t)items * (size_t)em->n_labels);
+    const int **ids = malloc((size_t)items * sizeof *ids);
+    int *n_ids = malloc((size_t)items * sizeof *n_ids);
+    if (!probs || !ids || !n_ids) {
+        free(ids); free(n_ids);
+        for (int i = 0; i < n; i++) srv_request_fail(reqs[i], SRV_E_UNAVAILABLE, NULL, "out of memory for the batch; retry later");
+        return;
+    }
+    int off = 0;
+    for (int i = 0; i < n; i++) {
+        const srv_classify_req *c = reqs[i]->task;
+        for (int k = 0; k < reqs[i]->n_items; k++, off++) {
+            ids[off] = c->ids[k];
+            n_ids[off] = c->n_ids[k];
+        }
+    }
+    em->arch->classify_text(em, &w->tape, (const int *const *)ids, n_ids, items, probs);
+    off = 0;
+    for (int i = 0; i < n; i++) {
+        respond(reqs[i], em, probs + (size_t)off * em->n_labels);
+        off += reqs[i]->n_items;
+    }
+    free(ids);
+    free(n_ids);
 }
 
 void srv_run_classify_images(srv_worker *w, srv_model *m, srv_request **reqs, int n) {

@@ -7,7 +7,7 @@
 #include <signal.h>           // SIGTERM, SIGPIPE
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
 #include "engine/core/util.h"      // eng_now
-#include "server/api.h"       // srv_api_routes, srv_run_classify_images
+#include "server/api.h"       // srv_api_routes, srv_run_classify_images, srv_run_classify_text
 #include "server/gen.h"       // srv_gen_step
 #include "server/http.h"      // srv_http_*
 #include "server/log.h"       // log_*
@@ -72,6 +72,7 @@ int srv_daemon_run(const srv_config *c) {
     srv_registry_init(c->models);
     srv_sched_set_runner(ENG_TASK_IMAGE_CLASSIFICATION, srv_run_classify_images);
     srv_sched_set_runner(ENG_TASK_TRANSLATION, srv_run_translate);
+    srv_sched_set_runner(ENG_TASK_TEXT_CLASSIFICATION, srv_run_classify_text);
     srv_sched_set_stepper(ENG_TASK_TEXT_GENERATION, srv_gen_step, srv_gen_abort);
     // One thread pool: with several workers each calls OpenBLAS single-threaded
     // (PERF-NOTES: OpenBLAS threads and ours fight on 2 vCPUs).
