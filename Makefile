@@ -21,7 +21,7 @@ BIN     ?= inferd
 
 PKGS    := libmicrohttpd jansson libuv libpng zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lopenblas -ljpeg -lpthread -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lopenblas -ljpeg -lsentencepiece -lstdc++ -lpthread -lm
 
 OPT     ?= -O2 -march=x86-64-v3 -mtune=native
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter
@@ -33,11 +33,16 @@ OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZER) -fno-sanitize-
 LDSAN   := -fsanitize=$(SANITIZER)
 endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -I. $(PKG_CFLAGS) -DINFERD_VERSION=\"$(VERSION)\" -MMD -MP
+# C++ only for engine/text/sentencepiece_shim.cc (the C shim over libsentencepiece)
+CXX     ?= g++
+CXXWARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wno-unused-parameter
+CXXFLAGS += -std=c++17 -g $(OPT) $(CXXWARN) -I. -MMD -MP
 LDLIBS  += $(PKG_LIBS) $(LDSAN)
 
 ENGINE_SRC := $(wildcard engine/*/*.c)
+ENGINE_CXX := $(wildcard engine/*/*.cc)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
-ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(ENGINE_CXX:%.cc=$(BUILD)/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -56,6 +61,10 @@ $(BIN): $(BUILD)/server/main.o $(SERVER_OBJ) $(ENGINE_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
 # Unit suites link what they test: a suite that includes no server (or fuzz
 # harness) header is an engine suite and links only engine objects (the
@@ -105,7 +114,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(filter-out fuzz/fuzz_common.c,$(wildcard fuzz/fuzz_*.c)))
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
-FUZZ_LIBOBJ  := $(ENGINE_SRC:%.c=$(FUZZ_BUILD)/%.o) $(SERVER_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/fuzz/fuzz_common.o
+FUZZ_LIBOBJ  := $(ENGINE_SRC:%.c=$(FUZZ_BUILD)/%.o) $(ENGINE_CXX:%.cc=$(FUZZ_BUILD)/%.o) $(SERVER_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/fuzz/fuzz_common.o
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) -I. $(PKG_CFLAGS) \
                 -DINFERD_VERSION=\"$(VERSION)\" -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
@@ -118,6 +127,11 @@ fuzz:
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+FUZZ_CXX     ?= clang++
+$(FUZZ_BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) -std=c++17 -g -O1 -fno-omit-frame-pointer -I. -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 .SECONDARY: $(FUZZ_LIBOBJ)
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIBOBJ)

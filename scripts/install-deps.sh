@@ -17,10 +17,17 @@ set -euo pipefail
 
 # Build: compiler toolchain and the -dev packages the Makefile links against
 # (libmicrohttpd jansson libuv libpng zlib via pkg-config, plus openblas, jpeg).
+# libsentencepiece-dev: the SentencePiece tokenizer of Marian (opus-mt)
+# translation models is Debian's libsentencepiece, the reference
+# implementation, behind a small C++ shim (engine/text/sentencepiece_shim.cc;
+# g++ comes with build-essential). Its tests use committed fixtures; the
+# `sentencepiece` CLI (spm_train/spm_encode) is needed only to regenerate
+# them (tests/ref/make_spm_ref.py), so it is not listed.
 BUILD_PKGS=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libuv1-dev libopenblas-dev
   libpng-dev libjpeg62-turbo-dev zlib1g-dev
+  libsentencepiece-dev
 )
 # Unit tests: the Check framework (pkg-config check).
 UNIT_TEST_PKGS=(check)

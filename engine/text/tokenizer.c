@@ -22,6 +22,8 @@ typedef struct {
                   eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
     int dummy_prefix;        // SentencePiece: a piece's leading space is dropped after BOS / at the start
     int special_as_piece;    // a special token is written as its decoded bytes (GPT-2's strings are byte-mapped)
+    // decode ids (checked to be in the vocabulary); NULL: concatenate eng_tok_piece
+    int (*decode)(const eng_tokenizer *t, const int *ids, int n, char **text, size_t *len, char **err);
 } tok_kind_ops;
 
 static const tok_kind_ops kinds[] = {
@@ -29,6 +31,7 @@ static const tok_kind_ops kinds[] = {
     [ENG_TOK_KIND_LLAMA2C] = {"llama2c", eng__tok_llama2c_encode, 1, 0},
     [ENG_TOK_KIND_HF_LLAMA] = {"hf-llama", eng__tok_hf_llama_encode, 1, 0},
     [ENG_TOK_KIND_CHAR] = {"char", eng__tok_char_encode, 0, 0},
+    [ENG_TOK_KIND_SPM] = {"spm", eng__tok_spm_encode, 1, 0, eng__tok_spm_decode},
 };
 static_assert(sizeof(kinds) / sizeof(kinds[0]) == ENG_TOK_KIND__COUNT,
               "kinds must describe every eng_tok_kind");
@@ -234,6 +237,7 @@ int eng_tok_decode(const eng_tokenizer *t, const int *ids, int n, char **text, s
                               ids[i], i, t->n_vocab - 1);
         total += t->piece_len[ids[i]];
     }
+    if (kinds[t->kind].decode) return kinds[t->kind].decode(t, ids, n, text, len, err);
     char *buf = malloc(total + 1);
     if (!buf) {
         eng_errorf(err, "out of memory decoding %d tokens", n);

@@ -12,6 +12,8 @@
 //     and decodes exactly like llama2.c run.c's encode()/decode().
 //   - a Hugging Face Llama tokenizer.json (model.type "BPE" with
 //     byte_fallback, "▁" for space, merges by rank).
+//   - a SentencePiece model (.spm / .model) run by Debian's libsentencepiece,
+//     optionally with a Marian vocab.json mapping pieces to model ids.
 //   - characters (char-level LSTM models): a JSON array of one-character
 //     strings, or the sorted set of characters of a training text.
 //
@@ -41,6 +43,7 @@ typedef enum {
     ENG_TOK_KIND_LLAMA2C,    // llama2.c tokenizer.bin: merges by piece score, byte fallback
     ENG_TOK_KIND_HF_LLAMA,   // HF tokenizer.json: "▁" metaspace BPE by rank, byte fallback
     ENG_TOK_KIND_CHAR,       // one id per Unicode character
+    ENG_TOK_KIND_SPM,        // a SentencePiece model run by libsentencepiece (+ Marian vocab.json)
     ENG_TOK_KIND__COUNT
 } eng_tok_kind;
 
@@ -99,6 +102,14 @@ int eng_tokenizer_load_llama2c(eng_tokenizer **out, const char *path, int vocab_
 int eng_tokenizer_load_llama2c_mem(eng_tokenizer **out, const void *data, size_t len,
                                    int vocab_size, char **err);
 
+// SentencePiece: a serialized model (.model; Marian's source.spm /
+// target.spm) run by libsentencepiece, so the pieces are spm_encode's. With
+// vocab_json_path (may be NULL), ids come from that {"piece": id} object
+// (Marian: one id space for both sides); a piece it lacks maps to its
+// "<unk>". Without it, ids are the model's. EOS is "</s>", no BOS. Decoding
+// joins the pieces through the library (control symbols dropped).
+int eng_tokenizer_load_spm(eng_tokenizer **out, const char *model_path, const char *vocab_json_path, char **err);
+
 // Characters: a JSON array of strings; id = index. Each entry is exactly one
 // UTF-8 character, or one of the specials "<unk>", "<s>"/"<bos>",
 // "</s>"/"<eos>", "<pad>". Duplicates are refused. Unknown characters at
@@ -128,7 +139,7 @@ void eng_tokenizer_free(eng_tokenizer *t);   // NULL-safe
 // ---------------------------------------------------------------- info
 
 eng_tok_kind eng_tok_kind_of(const eng_tokenizer *t);
-const char *eng_tok_kind_name(eng_tok_kind k);   // "gpt2", "llama2c", "hf-llama", "char"
+const char *eng_tok_kind_name(eng_tok_kind k);   // "gpt2", "llama2c", "hf-llama", "char", "spm"
 int eng_tok_vocab_size(const eng_tokenizer *t);
 int eng_tok_bos_id(const eng_tokenizer *t);      // -1 when none
 int eng_tok_eos_id(const eng_tokenizer *t);      // -1 when none

@@ -10,6 +10,8 @@
 //   tokenizer_bpe.c    GPT-2 byte-level BPE (vocab.json+merges.txt, HF ByteLevel)
 //   tokenizer_spm.c    llama2.c tokenizer.bin and HF Llama (metaspace + byte fallback)
 //   tokenizer_char.c   one id per codepoint
+//   tokenizer_sentencepiece.c  SentencePiece models through libsentencepiece
+//                      (sentencepiece_shim.h), Marian vocab.json ids
 //   utf8.c             UTF-8 (its own module: the server uses it too)
 #ifndef ENG_TOKENIZER_INTERNAL_H
 #define ENG_TOKENIZER_INTERNAL_H
@@ -72,6 +74,9 @@ struct eng_tokenizer {
     size_t max_str_len;       // longest vocabulary string (pair-concatenation buffer bound)
     // CHAR
     eng__tok_pairmap char_map;    // codepoint -> id
+    // SPM
+    struct eng_spm *spm;      // the library's processor (sentencepiece_shim.h), or NULL
+    int spm_vocab;            // 1: ids from a vocab.json (pieces mapped by string), 0: the model's ids
 };
 
 // ---------------------------------------------------------------- building blocks (tokenizer_maps.c)
@@ -156,6 +161,10 @@ int eng__tok_llama2c_encode(const eng_tokenizer *t, const char *text, size_t len
                         eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 int eng__tok_char_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                          eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
+int eng__tok_spm_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
+                        eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
+// SPM's decode: the pieces of ids (control symbols left out) joined by the library.
+int eng__tok_spm_decode(const eng_tokenizer *t, const int *ids, int n, char **text, size_t *len, char **err);
 int eng__tok_hf_llama_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                          eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 // HF Llama half of eng_tokenizer_load_hf_json (model already checked to be BPE).

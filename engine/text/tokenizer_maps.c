@@ -7,6 +7,7 @@
 #include <stdlib.h>          // malloc, calloc, realloc, free
 #include <string.h>          // memcpy, memcmp, memset
 #include "engine/core/util.h"     // eng_errorf
+#include "engine/text/sentencepiece_shim.h"  // eng_spm_free
 
 int eng__tok_oom(char **err)
 {
@@ -203,6 +204,7 @@ void eng_tokenizer_free(eng_tokenizer *t)
     eng__tok_pairmap_free(&t->merges);
     free(t->score);
     eng__tok_pairmap_free(&t->char_map);
+    eng_spm_free(t->spm);
     free(t);
 }
 

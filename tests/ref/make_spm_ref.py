@@ -13,7 +13,8 @@ shim over Debian's libsentencepiece) against Debian's own CLI.
    language, the hand-written lines, and edge cases: unknown characters,
    repeated and leading/trailing spaces, digits, full-width forms that NFKC
    folds) with Debian's `spm_encode`, once as pieces and once as ids.
-   -> spm/test.pieces, spm/test.ids (one line per test line)
+   -> spm/test.pieces, spm/test.ids (one line per test line), and decodes
+   the ids back with `spm_decode` -> spm/test.decoded
 Nothing here is computed by our code: the expectations are the CLI's output.
 """
 import os
@@ -87,18 +88,21 @@ def main():
         train += lines[6:6 + (150 if lang == "zh" else 1200)]   # Chinese: few lines, or its characters fill the vocabulary
     train += HANDWRITTEN * 3
     test += HANDWRITTEN[::3] + TEST_EXTRA
+    model_path = os.path.join(OUT, "tiny.model")
+    # spm_train is not bit-reproducible, and marian_tiny copies this model:
+    # it is trained only when absent (delete it to retrain, then rerun make_marian_ref.py)
     with tempfile.TemporaryDirectory() as td:
         corpus = os.path.join(td, "corpus.txt")
         with open(corpus, "w", encoding="utf-8") as f:
             f.write("\n".join(train) + "\n")
-        subprocess.run(["spm_train", "--input=" + corpus, "--model_prefix=" + os.path.join(td, "tiny"),
-                        "--model_type=unigram", "--vocab_size=1500", "--character_coverage=0.995",
-                        "--num_threads=1", "--seed_sentencepiece_size=20000", "--minloglevel=2"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(os.path.join(td, "tiny.model"), "rb") as f:
-            model = f.read()
-    with open(os.path.join(OUT, "tiny.model"), "wb") as f:
-        f.write(model)
+        if not os.path.exists(model_path):
+            subprocess.run(["spm_train", "--input=" + corpus, "--model_prefix=" + os.path.join(td, "tiny"),
+                            "--model_type=unigram", "--vocab_size=1500", "--character_coverage=0.995",
+                            "--num_threads=1", "--seed_sentencepiece_size=20000", "--minloglevel=2"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.replace(os.path.join(td, "tiny.model"), model_path)
+    with open(model_path, "rb") as f:
+        model = f.read()
     with open(os.path.join(OUT, "test.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(test) + "\n")
     for fmt, name in (("piece", "test.pieces"), ("id", "test.ids")):
@@ -108,6 +112,12 @@ def main():
         assert len(lines) == len(test), (len(lines), len(test))
         with open(os.path.join(OUT, name), "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
+    r = subprocess.run(["spm_decode", "--model=" + os.path.join(OUT, "tiny.model"), "--input_format=id",
+                        "--input=" + os.path.join(OUT, "test.ids")], check=True, capture_output=True)
+    lines = r.stdout.decode("utf-8").split("\n")[:-1]
+    assert len(lines) == len(test), (len(lines), len(test))
+    with open(os.path.join(OUT, "test.decoded"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
     print("wrote", OUT, len(train), "training lines,", len(test), "test lines,", len(model), "bytes of model")
 
 
