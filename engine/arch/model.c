@@ -1,10 +1,12 @@
 // model.c — config.json → architecture table → loaded model (see model.h).
 #include "engine/arch/model.h"
 #include <stdio.h>          // snprintf
-#include <string.h>         // strcmp, memset
+#include <string.h>         // strcmp, memset, memmem
+#include <sys/stat.h>       // stat
 #include "engine/arch/cnn.h"     // the CNN classifier architecture
 #include "engine/arch/fasttext.h"  // fastText-style text classifiers
 #include "engine/arch/lstm.h"    // char-RNN LSTM language models
+#include "engine/arch/marian.h"  // MarianMT translation (HF directories)
 #include "engine/arch/transformer.h"  // GPT-2 / Llama decoders
 #include "engine/core/util.h"    // eng_errorf
 
@@ -135,6 +137,68 @@ static int ft_text_ids(const eng_model *m, const char *text, size_t len, int **i
     return eng_ft_features(m->impl, text, len, ids, n_ids, err);
 }
 
+// ---------------------------------------------------------------- arch: marian (translation)
+// A HF MarianMT directory: the weights, then source.spm / target.spm with
+// vocab.json (target_vocab.json for the target side when the model has
+// separate vocabularies), each checked against the model's vocabulary.
+static int marian_tokenizer(eng_model *m, eng_tokenizer **tok, const char *spm, const char *vocab, int model_vocab,
+                            char **err) {
+    char p1[4096], p2[4096];
+    snprintf(p1, sizeof p1, "%s/%s", m->dir, spm);
+    snprintf(p2, sizeof p2, "%s/%s", m->dir, vocab);
+    if (eng_tokenizer_load_spm(tok, p1, p2, err) != 0) return -1;
+    if (eng_tok_vocab_size(*tok) > model_vocab)
+        return eng_errorf(err, "%s: %d ids but the model's vocabulary has %d", p2, eng_tok_vocab_size(*tok), model_vocab);
+    if (eng_tok_eos_id(*tok) < 0) return eng_errorf(err, "%s: no \"</s>\" token", p2);
+    return 0;
+}
+
+static int marian_load(eng_model *m, char **err) {
+    if (eng_marian_load_dir(&m->s2s, m->dir, m->config, err) != 0) return -1;
+    eng_s2s_info info = eng_marian_s2s_ops.info(m->s2s);
+    m->n_params = info.n_params;
+    m->max_text_ids = info.max_src_len;
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/target_vocab.json", m->dir);
+    const char *tgt_vocab = stat(p, &st) == 0 ? "target_vocab.json" : "vocab.json";
+    if (marian_tokenizer(m, &m->tok, "source.spm", "vocab.json", info.src_vocab, err) != 0 ||
+        marian_tokenizer(m, &m->tok_tgt, "target.spm", tgt_vocab, info.tgt_vocab, err) != 0)
+        return -1;
+    if (eng_tok_eos_id(m->tok) != info.eos_id)
+        return eng_errorf(err, "%s: vocab.json's \"</s>\" is id %d but config.json's eos_token_id is %d", m->dir,
+                          eng_tok_eos_id(m->tok), info.eos_id);
+    return 0;
+}
+
+// Source ids as HF's MarianTokenizer makes them: a leading language code
+// ">>xx<<" (multilingual opus-mt targets) is one token when the vocabulary
+// has it, the rest goes through SentencePiece, then </s>.
+static int marian_text_ids(const eng_model *m, const char *text, size_t len, int **ids, int *n_ids, char **err) {
+    int code = -1;
+    size_t skip = 0;
+    if (len > 4 && text[0] == '>' && text[1] == '>') {
+        const char *end = memmem(text + 2, len - 2 < 32 ? len - 2 : 32, "<<", 2);
+        if (end && (code = eng_tok_lookup(m->tok, text, (size_t)(end + 2 - text))) >= 0) skip = (size_t)(end + 2 - text);
+    }
+    int max = m->max_text_ids - (code >= 0);
+    int rc = eng_tok_encode(m->tok, text + skip, len - skip, ENG_TOK_FLAG_ADD_EOS, max > 0 ? max : 1, ids, n_ids, err);
+    if (rc != 0 || code < 0) return rc;
+    int *w = realloc(*ids, (size_t)(*n_ids + 1) * sizeof(int));
+    if (!w) {
+        free(*ids);
+        *ids = NULL;
+        *n_ids = 0;
+        eng_errorf(err, "out of memory encoding the text");
+        return ENG_TOK_E_NOMEM;
+    }
+    memmove(w + 1, w, (size_t)*n_ids * sizeof(int));
+    w[0] = code;
+    *ids = w;
+    (*n_ids)++;
+    return 0;
+}
+
 // ---------------------------------------------------------------- the architecture table
 // One row per architecture; its entry points say what it serves.
 static const eng_model_arch archs[] = {
@@ -145,6 +209,8 @@ static const eng_model_arch archs[] = {
     {.name = "lstm", .task = ENG_TASK_TEXT_GENERATION, .load = lstm_load, .lm = &eng_lstm_lm_ops},
     {.name = "fasttext", .task = ENG_TASK_TEXT_CLASSIFICATION, .load = ft_load, .free = ft_free,
      .classify_text = ft_classify, .text_ids = ft_text_ids},
+    {.name = "marian", .task = ENG_TASK_TRANSLATION, .load = marian_load, .s2s = &eng_marian_s2s_ops,
+     .text_ids = marian_text_ids},
 };
 
 // Foreign layouts say what they are with "model_type" (Hugging Face) or
@@ -154,9 +220,10 @@ static int foreign_layout(const json_t *cfg, const char **task, const char **arc
     const char *fmt = json_string_value(json_object_get(cfg, "format"));
     if (fmt && strcmp(fmt, "llama2c") == 0) { *task = "text-generation"; *arch = "llama"; return 0; }
     if (mt && (strcmp(mt, "gpt2") == 0 || strcmp(mt, "llama") == 0)) { *task = "text-generation"; *arch = mt; return 0; }
-    if (mt && (strcmp(mt, "marian") == 0 || strcmp(mt, "bert") == 0 || strcmp(mt, "distilbert") == 0))
-        return eng_errorf(err, "%s: model_type \"%s\" (%s) is not supported by this version yet", path, mt,
-                          strcmp(mt, "marian") == 0 ? "translation" : "text classification");
+    if (mt && strcmp(mt, "marian") == 0) { *task = "translation"; *arch = "marian"; return 0; }
+    if (mt && (strcmp(mt, "bert") == 0 || strcmp(mt, "distilbert") == 0))
+        return eng_errorf(err, "%s: model_type \"%s\" (text classification) is not supported by this version yet",
+                          path, mt);
     if (mt) return eng_errorf(err, "%s: unsupported model_type \"%s\"", path, mt);
     if (fmt) return eng_errorf(err, "%s: unsupported format \"%s\"", path, fmt);
     return 0;

@@ -196,6 +196,11 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
                 q->logp = cands[c].logp;
                 if (K == 1) break;
             }
+            if (pos == T) {   // out of room: the live hypotheses stay (the answer when none finished)
+                s->done = 1;
+                i = j;
+                continue;
+            }
             for (int k = 0; k < K; k++) {   // swap the beams
                 hyp t = s->live[k];
                 s->live[k] = s->next[k];
