@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #endif
 
 // Creates (once per process) the temporary model repository of fuzz_common.c
-// with fashion-cnn and fortune-gpt loaded in the registry; returns its path,
+// with fashion-cnn, fortune-gpt and marian-tiny loaded in the registry; returns its path,
 // or NULL when the checkout's models are missing.
 const char *fuzz_registry(void);
 

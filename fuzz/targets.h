@@ -10,6 +10,7 @@
 
 #define FUZZ_TARGETS(X)  \
     X(completions)       \
+    X(translations)      \
     X(classify)          \
     X(models)            \
     X(image)             \
