@@ -42,6 +42,15 @@ typedef struct {
     int minn, maxn;            // character n-gram lengths
     const char *sample_prompt; // the README's sample starts here (NULL: the text's first line)
     const char *command;       // the command line that produced this run, for the model's README (may be NULL)
+    // training jobs (server/jobs.c): checkpoints, resume, fine-tuning, validation
+    const char *checkpoint_path;  // NULL: none. Every checkpoint_every steps the trainer writes this
+                                  // file atomically (temp file, fsync, rename, fsync of the directory):
+                                  // weights, optimizer state, RNG state, step; a failed write fails the
+                                  // run and leaves the previous checkpoint intact
+    int checkpoint_every;         // steps between checkpoints (0: the trainer's default)
+    int resume;                   // 1: continue from checkpoint_path when it exists (same total steps)
+    const char *base_model;       // a model directory to fine-tune (same task and arch), or NULL
+    const char *val_data;         // a validation dataset (same layout as data), or NULL (own held-out split)
     volatile int *cancel;      // set to non-zero to stop at the next step (may be NULL)
     void (*progress)(void *ctx, const eng_train_progress *p);
     void *progress_ctx;
@@ -52,6 +61,11 @@ void eng_train_opts_init(eng_train_opts *o);
 // Trains and writes the model directory. Returns 0, or -1 with *err
 // (also when cancelled: "cancelled").
 int eng_train(const eng_train_opts *o, char **err);
+
+// Checks the options and the dataset's format without training (fast: reads
+// the data once), for POST /v1/jobs. 0, or -1 with *err saying what is wrong
+// and where (the line of a TSV, the member of a tar).
+int eng_train_check(const eng_train_opts *o, char **err);
 
 // Evaluates a model directory on a dataset (image classification, and text
 // classification through eng_eval_text); *score is the task's metric
