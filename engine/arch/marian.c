@@ -277,18 +277,25 @@ fail:
 
 // ---------------------------------------------------------------- kernels
 
-// out[N, OUT] = x[N, IN] W^T + b through sgemm (the encoder: one source's rows).
-static void linear(float *out, const float *x, const ma_lin *l, int N, int in, int outd) {
-    for (int r = 0; r < N; r++) memcpy(out + (size_t)r * outd, l->b, (size_t)outd * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, outd, in, 1.0f, x, in, l->w, in, 1.0f, out, outd);
+// out[N, OUT] = x[N, IN] W^T + b (b may be NULL). Few rows (a decoder step
+// of a few hypotheses, a short source): eng_linear_forward_rowwise, which
+// reads W once and sums every row in the same order whatever N, so results
+// do not depend on the batch; from 16 rows on: OpenBLAS sgemm (packing W
+// pays off there; below, it costs more than the product).
+static void linear_wb(float *out, const float *x, const float *w, const float *b, int N, int in, int outd) {
+    if (N < 16) {
+        eng_linear_forward_rowwise(out, x, w, b, N, in, outd);
+        return;
+    }
+    for (int r = 0; r < N; r++) {
+        if (b) memcpy(out + (size_t)r * outd, b, (size_t)outd * sizeof(float));
+        else memset(out + (size_t)r * outd, 0, (size_t)outd * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, outd, in, 1.0f, x, in, w, in, 1.0f, out, outd);
 }
 
-// The same through eng_linear_forward_rowwise, for decoder steps: each row
-// summed in one fixed order whatever the row count (bit-identical alone or
-// batched), streaming W once for all rows (a step has few rows: sgemm's
-// blocking buys little there).
-static void linear_rows(float *out, const float *x, const ma_lin *l, int N, int in, int outd) {
-    eng_linear_forward_rowwise(out, x, l->w, l->b, N, in, outd);
+static void linear(float *out, const float *x, const ma_lin *l, int N, int in, int outd) {
+    linear_wb(out, x, l->w, l->b, N, in, outd);
 }
 
 static float *scratch_floats(eng_tape *t, size_t n) { return eng_arena_alloc(&t->arena, n * sizeof(float)); }
@@ -467,9 +474,9 @@ static void step(const eng_s2s *m, eng_tape *scratch, eng_s2s_dec **decs, const 
     for (int l = 0; l < m->dec_layers; l++) {
         const ma_layer *y = &m->dec[l];
         // causal self-attention: each row's k/v into its cache, then over positions 0..pos
-        linear_rows(q, x, &y->self.q, n, d, d);
-        linear_rows(k, x, &y->self.k, n, d, d);
-        linear_rows(v, x, &y->self.v, n, d, d);
+        linear(q, x, &y->self.q, n, d, d);
+        linear(k, x, &y->self.k, n, d, d);
+        linear(v, x, &y->self.v, n, d, d);
         for (int i = 0; i < n; i++) {
             eng_s2s_dec *dc = decs[i];
             size_t block = (size_t)dc->max_len * d;
@@ -478,10 +485,10 @@ static void step(const eng_s2s *m, eng_tape *scratch, eng_s2s_dec **decs, const 
             memcpy(vc + (size_t)dc->pos * d, v + (size_t)i * d, (size_t)d * sizeof(float));
             eng_attention_cached_forward(a + (size_t)i * d, sc, q + (size_t)i * d, kc, vc, 1, dc->pos, H, H, hd);
         }
-        linear_rows(h, a, &y->self.o, n, d, d);
+        linear(h, a, &y->self.o, n, d, d);
         add_norm(x, h, &y->self.ln, n, d);
         // cross-attention over the row's source (its K/V precomputed by encode)
-        linear_rows(q, x, &y->cross.q, n, d, d);
+        linear(q, x, &y->cross.q, n, d, d);
         for (int i = 0; i < n; i++) {
             const eng_s2s_mem *mem = decs[i]->mem;
             int b = decs[i]->b;
@@ -490,15 +497,14 @@ static void step(const eng_s2s *m, eng_tape *scratch, eng_s2s_dec **decs, const 
             // one query at "position" n-1 over n keys: the cached kernel's causal limit covers them all
             eng_attention_cached_forward(a + (size_t)i * d, sc, q + (size_t)i * d, K, V, 1, mem->n[b] - 1, H, H, hd);
         }
-        linear_rows(h, a, &y->cross.o, n, d, d);
+        linear(h, a, &y->cross.o, n, d, d);
         add_norm(x, h, &y->cross.ln, n, d);
-        linear_rows(f, x, &y->fc1, n, d, m->dec_ffn);
+        linear(f, x, &y->fc1, n, d, m->dec_ffn);
         activate(m->act, f, (size_t)n * m->dec_ffn);
-        linear_rows(h, f, &y->fc2, n, m->dec_ffn, d);
+        linear(h, f, &y->fc2, n, m->dec_ffn, d);
         add_norm(x, h, &y->ln_ff, n, d);
     }
-    // logits = x head^T + final_logits_bias
-    eng_linear_forward_rowwise(logits, x, m->head, m->final_bias, n, d, m->tgt_vocab);
+    linear_wb(logits, x, m->head, m->final_bias, n, d, m->tgt_vocab);   // + final_logits_bias
     for (int i = 0; i < n; i++) decs[i]->pos++;
 }
 

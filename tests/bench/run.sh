@@ -26,7 +26,18 @@
 #      The GPT-2 model needs tests/ref/gpt2-vocab (scripts/fetch-test-vocab.sh), the llama
 #      one ../shared/data/tokenizer.bin (else the engine figure uses an in-memory model and
 #      HTTP is skipped for it); without mkmodel the section is skipped.
-#   5. a summary table
+#   5. translation (Marian): a Marian-base-shaped MarianMT directory (d_model 512, 6+6
+#      layers, 8 heads, ffn 2048, vocab 58101, random weights; ~300 MB written by
+#      tests/bench/make_marian_bench.py into the temp dir, deleted at exit):
+#        engine:  tests/bench/bench_marian.c, greedy eng_translate of 20-token sources
+#                 (20 output tokens each: a random model never ends) at batch 1 and 16,
+#                 OpenBLAS 1 and 2 threads
+#        PyTorch: tests/bench/bench_marian_torch.py, the same greedy decoding (KV cache) on
+#                 the same weights, 2 threads, OMP_WAIT_POLICY=passive; first checks that
+#                 its greedy ids equal the engine's
+#        HTTP:    `inferd serve` with the model, tests/bench/translate_http.py at 1 and 16
+#                 clients, greedy and beam 4
+#   6. a summary table
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -41,7 +52,9 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm: "image" = sections 1-3, "lm" = section 4
+#   BENCH_PARTS         default image,lm,translate: "image" = sections 1-3, "lm" = section 4,
+#                       "translate" = section 5
+#   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
 #   BENCH_LM_STREAMS    default 1,4,16
 #   BENCH_LM_STEPS      engine decode steps per round (default 48; 3 rounds + warm-up per line)
 #   BENCH_LM_HTTP_ROUNDS  waves per HTTP concurrency (default 2)   BENCH_LM_MAX_TOKENS  default 64
@@ -82,7 +95,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm}
+PARTS=${BENCH_PARTS:-image,lm,translate}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -93,10 +106,10 @@ say "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)   (machine is shar
 PKGS="libmicrohttpd jansson libuv libpng zlib"
 BENCH_CFLAGS="-std=c11 -D_GNU_SOURCE -g -O2 -march=x86-64-v3 -mtune=native -Wall -Wextra -Wno-unused-parameter \
   -I. $(pkg-config --cflags $PKGS 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread"
-BENCH_LIBS="$(pkg-config --libs $PKGS 2>/dev/null) -lopenblas -ljpeg -lpthread -lm"
+BENCH_LIBS="$(pkg-config --libs $PKGS 2>/dev/null) -lopenblas -ljpeg -lsentencepiece -lstdc++ -lpthread -lm"
 # the engine's objects named from its sources (a glob over $BUILD would also
 # pick up objects of files since renamed or removed: duplicate symbols)
-ENGINE_OBJS=$(for f in engine/*/*.c; do printf '%s ' "$BUILD/${f%.c}.o"; done)
+ENGINE_OBJS=$(for f in engine/*/*.c; do printf '%s ' "$BUILD/${f%.c}.o"; done; for f in engine/*/*.cc; do printf '%s ' "$BUILD/${f%.cc}.o"; done)
 if ! make -s BUILD="$BUILD" inferd >"$OUT/make.log" 2>&1; then
   say "bench: 'make inferd' failed; nothing measured:"; tail -20 "$OUT/make.log"; exit 0
 fi
@@ -342,7 +355,47 @@ else
   rm -rf "$LM_REPO"   # ~600 MB
 fi
 
-# ---------------------------------------------------------------- 5. summary
+# ---------------------------------------------------------------- 5. translation (Marian)
+MT_OK=0
+if ! part translate; then
+  say "== 5. translation: skipped (BENCH_PARTS=$PARTS)"
+elif ! $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_marian" tests/bench/bench_marian.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-mt.log"; then
+  say "== 5. translation: skipped (cannot build bench_marian):"; cat "$OUT/cc-mt.log"
+elif ! "$TORCH_PYTHON" tests/bench/make_marian_bench.py "$OUT/mt-models/marian-base" >"$OUT/mt-make.log" 2>&1; then
+  say "== 5. translation: skipped (make_marian_bench.py needs $TORCH_PYTHON with torch):"; tail -3 "$OUT/mt-make.log"
+else
+  say "== 5. translation: Marian-base shape (d_model 512, 6+6 layers, ffn 2048, vocab 58101, random weights),"
+  say "   greedy decoding of 20-token sources, 20 output tokens each"
+  : >"$OUT/mt.txt"
+  for T in 1 2; do
+    "$BUILD/bench/bench_marian" --threads "$T" --batches 1,16 --rounds 3 --dump "$OUT/mt-dump.txt" \
+        "$OUT/mt-models/marian-base" 2>&1 | grep -v '^marian model=' | sed 's/^/   engine /' | tee -a "$OUT/mt.txt"
+  done
+  OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_marian_torch.py --threads 2 --batches 1,16 \
+      --rounds 3 --check "$OUT/mt-dump.txt" "$OUT/mt-models/marian-base" 2>&1 | sed 's/^/   /' | tee -a "$OUT/mt.txt"
+  grep -q 'sent_s=' "$OUT/mt.txt" && MT_OK=1
+  "$INFERD" serve --host 127.0.0.1 --port 0 --models "$OUT/mt-models" --access-log false --log-level info \
+      >"$OUT/mt-daemon.out" 2>"$OUT/mt-daemon.err" &
+  DAEMON_PID=$!
+  PORT=
+  for _ in $(seq 300); do
+    PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$OUT/mt-daemon.err" | head -1)
+    [ -n "$PORT" ] && break
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$PORT" ]; then
+    say "   HTTP: daemon did not start:"; tail -5 "$OUT/mt-daemon.err"
+  else
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    python3 tests/bench/translate_http.py --port "$PORT" --model marian-base --concurrency 1,16 --beams 1,4 \
+        --seconds "${BENCH_MT_SECONDS:-5}" 2>&1 | sed 's/^/   HTTP /' | tee -a "$OUT/mt.txt"
+  fi
+  kill -TERM "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
+  rm -rf "$OUT/mt-models"   # ~300 MB
+fi
+
+# ---------------------------------------------------------------- 6. summary
 # field NAME from the line of FILE matching PATTERN
 get() { grep -E "$2" "$1" 2>/dev/null | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -460,6 +513,19 @@ if [ "$LM_OK" = 1 ]; then
   fi
 else
   say "LM: skipped"
+fi
+say ""
+if [ "$MT_OK" = 1 ]; then
+  say "Translation, Marian-base shape, greedy, 20 tokens out (sentences/s):"
+  e11=$(get "$OUT/mt.txt" "engine marian threads=1 batch=1 " sent_s); e116=$(get "$OUT/mt.txt" "engine marian threads=1 batch=16 " sent_s)
+  e21=$(get "$OUT/mt.txt" "engine marian threads=2 batch=1 " sent_s); e216=$(get "$OUT/mt.txt" "engine marian threads=2 batch=16 " sent_s)
+  t1=$(get "$OUT/mt.txt" "torch threads=2p batch=1 " sent_s); t16=$(get "$OUT/mt.txt" "torch threads=2p batch=16 " sent_s)
+  say "  engine 1 thread: batch 1 ${e11:--}, batch 16 ${e116:--} ($(ratio "$e116" "$e11")x); 2 threads: ${e21:--}, ${e216:--}"
+  say "  PyTorch 2 threads passive: batch 1 ${t1:--}, batch 16 ${t16:--}; engine 2 threads / PyTorch:" \
+      "$(ratio "$e21" "$t1") (batch 1), $(ratio "$e216" "$t16") (batch 16); $(grep -m1 '^ *check ' "$OUT/mt.txt" | sed 's/^ *//')"
+  grep ' translate model=' "$OUT/mt.txt" | sed 's/^ *HTTP translate /  HTTP /'
+else
+  say "Translation: skipped"
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
