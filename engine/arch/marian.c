@@ -37,6 +37,7 @@ struct eng_s2s {
     int d, enc_layers, dec_layers, enc_heads, dec_heads, enc_ffn, dec_ffn;
     int src_vocab, tgt_vocab, max_pos;
     int pad_id, eos_id, start_id;
+    int share;                   // one vocabulary and embedding matrix for both sides
     float emb_scale;
     ma_act act;
     eng_st_file st;              // the mapped checkpoint (every weight points into it)
@@ -126,6 +127,7 @@ static int parse_config(eng_s2s *m, const json_t *c, char **err) {
     else if (strcmp(act, "relu") == 0) m->act = ACT_RELU;
     else return eng_errorf(err, "config.json: activation_function \"%s\" is not supported (swish, silu, gelu, gelu_new, relu)", act);
     m->emb_scale = scale ? (float)sqrt((double)m->d) : 1.0f;
+    m->share = share;
     return 0;
 }
 
@@ -212,28 +214,32 @@ static void marian_free(eng_s2s *m) {
     free(m);
 }
 
-// The embedding matrices: shared, or per side when the file has them.
+// The first of the NULL-terminated `names` the file has, or NULL.
+static const char *first_present(const eng_st_file *st, const char *const *names) {
+    for (int i = 0; names[i]; i++)
+        if (eng_st_find(st, names[i])) return names[i];
+    return NULL;
+}
+
+// The embedding matrices and the output projection. Shared vocabulary: one
+// matrix; a file written with tied duplicates dropped may keep it under any
+// of its tied names. Separate vocabularies: one per side.
 static int embeddings(loader *L) {
+    static const char *const shared[] = {"model.shared.weight", "model.encoder.embed_tokens.weight",
+                                         "model.decoder.embed_tokens.weight", "lm_head.weight", NULL};
+    static const char *const enc[] = {"model.encoder.embed_tokens.weight", "model.shared.weight", NULL};
+    static const char *const dec[] = {"model.decoder.embed_tokens.weight", NULL};
     eng_s2s *m = L->m;
-    const eng_st_tensor *shared = eng_st_find(&m->st, "model.shared.weight");
-    const char *enc = "model.encoder.embed_tokens.weight", *dec = "model.decoder.embed_tokens.weight";
-    const float *sh = NULL;
-    if (shared && !(sh = tensor(L, "model.shared.weight", m->src_vocab, m->d))) return -1;
-    if (eng_st_find(&m->st, enc) && m->tgt_vocab != m->src_vocab) {   // separate vocabularies
-        if (!(m->enc_emb = tensor(L, enc, m->src_vocab, m->d))) return -1;
-    } else {
-        m->enc_emb = sh;
-    }
-    if (eng_st_find(&m->st, dec) && (!sh || m->tgt_vocab != m->src_vocab)) {
-        if (!(m->dec_emb = tensor(L, dec, m->tgt_vocab, m->d))) return -1;
-    } else {
-        m->dec_emb = sh;
-    }
-    if (!m->enc_emb || !m->dec_emb)
-        return eng_errorf(L->err, "%s: tensor 'model.shared.weight' is missing", L->path);
+    const char *e = first_present(&m->st, m->share ? shared : enc), *d = m->share ? e : first_present(&m->st, dec);
+    if (!e || !d)
+        return eng_errorf(L->err, "%s: tensor '%s' is missing", L->path, !e ? (m->share ? shared[0] : enc[0]) : dec[0]);
+    if (!(m->enc_emb = tensor(L, e, m->src_vocab, m->d))) return -1;
+    m->dec_emb = m->share ? m->enc_emb : tensor(L, d, m->tgt_vocab, m->d);
+    if (!m->dec_emb) return -1;
     m->head = m->dec_emb;
     // an untied head, or a stored copy of the tied one (same values either way)
-    if (eng_st_find(&m->st, "lm_head.weight") && !(m->head = tensor(L, "lm_head.weight", m->tgt_vocab, m->d)))
+    if (strcmp(e, "lm_head.weight") != 0 && eng_st_find(&m->st, "lm_head.weight") &&
+        !(m->head = tensor(L, "lm_head.weight", m->tgt_vocab, m->d)))
         return -1;
     if (eng_st_find(&m->st, "final_logits_bias") &&
         !(m->final_bias = tensor(L, "final_logits_bias", 1, m->tgt_vocab)))

@@ -326,6 +326,56 @@ static void expect_fail(const char *dir, const char *needle) {
     free(err);
 }
 
+// Rewrites dir/model.safetensors from the tiny model's tensors, renaming
+// `from` to `to` (to == NULL: drops it).
+static void rewrite_checkpoint(const char *dir, const char *from, const char *to) {
+    eng_st_file f;
+    char *err = NULL, p[512];
+    ck_assert_msg(eng_st_open(&f, TINY "/model.safetensors", &err) == 0, "%s", err);
+    eng_st_entry *e = calloc((size_t)f.n, sizeof *e);
+    int n = 0;
+    for (int i = 0; i < f.n; i++) {
+        const eng_st_tensor *t = &f.tensors[i];
+        if (strcmp(t->name, from) == 0 && !to) continue;
+        e[n].name = strcmp(t->name, from) == 0 ? to : t->name;
+        e[n].ndim = t->ndim;
+        memcpy(e[n].shape, t->shape, sizeof e[n].shape);
+        e[n].data = t->data;
+        n++;
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    ck_assert_msg(eng_st_write(p, e, n, NULL, &err) == 0, "%s", err);
+    free(e);
+    eng_st_close(&f);
+}
+
+// Checkpoints that dropped tied duplicates keep the shared matrix under
+// another of its names: the same model loads from each.
+START_TEST(test_marian_tied_names) {
+    fixture x;
+    fx_load(&x);
+    const char *names[] = {"model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"};
+    char *dir = tiny_copy();
+    for (int k = 0; k < 3; k++) {
+        rewrite_checkpoint(dir, "model.shared.weight", names[k]);
+        eng_model *m;
+        char *err = NULL;
+        ck_assert_msg(eng_model_load(&m, dir, &err) == 0, "%s: %s", names[k], err);
+        int idx[1] = {2};
+        float **got = run(m, &x, idx, 1);
+        ck_assert_int_eq(tu_compare(names[k], got[0], x.logits + (size_t)2 * x.T * x.V, (size_t)x.tgt_len[2] * x.V,
+                                    1e-4, 1e-4), 0);
+        free(got[0]);
+        free(got);
+        eng_model_free(m);
+    }
+    rewrite_checkpoint(dir, "model.shared.weight", NULL);
+    expect_fail(dir, "model.shared.weight");
+    remove_copy(dir);
+    fx_free(&x);
+}
+END_TEST
+
 START_TEST(test_marian_load_errors) {
     char p[512];
     char *dir = tiny_copy();
@@ -388,6 +438,7 @@ int main(void) {
     tcase_add_test(tc, test_marian_greedy);
     tcase_add_test(tc, test_marian_text_ids);
     tcase_add_test(tc, test_marian_load_errors);
+    tcase_add_test(tc, test_marian_tied_names);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

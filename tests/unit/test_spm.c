@@ -147,11 +147,8 @@ START_TEST(test_spm_marian_vocab) {
     ck_assert_int_eq(a[na - 1], 0);   // </s> appended
     int unk = 0;
     for (int i = 0; i < nb; i++) {
-        size_t pl;
         char piece[64];
-        // the model's piece for b[i] (unknown characters: <unk> in both)
-        const char *p = eng_tok_piece(plain, 0, b[i], &pl);
-        (void)p;
+        // unknown characters: <unk> in both (the model's 0, vocab.json's 1)
         if (b[i] == 0) { ck_assert_int_eq(a[i], 1); unk++; continue; }
         // the vocab.json id of the same piece string
         int id = -1;
@@ -170,7 +167,8 @@ START_TEST(test_spm_marian_vocab) {
     free(out);
     // streaming pieces concatenate to the same text for known pieces
     const char *hello = "Hello world.";
-    ck_assert_int_eq(eng_tok_encode(t, hello, strlen(hello), 0, 0, &b, &nb, &err) || 0, 0);
+    free(b);
+    ck_assert_int_eq(eng_tok_encode(t, hello, strlen(hello), 0, 0, &b, &nb, &err), 0);
     char buf[128] = "";
     size_t k = 0;
     for (int i = 0; i < nb; i++) {
