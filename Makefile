@@ -128,11 +128,11 @@ $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
-# (ASan only: UBSan's C++ checks need its C++ runtime, and the harnesses link with clang)
+# the vptr and function checks need the C++ UBSan runtime, which the C link does not pull in
 FUZZ_CXX     ?= clang++
 $(FUZZ_BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) -std=c++17 -g -O1 -fno-omit-frame-pointer -I. -MMD -MP -fsanitize=address -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CXX) -std=c++17 -g -O1 -fno-omit-frame-pointer -I. -MMD -MP $(FUZZ_SAN) -fno-sanitize=vptr,function -fsanitize=fuzzer-no-link -c -o $@ $<
 
 .SECONDARY: $(FUZZ_LIBOBJ)
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIBOBJ)
