@@ -27,7 +27,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libjansson4 libuv1 libopenblas0-pthread \
-      libpng16-16 libjpeg62-turbo zlib1g libsentencepiece0 \
+      libpng16-16 libjpeg62-turbo zlib1g libsentencepiece0 libarchive13 libnettle8 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged system user; the data directory is the only thing it owns.

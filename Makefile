@@ -19,7 +19,7 @@ VERSION := 0.1.0
 BUILD   ?= build
 BIN     ?= inferd
 
-PKGS    := libmicrohttpd jansson libuv libpng zlib
+PKGS    := libmicrohttpd jansson libuv libpng zlib libarchive nettle
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lopenblas -ljpeg -lsentencepiece -lstdc++ -lpthread -lm
 

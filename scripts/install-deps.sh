@@ -23,11 +23,17 @@ set -euo pipefail
 # g++ comes with build-essential). Its tests use committed fixtures; the
 # `sentencepiece` CLI (spm_train/spm_encode) is needed only to regenerate
 # them (tests/ref/make_spm_ref.py), so it is not listed.
+# libarchive-dev: image-classification datasets uploaded as a tar (gzip or
+# not) of label folders are read member by member in memory with Debian's
+# libarchive (engine/io/dataset_tar.c), not a hand-written tar parser.
+# nettle-dev: sha256 of uploaded files (server/files.c); libnettle8 is
+# already a dependency of libarchive13, so it adds no runtime library.
 BUILD_PKGS=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libuv1-dev libopenblas-dev
   libpng-dev libjpeg62-turbo-dev zlib1g-dev
   libsentencepiece-dev
+  libarchive-dev nettle-dev
 )
 # Unit tests: the Check framework (pkg-config check).
 UNIT_TEST_PKGS=(check)

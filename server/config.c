@@ -90,6 +90,8 @@ static const opt_def options[] = {
         "largest request body in bytes; larger gets 413"),
     OPT(max_body_bytes_total, OPT_INT64, 1 * MIB, 64 * GIB, "268435456", NULL, NULL, 0,
         "bytes of request bodies held at once over all connections; a body that would go past it gets 503 + Retry-After"),
+    OPT(max_file_bytes, OPT_INT64, 1 * KIB, 1024 * GIB, "1073741824", NULL, NULL, 0,
+        "largest upload to POST /v1/files in bytes (streamed to data_dir, not held in memory); larger gets 413"),
     OPT(max_image_pixels, OPT_INT64, 1, 1000000000LL, "40000000", NULL, NULL, 0,
         "largest decoded image, width*height; larger gets 413"),
     OPT(max_image_bytes, OPT_INT64, 1 * MIB, 64 * GIB, "268435456", NULL, NULL, 0,

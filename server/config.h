@@ -27,6 +27,7 @@ typedef struct {
     int access_log;             // one line per request on stderr, default 1
     long long max_body_bytes;   // request body limit in bytes, default 32 MiB
     long long max_body_bytes_total; // bodies held at once over all connections, default 256 MiB
+    long long max_file_bytes;   // largest upload to POST /v1/files (streamed to disk), default 1 GiB
     long long max_image_pixels; // decoded image limit (width*height), default 40,000,000
     long long max_image_bytes;  // memory one request's images may take (decode, resize, inputs), default 256 MiB
     char *cors_origins;         // "" = no CORS headers, "*" = any, or comma-separated origins
@@ -37,7 +38,7 @@ typedef struct {
 // Number of options in the table = every srv_config field but config_path.
 // config.c static_asserts that its table has exactly this many entries and
 // that each entry's type matches its field: add a field, add a table row.
-#define SRV_CONFIG_NOPTIONS 18
+#define SRV_CONFIG_NOPTIONS 19
 
 // Fills every field with its default (strings malloc'd). Aborts only if
 // memory runs out at startup or a built-in default fails its own check (a bug).

@@ -8,6 +8,7 @@
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
 #include "engine/core/util.h"      // eng_now
 #include "server/api.h"       // srv_api_routes, srv_run_classify_images, srv_run_classify_text
+#include "server/files.h"     // srv_files_init
 #include "server/gen.h"       // srv_gen_step
 #include "server/http.h"      // srv_http_*
 #include "server/log.h"       // log_*
@@ -69,6 +70,11 @@ int srv_daemon_run(const srv_config *c) {
     // threshold keeps large blocks mmapped, returned to the system on free.
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     srv_metrics_init();
+    if (srv_files_init(c->data_dir, c->max_file_bytes, &err) != 0) {
+        log_error("%s (HINT: --data-dir names a writable directory for uploads and jobs)", err);
+        free(err);
+        return 1;
+    }
     srv_registry_init(c->models);
     srv_sched_set_runner(ENG_TASK_IMAGE_CLASSIFICATION, srv_run_classify_images);
     srv_sched_set_runner(ENG_TASK_TRANSLATION, srv_run_translate);
@@ -115,6 +121,7 @@ int srv_daemon_run(const srv_config *c) {
     uv_run(&loop, UV_RUN_DEFAULT);   // runs the close callbacks
     int closed = uv_loop_close(&loop);
     srv_registry_free();
+    srv_files_free();
     srv_metrics_free();
     log_info("stopped%s", closed == 0 ? "" : " (loop handles left open)");
     return 0;

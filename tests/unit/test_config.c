@@ -125,7 +125,7 @@ START_TEST(test_each_option_own_field) {
         { "host", "0.0.0.0" }, { "port", "9" }, { "models", "m2" }, { "data_dir", "d2" },
         { "load", "a,b" }, { "api_key", "k" }, { "api_key_file", "/k" }, { "auth_probes", "true" },
         { "threads", "7" }, { "workers", "255" }, { "log_level", "debug" }, { "access_log", "false" },
-        { "max_body_bytes", "2048" }, { "max_body_bytes_total", "2097152" }, { "max_image_pixels", "5" }, { "max_image_bytes", "2097152" }, { "cors_origins", "*" },
+        { "max_body_bytes", "2048" }, { "max_body_bytes_total", "2097152" }, { "max_file_bytes", "4096" }, { "max_image_pixels", "5" }, { "max_image_bytes", "2097152" }, { "cors_origins", "*" },
         { "shutdown_timeout_s", "3" },
     };
     const int nalt = (int)(sizeof alt / sizeof alt[0]);
