@@ -328,11 +328,12 @@ static void expect_fail(const char *dir, const char *needle) {
 
 // Rewrites dir/model.safetensors from the tiny model's tensors, renaming
 // `from` to `to` (to == NULL: drops it).
-static void rewrite_checkpoint(const char *dir, const char *from, const char *to) {
+// `also` (may be NULL): a second copy of `from` under that name.
+static void rewrite_checkpoint2(const char *dir, const char *from, const char *to, const char *also) {
     eng_st_file f;
     char *err = NULL, p[512];
     ck_assert_msg(eng_st_open(&f, TINY "/model.safetensors", &err) == 0, "%s", err);
-    eng_st_entry *e = calloc((size_t)f.n, sizeof *e);
+    eng_st_entry *e = calloc((size_t)f.n + 1, sizeof *e);
     int n = 0;
     for (int i = 0; i < f.n; i++) {
         const eng_st_tensor *t = &f.tensors[i];
@@ -342,11 +343,19 @@ static void rewrite_checkpoint(const char *dir, const char *from, const char *to
         memcpy(e[n].shape, t->shape, sizeof e[n].shape);
         e[n].data = t->data;
         n++;
+        if (also && strcmp(t->name, from) == 0) {
+            e[n] = e[n - 1];
+            e[n++].name = also;
+        }
     }
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     ck_assert_msg(eng_st_write(p, e, n, NULL, &err) == 0, "%s", err);
     free(e);
     eng_st_close(&f);
+}
+
+static void rewrite_checkpoint(const char *dir, const char *from, const char *to) {
+    rewrite_checkpoint2(dir, from, to, NULL);
 }
 
 // Checkpoints that dropped tied duplicates keep the shared matrix under
@@ -371,6 +380,38 @@ START_TEST(test_marian_tied_names) {
     }
     rewrite_checkpoint(dir, "model.shared.weight", NULL);
     expect_fail(dir, "model.shared.weight");
+    remove_copy(dir);
+    fx_free(&x);
+}
+END_TEST
+
+// Separate vocabularies (share_encoder_decoder_embeddings false): per-side
+// embeddings, the target side's ids from target_vocab.json. Here both hold
+// the tiny model's values, so the logits are the fixture's.
+START_TEST(test_marian_separate_vocabs) {
+    fixture x;
+    fx_load(&x);
+    char *dir = tiny_copy(), p[512];
+    rewrite_checkpoint2(dir, "model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight");
+    set_config(dir, "share_encoder_decoder_embeddings", json_false());
+    snprintf(p, sizeof p, "%s/target_vocab.json", dir);
+    copy_file(TINY "/vocab.json", p, (size_t)-1);
+    eng_model *m;
+    char *err = NULL;
+    ck_assert_msg(eng_model_load(&m, dir, &err) == 0, "%s", err);
+    ck_assert_ptr_nonnull(m->tok_tgt);
+    ck_assert_ptr_ne(m->tok_tgt, m->tok);
+    int idx[1] = {1};
+    float **got = run(m, &x, idx, 1);
+    ck_assert_int_eq(tu_compare("separate", got[0], x.logits + (size_t)1 * x.T * x.V, (size_t)x.tgt_len[1] * x.V,
+                                1e-4, 1e-4), 0);
+    free(got[0]);
+    free(got);
+    eng_model_free(m);
+    // without the decoder's embedding: an error naming it
+    rewrite_checkpoint(dir, "model.shared.weight", "model.encoder.embed_tokens.weight");
+    expect_fail(dir, "model.decoder.embed_tokens.weight");
+    unlink(p);
     remove_copy(dir);
     fx_free(&x);
 }
@@ -439,6 +480,7 @@ int main(void) {
     tcase_add_test(tc, test_marian_text_ids);
     tcase_add_test(tc, test_marian_load_errors);
     tcase_add_test(tc, test_marian_tied_names);
+    tcase_add_test(tc, test_marian_separate_vocabs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
