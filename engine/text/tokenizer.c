@@ -24,6 +24,7 @@ typedef struct {
     int special_as_piece;    // a special token is written as its decoded bytes (GPT-2's strings are byte-mapped)
     // decode ids (checked to be in the vocabulary); NULL: concatenate eng_tok_piece
     int (*decode)(const eng_tokenizer *t, const int *ids, int n, char **text, size_t *len, char **err);
+    int word_joined;         // WordPiece: pieces are " word" / "##cont" -> "cont"; the first token is its string
 } tok_kind_ops;
 
 static const tok_kind_ops kinds[] = {
@@ -32,6 +33,7 @@ static const tok_kind_ops kinds[] = {
     [ENG_TOK_KIND_HF_LLAMA] = {"hf-llama", eng__tok_hf_llama_encode, 1, 0},
     [ENG_TOK_KIND_CHAR] = {"char", eng__tok_char_encode, 0, 0},
     [ENG_TOK_KIND_SPM] = {"spm", eng__tok_spm_encode, 1, 0, eng__tok_spm_decode},
+    [ENG_TOK_KIND_WORDPIECE] = {"wordpiece", eng__tok_wordpiece_encode, 0, 0, NULL, 1},
 };
 static_assert(sizeof(kinds) / sizeof(kinds[0]) == ENG_TOK_KIND__COUNT,
               "kinds must describe every eng_tok_kind");
@@ -70,6 +72,8 @@ int eng_tokenizer_load_dir(eng_tokenizer **out, const char *dir, int vocab_size,
     int rc;
     if (!p1 || !p2) {
         rc = eng_errorf(err, "%s: out of memory loading the tokenizer", dir);
+    } else if (file_exists(dir, "vocab.txt", p1, cap)) {   // BERT (its tokenizer.json is WordPiece)
+        rc = eng_tokenizer_load_wordpiece(out, p1, file_exists(dir, "tokenizer_config.json", p2, cap) ? p2 : NULL, err);
     } else if (file_exists(dir, "tokenizer.json", p1, cap)) {
         rc = eng_tokenizer_load_hf(out, p1, err);
     } else if (file_exists(dir, "vocab.json", p1, cap) && file_exists(dir, "merges.txt", p2, cap)) {
@@ -79,7 +83,7 @@ int eng_tokenizer_load_dir(eng_tokenizer **out, const char *dir, int vocab_size,
     } else if (file_exists(dir, "vocab.json", p1, cap)) {
         rc = eng_tokenizer_load_chars(out, p1, err);
     } else {
-        rc = eng_errorf(err, "%s: no tokenizer.json, vocab.json (+ merges.txt) or tokenizer.bin", dir);
+        rc = eng_errorf(err, "%s: no vocab.txt, tokenizer.json, vocab.json (+ merges.txt) or tokenizer.bin", dir);
     }
     free(p1);
     free(p2);
@@ -216,6 +220,10 @@ const char *eng_tok_piece(const eng_tokenizer *t, int prev, int id, size_t *len)
     }
     const char *p = t->piece[id];
     size_t l = t->piece_len[id];
+    if (kinds[t->kind].word_joined && prev < 0) {   // " ".join: nothing before the first token
+        *len = t->str_len[id];
+        return t->str[id];
+    }
     // SentencePiece: the dummy-prefix space goes after BOS (run.c) and at the start.
     if (kinds[t->kind].dummy_prefix && (prev < 0 || prev == t->bos) && l > 0 && p[0] == ' ') {
         p++;
@@ -235,7 +243,7 @@ int eng_tok_decode(const eng_tokenizer *t, const int *ids, int n, char **text, s
         if (ids[i] < 0 || ids[i] >= t->n_vocab)
             return eng_errorf(err, "token id %d at position %d is outside the vocabulary (0..%d)",
                               ids[i], i, t->n_vocab - 1);
-        total += t->piece_len[ids[i]];
+        total += t->piece_len[ids[i]] + t->str_len[ids[i]];   // bounds eng_tok_piece's either
     }
     if (kinds[t->kind].decode) return kinds[t->kind].decode(t, ids, n, text, len, err);
     char *buf = malloc(total + 1);

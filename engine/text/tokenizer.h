@@ -14,6 +14,10 @@
 //     byte_fallback, "▁" for space, merges by rank).
 //   - a SentencePiece model (.spm / .model) run by Debian's libsentencepiece,
 //     optionally with a Marian vocab.json mapping pieces to model ids.
+//   - BERT WordPiece: vocab.txt (+ tokenizer_config.json), exactly HF's
+//     BertTokenizer (BasicTokenizer: cleaning, CJK, lower-casing, accent
+//     stripping, punctuation; then WordpieceTokenizer), Unicode tables
+//     generated from Python (unicode_wordpiece.h).
 //   - characters (char-level LSTM models): a JSON array of one-character
 //     strings, or the sorted set of characters of a training text.
 //
@@ -44,6 +48,7 @@ typedef enum {
     ENG_TOK_KIND_HF_LLAMA,   // HF tokenizer.json: "▁" metaspace BPE by rank, byte fallback
     ENG_TOK_KIND_CHAR,       // one id per Unicode character
     ENG_TOK_KIND_SPM,        // a SentencePiece model run by libsentencepiece (+ Marian vocab.json)
+    ENG_TOK_KIND_WORDPIECE,  // BERT vocab.txt: HF BasicTokenizer + greedy longest-match WordPiece
     ENG_TOK_KIND__COUNT
 } eng_tok_kind;
 
@@ -129,7 +134,23 @@ int eng_tok_chars_collect(const char *text, size_t len, uint32_t **cps, int *n, 
 // out of memory.
 json_t *eng_tokenizer_chars_to_json(const eng_tokenizer *t);
 
-// A model directory: tokenizer.json (HF), else vocab.json + merges.txt
+// BERT: vocab.txt (one token a line, id = line number; "\n", "\r\n" or "\r"
+// ends a line, as Python's readlines(); for a duplicate the last id wins) and
+// the settings of tokenizer_config.json (config_path may be NULL; cfg NULL =
+// defaults): do_lower_case (default true), strip_accents (default: as
+// do_lower_case), tokenize_chinese_chars (default true), unk/cls/sep/pad/
+// mask_token (default [UNK] [CLS] [SEP] [PAD] [MASK]). BOS = cls, EOS = sep.
+// The unknown token must be in the vocabulary. Invalid UTF-8 in the text
+// to encode is dropped (read as U+FFFD, which BERT's cleaning removes); a
+// whitespace-separated special token ("[SEP]") is that token, as HF's
+// never_split; inside a word only under ENG_TOK_FLAG_SPECIAL. Decoding is
+// HF's convert_tokens_to_string: tokens joined by " ", " ##" removed.
+int eng_tokenizer_load_wordpiece(eng_tokenizer **out, const char *vocab_path, const char *config_path,
+                                 char **err);
+int eng_tokenizer_load_wordpiece_mem(eng_tokenizer **out, const char *vocab, size_t len, const json_t *cfg,
+                                     char **err);
+
+// A model directory: vocab.txt (BERT, + tokenizer_config.json), else tokenizer.json (HF), else vocab.json + merges.txt
 // (GPT-2), else tokenizer.bin (llama2.c, vocab_size as above), else
 // vocab.json holding a JSON array (characters).
 int eng_tokenizer_load_dir(eng_tokenizer **out, const char *dir, int vocab_size, char **err);
@@ -139,7 +160,7 @@ void eng_tokenizer_free(eng_tokenizer *t);   // NULL-safe
 // ---------------------------------------------------------------- info
 
 eng_tok_kind eng_tok_kind_of(const eng_tokenizer *t);
-const char *eng_tok_kind_name(eng_tok_kind k);   // "gpt2", "llama2c", "hf-llama", "char", "spm"
+const char *eng_tok_kind_name(eng_tok_kind k);   // "gpt2", "llama2c", "hf-llama", "char", "spm", "wordpiece"
 int eng_tok_vocab_size(const eng_tokenizer *t);
 int eng_tok_bos_id(const eng_tokenizer *t);      // -1 when none
 int eng_tok_eos_id(const eng_tokenizer *t);      // -1 when none

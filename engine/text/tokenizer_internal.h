@@ -12,6 +12,7 @@
 //   tokenizer_char.c   one id per codepoint
 //   tokenizer_sentencepiece.c  SentencePiece models through libsentencepiece
 //                      (sentencepiece_shim.h), Marian vocab.json ids
+//   tokenizer_wordpiece.c  BERT: vocab.txt, HF BasicTokenizer + WordpieceTokenizer
 //   utf8.c             UTF-8 (its own module: the server uses it too)
 #ifndef ENG_TOKENIZER_INTERNAL_H
 #define ENG_TOKENIZER_INTERNAL_H
@@ -77,6 +78,10 @@ struct eng_tokenizer {
     // SPM
     struct eng_spm *spm;      // the library's processor (sentencepiece_shim.h), or NULL
     int spm_vocab;            // 1: ids from a vocab.json (pieces mapped by string), 0: the model's ids
+    // WORDPIECE (HF BasicTokenizer settings)
+    int wp_lower;             // do_lower_case
+    int wp_strip;             // strip accents (NFD, drop Mn): strip_accents, or do_lower_case when null
+    int wp_chinese;           // tokenize_chinese_chars: CJK ideographs are words of their own
 };
 
 // ---------------------------------------------------------------- building blocks (tokenizer_maps.c)
@@ -92,6 +97,9 @@ uint64_t eng__tok_hash_bytes(const char *s, size_t n);
 // Builds t->str_map over t->str[0..n_vocab). 0, or -1 when out of memory.
 int eng__tok_strmap_build(eng_tokenizer *t);
 int eng__tok_strmap_get(const eng_tokenizer *t, const char *s, size_t n);   // id or -1
+// Makes the highest id win for duplicate strings (a Python dict built line by
+// line: BERT's vocab.txt).
+void eng__tok_strmap_prefer_last(eng_tokenizer *t);
 // 0, or -1 when out of memory (m is then empty: key/a/b NULL).
 int eng__tok_pairmap_init(eng__tok_pairmap *m, size_t expected);
 void eng__tok_pairmap_free(eng__tok_pairmap *m);
@@ -165,6 +173,8 @@ int eng__tok_spm_encode(const eng_tokenizer *t, const char *text, size_t len, in
                         eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 // SPM's decode: the pieces of ids (control symbols left out) joined by the library.
 int eng__tok_spm_decode(const eng_tokenizer *t, const int *ids, int n, char **text, size_t *len, char **err);
+int eng__tok_wordpiece_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
+                               eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 int eng__tok_hf_llama_encode(const eng_tokenizer *t, const char *text, size_t len, int seg,
                          eng__tok_bpe_scratch *s, eng__tok_ids *out, char **err);
 // HF Llama half of eng_tokenizer_load_hf_json (model already checked to be BPE).

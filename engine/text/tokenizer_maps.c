@@ -63,6 +63,23 @@ int eng__tok_strmap_build(eng_tokenizer *t)
     return 0;
 }
 
+void eng__tok_strmap_prefer_last(eng_tokenizer *t)
+{
+    eng__tok_strmap *m = &t->str_map;
+    if (!m->slot) return;
+    for (int id = 0; id < t->n_vocab; id++) {
+        size_t i = eng__tok_hash_bytes(t->str[id], t->str_len[id]) & (m->cap - 1);
+        for (;; i = (i + 1) & (m->cap - 1)) {
+            int32_t o = m->slot[i];
+            if (o < 0) break;
+            if (t->str_len[o] == t->str_len[id] && memcmp(t->str[o], t->str[id], t->str_len[id]) == 0) {
+                m->slot[i] = id;   // ids rise: the last one stays
+                break;
+            }
+        }
+    }
+}
+
 int eng__tok_strmap_get(const eng_tokenizer *t, const char *s, size_t n)
 {
     const eng__tok_strmap *m = &t->str_map;
