@@ -1,8 +1,10 @@
 // model.c — config.json → architecture table → loaded model (see model.h).
 #include "engine/arch/model.h"
 #include <stdio.h>          // snprintf
+#include <stdlib.h>         // strtol, calloc
 #include <string.h>         // strcmp, memset, memmem
 #include <sys/stat.h>       // stat
+#include "engine/arch/bert.h"    // BERT / DistilBERT text classifiers
 #include "engine/arch/cnn.h"     // the CNN classifier architecture
 #include "engine/arch/fasttext.h"  // fastText-style text classifiers
 #include "engine/arch/lstm.h"    // char-RNN LSTM language models
@@ -199,6 +201,68 @@ static int marian_text_ids(const eng_model *m, const char *text, size_t len, int
     return 0;
 }
 
+// ---------------------------------------------------------------- arch: bert / distilbert (text classification)
+
+// id2label {"0": "NEGATIVE", "1": "POSITIVE"} -> m->labels in id order.
+static int read_labels(eng_model *m, int n_out, char **err) {
+    const json_t *map = json_object_get(m->config, "id2label");
+    if (!json_is_object(map) || json_object_size(map) == 0)
+        return eng_errorf(err, "%s/config.json: \"id2label\" (the label names, {\"0\": \"NEGATIVE\", ...}) is required "
+                          "for text classification", m->dir);
+    int n = (int)json_object_size(map);
+    const json_t *nl = json_object_get(m->config, "num_labels");
+    if (nl && json_integer_value(nl) != n)
+        return eng_errorf(err, "%s/config.json: num_labels is %lld but id2label has %d entries", m->dir,
+                          (long long)json_integer_value(nl), n);
+    if (n != n_out)
+        return eng_errorf(err, "%s/config.json: id2label has %d labels but classifier.weight has %d rows", m->dir, n,
+                          n_out);
+    if (!(m->labels = calloc((size_t)n, sizeof *m->labels))) return eng_errorf(err, "%s: out of memory", m->dir);
+    m->n_labels = n;
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)map, key, val) {
+        char *end;
+        long id = strtol(key, &end, 10);
+        if (*key == '\0' || *end != '\0' || id < 0 || id >= n || m->labels[id] || !json_is_string(val))
+            return eng_errorf(err, "%s/config.json: id2label must map each of \"0\"..\"%d\" to a name (\"%s\")", m->dir,
+                              n - 1, key);
+        if (!(m->labels[id] = strdup(json_string_value(val)))) return eng_errorf(err, "%s: out of memory", m->dir);
+    }
+    return 0;
+}
+
+static int bert_load(eng_model *m, char **err) {
+    eng_bert *b;
+    if (eng_bert_load(&b, m->dir, m->config, err) != 0) return -1;
+    m->impl = b;
+    m->n_params = eng_bert_n_params(b);
+    m->max_text_ids = eng_bert_max_positions(b);
+    if (!m->labels && read_labels(m, eng_bert_n_labels(b), err) != 0) return -1;
+    if (m->n_labels != eng_bert_n_labels(b))
+        return eng_errorf(err, "%s: %d labels but classifier.weight has %d rows", m->dir, m->n_labels, eng_bert_n_labels(b));
+    char vocab[4096], tcfg[4096];
+    struct stat st;
+    snprintf(vocab, sizeof vocab, "%s/vocab.txt", m->dir);
+    snprintf(tcfg, sizeof tcfg, "%s/tokenizer_config.json", m->dir);
+    if (stat(vocab, &st) != 0) return eng_errorf(err, "%s: vocab.txt (the WordPiece vocabulary) is missing", m->dir);
+    if (eng_tokenizer_load_wordpiece(&m->tok, vocab, stat(tcfg, &st) == 0 ? tcfg : NULL, err) != 0) return -1;
+    if (eng_tok_vocab_size(m->tok) > eng_bert_vocab_size(b))
+        return eng_errorf(err, "%s: vocab.txt has %d tokens but the model only %d", m->dir, eng_tok_vocab_size(m->tok),
+                          eng_bert_vocab_size(b));
+    if (eng_tok_bos_id(m->tok) < 0 || eng_tok_eos_id(m->tok) < 0)
+        return eng_errorf(err, "%s: vocab.txt lacks [CLS] or [SEP]", m->dir);
+    return 0;
+}
+
+static void bert_free(eng_model *m) { eng_bert_free(m->impl); }
+
+static void bert_classify(eng_model *m, eng_tape *t, const int *const *tokens, const int *n_tokens, int B, float *probs) {
+    eng_tape_reset(t);
+    eng_bert_logits(m->impl, &t->arena, tokens, n_tokens, B, probs);
+    eng_bert_scores(m->impl, probs, B);
+}
+
 // ---------------------------------------------------------------- the architecture table
 // One row per architecture; its entry points say what it serves.
 static const eng_model_arch archs[] = {
@@ -211,6 +275,10 @@ static const eng_model_arch archs[] = {
      .classify_text = ft_classify, .text_ids = ft_text_ids},
     {.name = "marian", .task = ENG_TASK_TRANSLATION, .load = marian_load, .s2s = &eng_marian_s2s_ops,
      .text_ids = marian_text_ids},
+    {.name = "bert", .task = ENG_TASK_TEXT_CLASSIFICATION, .load = bert_load, .free = bert_free,
+     .classify_text = bert_classify},
+    {.name = "distilbert", .task = ENG_TASK_TEXT_CLASSIFICATION, .load = bert_load,
+     .free = bert_free, .classify_text = bert_classify},
 };
 
 // Foreign layouts say what they are with "model_type" (Hugging Face) or
@@ -221,9 +289,15 @@ static int foreign_layout(const json_t *cfg, const char **task, const char **arc
     if (fmt && strcmp(fmt, "llama2c") == 0) { *task = "text-generation"; *arch = "llama"; return 0; }
     if (mt && (strcmp(mt, "gpt2") == 0 || strcmp(mt, "llama") == 0)) { *task = "text-generation"; *arch = mt; return 0; }
     if (mt && strcmp(mt, "marian") == 0) { *task = "translation"; *arch = "marian"; return 0; }
-    if (mt && (strcmp(mt, "bert") == 0 || strcmp(mt, "distilbert") == 0))
-        return eng_errorf(err, "%s: model_type \"%s\" (text classification) is not supported by this version yet",
-                          path, mt);
+    if (mt && (strcmp(mt, "bert") == 0 || strcmp(mt, "distilbert") == 0)) {
+        // sequence classification: the label names come with the checkpoint
+        if (!json_is_object(json_object_get(cfg, "id2label")))
+            return eng_errorf(err, "%s: model_type \"%s\" needs \"id2label\" (the label names, {\"0\": \"NEGATIVE\", ...}): "
+                              "only sequence-classification checkpoints are served", path, mt);
+        *task = "text-classification";
+        *arch = mt;
+        return 0;
+    }
     if (mt) return eng_errorf(err, "%s: unsupported model_type \"%s\"", path, mt);
     if (fmt) return eng_errorf(err, "%s: unsupported format \"%s\"", path, fmt);
     return 0;
