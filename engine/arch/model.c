@@ -9,6 +9,7 @@
 #include "engine/arch/fasttext.h"  // fastText-style text classifiers
 #include "engine/arch/lstm.h"    // char-RNN LSTM language models
 #include "engine/arch/marian.h"  // MarianMT translation (HF directories)
+#include "engine/arch/lstm_attention.h"  // the LSTM encoder-decoder translator
 #include "engine/arch/transformer.h"  // GPT-2 / Llama decoders
 #include "engine/core/util.h"    // eng_errorf
 
@@ -263,6 +264,28 @@ static void bert_classify(eng_model *m, eng_tape *t, const int *const *tokens, c
     eng_bert_scores(m->impl, probs, B);
 }
 
+// ---------------------------------------------------------------- arch: lstm-attention (translation)
+// Weights, then the two character vocabularies beside them; the source ids
+// of a text end with the source vocabulary's "</s>".
+static int la_load(eng_model *m, char **err) {
+    eng_la *l;
+    if (eng_la_load_dir(&l, m->dir, m->config, err) != 0) return -1;
+    m->s2s = eng_la_as_s2s(l);
+    m->n_params = l->n_params;
+    m->max_text_ids = l->cfg.max_src_len;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/source_vocab.json", m->dir);
+    if (eng_tokenizer_load_chars(&m->tok, path, err) != 0) return -1;
+    snprintf(path, sizeof path, "%s/target_vocab.json", m->dir);
+    if (eng_tokenizer_load_chars(&m->tok_tgt, path, err) != 0) return -1;
+    if (eng_tok_vocab_size(m->tok) != l->cfg.src_vocab || eng_tok_vocab_size(m->tok_tgt) != l->cfg.tgt_vocab)
+        return eng_errorf(err, "%s: the vocabularies (%d, %d entries) do not match src_vocab_size %d / tgt_vocab_size %d",
+                          m->dir, eng_tok_vocab_size(m->tok), eng_tok_vocab_size(m->tok_tgt), l->cfg.src_vocab,
+                          l->cfg.tgt_vocab);
+    if (eng_tok_eos_id(m->tok) < 0) return eng_errorf(err, "%s: source_vocab.json has no \"</s>\"", m->dir);
+    return 0;
+}
+
 // ---------------------------------------------------------------- the architecture table
 // One row per architecture; its entry points say what it serves.
 static const eng_model_arch archs[] = {
@@ -279,6 +302,7 @@ static const eng_model_arch archs[] = {
      .classify_text = bert_classify},
     {.name = "distilbert", .task = ENG_TASK_TEXT_CLASSIFICATION, .load = bert_load,
      .free = bert_free, .classify_text = bert_classify},
+    {.name = "lstm-attention", .task = ENG_TASK_TRANSLATION, .load = la_load, .s2s = &eng_la_s2s_ops},
 };
 
 // Foreign layouts say what they are with "model_type" (Hugging Face) or
