@@ -95,18 +95,22 @@ static int cmd_train(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: inferd train --task T --data PATH --out DIR [options]\n\n"
-                   "  --task T          image-classification | text-generation | text-classification\n"
+                   "  --task T          image-classification | text-generation | text-classification | translation\n"
                    "  --data PATH       dataset (image-classification: a directory with MNIST-style IDX files,\n"
                    "                    e.g. /usr/share/datasets/fashion-mnist; text-generation: a text file or a\n"
                    "                    directory of them, e.g. /usr/share/games/fortunes; text-classification: a\n"
-                   "                    TSV file of label<TAB>text lines, or a directory with train.tsv + test.tsv)\n"
+                   "                    TSV file of label<TAB>text lines, or a directory with train.tsv + test.tsv;\n"
+                   "                    translation: a TSV of source<TAB>target lines, e.g. from\n"
+                   "                    scripts/data/freedict-en-de.py)\n"
                    "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
                    "  --arch A          architecture (image-classification: cnn; text-generation: gpt | lstm;\n"
-                   "                    text-classification: fasttext)\n"
-                   "  --dim N --layers N --heads N --context N   text models' size (defaults gpt 128/4/4/128, lstm 256/2)\n"
+                   "                    text-classification: fasttext; translation: lstm-attention)\n"
+                   "  --dim N --layers N --heads N --context N   text models' size (defaults gpt 128/4/4/128, lstm 256/2;\n"
+                   "                    lstm-attention: hidden 256, 1 encoder layer, pairs of at most 64 characters)\n"
                    "  --buckets N --minn N --maxn N   fasttext: hashed feature rows (default 131072) and\n"
                    "                    character n-gram lengths (default 1..4); --dim (default 16)\n"
-                   "  --sample-prompt S the README sample's prompt (text-generation)\n"
+                   "  --sample-prompt S the README sample's prompt (text-generation); translation: sources to\n"
+                   "                    translate in the README, separated by |\n"
                    "  --epochs N        passes over the data (default 10)\n"
                    "  --steps N         optimizer steps (overrides --epochs)\n"
                    "  --batch-size N    default 64\n"
@@ -180,9 +184,19 @@ static int cmd_eval(int argc, char **argv) {
         else { fprintf(stderr, "inferd eval: unknown option %s\n", argv[i]); return 2; }
     }
     if (!model || !data) { fprintf(stderr, "inferd eval: --model and --data are required\n"); return 2; }
-    double score;
+    double score, exact;
     long n;
     char *err = NULL;
+    int tr = eng_eval_translation(model, data, &score, &exact, &n, &err);   // 1: not a translation model
+    if (tr == 0) {
+        printf("chrF2 %.2f exact-match %.4f (%ld examples)\n", score, exact, n);
+        return 0;
+    }
+    if (tr < 0) {
+        fprintf(stderr, "inferd eval: %s\n", err);
+        free(err);
+        return 1;
+    }
     eng_eval_report r;
     if (eng_eval_text(model, data, &r, &err) == 0) {   // a text classifier: overall, long texts, per label
         printf("accuracy %.4f (%ld examples)\n", r.n ? (double)r.correct / (double)r.n : 0.0, r.n);

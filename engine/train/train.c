@@ -27,6 +27,7 @@ static int (*const loops[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) 
     [ENG_TASK_IMAGE_CLASSIFICATION] = eng__train_image_classification,
     [ENG_TASK_TEXT_GENERATION] = eng__train_text_generation,
     [ENG_TASK_TEXT_CLASSIFICATION] = eng__train_text_classification,
+    [ENG_TASK_TRANSLATION] = eng__train_translation,
 };
 
 int eng_train(const eng_train_opts *o, char **err) {

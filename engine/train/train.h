@@ -40,7 +40,8 @@ typedef struct {
     // text classification (0 = the architecture's default; see fasttext.h)
     int buckets;               // rows of the hashed feature table
     int minn, maxn;            // character n-gram lengths
-    const char *sample_prompt; // the README's sample starts here (NULL: the text's first line)
+    const char *sample_prompt; // the README's sample starts here (NULL: the text's first line);
+                               // translation: sources the README translates, separated by '|'
     const char *command;       // the command line that produced this run, for the model's README (may be NULL)
     // training jobs (server/jobs.c): checkpoints, resume, fine-tuning, validation
     const char *checkpoint_path;  // NULL: none. Every checkpoint_every steps the trainer writes this
@@ -88,5 +89,11 @@ typedef struct {
 // a label the model does not know. 0 or -1 with *err.
 int eng_eval_text(const char *model_dir, const char *data, eng_eval_report *r, char **err);
 void eng_eval_report_free(eng_eval_report *r);
+
+// Translation models (translation.c): greedy outputs on a TSV of
+// "source<TAB>reference" lines scored by chrF2 (sacrebleu's definition,
+// 0..100) and exact match (0..1). Returns 0, -1 with *err, or 1 when the
+// model is not a translation model (nothing set: use eng_eval).
+int eng_eval_translation(const char *model_dir, const char *data, double *chrf, double *exact, long *n, char **err);
 
 #endif

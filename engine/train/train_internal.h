@@ -10,6 +10,7 @@
 int eng__train_image_classification(const eng_train_opts *o, char **err);   // image_classification.c
 int eng__train_text_generation(const eng_train_opts *o, char **err);        // text_generation.c
 int eng__train_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
+int eng__train_translation(const eng_train_opts *o, char **err);            // translation.c
 
 // mkdir -p. 0 or -1 with *err.
 int eng__train_mkdirs(const char *path, char **err);
