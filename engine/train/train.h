@@ -95,5 +95,7 @@ void eng_eval_report_free(eng_eval_report *r);
 // 0..100) and exact match (0..1). Returns 0, -1 with *err, or 1 when the
 // model is not a translation model (nothing set: use eng_eval).
 int eng_eval_translation(const char *model_dir, const char *data, double *chrf, double *exact, long *n, char **err);
+// Corpus chrF2 (0..100) of n hypotheses against their references.
+double eng_chrf(const char *const *hyp, const char *const *ref, int n);
 
 #endif

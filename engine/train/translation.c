@@ -14,10 +14,11 @@
 // pairs, for `inferd eval`), README.md (command, time, chrF and exact match
 // of greedy decoding through eng_translate on the held-out pairs, examples).
 //
-// Metrics: chrF2 as sacrebleu defines it (Popović 2015; sacrebleu 2.x
-// CHRF(char_order=6, word_order=0, beta=2)): whitespace removed, character
-// n-gram counts n = 1..6 summed over the corpus, an F2 per order, averaged
-// over the orders that occur; exact match = the output equals the reference.
+// Metrics: chrF2 as sacrebleu defines it (Popović 2015; sacrebleu's corpus
+// CHRF(char_order=6, word_order=0, beta=2), its default): whitespace
+// removed, character n-gram counts n = 1..6 summed over the corpus,
+// precision and recall averaged over the orders present, then F2; exact
+// match = the output equals the reference.
 #include <math.h>                 // log
 #include <stdio.h>                // snprintf, open_memstream
 #include <stdlib.h>               // qsort
@@ -170,18 +171,28 @@ static void chrf_add(chrf_stats *st, const char *hyp, const char *ref) {
     }
 }
 
+// sacrebleu's compute_chrf: precision and recall averaged over the orders
+// with n-grams on both sides, then F-beta (beta = 2), times 100.
 static double chrf_score(const chrf_stats *st) {
-    const double beta2 = 4.0, eps = 1e-16;
-    double score = 0;
+    const double beta2 = 4.0;
+    double p = 0, r = 0;
     int eff = 0;
     for (int n = 0; n < 6; n++) {
-        double p = st->hyp[n] > 0 ? st->match[n] / st->hyp[n] : eps;
-        double r = st->ref[n] > 0 ? st->match[n] / st->ref[n] : eps;
-        double d = beta2 * p + r;
-        score += d > 0 ? (1 + beta2) * p * r / d : eps;
-        eff += st->hyp[n] > 0 && st->ref[n] > 0;
+        if (st->hyp[n] > 0 && st->ref[n] > 0) {
+            p += st->match[n] / st->hyp[n];
+            r += st->match[n] / st->ref[n];
+            eff++;
+        }
     }
-    return eff ? 100.0 * score / eff : 0.0;
+    if (eff) { p /= eff; r /= eff; }
+    return p + r > 0 ? 100.0 * (1 + beta2) * p * r / (beta2 * p + r) : 0.0;
+}
+
+double eng_chrf(const char *const *hyp, const char *const *ref, int n) {
+    chrf_stats st;
+    memset(&st, 0, sizeof st);
+    for (int i = 0; i < n; i++) chrf_add(&st, hyp[i], ref[i]);
+    return chrf_score(&st);
 }
 
 // ---------------------------------------------------------------- greedy translation of many texts
@@ -234,14 +245,9 @@ static int score_pairs(eng_model *m, char *const *src, char *const *ref, int n, 
         free(hyp);
         return -1;
     }
-    chrf_stats st;
-    memset(&st, 0, sizeof st);
     long same = 0;
-    for (int i = 0; i < n; i++) {
-        chrf_add(&st, hyp[i], ref[i]);
-        same += strcmp(hyp[i], ref[i]) == 0;
-    }
-    *chrf = chrf_score(&st);
+    for (int i = 0; i < n; i++) same += strcmp(hyp[i], ref[i]) == 0;
+    *chrf = eng_chrf((const char *const *)hyp, (const char *const *)ref, n);
     *exact = n ? (double)same / n : 0;
     if (hyps_out) {
         *hyps_out = hyp;

@@ -2,7 +2,9 @@
 // of the training forward against central finite differences (every
 // tensor); the serving path (encode + batched steps through eng_s2s_ops)
 // against the teacher-forced training forward; batch invariance of encode
-// (a source alone or padded among longer ones); save -> load.
+// (a source alone or padded among longer ones); save -> load; chrF against
+// sacrebleu's published figure; and `inferd train --task translation` on a
+// synthetic task (reverse a string) reaching a high held-out exact match.
 #include "engine/arch/lstm_attention.h"
 
 #include <check.h>                 // Check unit-test framework
@@ -10,6 +12,8 @@
 #include <stdlib.h>                // malloc, free
 #include <string.h>                // memcpy
 #include "tests/unit/testutil.h"   // tu_compare, tu_temp_dir
+#include "engine/core/rng.h"       // the synthetic task's strings
+#include "engine/train/train.h"    // eng_train, eng_eval_translation, eng_chrf
 
 // A tiny model: 2 encoder layers, ragged sources, targets with padding.
 enum { VS = 7, VT = 9, D = 5, H = 6, E = 2, B = 3, S = 5, T = 4 };
@@ -185,6 +189,86 @@ START_TEST(test_save_load) {
 }
 END_TEST
 
+// sacrebleu 2.x CHRF() (char_order 6, beta 2, whitespace removed): the
+// example of the Hugging Face chrF metric card, 61.576379378113785.
+START_TEST(test_chrf) {
+    const char *hyp[] = {"The relationship between Obama and Netanyahu is not exactly friendly."};
+    const char *ref[] = {"The ties between Obama and Netanyahu are not particularly friendly."};
+    ck_assert_msg(fabs(eng_chrf(hyp, ref, 1) - 61.576379378113785) < 1e-9, "chrF %.12f", eng_chrf(hyp, ref, 1));
+    const char *same[] = {"Haus", "guten Morgen"};
+    ck_assert_double_eq_tol(eng_chrf(same, same, 2), 100.0, 1e-9);
+    const char *none[] = {"xyz"}, *r1[] = {"abc"};
+    ck_assert_double_eq_tol(eng_chrf(none, r1, 1), 0.0, 1e-12);
+    // "ab" vs "abc": orders 1 and 2 present; P = (1 + 1)/2, R = (2/3 + 1/2)/2; F2 = 5PR/(4P + R)
+    const char *h2[] = {"a b"}, *r2[] = {"abc"};
+    double P = 1.0, R = (2.0 / 3 + 0.5) / 2;
+    ck_assert_double_eq_tol(eng_chrf(h2, r2, 1), 100 * 5 * P * R / (4 * P + R), 1e-9);
+}
+END_TEST
+
+// The trainer end to end on "reverse a string of a-h": 600 steps must give
+// (nearly) every held-out string reversed exactly by greedy decoding.
+START_TEST(test_train_reverse) {
+    char *dir = tu_temp_dir("la_train"), data[512], out[512], held[600], *err = NULL;
+    snprintf(data, sizeof data, "%s/rev.tsv", dir);
+    snprintf(out, sizeof out, "%s/model", dir);
+    FILE *f = fopen(data, "w");
+    eng_rng rng;
+    eng_rng_seed(&rng, 42);
+    for (int i = 0; i < 4000; i++) {
+        char s[16];
+        int n = 3 + (int)eng_rng_below(&rng, 5);
+        for (int k = 0; k < n; k++) s[k] = (char)('a' + eng_rng_below(&rng, 8));
+        s[n] = 0;
+        fputs(s, f);
+        fputc('\t', f);
+        for (int k = n - 1; k >= 0; k--) fputc(s[k], f);
+        fputc('\n', f);
+    }
+    fclose(f);
+    eng_train_opts o;
+    eng_train_opts_init(&o);
+    o.task = "translation";
+    o.arch = "lstm-attention";
+    o.data = data;
+    o.out = out;
+    o.dim = 64;
+    o.steps = 600;
+    o.batch_size = 32;
+    o.lr = 5e-3f;
+    o.log_every = 1000;
+    ck_assert_msg(eng_train(&o, &err) == 0, "%s", err);
+    snprintf(held, sizeof held, "%s/heldout.tsv", out);
+    double chrf, exact;
+    long n;
+    ck_assert_msg(eng_eval_translation(out, held, &chrf, &exact, &n, &err) == 0, "%s", err);
+    fprintf(stderr, "reverse task: %ld held-out pairs, chrF2 %.2f, exact match %.4f\n", n, chrf, exact);
+    ck_assert_int_ge(n, 40);
+    ck_assert_msg(exact >= 0.9 && chrf >= 95, "exact %.3f chrF %.2f", exact, chrf);
+    // not a translation model / a bad TSV
+    f = fopen(data, "w");
+    fputs("abc\tcba\nno tab here\n", f);
+    fclose(f);
+    ck_assert_int_ne(eng_eval_translation(out, data, &chrf, &exact, &n, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err, ":2:"));
+    free(err);
+    err = NULL;
+    ck_assert_int_ne(eng_train(&o, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "source<TAB>target"));
+    free(err);
+    const char *files[] = {"config.json", "model.safetensors", "source_vocab.json", "target_vocab.json", "heldout.tsv", "README.md"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        ck_assert_int_eq(unlink(p), 0);
+    }
+    rmdir(out);
+    unlink(data);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *la_suite(void) {
     Suite *s = suite_create("lstm_attention");
     TCase *tc = tcase_create("core");
@@ -193,6 +277,8 @@ static Suite *la_suite(void) {
     tcase_add_test(tc, test_serving_matches_training);
     tcase_add_test(tc, test_batch_invariance);
     tcase_add_test(tc, test_save_load);
+    tcase_add_test(tc, test_chrf);
+    tcase_add_test(tc, test_train_reverse);
     suite_add_tcase(s, tc);
     return s;
 }
