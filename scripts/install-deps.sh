@@ -42,8 +42,9 @@ UNIT_TEST_PKGS=(check)
 # for small JSON helpers, systemd for `systemd-analyze verify` on the unit file.
 INTEGRATION_TEST_PKGS=(curl ca-certificates procps python3 systemd)
 # Data: Fashion-MNIST (IDX files under /usr/share) for the image models'
-# training and evaluation tests.
-DATA_PKGS=(dataset-fashion-mnist)
+# training and evaluation tests; the FreeDict English-German dictionary, the
+# pairs models/en-de is trained on (scripts/data/freedict-en-de.py).
+DATA_PKGS=(dataset-fashion-mnist dict-freedict-eng-deu)
 # Benchmarks only (--bench): PyTorch, the reference `make bench` compares with.
 BENCH_PKGS=(python3-torch wrk)
 # Fuzzing only (--fuzz): Debian's clang with libFuzzer and the sanitizer runtimes.

@@ -2,7 +2,9 @@
 // of the training forward against central finite differences (every
 // tensor); the serving path (encode + batched steps through eng_s2s_ops)
 // against the teacher-forced training forward; batch invariance of encode
-// (a source alone or padded among longer ones); save -> load; chrF against
+// (a source alone or padded among longer ones); save -> load; the logits
+// and greedy outputs of an independent PyTorch model
+// (tests/ref/make_lstm_attention_ref.py); chrF against
 // sacrebleu's published figure; and `inferd train --task translation` on a
 // synthetic task (reverse a string) reaching a high held-out exact match.
 #include "engine/arch/lstm_attention.h"
@@ -14,6 +16,8 @@
 #include "tests/unit/testutil.h"   // tu_compare, tu_temp_dir
 #include "engine/core/rng.h"       // the synthetic task's strings
 #include "engine/train/train.h"    // eng_train, eng_eval_translation, eng_chrf
+#include "engine/arch/model.h"     // eng_model_load (the reference directory is servable)
+#include "engine/arch/translate.h" // eng_translate
 
 // A tiny model: 2 encoder layers, ragged sources, targets with padding.
 enum { VS = 7, VT = 9, D = 5, H = 6, E = 2, B = 3, S = 5, T = 4 };
@@ -189,6 +193,102 @@ START_TEST(test_save_load) {
 }
 END_TEST
 
+// ---------------------------------------------------------------- the PyTorch reference
+#define REF_DIR "tests/ref/lstm_attention_ref"
+
+static int *json_ints(const json_t *a, int *n) {
+    *n = (int)json_array_size(a);
+    int *v = malloc((size_t)(*n ? *n : 1) * sizeof(int));
+    for (int i = 0; i < *n; i++) v[i] = (int)json_integer_value(json_array_get(a, (size_t)i));
+    return v;
+}
+
+// All reference sources in ONE padded batch: teacher-forced logits through the
+// serving ops and through the training forward, then greedy eng_translate.
+START_TEST(test_pytorch_reference) {
+    eng_model *m;
+    char *err = NULL;
+    ck_assert_msg(eng_model_load(&m, REF_DIR, &err) == 0, "%s", err);
+    ck_assert_ptr_nonnull(m->s2s);
+    json_t *ref = tu_load_json(REF_DIR "/ref.json");
+    const json_t *js = json_object_get(ref, "sources"), *jt = json_object_get(ref, "tgt_in"),
+                 *jl = json_object_get(ref, "logits");
+    int NB = (int)json_array_size(js), V = (int)json_array_size(json_array_get(json_array_get(jl, 0), 0));
+    ck_assert_int_eq(NB, 4);
+    ck_assert_int_eq(V, eng_la_s2s_ops.info(m->s2s).tgt_vocab);
+    int *src[4], n_src[4], *tin[4], n_tin[4], Smax = 0, Tn = 0;
+    for (int b = 0; b < NB; b++) {
+        src[b] = json_ints(json_array_get(js, (size_t)b), &n_src[b]);
+        tin[b] = json_ints(json_array_get(jt, (size_t)b), &n_tin[b]);
+        Smax = n_src[b] > Smax ? n_src[b] : Smax;
+        Tn = n_tin[b];
+    }
+    float *want = malloc((size_t)NB * Tn * V * sizeof(float)), *got = malloc((size_t)NB * Tn * V * sizeof(float));
+    for (int b = 0; b < NB; b++)
+        for (int t = 0; t < Tn; t++)
+            for (int v = 0; v < V; v++)
+                want[((size_t)b * Tn + t) * V + v] =
+                    (float)json_real_value(json_array_get(json_array_get(json_array_get(jl, (size_t)b), (size_t)t), (size_t)v));
+    // serving: encode the batch, step the four hypotheses together
+    const eng_s2s_ops *ops = m->arch->s2s;
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    eng_s2s_mem *mem = ops->encode(m->s2s, &t, (const int *const *)src, n_src, NB);
+    eng_s2s_dec *decs[4];
+    for (int b = 0; b < NB; b++) decs[b] = ops->dec_new(m->s2s, mem, b, Tn);
+    float lg[4 * 64];
+    for (int j = 0; j < Tn; j++) {
+        int tok[4];
+        for (int b = 0; b < NB; b++) tok[b] = tin[b][j];
+        ops->step(m->s2s, &t, decs, tok, NB, lg);
+        for (int b = 0; b < NB; b++) memcpy(got + ((size_t)b * Tn + j) * V, lg + (size_t)b * V, (size_t)V * sizeof(float));
+    }
+    ck_assert_int_eq(tu_compare("serving vs PyTorch", got, want, (size_t)NB * Tn * V, 1e-4, 1e-5), 0);
+    for (int b = 0; b < NB; b++) ops->dec_free(decs[b]);
+    ops->mem_free(mem);
+    // training forward on the padded batch
+    int *psrc = calloc((size_t)NB * Smax, sizeof(int)), *ptin = calloc((size_t)NB * Tn, sizeof(int));
+    for (int b = 0; b < NB; b++) {
+        memcpy(psrc + (size_t)b * Smax, src[b], (size_t)n_src[b] * sizeof(int));
+        memcpy(ptin + (size_t)b * Tn, tin[b], (size_t)Tn * sizeof(int));
+    }
+    eng_la *la = (eng_la *)m->s2s;
+    eng_tape_reset(&t);
+    eng_var *tl = eng_la_logits(la, &t, eng_la_forward(la, &t, psrc, n_src, NB, Smax, ptin, Tn));
+    ck_assert_int_eq(tu_compare("training forward vs PyTorch", tl->val, want, (size_t)NB * Tn * V, 1e-4, 1e-5), 0);
+    // greedy search through eng_translate
+    int max_tokens = (int)json_integer_value(json_object_get(ref, "max_tokens"));
+    eng_translate_opts o = {.beam_size = 1, .max_tokens = max_tokens, .length_penalty = 1.0f};
+    eng_translation tr[4];
+    ck_assert_int_eq(eng_translate(ops, m->s2s, &t, (const int *const *)src, n_src, NB, &o, tr), 0);
+    for (int b = 0; b < NB; b++) {
+        int n;
+        int *g = json_ints(json_array_get(json_object_get(ref, "greedy"), (size_t)b), &n);
+        ck_assert_int_eq(tr[b].n, n);
+        for (int i = 0; i < n; i++) ck_assert_int_eq(tr[b].ids[i], g[i]);
+        ck_assert_int_eq(tr[b].finished, json_is_true(json_array_get(json_object_get(ref, "finished"), (size_t)b)));
+        free(g);
+        free(tr[b].ids);
+    }
+    // the text path: characters -> ids ending with the source EOS; too long -> refused
+    int *ids, n_ids;
+    ck_assert_int_eq(eng_model_text_ids(m, "abc", 3, &ids, &n_ids, &err), 0);
+    ck_assert_int_eq(n_ids, 4);
+    ck_assert_int_eq(ids[0], 3);
+    ck_assert_int_eq(ids[3], 2);
+    free(ids);
+    char longtext[64];
+    memset(longtext, 'a', sizeof longtext);
+    ck_assert_int_eq(eng_model_text_ids(m, longtext, sizeof longtext, &ids, &n_ids, &err), ENG_TOK_E_TOO_LONG);
+    free(err);
+    for (int b = 0; b < NB; b++) { free(src[b]); free(tin[b]); }
+    free(psrc); free(ptin); free(want); free(got);
+    eng_tape_free(&t);
+    json_decref(ref);
+    eng_model_free(m);
+}
+END_TEST
+
 // sacrebleu 2.x CHRF() (char_order 6, beta 2, whitespace removed): the
 // example of the Hugging Face chrF metric card, 61.576379378113785.
 START_TEST(test_chrf) {
@@ -277,6 +377,7 @@ static Suite *la_suite(void) {
     tcase_add_test(tc, test_serving_matches_training);
     tcase_add_test(tc, test_batch_invariance);
     tcase_add_test(tc, test_save_load);
+    tcase_add_test(tc, test_pytorch_reference);
     tcase_add_test(tc, test_chrf);
     tcase_add_test(tc, test_train_reverse);
     suite_add_tcase(s, tc);
