@@ -20,8 +20,9 @@ source_vocab.json, target_vocab.json) plus ref.json:
     sources [[ids]]  (each ends with the source EOS, 2)
     tgt_in  [[ids]]  teacher-forced decoder inputs (start id first)
     logits  [[[Vt floats]]] per source and step
-    greedy  [[ids]]  argmax decoding from the start id until EOS (excluded) or
-                     max_tokens steps, and finished flags
+    greedy  [[ids]]  argmax decoding (pad masked) from the start id until EOS
+                     (excluded) or max_tokens tokens (then finished only if EOS
+                     is the next argmax), and finished flags
 """
 import json
 import os
@@ -117,12 +118,14 @@ def main():
                 lg, st = model.step(m, k, y, st)
                 rows.append([float(v) for v in lg])
             st, y, out, fin = model.zero(), START, [], False
-            for _ in range(MAX_TOKENS):
+            for i in range(MAX_TOKENS + 1):   # after MAX_TOKENS tokens, EOS may still end it
                 lg, st = model.step(m, k, y, st)
                 lg[PAD] = -float("inf")
                 y = int(torch.argmax(lg))
                 if y == EOS:
                     fin = True
+                    break
+                if i == MAX_TOKENS:
                     break
                 out.append(y)
             sources.append(src)

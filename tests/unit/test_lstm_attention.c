@@ -216,9 +216,9 @@ START_TEST(test_pytorch_reference) {
     int NB = (int)json_array_size(js), V = (int)json_array_size(json_array_get(json_array_get(jl, 0), 0));
     ck_assert_int_eq(NB, 4);
     ck_assert_int_eq(V, eng_la_s2s_ops.info(m->s2s).tgt_vocab);
-    int *src[4], n_src[4], *tin[4], n_tin[4], Smax = 0, Tn = 0;
+    int *rsrc[4], n_src[4], *tin[4], n_tin[4], Smax = 0, Tn = 0;
     for (int b = 0; b < NB; b++) {
-        src[b] = json_ints(json_array_get(js, (size_t)b), &n_src[b]);
+        rsrc[b] = json_ints(json_array_get(js, (size_t)b), &n_src[b]);
         tin[b] = json_ints(json_array_get(jt, (size_t)b), &n_tin[b]);
         Smax = n_src[b] > Smax ? n_src[b] : Smax;
         Tn = n_tin[b];
@@ -233,7 +233,7 @@ START_TEST(test_pytorch_reference) {
     const eng_s2s_ops *ops = m->arch->s2s;
     eng_tape t;
     eng_tape_init(&t, 0, 0);
-    eng_s2s_mem *mem = ops->encode(m->s2s, &t, (const int *const *)src, n_src, NB);
+    eng_s2s_mem *mem = ops->encode(m->s2s, &t, (const int *const *)rsrc, n_src, NB);
     eng_s2s_dec *decs[4];
     for (int b = 0; b < NB; b++) decs[b] = ops->dec_new(m->s2s, mem, b, Tn);
     float lg[4 * 64];
@@ -249,7 +249,7 @@ START_TEST(test_pytorch_reference) {
     // training forward on the padded batch
     int *psrc = calloc((size_t)NB * Smax, sizeof(int)), *ptin = calloc((size_t)NB * Tn, sizeof(int));
     for (int b = 0; b < NB; b++) {
-        memcpy(psrc + (size_t)b * Smax, src[b], (size_t)n_src[b] * sizeof(int));
+        memcpy(psrc + (size_t)b * Smax, rsrc[b], (size_t)n_src[b] * sizeof(int));
         memcpy(ptin + (size_t)b * Tn, tin[b], (size_t)Tn * sizeof(int));
     }
     eng_la *la = (eng_la *)m->s2s;
@@ -260,7 +260,7 @@ START_TEST(test_pytorch_reference) {
     int max_tokens = (int)json_integer_value(json_object_get(ref, "max_tokens"));
     eng_translate_opts o = {.beam_size = 1, .max_tokens = max_tokens, .length_penalty = 1.0f};
     eng_translation tr[4];
-    ck_assert_int_eq(eng_translate(ops, m->s2s, &t, (const int *const *)src, n_src, NB, &o, tr), 0);
+    ck_assert_int_eq(eng_translate(ops, m->s2s, &t, (const int *const *)rsrc, n_src, NB, &o, tr), 0);
     for (int b = 0; b < NB; b++) {
         int n;
         int *g = json_ints(json_array_get(json_object_get(ref, "greedy"), (size_t)b), &n);
@@ -281,7 +281,7 @@ START_TEST(test_pytorch_reference) {
     memset(longtext, 'a', sizeof longtext);
     ck_assert_int_eq(eng_model_text_ids(m, longtext, sizeof longtext, &ids, &n_ids, &err), ENG_TOK_E_TOO_LONG);
     free(err);
-    for (int b = 0; b < NB; b++) { free(src[b]); free(tin[b]); }
+    for (int b = 0; b < NB; b++) { free(rsrc[b]); free(tin[b]); }
     free(psrc); free(ptin); free(want); free(got);
     eng_tape_free(&t);
     json_decref(ref);
