@@ -19,6 +19,6 @@ OPENBLAS_NUM_THREADS=1 ./inferd train --task text-generation --data /usr/share/g
 mkdir -p build/data
 python3 scripts/data/freedict-en-de.py build/data/freedict-en-de.tsv
 OPENBLAS_NUM_THREADS=1 ./inferd train --task translation --arch lstm-attention --data build/data/freedict-en-de.tsv \
-  --out models/en-de --dim 256 --layers 1 --steps 7500 --batch-size 64 --lr 0.002 --log-every 250 \
+  --out models/en-de --dim 256 --layers 1 --steps 4500 --batch-size 64 --lr 0.002 --log-every 250 \
   --sample-prompt 'house|water|dog|to sleep|good morning|cat|bread|to eat|thank you|the dog sleeps in the house'
 ./inferd eval --model models/en-de --data models/en-de/heldout.tsv

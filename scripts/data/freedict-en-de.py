@@ -23,7 +23,10 @@ Cleaning: grammatical annotations (<masc>, <v, trans>), labels ([Am.],
 German alternatives ("schlafen, pennen") the first is kept. Pairs longer than
 MAX_LEN characters, with "/" alternatives or with no letters are dropped;
 exact duplicates of a source keep the first (headwords before examples).
-Common words are repeated (1 + log2 of their count in the examples, at most
+Headwords are kept when each of their words occurs in at least MIN_FREQ
+example phrases of the dictionary: the general vocabulary, not the hundreds
+of thousands of technical compounds a small model cannot learn (the example
+phrases are all kept). Common words are repeated (1 + log2 of their count in the examples, at most
 4 times) so the small model learns them best. The output order is
 deterministic; `inferd train` makes the held-out split (by a hash of the
 source, so repeats never straddle it).
@@ -35,6 +38,7 @@ import re
 import sys
 
 MAX_LEN = 48
+MIN_FREQ = 5   # a headword's words must each occur in this many example phrases
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
@@ -185,6 +189,8 @@ def main():
     for src in order:
         de = best[src][1]
         w = words(src[3:] if src.startswith("to ") else src)
+        if any(freq.get(x, 0) < MIN_FREQ for x in w):
+            continue   # rare or technical vocabulary: the dictionary's own examples hardly use it
         times = 1
         if len(w) == 1:
             times = 1 + min(3, int(math.log2(1 + freq.get(w[0], 0)) / 2))
