@@ -345,7 +345,9 @@ START_TEST(test_train_reverse) {
     fprintf(stderr, "reverse task: %ld held-out pairs, chrF2 %.2f, exact match %.4f\n", n, chrf, exact);
     ck_assert_int_ge(n, 40);
     ck_assert_msg(exact >= 0.9 && chrf >= 95, "exact %.3f chrF %.2f", exact, chrf);
-    // not a translation model / a bad TSV
+    // a model of another task: 1 (the caller falls back to eng_eval)
+    ck_assert_int_eq(eng_eval_translation("tests/ref/lstm_ref/untied", held, &chrf, &exact, &n, &err), 1);
+    // a bad TSV
     f = fopen(data, "w");
     fputs("abc\tcba\nno tab here\n", f);
     fclose(f);
