@@ -1,6 +1,6 @@
 // api.h — the route table and its handlers (one file per group:
 // api_probes.c, api_models.c, api_classify.c, api_translations.c,
-// api_completions.c, and
+// api_completions.c, api_files.c, and
 // api_common.c for shared helpers and the 501 answer of unbuilt endpoints),
 // plus the batch runners (image and text classification, translation) the scheduler calls. Each
 // handler answers through srv_request_* or hands the request to the
@@ -66,6 +66,13 @@ int srv_api_completions(srv_request *r, const char *arg);
 // Validates a completions body for model m into q (prompt tokenized); 0, or
 // -1 after answering r. q is freed by srv_gen_req_free whatever the result.
 int srv_api_completions_parse(srv_request *r, const json_t *j, srv_model *m, srv_gen_req *q);
+// files (api_files.c): the upload's body streams to srv_api_files_sink;
+// srv_api_files_upload runs once all of it has arrived
+extern const srv_body_sink srv_api_files_sink;
+int srv_api_files_upload(srv_request *r, const char *arg);
+int srv_api_files_list(srv_request *r, const char *arg);
+int srv_api_files_get(srv_request *r, const char *arg);
+int srv_api_files_delete(srv_request *r, const char *arg);
 // endpoints of the API that this build does not serve yet: 501 with a message
 int srv_api_unbuilt(srv_request *r, const char *arg);
 

@@ -8,6 +8,9 @@
 // hook (http_complete here) → MHD_resume_connection, and
 // the access handler is called once more to queue the response. The request
 // is freed only in the completed callback, after the access log line.
+// A route with a body sink (uploads) is routed and authenticated on the
+// first callback instead, and its body goes to the sink chunk by chunk
+// (never buffered; see srv_body_sink in http.h).
 #include "server/http.h"
 #include <arpa/inet.h>          // inet_ntop
 #include <microhttpd.h>         // MHD_*
@@ -260,6 +263,48 @@ static void body_drop(srv_request *r) {
     r->body_len = r->body_cap = 0;
 }
 
+// ---------------------------------------------------------------- streamed bodies
+// The route with a body sink that r's method and path name, or NULL.
+static const srv_route *sink_route(srv_request *r, const char **arg) {
+    for (int i = 0; i < N_ROUTES; i++)
+        if (routes[i].sink && strcmp(routes[i].method, r->method) == 0 && route_match(&routes[i], r->path, arg))
+            return &routes[i];
+    return NULL;
+}
+
+// First callback of a streamed route: authenticate and open the sink, or
+// answer at once. MHD_YES/MHD_NO for the access handler.
+static enum MHD_Result sink_open(srv_request *r, const srv_route *rt, const char *arg) {
+    r->route = rt->name;
+    int answered = 0;
+    if (api_key && (!rt->open || cfg->auth_probes) && !authorized(r)) {
+        srv_request_fail(r, SRV_E_UNAUTHORIZED, NULL, "missing or invalid API key (send Authorization: Bearer <key>)");
+        answered = 1;
+    } else if (rt->sink->open(r, arg) != 0) {
+        answered = 1;
+    }
+    if (answered) {
+        atomic_store(&r->state, SRV_REQ_DONE);
+        return send_response(r);
+    }
+    r->sink_route = rt;
+    r->sink_arg = arg;
+    return MHD_YES;
+}
+
+// A chunk of a streamed body: to the sink, or dropped once it has answered.
+static enum MHD_Result sink_data(srv_request *r, const char *data, size_t *size) {
+    const srv_route *rt = r->sink_route;
+    size_t n = *size;
+    *size = 0;
+    if (!r->sink_failed) {
+        if (rt->sink->data(r, data, n) != 0) r->sink_failed = 1;
+        return MHD_YES;
+    }
+    r->sink_dropped += (long long)n;
+    return r->sink_dropped > SRV_SINK_DRAIN_MAX ? MHD_NO : MHD_YES;   // too much left to read: close
+}
+
 // ---------------------------------------------------------------- libmicrohttpd callbacks
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **req_cls) {
@@ -281,6 +326,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         set_origin(r);
         atomic_fetch_add(&inflight, 1);
         *req_cls = r;
+        const char *sarg;
+        const srv_route *srt = sink_route(r, &sarg);
+        if (srt) return sink_open(r, srt, sarg);
         const char *cl = srv_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)cfg->max_body_bytes) {
             // refuse before reading the body (curl's Expect: 100-continue gets the 413 at once)
@@ -298,6 +346,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_size) {   // body bytes
         if (r->responded) { *upload_size = 0; return MHD_YES; }
+        if (r->sink_route) return sink_data(r, upload_data, upload_size);
         if (!r->body_too_large && !r->body_refused) {
             size_t need = r->body_len + *upload_size;
             if (need > (size_t)cfg->max_body_bytes) {
@@ -330,6 +379,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     int state = atomic_load(&r->state);
     if (state == SRV_REQ_DONE) return send_response(r);      // resumed after the worker finished
     if (state != SRV_REQ_NEW) return MHD_YES;                 // still queued/running (spurious call)
+    if (r->sink_route) {   // a streamed body is complete (or its sink answered already)
+        int h = r->sink_failed ? SRV_HANDLER_DONE : ((const srv_route *)r->sink_route)->handler(r, r->sink_arg);
+        if (h == SRV_HANDLER_ASYNC) return MHD_YES;
+        if (h == SRV_HANDLER_CLOSE) return MHD_NO;
+        atomic_store(&r->state, SRV_REQ_DONE);
+        return send_response(r);
+    }
     if (!r->body && !(r->body = calloc(1, 1))) return MHD_NO;   // handlers read an empty string
     int handled = dispatch(r);
     if (handled == SRV_HANDLER_ASYNC) return MHD_YES;

@@ -17,6 +17,21 @@ enum { SRV_HANDLER_DONE = 0, SRV_HANDLER_ASYNC = 1, SRV_HANDLER_CLOSE = 2 };
 // A route handler. `arg` is the path parameter ({id}) or NULL.
 typedef int (*srv_handler)(srv_request *r, const char *arg);
 
+// A route whose request body is streamed to a sink instead of being held in
+// memory (uploads: POST /v1/files). Neither max_body_bytes nor the
+// max_body_bytes_total budget applies; the sink bounds what it takes.
+typedef struct {
+    // Headers are in, no body byte yet (authenticated already): set up the
+    // sink's state (in r->task). 0 = read the body, -1 = r holds the answer,
+    // sent at once (before the body; curl's Expect: 100-continue gets it).
+    int (*open)(srv_request *r, const char *arg);
+    // The next n bytes of the body. 0, or -1 = r holds the answer: the rest
+    // of the body is read and dropped, then the answer is sent (a connection
+    // with more than SRV_SINK_DRAIN_MAX bytes left to drop is closed instead).
+    int (*data)(srv_request *r, const char *data, size_t n);
+} srv_body_sink;
+#define SRV_SINK_DRAIN_MAX (16LL << 20)
+
 // One endpoint: method + path → handler.
 typedef struct {
     const char *method;    // "GET", "POST", "DELETE"
@@ -25,6 +40,7 @@ typedef struct {
     const char *name;      // route pattern for metrics and logs
     srv_handler handler;
     int open;              // 1: no API key needed (probes), unless auth_probes
+    const srv_body_sink *sink;  // non-NULL: the body streams to it; `handler` runs once it has all of it
 } srv_route;
 
 // Starts listening, routing to routes[0..n_routes) (kept, not copied).

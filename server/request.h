@@ -38,6 +38,10 @@ struct srv_request {
     size_t body_len, body_cap;     // bytes received / allocated
     int body_too_large;            // 1 once the body exceeded max_body_bytes
     int body_refused;              // 1 when max_body_bytes_total had no room for it (503)
+    const void *sink_route;        // the srv_route whose sink takes the body (streamed), or NULL
+    const char *sink_arg;          // its path parameter (points into path), or NULL
+    int sink_failed;               // 1 once the sink answered: the rest of the body is dropped
+    long long sink_dropped;        // bytes dropped since
     int client_fd;                 // socket, to notice a client that went away (-1: unknown)
     double t_start;                // eng_now() at the first callback
     int responded;                 // 1 once MHD_queue_response was called
