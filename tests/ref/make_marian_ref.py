@@ -33,7 +33,8 @@ marian_ref.safetensors (F32; ids stored as floats; __metadata__ version):
   greedy [P, 20], greedy_len [P]  greedy decoding (pad masked, stop at </s>, at most 20
                   tokens, </s> excluded), padded with -1; greedy_finished [P]
 marian_ref_greedy.json: the same greedy decodes with the source texts, for the
-HTTP / eng_translate tests: [{"text", "src_ids", "ids", "finished"}].
+HTTP / eng_translate tests: [{"text", "src_ids", "ids", "finished",
+"beam4_max8_ids"}]; the last: beam search, beam 4, max_tokens 8 (see beam()).
 """
 import json
 import math
@@ -50,6 +51,7 @@ OUT = os.path.join(HERE, "marian_tiny")
 SPM = os.path.join(HERE, "spm", "tiny.model")
 D, LAYERS, HEADS, FFN, MAXPOS = 32, 2, 4, 64, 64
 GREEDY_MAX = 20
+BEAM_K, BEAM_T = 4, 8   # beam search reference: beam 4, 8 tokens
 EMB_STD = 0.3
 W_STD = 0.6
 BIAS_STD = 0.05
@@ -188,6 +190,39 @@ def greedy(p, src_ids, start, eos, pad):
     return out[1:], False, min(gaps)
 
 
+def beam(p, src_ids, start, eos, pad, K, T):
+    """Beam search as the engine defines it (engine/arch/translate.h, HF's
+    definition): each live hypothesis proposes its 2K best next tokens
+    (log-softmax, pad masked), candidates sorted by total log-probability;
+    EOS candidates join the finished list (score logp / (len+1)^1.0), the
+    best K others form the next beam; at T tokens nothing more is extended.
+    Here no candidate below the beam ends (asserted), so the answer is the
+    best live hypothesis: its ids and the smallest gap between the K-th and
+    (K+1)-th candidate (how far the choice is from a tie)."""
+    src, mask = pad_batch([src_ids], pad)
+    enc = encode(p, src, mask)
+    live, gaps = [([start], 0.0)], []
+    for t in range(T):
+        cands = []
+        for seq, lp in live:
+            logits = decode(p, torch.tensor([seq]), enc, mask)[0, -1].clone()
+            logits[pad] = float("-inf")
+            logp = torch.log_softmax(logits.double(), -1)
+            top = torch.topk(logp, 2 * K)
+            for v, i in zip(top.values.tolist(), top.indices.tolist()):
+                cands.append((lp + v, seq, i))
+        cands.sort(key=lambda c: -c[0])
+        assert all(c[2] != eos for c in cands[:2 * K]), "a beam candidate ended: pick other sources"
+        gaps.append(cands[K - 1][0] - cands[K][0])
+        live = [(seq + [tok], lp) for lp, seq, tok in cands[:K]]
+    for seq, lp in live:   # the engine's last step at T tokens only lets EOS finish: none may
+        logits = decode(p, torch.tensor([seq]), enc, mask)[0, -1].clone()
+        logits[pad] = float("-inf")
+        assert eos not in torch.topk(logits, 2 * K).indices.tolist(), "a final hypothesis could end: pick other sources"
+    best = max(live, key=lambda h: h[1])
+    return best[0][1:], min(gaps)
+
+
 def main():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)   # a seed whose greedy decodes vary (random models tend to repeat one token)
@@ -238,7 +273,9 @@ def main():
             one = decode(p, torch.tensor([tgts[i]]), encode(p, s1, m1), m1)
             assert torch.allclose(one[0], logits[i, :len(tgts[i])], rtol=1e-4, atol=1e-4), i
         dec = [greedy(p, s, PAD, EOS, PAD) for s in srcs]
+        beams = [beam(p, s, PAD, EOS, PAD, BEAM_K, BEAM_T) for s in srcs]
     print("greedy min top-2 gaps:", [round(d[2], 4) for d in dec])
+    print("beam min K/K+1 gaps:", [round(b[1], 4) for b in beams])
     G = torch.full((len(SOURCES), GREEDY_MAX), -1.0)
     for i, (o, _, _) in enumerate(dec):
         G[i, :len(o)] = torch.tensor(o, dtype=torch.float32)
@@ -249,7 +286,8 @@ def main():
         ("greedy_finished", torch.tensor([float(d[1]) for d in dec])),
     ], {"version": str(VERSION)})
     with open(os.path.join(HERE, "marian_ref_greedy.json"), "w", encoding="utf-8") as f:
-        json.dump([{"text": s, "src_ids": srcs[i], "ids": dec[i][0], "finished": dec[i][1]}
+        json.dump([{"text": s, "src_ids": srcs[i], "ids": dec[i][0], "finished": dec[i][1],
+                    "beam4_max8_ids": beams[i][0]}
                    for i, (s, _) in enumerate(SOURCES)], f, ensure_ascii=False, indent=1)
     print("wrote", OUT, "vocab", V, "greedy", [(len(d[0]), d[1]) for d in dec])
 

@@ -195,7 +195,8 @@ START_TEST(test_marian_dec_copy) {
 END_TEST
 
 // The texts of marian_ref_greedy.json: HF-style source ids, then greedy
-// decoding (pad masked) by a plain loop over the ops and by eng_translate.
+// decoding (pad masked) by a plain loop over the ops and by eng_translate,
+// and beam search (beam 4, 8 tokens) by eng_translate: the reference's ids.
 START_TEST(test_marian_greedy) {
     eng_model *m = load_tiny();
     const eng_s2s_ops *ops = m->arch->s2s;
@@ -238,6 +239,16 @@ START_TEST(test_marian_greedy) {
         ck_assert_int_eq(eng_translate(ops, m->s2s, &tape, &src, &n, 1, &o, &tr), 0);
         ck_assert_int_eq(tr.n, no);
         for (int k = 0; k < no; k++) ck_assert_int_eq(tr.ids[k], out[k]);
+        // beam search (beam 4, 8 tokens) = the reference's beam
+        json_t *bw = json_object_get(c, "beam4_max8_ids");
+        eng_translate_opts ob = {.beam_size = 4, .max_tokens = 8, .length_penalty = 1.0f};
+        eng_translation bt;
+        ck_assert_int_eq(eng_translate(ops, m->s2s, &tape, &src, &n, 1, &ob, &bt), 0);
+        ck_assert_int_eq(bt.n, (int)json_array_size(bw));
+        for (int k = 0; k < bt.n; k++)
+            ck_assert_msg(bt.ids[k] == (int)json_integer_value(json_array_get(bw, k)), "case %zu beam token %d: %d", i, k,
+                          bt.ids[k]);
+        free(bt.ids);
         // and the target side decodes them to text
         char *txt;
         ck_assert_int_eq(eng_tok_decode(m->tok_tgt, tr.ids, tr.n, &txt, NULL, &err), 0);
