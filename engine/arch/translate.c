@@ -196,7 +196,7 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
                 q->logp = cands[c].logp;
                 if (K == 1) break;
             }
-            if (pos == T && s->n_fin == 0) {   // out of room, nothing finished: the live hypotheses are the answer
+            if (pos == T) {   // out of room: the live hypotheses compete with the finished ones as they are
                 s->done = 1;
                 i = j;
                 continue;
