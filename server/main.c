@@ -97,11 +97,14 @@ static int cmd_train(int argc, char **argv) {
             printf("usage: inferd train --task T --data PATH --out DIR [options]\n\n"
                    "  --task T          image-classification | text-generation | text-classification | translation\n"
                    "  --data PATH       dataset (image-classification: a directory with MNIST-style IDX files,\n"
-                   "                    e.g. /usr/share/datasets/fashion-mnist; text-generation: a text file or a\n"
+                   "                    e.g. /usr/share/datasets/fashion-mnist, or a tar (gzip'd or not) of label\n"
+                   "                    folders: label/image.png|jpg, trained as gray 28x28; text-generation: a text file or a\n"
                    "                    directory of them, e.g. /usr/share/games/fortunes; text-classification: a\n"
                    "                    TSV file of label<TAB>text lines, or a directory with train.tsv + test.tsv;\n"
                    "                    translation: a TSV of source<TAB>target lines, e.g. from\n"
                    "                    scripts/data/freedict-en-de.py)\n"
+                   "  --val-data PATH   held-out data in the same layout (image-classification tars: the test\n"
+                   "                    split the README's score is measured on)\n"
                    "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
                    "  --arch A          architecture (image-classification: cnn; text-generation: gpt | lstm;\n"
                    "                    text-classification: fasttext; translation: lstm-attention)\n"
@@ -130,6 +133,7 @@ static int cmd_train(int argc, char **argv) {
         if (strcmp(a, "--task") == 0) o.task = v;
         else if (strcmp(a, "--data") == 0) o.data = v;
         else if (strcmp(a, "--out") == 0) o.out = v;
+        else if (strcmp(a, "--val-data") == 0) o.val_data = v;
         else if (strcmp(a, "--arch") == 0) o.arch = v;
         else if (strcmp(a, "--labels") == 0) o.labels = v;
         else if (strcmp(a, "--epochs") == 0) rc = flag_int(v, 1, 100000, &o.epochs, a);

@@ -1,6 +1,7 @@
 // image_classification.c — training and evaluating image classifiers
 // (`inferd train --task image-classification`, `inferd eval`): IDX datasets (MNIST layout: train-images-idx3-ubyte[.gz],
-// train-labels-idx1-ubyte[.gz], t10k-* for the test split), a CNN from the
+// train-labels-idx1-ubyte[.gz], t10k-* for the test split) or a tar of label
+// folders (engine/io/dataset_tar.c; its test split is val_data), a CNN from the
 // default layer list, AdamW with linear warmup + cosine decay, random shifts
 // and horizontal flips as augmentation.
 #include "engine/train/train_internal.h"
@@ -9,6 +10,7 @@
 #include <string.h>         // strcmp, memset
 #include <sys/stat.h>       // stat
 #include "engine/arch/cnn.h"     // eng_cnn
+#include "engine/io/dataset_tar.h"   // eng_dataset_tar_load, eng_dataset_is_tar
 #include "engine/io/idx.h"     // eng_idx_load
 #include "engine/arch/model.h"   // eng_model_load, eng_task_parse
 #include "engine/core/optim.h"   // eng_adamw_step
@@ -22,11 +24,14 @@ typedef struct {
     eng_idx labels;   // [N] bytes
     int n, h, w;
     int n_classes;    // 1 + max label
+    json_t *names;    // a tar's label folders, sorted (owned), or NULL (IDX)
 } image_set;
 
 static void image_set_free(image_set *s) {
     eng_idx_free(&s->images);
     eng_idx_free(&s->labels);
+    json_decref(s->names);
+    s->names = NULL;
 }
 
 // Loads <dir>/<split>-images-idx3-ubyte[.gz] and the matching labels.
@@ -51,13 +56,45 @@ static int image_set_load(image_set *s, const char *dir, const char *split, char
     return 0;
 }
 
+// Loads a tar of label folders as gray h x w images (the trainer's layout:
+// the same bytes an IDX file would hold).
+static int image_set_load_tar(image_set *s, const char *path, int h, int w, char **err) {
+    memset(s, 0, sizeof *s);
+    eng_tar_opts to;
+    eng_tar_opts_init(&to);
+    to.height = h;
+    to.width = w;
+    eng_image_dataset d;
+    if (eng_dataset_tar_load(&d, path, &to, err) != 0) return -1;
+    s->images = (eng_idx){.ndim = 3, .dims = {d.n, h, w}, .n = (size_t)d.n * h * w, .data = d.pixels};
+    s->labels = (eng_idx){.ndim = 1, .dims = {d.n}, .n = (size_t)d.n, .data = d.labels};
+    d.pixels = d.labels = NULL;   // handed over
+    s->n = d.n; s->h = h; s->w = w;
+    s->n_classes = d.n_labels;
+    s->names = json_array();
+    for (int i = 0; i < d.n_labels; i++) json_array_append_new(s->names, json_string(d.label_names[i]));
+    eng_image_dataset_free(&d);
+    return 0;
+}
+
+// The training data: a tar (28x28, the default CNN's input) or an IDX directory.
+static int image_set_load_train(image_set *s, const char *data, char **err) {
+    if (eng_dataset_is_tar(data)) return image_set_load_tar(s, data, 28, 28, err);
+    return image_set_load(s, data, "train", err);
+}
+
 // ---------------------------------------------------------------- labels
 static const char *const fashion_labels[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
 
 // Class names: --labels, else <data>/labels.txt, else Fashion-MNIST's when the
 // path says so, else the digits. Returns a JSON array (new reference).
-static json_t *class_labels(const eng_train_opts *o, int n_classes, char **err) {
+static json_t *class_labels(const eng_train_opts *o, const image_set *tr, char **err) {
+    int n_classes = tr->n_classes;
+    if (tr->names) {   // a tar's folders name its classes
+        if (o->labels) { eng_errorf(err, "--labels cannot rename a tar's label folders"); return NULL; }
+        return json_incref(tr->names);
+    }
     json_t *a = json_array();
     if (o->labels) {
         char *copy = strdup(o->labels), *save = NULL;
@@ -128,6 +165,8 @@ static void load_example(float *dst, const uint8_t *src, int h, int w, int dy, i
 // The config.json of the model being trained: the default CNN with one
 // output per class, input normalised by the training set's mean and std
 // (returned in *mean, *std), the labels, serving settings. NULL with *err.
+// IDX data (Fashion-MNIST: light on dark) is served with invert "auto" for
+// dark-on-light photos; a tar's images are served as they were trained, not inverted.
 static json_t *model_config(const image_set *tr, json_t *labels, float *mean, float *std, char **err) {
     double sum = 0, sq = 0;
     for (size_t i = 0; i < tr->images.n; i++) { double p = tr->images.data[i] / 255.0; sum += p; sq += p * p; }
@@ -136,11 +175,12 @@ static json_t *model_config(const image_set *tr, json_t *labels, float *mean, fl
     json_t *layers = default_cnn_layers();
     json_array_set_new(layers, json_array_size(layers) - 1,
                        json_pack("{s:s,s:i}", "type", "linear", "out_features", tr->n_classes));
-    json_t *config = json_pack("{s:s,s:s,s:{s:i,s:i,s:i,s:[f],s:[f],s:i,s:s},s:o,s:O,"
+    json_t *config = json_pack("{s:s,s:s,s:{s:i,s:i,s:i,s:[f],s:[f],s:i,s:o},s:o,s:O,"
                                "s:i,s:i,s:i,s:i}",
                                "task", "image-classification", "arch", "cnn",
                                "input", "channels", 1, "height", tr->h, "width", tr->w, "mean", (double)*mean,
-                               "std", (double)*std, "background", 0, "invert", "auto",
+                               "std", (double)*std, "background", 0, "invert",
+                               tr->names ? json_false() : json_string("auto"),
                                "layers", layers, "labels", labels,
                                "max_batch_size", 64, "max_queue_delay_us", 500, "max_queue_size", 1024,
                                "timeout_ms", 10000);
@@ -244,7 +284,8 @@ static int write_model(const eng_train_opts *o, const image_set *tr, const eng_c
     double acc = -1;
     long n_test = 0;
     char *eerr = NULL;
-    if (eng_eval(o->out, o->data, &acc, &n_test, &eerr) != 0) { free(eerr); acc = -1; }
+    const char *test = tr->names ? o->val_data : o->data;   // a tar's test split is val_data; IDX: t10k next to train
+    if (!test || eng_eval(o->out, test, &acc, &n_test, &eerr) != 0) { free(eerr); acc = -1; }
     if (o->progress) {
         eng_train_progress p = {.step = total, .total_steps = total, .loss = -1, .val_loss = -1,
                                 .val_accuracy = (float)acc};
@@ -267,7 +308,7 @@ static int write_model(const eng_train_opts *o, const image_set *tr, const eng_c
         o->augment ? "random shifts of up to 2 pixels and horizontal flips" : "off", train_s);
     if (acc >= 0)
         fprintf(mf, "Test accuracy: **%.2f%%** on the %ld test images (`inferd eval --model %s --data %s`).\n",
-                100 * acc, n_test, o->out, o->data);
+                100 * acc, n_test, o->out, test);
     else
         fprintf(mf, "No test split found next to the training data.\n");
     fclose(mf);
@@ -281,13 +322,13 @@ static int write_model(const eng_train_opts *o, const image_set *tr, const eng_c
 int eng__train_image_classification(const eng_train_opts *o, char **err) {
     if (o->arch && strcmp(o->arch, "cnn") != 0) return eng_errorf(err, "image-classification trains arch \"cnn\" only");
     image_set tr;
-    if (image_set_load(&tr, o->data, "train", err) != 0) return -1;
+    if (image_set_load_train(&tr, o->data, err) != 0) return -1;
     int rc = -1;
     json_t *config = NULL, *labels = NULL;
     eng_cnn cnn;
     memset(&cnn, 0, sizeof cnn);
     float mean, std;
-    if (!(labels = class_labels(o, tr.n_classes, err))) goto done;
+    if (!(labels = class_labels(o, &tr, err))) goto done;
     if (!(config = model_config(&tr, labels, &mean, &std, err))) goto done;
     if (eng_cnn_init(&cnn, config, err) != 0) goto done;
     eng_cnn_init_params(&cnn, o->seed);
@@ -307,6 +348,21 @@ done:
 }
 
 // ---------------------------------------------------------------- evaluation
+// A tar's labels are its sorted folder names: turn them into the model's
+// label indices by name. 0, or -1 with *err naming a label the model lacks.
+static int relabel(image_set *te, const eng_model *m, char **err) {
+    int map[256];
+    for (int i = 0; i < te->n_classes; i++) {
+        const char *name = json_string_value(json_array_get(te->names, (size_t)i));
+        map[i] = -1;
+        for (int k = 0; k < m->n_labels; k++)
+            if (strcmp(m->labels[k], name) == 0) map[i] = k;
+        if (map[i] < 0 || map[i] > 255) return eng_errorf(err, "label folder \"%s\" is not one of the model's labels", name);
+    }
+    for (int i = 0; i < te->n; i++) te->labels.data[i] = (uint8_t)map[te->labels.data[i]];
+    return 0;
+}
+
 int eng_eval(const char *model_dir, const char *data, double *score, long *n, char **err) {
     eng_model *model;
     if (eng_model_load(&model, model_dir, err) != 0) return -1;
@@ -326,8 +382,13 @@ int eng_eval(const char *model_dir, const char *data, double *score, long *n, ch
         return -1;
     }
     image_set te;
-    if (image_set_load(&te, data, "t10k", err) != 0) { eng_model_free(model); return -1; }
     const eng_image_prep *p = &model->prep;
+    int tar = eng_dataset_is_tar(data);
+    if ((tar ? image_set_load_tar(&te, data, p->height, p->width, err) : image_set_load(&te, data, "t10k", err)) != 0) {
+        eng_model_free(model);
+        return -1;
+    }
+    if (tar && relabel(&te, model, err) != 0) goto done;
     if (p->channels != 1 || p->height != te.h || p->width != te.w) {
         eng_errorf(err, "model input %dx%dx%d does not match the data's 1x%dx%d", p->channels, p->height, p->width, te.h, te.w);
         goto done;
@@ -362,4 +423,29 @@ done:
     image_set_free(&te);
     eng_model_free(model);
     return rc;
+}
+
+// ---------------------------------------------------------------- the check (POST /v1/jobs)
+// Reads the training data (and val_data) once, as training would, without
+// training: the tar's first bad member or the IDX files' problem.
+static int check_set(const eng_train_opts *o, const char *path, const char *what, int need, char **err) {
+    image_set s;
+    char *e = NULL;
+    if (image_set_load_train(&s, path, &e) != 0) {
+        eng_errorf(err, "%s: %s", what, e ? e : "unreadable");
+        free(e);
+        return -1;
+    }
+    int rc = 0;
+    if (s.n_classes < 2) rc = eng_errorf(err, "%s: the data has %d class; classification needs at least two", what, s.n_classes);
+    else if (s.n < need) rc = eng_errorf(err, "%s: %d images is less than one batch of %d", what, s.n, need);
+    image_set_free(&s);
+    return rc;
+}
+
+int eng__check_image_classification(const eng_train_opts *o, char **err) {
+    if (o->arch && strcmp(o->arch, "cnn") != 0) return eng_errorf(err, "image-classification trains arch \"cnn\" only");
+    if (check_set(o, o->data, "training data", o->batch_size, err) != 0) return -1;
+    if (o->val_data && check_set(o, o->val_data, "validation data", 1, err) != 0) return -1;
+    return 0;
 }

@@ -30,7 +30,8 @@ static int (*const loops[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) 
     [ENG_TASK_TRANSLATION] = eng__train_translation,
 };
 
-int eng_train(const eng_train_opts *o, char **err) {
+// Checks shared by eng_train and eng_train_check; the task's index, or -1 with *err.
+static int check_common(const eng_train_opts *o, char **err) {
     int task = eng_task_parse(o->task);
     if (task < 0) return eng_errorf(err, "unknown task \"%s\"", o->task ? o->task : "");
     if (!o->data || !o->out) return eng_errorf(err, "--data and --out are required");
@@ -43,7 +44,25 @@ int eng_train(const eng_train_opts *o, char **err) {
         o->minn < 0 || o->minn > 16 || o->maxn < 0 || o->maxn > 16)
         return eng_errorf(err, "model size options out of range");
     if (!loops[task]) return eng_errorf(err, "training for task \"%s\" is not available in this build", o->task);
+    return task;
+}
+
+int eng_train(const eng_train_opts *o, char **err) {
+    int task = check_common(o, err);
+    if (task < 0) return -1;
     return loops[task](o, err);
+}
+
+// The dataset check of each task (eng_train_check); NULL = none yet for that
+// task (the options are still checked).
+static int (*const checks[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) = {
+    [ENG_TASK_IMAGE_CLASSIFICATION] = eng__check_image_classification,
+};
+
+int eng_train_check(const eng_train_opts *o, char **err) {
+    int task = check_common(o, err);
+    if (task < 0) return -1;
+    return checks[task] ? checks[task](o, err) : 0;
 }
 
 // ---------------------------------------------------------------- the model directory

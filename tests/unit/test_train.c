@@ -2,7 +2,9 @@
 // (8x8 images of three easily separated classes: bright left half, bright
 // right half, bright top half, with noise): eng_train writes a servable
 // model directory, eng_eval scores it, progress reports show the loss
-// falling; plus the option checks and cancellation.
+// falling; plus the option checks and cancellation. The same images as a
+// tar of label folders (PNGs written with libarchive) train and evaluate too,
+// and eng_train_check names what is wrong with a dataset.
 #include "engine/train/train.h"
 
 #include <check.h>            // Check unit-test framework
@@ -14,6 +16,9 @@
 #include <sys/stat.h>         // stat
 #include "engine/arch/model.h"     // eng_model_load
 #include "engine/core/util.h"      // eng_read_file
+#include "engine/io/image.h"       // eng_png_encode
+#include <archive.h>               // archive_write_* (the tar datasets)
+#include <archive_entry.h>         // archive_entry_*
 
 enum { IMG = 8, N_TRAIN = 240, N_TEST = 90, N_CLASSES = 3 };
 
@@ -34,7 +39,23 @@ static void put_be32(FILE *fp, uint32_t v) {
     ck_assert_uint_eq(fwrite(b, 1, 4, fp), 4);
 }
 
-// Writes <dir>/<split>-images-idx3-ubyte and -labels-idx1-ubyte with n examples.
+static const char *const class_names[N_CLASSES] = {"left", "right", "top"};
+static void write_tar(const char *path, const uint8_t *img, const uint8_t *lab, int n, int broken);
+
+// Adds one member (a file of len bytes) to a tar being written.
+static void tar_add(struct archive *a, const char *name, const void *data, size_t len) {
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, (la_int64_t)len);
+    ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+    ck_assert_int_eq(archive_write_data(a, data, len), (la_ssize_t)len);
+    archive_entry_free(e);
+}
+
+// Writes <dir>/<split>-images-idx3-ubyte and -labels-idx1-ubyte with n
+// examples, and the same images as PNGs in <dir>/<split>.tar.gz (label folders).
 static void write_split(const char *split, int n) {
     uint8_t *img = malloc((size_t)n * IMG * IMG), *lab = malloc((size_t)n);
     for (int i = 0; i < n; i++) {
@@ -62,7 +83,32 @@ static void write_split(const char *split, int n) {
     put_be32(fp, (uint32_t)n);
     ck_assert_uint_eq(fwrite(lab, 1, (size_t)n, fp), (size_t)n);
     fclose(fp);
+    snprintf(path, sizeof path, "%s/%s.tar.gz", dir, split);
+    write_tar(path, img, lab, n, 0);
+    snprintf(path, sizeof path, "%s/%s-broken.tar.gz", dir, split);
+    write_tar(path, img, lab, n, 1);
     free(img); free(lab);
+}
+
+// The n images as PNGs in a gzip'd tar of label folders; with an undecodable
+// member "left/broken.png" when broken.
+static void write_tar(const char *path, const uint8_t *img, const uint8_t *lab, int n, int broken) {
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_add_filter_gzip(a);
+    ck_assert_int_eq(archive_write_open_filename(a, path), ARCHIVE_OK);
+    for (int i = 0; i < n; i++) {
+        uint8_t *png;
+        size_t len;
+        char *err = NULL, name[64];
+        ck_assert_int_eq(eng_png_encode(&png, &len, img + (size_t)i * IMG * IMG, IMG, IMG, 1, &err), 0);
+        snprintf(name, sizeof name, "./%s/%04d.png", class_names[lab[i]], i);
+        tar_add(a, name, png, len);
+        free(png);
+    }
+    if (broken) tar_add(a, "./left/broken.png", "\x89PNG\r\n\x1a\nbroken", 14);
+    archive_write_close(a);
+    archive_write_free(a);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -305,6 +351,71 @@ START_TEST(test_bad_options) {
 }
 END_TEST
 
+// The same data as tars of label folders: labels from the folder names
+// (sorted), 28x28 inputs, not inverted; val_data is the test split.
+START_TEST(test_train_tar) {
+    eng_train_opts o;
+    progress_log log;
+    opts_for_test(&o, &log);
+    char train_tar[128], test_tar[128], bad_test[128], *err = NULL;
+    snprintf(train_tar, sizeof train_tar, "%s/train.tar.gz", dir);
+    snprintf(test_tar, sizeof test_tar, "%s/t10k.tar.gz", dir);
+    snprintf(bad_test, sizeof bad_test, "%s/t10k-broken.tar.gz", dir);
+    o.data = train_tar;
+    o.labels = NULL;
+    ck_assert_msg(eng_train_check(&o, &err) == 0, "%s", err);
+    // a test tar with an undecodable member: the check names it
+    o.val_data = bad_test;
+    ck_assert_int_eq(eng_train_check(&o, &err), -1);
+    ck_assert_msg(strstr(err, "validation data") && strstr(err, "left/broken.png"), "%s", err);
+    free(err); err = NULL;
+    o.val_data = test_tar;
+    ck_assert_msg(eng_train_check(&o, &err) == 0, "%s", err);
+    ck_assert_msg(eng_train(&o, &err) == 0, "eng_train: %s", err);
+    eng_model *m = NULL;
+    ck_assert_msg(eng_model_load(&m, out_dir, &err) == 0, "%s", err);
+    ck_assert_int_eq(m->n_labels, 3);
+    ck_assert_str_eq(m->labels[0], "left");
+    ck_assert_str_eq(m->labels[1], "right");
+    ck_assert_str_eq(m->labels[2], "top");
+    ck_assert_int_eq(m->prep.height, 28);
+    ck_assert_int_eq(m->prep.width, 28);
+    ck_assert_int_eq(m->invert_auto, 0);
+    ck_assert_int_eq(m->prep.invert, 0);
+    eng_model_free(m);
+    for (int i = 1; i < log.n_loss; i++) fprintf(stderr, "tar step %d loss %.4g\n", log.step[i], log.loss[i]);
+    ck_assert_msg(log.loss[log.n_loss - 1] < 0.5f * log.loss[0], "loss %.4f -> %.4f", log.loss[0], log.loss[log.n_loss - 1]);
+    // held-out accuracy (the IDX test split's images as PNGs), the one the trainer reported
+    double acc = -1;
+    long n = 0;
+    ck_assert_msg(eng_eval(out_dir, test_tar, &acc, &n, &err) == 0, "%s", err);
+    ck_assert_int_eq(n, N_TEST);
+    fprintf(stderr, "tar: test accuracy %.3f\n", acc);
+    ck_assert_msg(acc > 0.9, "accuracy %.3f", acc);
+    ck_assert_float_eq_tol(log.val_accuracy, acc, 1e-6);
+    ck_assert_int_eq(eng_eval(out_dir, bad_test, &acc, &n, &err), -1);
+    ck_assert_msg(strstr(err, "left/broken.png"), "%s", err);
+    free(err); err = NULL;
+    // options the tar cannot take; data the check refuses
+    o.labels = "a,b,c";
+    ck_assert_int_eq(eng_train(&o, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "label folders"));
+    free(err); err = NULL;
+    o.labels = NULL;
+    o.batch_size = N_TRAIN + 1;
+    ck_assert_int_eq(eng_train_check(&o, &err), -1);
+    ck_assert_msg(strstr(err, "less than one batch"), "%s", err);
+    free(err); err = NULL;
+    o.batch_size = 16;
+    o.arch = "gpt";
+    ck_assert_int_eq(eng_train_check(&o, &err), -1);
+    free(err); err = NULL;
+    // the IDX directory passes the check too
+    opts_for_test(&o, &log);
+    ck_assert_msg(eng_train_check(&o, &err) == 0, "%s", err);
+}
+END_TEST
+
 static Suite *train_suite(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("image_classification");
@@ -316,6 +427,7 @@ static Suite *train_suite(void) {
     tcase_add_test(tc, test_long_command_readme);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_train_tar);
     suite_add_tcase(s, tc);
     return s;
 }
