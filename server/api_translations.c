@@ -6,8 +6,8 @@
 //   -> {"object":"list","model":…,"data":[{"index":0,"text":"das Haus",
 //       "tokens":[…],"finished":true}],"usage":{…}}
 // Sentences of concurrent requests are batched by the scheduler like images;
-// requests with different search settings in one batch are searched in
-// groups of equal settings.
+// requests with different beam_size or length_penalty in one batch are
+// searched in groups of equal settings (max_tokens may differ within one).
 #include <stdlib.h>              // calloc, free
 #include <string.h>              // strlen
 #include "engine/arch/translate.h"   // eng_translate
@@ -134,7 +134,7 @@ int srv_api_translations_parse(srv_request *r, const json_t *j) {
     // targets are of similar length in tokens), within what the model holds.
     if (!max_tokens) max_tokens = 2 * longest + 16;
     if (max_tokens > info.max_tgt_len - 1) max_tokens = info.max_tgt_len - 1;
-    q->opts = (eng_translate_opts){beam, max_tokens, (float)lp};
+    q->opts = (eng_translate_opts){.beam_size = beam, .max_tokens = max_tokens, .length_penalty = (float)lp};
     return 0;
 }
 
@@ -182,8 +182,10 @@ static void respond(srv_request *r, const eng_model *em) {
     json_decref(o);
 }
 
+// Requests share a search when beam_size and length_penalty agree; each
+// sentence keeps its own max_tokens (eng_translate_opts.max_tokens_each).
 static int same_opts(const eng_translate_opts *a, const eng_translate_opts *b) {
-    return a->beam_size == b->beam_size && a->max_tokens == b->max_tokens && a->length_penalty == b->length_penalty;
+    return a->beam_size == b->beam_size && a->length_penalty == b->length_penalty;
 }
 
 void srv_run_translate(srv_worker *w, srv_model *m, srv_request **reqs, int n) {
@@ -192,9 +194,10 @@ void srv_run_translate(srv_worker *w, srv_model *m, srv_request **reqs, int n) {
     for (int i = 0; i < n; i++) items += reqs[i]->n_items;
     const int **src = malloc((size_t)items * sizeof *src);
     int *n_src = malloc((size_t)items * sizeof *n_src);
+    int *max_tokens = malloc((size_t)items * sizeof *max_tokens);
     eng_translation *out = malloc((size_t)items * sizeof *out);
     char *done = calloc((size_t)n, 1);
-    if (!src || !n_src || !out || !done) {
+    if (!src || !n_src || !max_tokens || !out || !done) {
         for (int i = 0; i < n; i++) srv_request_fail(reqs[i], SRV_E_UNAVAILABLE, NULL, "out of memory for the batch; retry later");
         goto out;
     }
@@ -205,9 +208,11 @@ void srv_run_translate(srv_worker *w, srv_model *m, srv_request **reqs, int n) {
         for (int i = g; i < n; i++) {
             const srv_translate_req *q = reqs[i]->task;
             if (done[i] || !same_opts(&q->opts, o)) continue;
-            for (int s = 0; s < q->n; s++) { src[k] = q->src[s]; n_src[k] = q->n_src[s]; k++; }
+            for (int s = 0; s < q->n; s++) { src[k] = q->src[s]; n_src[k] = q->n_src[s]; max_tokens[k] = q->opts.max_tokens; k++; }
         }
-        int rc = eng_translate(em->arch->s2s, em->s2s, &w->tape, src, n_src, k, o, out);
+        eng_translate_opts group = *o;
+        group.max_tokens_each = max_tokens;
+        int rc = eng_translate(em->arch->s2s, em->s2s, &w->tape, src, n_src, k, &group, out);
         k = 0;
         for (int i = g; i < n; i++) {
             srv_translate_req *q = reqs[i]->task;
@@ -222,5 +227,5 @@ void srv_run_translate(srv_worker *w, srv_model *m, srv_request **reqs, int n) {
         }
     }
 out:
-    free(src); free(n_src); free(out); free(done);
+    free(src); free(n_src); free(max_tokens); free(out); free(done);
 }

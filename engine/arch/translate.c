@@ -31,6 +31,7 @@ typedef struct {
 
 typedef struct {
     int b;               // source
+    int T;               // its max_tokens
     int n_live;
     hyp live[ENG_TRANSLATE_MAX_BEAM];
     hyp next[ENG_TRANSLATE_MAX_BEAM];   // the next beam is built here, then swapped in
@@ -121,9 +122,7 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
                   const int *n_src, int B, const eng_translate_opts *o, eng_translation *out) {
     eng_s2s_info info = ops->info(m);
     int K = o->beam_size < 1 ? 1 : o->beam_size > ENG_TRANSLATE_MAX_BEAM ? ENG_TRANSLATE_MAX_BEAM : o->beam_size;
-    int T = o->max_tokens;
-    if (T > info.max_tgt_len - 1) T = info.max_tgt_len - 1;
-    if (T < 0) T = 0;
+    int T = 0;   // the longest bound of any source
     const int V = info.tgt_vocab;
     for (int b = 0; b < B; b++) out[b] = (eng_translation){0};
 
@@ -139,10 +138,15 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
     if (!st || !decs || !tokens || !owner || !live_ix || !logits || !cands) goto out;
     if (!(mem = ops->encode(m, scratch, src, n_src, B))) goto out;
     for (int b = 0; b < B; b++) {
+        int Tb = o->max_tokens_each ? o->max_tokens_each[b] : o->max_tokens;
+        if (Tb > info.max_tgt_len - 1) Tb = info.max_tgt_len - 1;
+        if (Tb < 0) Tb = 0;
+        if (Tb > T) T = Tb;
         st[b].b = b;
+        st[b].T = Tb;
         st[b].n_live = 1;
         for (int k = 0; k < K; k++)   // K live slots (one used at first) and K for the next beam
-            if (new_hyp(ops, m, mem, b, T, &st[b].live[k]) != 0 || new_hyp(ops, m, mem, b, T, &st[b].next[k]) != 0) goto out;
+            if (new_hyp(ops, m, mem, b, Tb, &st[b].live[k]) != 0 || new_hyp(ops, m, mem, b, Tb, &st[b].next[k]) != 0) goto out;
     }
 
     for (int pos = 0; pos <= T; pos++) {
@@ -187,7 +191,7 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
                     if (K == 1) break;
                     continue;
                 }
-                if (pos == T) continue;   // no room for another token: only EOS may still finish
+                if (pos == s->T) continue;   // no room for another token: only EOS may still finish
                 hyp *q = &s->next[n_next++];
                 ops->dec_copy(q->dec, p->dec);
                 memcpy(q->ids, p->ids, (size_t)p->n * sizeof(int));
@@ -196,7 +200,7 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
                 q->logp = cands[c].logp;
                 if (K == 1) break;
             }
-            if (pos == T) {   // out of room: the live hypotheses compete with the finished ones as they are
+            if (pos == s->T) {   // out of room: the live hypotheses compete with the finished ones as they are
                 s->done = 1;
                 i = j;
                 continue;

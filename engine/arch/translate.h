@@ -8,8 +8,10 @@
 
 typedef struct {
     int beam_size;          // 1 = greedy; 1..ENG_TRANSLATE_MAX_BEAM
-    int max_tokens;         // longest output (tokens, EOS excluded), <= info.max_tgt_len
+    int max_tokens;         // longest output (tokens, EOS excluded), < info.max_tgt_len
     float length_penalty;   // beam: finished scores are logp / len^length_penalty (1.0 = mean)
+    const int *max_tokens_each;   // NULL, or [B] a bound per source (then max_tokens is unused):
+                                  // sources with different bounds still share every step
 } eng_translate_opts;
 
 #define ENG_TRANSLATE_MAX_BEAM 8

@@ -102,7 +102,7 @@ static void exhaust(int seed, int *hist, int n, double logp, int T, double lpen)
 
 static int run(eng_s2s *m, const int *src, int n_src, int beam, int T, float lpen, eng_translation *out) {
     const int *srcs[1] = {src};
-    eng_translate_opts o = {beam, T, lpen};
+    eng_translate_opts o = {beam, T, lpen, NULL};
     return eng_translate(&fake_ops, m, NULL, srcs, &n_src, 1, &o, out);
 }
 
@@ -199,7 +199,7 @@ START_TEST(test_batch_equals_alone) {
     for (int beam = 1; beam <= 8; beam *= 2) {
         eng_s2s m = {0};
         eng_translation batch[5];
-        eng_translate_opts o = {beam, 8, 1.0f};
+        eng_translate_opts o = {beam, 8, 1.0f, NULL};
         ck_assert_int_eq(eng_translate(&fake_ops, &m, NULL, srcs, n_src, 5, &o, batch), 0);
         int steps_batch = m.calls;
         for (int b = 0; b < 5; b++) {
@@ -214,6 +214,32 @@ START_TEST(test_batch_equals_alone) {
             free(batch[b].ids);
         }
         ck_assert_int_le(steps_batch, 9);   // one step per output position for the whole batch
+    }
+}
+END_TEST
+
+START_TEST(test_max_tokens_each) {
+    // sources with different bounds share one search and answer as alone
+    int data[4][2] = {{21, 1}, {22, 2}, {23, 3}, {24, 4}};
+    int n_src[4] = {2, 2, 2, 2}, bounds[4] = {0, 1, 3, 6};
+    const int *srcs[4] = {data[0], data[1], data[2], data[3]};
+    for (int beam = 1; beam <= 4; beam *= 2) {
+        eng_s2s m = {0};
+        eng_translation batch[4];
+        eng_translate_opts o = {beam, 99, 0.7f, bounds};
+        ck_assert_int_eq(eng_translate(&fake_ops, &m, NULL, srcs, n_src, 4, &o, batch), 0);
+        for (int b = 0; b < 4; b++) {
+            eng_s2s m1 = {0};
+            eng_translation one;
+            eng_translate_opts o1 = {beam, bounds[b], 0.7f, NULL};
+            ck_assert_int_eq(eng_translate(&fake_ops, &m1, NULL, srcs + b, n_src + b, 1, &o1, &one), 0);
+            ck_assert_int_le(batch[b].n, bounds[b]);
+            ck_assert_int_eq(one.n, batch[b].n);
+            ck_assert(memcmp(one.ids, batch[b].ids, sizeof(int) * (size_t)one.n) == 0);
+            ck_assert(one.score == batch[b].score && one.finished == batch[b].finished);
+            free(one.ids);
+            free(batch[b].ids);
+        }
     }
 }
 END_TEST
@@ -243,6 +269,7 @@ int main(void) {
     tcase_add_test(tc, test_beam_not_worse_than_greedy);
     tcase_add_test(tc, test_batch_equals_alone);
     tcase_add_test(tc, test_max_tokens);
+    tcase_add_test(tc, test_max_tokens_each);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
