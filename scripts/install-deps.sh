@@ -43,8 +43,14 @@ UNIT_TEST_PKGS=(check)
 INTEGRATION_TEST_PKGS=(curl ca-certificates procps python3 systemd)
 # Data: Fashion-MNIST (IDX files under /usr/share) for the image models'
 # training and evaluation tests; the FreeDict English-German dictionary, the
-# pairs models/en-de is trained on (scripts/data/freedict-en-de.py).
-DATA_PKGS=(dataset-fashion-mnist dict-freedict-eng-deu)
+# pairs models/en-de is trained on (scripts/data/freedict-en-de.py); the
+# fortunes in 13 languages (English, German, Spanish, Italian, Russian,
+# Polish, Czech + Slovak, Brazilian Portuguese, Irish, Esperanto, Bulgarian,
+# Chinese) that scripts/data/langid-fortunes.py turns into models/langid's
+# training data and held-out set (the text-classification tests assert its accuracy).
+DATA_PKGS=(dataset-fashion-mnist dict-freedict-eng-deu
+  fortunes fortunes-min fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl
+  fortunes-cs fortunes-br fortunes-ga fortunes-eo fortunes-bg fortunes-zh)
 # Benchmarks only (--bench): PyTorch, the reference `make bench` compares with.
 BENCH_PKGS=(python3-torch wrk)
 # Fuzzing only (--fuzz): Debian's clang with libFuzzer and the sanitizer runtimes.

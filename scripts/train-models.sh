@@ -22,3 +22,10 @@ OPENBLAS_NUM_THREADS=1 ./inferd train --task translation --arch lstm-attention -
   --out models/en-de --dim 256 --layers 1 --steps 4500 --batch-size 64 --lr 0.002 --log-every 250 \
   --sample-prompt 'house|water|dog|to sleep|good morning|cat|bread|to eat|thank you|the dog sleeps in the house'
 ./inferd eval --model models/en-de --data models/en-de/heldout.tsv
+# langid: a fastText-style language identifier on the fortunes of Debian's
+# language packages (13 languages; ~1 minute on one core)
+python3 scripts/data/langid-fortunes.py build/data/langid
+./inferd train --task text-classification --data build/data/langid --out models/langid \
+  --epochs 10 --lr 0.5 --dim 16 --buckets 131072 --minn 1 --maxn 4 --log-every 200000
+./inferd eval --model models/langid --data build/data/langid
+./scripts/data/langid-readme.sh models/langid build/data/langid   # non-fortune text, in its README

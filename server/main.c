@@ -124,11 +124,13 @@ static int cmd_train(int argc, char **argv) {
                    "  --log-every N     progress line every N steps (default 100)\n"
                    "  --labels A,B,...  class names (default: DATA/labels.txt or the dataset's own)\n"
                    "  --no-augment      no random shifts/flips\n"
+                   "  --no-balance      text-classification: no oversampling of rare labels\n"
                    "  --threads N       OpenBLAS threads (default: all cores)\n");
             return 0;
         }
         int has = v != NULL, rc = 0;
         if (strcmp(a, "--no-augment") == 0) { o.augment = 0; continue; }
+        if (strcmp(a, "--no-balance") == 0) { o.balance = 0; continue; }
         if (!has) { fprintf(stderr, "inferd train: %s needs a value (or is unknown)\n", a); return 2; }
         if (strcmp(a, "--task") == 0) o.task = v;
         else if (strcmp(a, "--data") == 0) o.data = v;
@@ -227,7 +229,7 @@ static int cmd_eval(int argc, char **argv) {
 static int cmd_run(int argc, char **argv) {
     const char *model_dir = NULL, *input = NULL;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) { printf("usage: inferd run --model DIR INPUT (an image file for image models)\n"); return 0; }
+        if (strcmp(argv[i], "--help") == 0) { printf("usage: inferd run --model DIR INPUT (an image file for image models, the text for text classifiers)\n"); return 0; }
         if (i + 1 < argc && strcmp(argv[i], "--model") == 0) model_dir = argv[++i];
         else if (!input && argv[i][0] != '-') input = argv[i];
         else { fprintf(stderr, "inferd run: unknown option %s\n", argv[i]); return 2; }
@@ -263,6 +265,29 @@ static int cmd_run(int argc, char **argv) {
             rc = 0;
         }
         free(bytes);
+    } else if (m->task == ENG_TASK_TEXT_CLASSIFICATION && m->arch->classify_text) {
+        int *ids = NULL, n_ids = 0;
+        if (eng_model_text_ids(m, input, strlen(input), &ids, &n_ids, &err) != 0) {
+            fprintf(stderr, "inferd run: %s\n", err ? err : "the model cannot take this text");
+            free(err);
+        } else {
+            float *p = eng_xmalloc((size_t)m->n_labels * sizeof(float));
+            eng_tape tape;
+            eng_tape_init(&tape, 0, 0);
+            const int *const iv[1] = {ids};
+            m->arch->classify_text(m, &tape, iv, &n_ids, 1, p);
+            for (int k = 0; k < 5 && k < m->n_labels; k++) {
+                int best = -1;
+                for (int c = 0; c < m->n_labels; c++)
+                    if (p[c] >= 0 && (best < 0 || p[c] > p[best])) best = c;
+                printf("%-16s %.4f\n", m->labels[best], (double)p[best]);
+                p[best] = -1;
+            }
+            eng_tape_free(&tape);
+            free(p);
+            free(ids);
+            rc = 0;
+        }
     } else {
         fprintf(stderr, "inferd run: task %s is not supported by `run` in this version\n", eng_task_name(m->task));
     }

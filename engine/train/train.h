@@ -40,6 +40,8 @@ typedef struct {
     // text classification (0 = the architecture's default; see fasttext.h)
     int buckets;               // rows of the hashed feature table
     int minn, maxn;            // character n-gram lengths
+    int balance;               // 1: rare labels oversampled, each label's share of an epoch
+                               // growing as the square root of its count (default 1)
     const char *sample_prompt; // the README's sample starts here (NULL: the text's first line);
                                // translation: sources the README translates, separated by '|'
     const char *command;       // the command line that produced this run, for the model's README (may be NULL)
@@ -57,7 +59,7 @@ typedef struct {
     void *progress_ctx;
 } eng_train_opts;
 
-// Fills the defaults (epochs 10, batch 64, lr 2e-3, weight decay 1e-4, seed 1, log every 100, augment on).
+// Fills the defaults (epochs 10, batch 64, lr 2e-3, weight decay 1e-4, seed 1, log every 100, augment on, balance on).
 void eng_train_opts_init(eng_train_opts *o);
 // Trains and writes the model directory. Returns 0, or -1 with *err
 // (also when cancelled: "cancelled").

@@ -7,8 +7,14 @@ Debian's language packages (python3 standard library only).
 Writes OUTDIR/train.tsv and OUTDIR/test.tsv, one "label<TAB>text" per line,
 labels ISO 639-1 codes. Each fortune is one text: the "%" separators split
 them, attribution lines ("-- Author") and lines that are mostly not letters
-(ASCII art, code, tables) are dropped, ANSI colour escapes removed, the rest
-joined with single spaces. Texts are de-duplicated (the cz/ directory repeats
+(ASCII art, code, tables) are dropped, ANSI colour escapes, IRC nicknames
+("<@nick>") and times removed, the rest joined with single spaces. Lines in
+another language than the collection's are dropped where that is visible:
+in the Chinese, Russian and Bulgarian collections a line without a Han or
+Cyrillic letter; in the others a line of 3+ words most of which are common
+English words (the 300 most frequent words of the English fortunes that are
+not also among the 2000 most frequent of the collection's own language), as
+in the Polish IRC quotes. Texts are de-duplicated (the cz/ directory repeats
 cs/), texts under 8 characters dropped, and long fortunes cut into pieces of
 at most ~600 characters at word boundaries. The split is deterministic: a
 text goes to test.tsv when the MD5 of its text is 0 mod 10 (10%), so the same
@@ -45,6 +51,10 @@ startrek tao wisdom work zippy""".split()
 
 MAX_PIECE = 600
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+IRC = re.compile(r"<[@+%]?[\w|^`\[\]{}\\-]+>|\b\d{1,2}:\d{2}(:\d{2})?\b|#\w+")
+WORD = re.compile(r"[^\W\d_]+")
+SCRIPT = {"zh": re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]"), "ru": re.compile(r"[\u0400-\u04ff]"),
+          "bg": re.compile(r"[\u0400-\u04ff]")}
 ATTRIBUTION = re.compile(r"^\s*(--|―|—|~~)\s*\S")
 
 
@@ -96,13 +106,26 @@ def letter_ratio(line):
     return letters / len(s)
 
 
-def clean(fortune):
+def foreign(lab, line, english):
+    """1 when the line is visibly not in the collection's language."""
+    if lab in SCRIPT:
+        return not SCRIPT[lab].search(line)
+    if lab == "en":
+        return False
+    words = [w.lower() for w in WORD.findall(line)]
+    return len(words) >= 3 and sum(w in english[lab] for w in words) * 2 > len(words)
+
+
+def clean(fortune, lab=None, english=None):
     """The prose of one fortune as one line, or '' when nothing is left."""
     kept = []
     for line in ANSI.sub("", fortune).split("\n"):
         if ATTRIBUTION.match(line):
             continue
+        line = IRC.sub(" ", line)
         if letter_ratio(line) < 0.75:   # ASCII art, code, tables
+            continue
+        if english is not None and foreign(lab, line, english):
             continue
         kept.append(line.strip())
     text = " ".join(x for x in kept if x)
@@ -133,10 +156,20 @@ def main():
         sys.exit(__doc__)
     outdir = args[0]
     os.makedirs(outdir, exist_ok=True)
+    # pass 1: word frequencies of each language, for the English-line filter
+    fortunes = [(lab, f) for lab, path in sources(root) for f in re.split(r"^%\s*$", read_text(path), flags=re.M)]
+    freq = {}
+    for lab, f in fortunes:
+        c = freq.setdefault(lab, {})
+        for w in WORD.findall(clean(f).lower()):
+            c[w] = c.get(w, 0) + 1
+    top = {lab: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))] for lab, c in freq.items()}
+    en_top = top.get("en", [])[:300]
+    english = {lab: set(en_top) - set(words[:2000]) for lab, words in top.items()}
     seen, rows = set(), []
-    for lab, path in sources(root):
-        for fortune in re.split(r"^%\s*$", read_text(path), flags=re.M):
-            for text in pieces(clean(fortune)):
+    for lab, fortune in fortunes:
+        if True:
+            for text in pieces(clean(fortune, lab, english)):
                 if len(text) < 8 or text in seen:
                     continue
                 seen.add(text)
