@@ -4,8 +4,8 @@
 // models up in server/registry.c exactly as the daemon does; the config.json
 // harness loads models through srv_registry_load, as POST /v1/models does.
 // They all use one temporary model repository: symlinks to the repository's
-// models/fashion-cnn, models/fortune-gpt and tests/ref/marian_tiny (all
-// loaded here, once), and two
+// models/fashion-cnn, models/fortune-gpt, tests/ref/marian_tiny and
+// models/langid (all loaded here, once), and two
 // scratch directories whose config.json the config harness rewrites per
 // input: "cfg-image" (fashion-cnn's weights) and "cfg-text" (fortune-gpt's
 // weights and vocabulary, the llama2.c reference model.bin and a tiny
@@ -28,6 +28,7 @@ static const struct { const char *dir, *name, *target; } links[] = {
     {NULL, "fashion-cnn", "models/fashion-cnn"},
     {NULL, "fortune-gpt", "models/fortune-gpt"},
     {NULL, "marian-tiny", "tests/ref/marian_tiny"},
+    {NULL, "langid", "models/langid"},
     {"cfg-image", "model.safetensors", "models/fashion-cnn/model.safetensors"},
     {"cfg-text", "model.safetensors", "models/fortune-gpt/model.safetensors"},
     {"cfg-text", "vocab.json", "models/fortune-gpt/vocab.json"},
@@ -71,8 +72,8 @@ const char *fuzz_registry(void) {
         if (symlink(target, p) != 0) return NULL;
     }
     srv_registry_init(repo);
-    const char *ids[] = {"fashion-cnn", "fortune-gpt", "marian-tiny"};
-    for (int i = 0; i < 3; i++) {
+    const char *ids[] = {"fashion-cnn", "fortune-gpt", "marian-tiny", "langid"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         char *err = NULL;
         if (srv_registry_load(ids[i], ids[i], NULL, &err) != 0) {
             fprintf(stderr, "fuzz: cannot load %s: %s\n", ids[i], err);
