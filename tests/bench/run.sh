@@ -38,6 +38,10 @@
 #        HTTP:    `inferd serve` with the model, tests/bench/translate_http.py at 1 and 16
 #                 clients, greedy and beam 4
 #   6. a summary table
+#   7. text classification: langid (models/langid) through the engine on one thread,
+#      texts/s at batch 1 and 32 for held-out fortunes of at most 80 bytes ("short texts"),
+#      text -> ids (the HTTP thread's part) + classify_text (the worker's), and the forward
+#      pass alone (tests/bench/bench_text.c). Aim: >= 20,000 short texts/s on one core.
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -52,8 +56,8 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,translate: "image" = sections 1-3, "lm" = section 4,
-#                       "translate" = section 5
+#   BENCH_PARTS         default image,lm,translate,text: "image" = sections 1-3, "lm" = section 4,
+#                       "translate" = section 5, "text" = section 7
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
 #   BENCH_LM_STREAMS    default 1,4,16
 #   BENCH_LM_STEPS      engine decode steps per round (default 48; 3 rounds + warm-up per line)
@@ -95,7 +99,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,translate}
+PARTS=${BENCH_PARTS:-image,lm,translate,text}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -395,6 +399,29 @@ else
   rm -rf "$OUT/mt-models"   # ~300 MB
 fi
 
+# ---------------------------------------------------------------- 7. text classification
+TEXT_OK=0
+if part text; then
+  hr
+  say "== 7. text classification: langid through the engine, 1 thread, ${SECS}s per line (median of 5 rounds)"
+  TEXT_BIN=$BUILD/bench/bench_text
+  TEXT_DATA=$OUT/langid
+  # shellcheck disable=SC2086
+  if [ ! -f "$MODELS_DIR/langid/config.json" ]; then
+    say "   skipped: $MODELS_DIR/langid is missing (make models)"
+  elif ! $CC $BENCH_CFLAGS -o "$TEXT_BIN" tests/bench/bench_text.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-text.log"; then
+    say "   skipped: cannot build bench_text:"; cat "$OUT/cc-text.log"
+  elif ! python3 scripts/data/langid-fortunes.py "$TEXT_DATA" 2>"$OUT/langid-data.log"; then
+    say "   skipped: no held-out fortunes (scripts/data/langid-fortunes.py failed; install-deps.sh installs the fortunes):"
+    tail -3 "$OUT/langid-data.log"
+  else
+    say "   texts: held-out fortunes of at most 80 bytes; texts_s = text -> ids + classify_text, classify_only = the forward pass"
+    "$TEXT_BIN" --seconds "$SECS" --batches 1,32 --max-bytes 80 "$MODELS_DIR/langid" "$TEXT_DATA/test.tsv" 2>&1 \
+      | sed 's/^/   /' | tee "$OUT/text.txt"
+    grep -q 'texts_s=' "$OUT/text.txt" && TEXT_OK=1
+  fi
+fi
+
 # ---------------------------------------------------------------- 6. summary
 # field NAME from the line of FILE matching PATTERN
 get() { grep -E "$2" "$1" 2>/dev/null | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"; }
@@ -526,6 +553,16 @@ if [ "$MT_OK" = 1 ]; then
   grep ' translate model=' "$OUT/mt.txt" | sed 's/^ *HTTP translate /  HTTP /'
 else
   say "Translation: skipped"
+fi
+say ""
+if [ "$TEXT_OK" = 1 ]; then
+  say "text classification (langid, 1 thread, held-out fortunes <= 80 bytes; aim >= 20,000 texts/s):"
+  for B in 1 32; do
+    say "  batch $B: $(num "$(get "$OUT/text.txt" "batch=$B " texts_s)") texts/s (text -> ids + forward)," \
+        "$(num "$(get "$OUT/text.txt" "batch=$B " classify_only_texts_s)") texts/s forward alone"
+  done
+elif part text; then
+  say "text classification: not measured"
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
