@@ -84,24 +84,31 @@ static int tsv_load(tsv *t, const char *path, int mod, int rem, char **err) {
     return 0;
 }
 
-// The training and validation sets of --data (see the file comment).
-static int load_sets(const char *data, tsv *tr, tsv *va, char **valname, char **err) {
+// The training and validation sets of --data (see the file comment); with
+// val_data, all of --data trains and val_data (a TSV, or a directory's
+// test.tsv) validates.
+static int load_sets(const char *data, const char *val_data, tsv *tr, tsv *va, char **valname, char **err) {
     struct stat st;
     if (stat(data, &st) != 0) return eng_errorf(err, "%s: no such file or directory", data);
     char path[4096];
-    if (S_ISDIR(st.st_mode)) {
-        snprintf(path, sizeof path, "%s/train.tsv", data);
-        if (tsv_load(tr, path, 0, 0, err) != 0) return -1;
-        snprintf(path, sizeof path, "%s/test.tsv", data);
+    memset(va, 0, sizeof *va);
+    int dir = S_ISDIR(st.st_mode);
+    if (dir) snprintf(path, sizeof path, "%s/train.tsv", data);
+    if (tsv_load(tr, dir ? path : data, val_data || dir ? 0 : 20, val_data || dir ? 0 : -20, err) != 0) return -1;
+    if (val_data) {
+        snprintf(path, sizeof path, stat(val_data, &st) == 0 && S_ISDIR(st.st_mode) ? "%s/test.tsv" : "%s", val_data);
+        if (tsv_load(va, path, 0, 0, err) != 0) { tsv_free(tr); return -1; }
         *valname = strdup(path);
-        if (stat(path, &st) == 0) return tsv_load(va, path, 0, 0, err) == 0 ? 0 : (tsv_free(tr), -1);
-        free(*valname);
-        *valname = NULL;
-        memset(va, 0, sizeof *va);
         return 0;
     }
-    if (tsv_load(tr, data, 20, -20, err) != 0) return -1;   // all but every 20th line
-    if (tsv_load(va, data, 20, 19, err) != 0) memset(va, 0, sizeof *va);
+    if (dir) {
+        snprintf(path, sizeof path, "%s/test.tsv", data);
+        if (stat(path, &st) != 0) return 0;
+        if (tsv_load(va, path, 0, 0, err) != 0) { tsv_free(tr); return -1; }
+        *valname = strdup(path);
+        return 0;
+    }
+    if (tsv_load(va, data, 20, 19, err) != 0) memset(va, 0, sizeof *va);   // all but every 20th line train
     *valname = strdup("every 20th line of the data file");
     return 0;
 }
@@ -164,6 +171,72 @@ static int *epoch_order(const eng_train_opts *o, const int *y, int n, int n_labe
     free(count);
     *n_order = (int)len;
     return order;
+}
+
+// ---------------------------------------------------------------- fine-tuning and checkpoints
+// The base model's config.json (a fastText text classifier), or NULL with *err.
+static json_t *base_config(const char *dir, char **err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t jerr;
+    json_t *cfg = json_load_file(path, 0, &jerr);
+    if (!cfg) { eng_errorf(err, "base model %s: %s", path, jerr.text); return NULL; }
+    const char *task = json_string_value(json_object_get(cfg, "task")), *arch = json_string_value(json_object_get(cfg, "arch"));
+    const json_t *labels = json_object_get(cfg, "labels");
+    if (!task || strcmp(task, "text-classification") != 0 || !arch || strcmp(arch, "fasttext") != 0 ||
+        !json_is_array(labels) || json_array_size(labels) < 2) {
+        json_decref(cfg);
+        eng_errorf(err, "base model %s is not a fasttext text classifier with \"labels\"", dir);
+        return NULL;
+    }
+    for (size_t i = 0; i < json_array_size(labels); i++)
+        if (!json_is_string(json_array_get(labels, i))) {
+            json_decref(cfg);
+            eng_errorf(err, "base model %s: labels[%zu] is not a string", dir, i);
+            return NULL;
+        }
+    return cfg;
+}
+
+// Copies the weights of a safetensors file (the model's or a checkpoint's)
+// into ft's owned arena; *meta_step gets the checkpoint's "step" (or 0).
+static int load_weights(eng_fasttext *ft, const char *path, long *meta_step, char **err) {
+    eng_fasttext src = *ft;
+    src.owned = NULL;
+    if (eng_ft_load(&src, path, err) != 0) return -1;
+    memcpy(ft->emb, src.emb, (size_t)ft->buckets * (size_t)ft->dim * sizeof(float));
+    memcpy(ft->out_w, src.out_w, (size_t)ft->n_labels * (size_t)ft->dim * sizeof(float));
+    memcpy(ft->out_b, src.out_b, (size_t)ft->n_labels * sizeof(float));
+    const char *st = eng_st_meta(&src.st, "step");
+    if (meta_step) *meta_step = st ? atol(st) : 0;
+    eng_ft_free(&src);
+    return 0;
+}
+
+// Writes the weights and the step reached as a safetensors file, atomically.
+static int save_checkpoint(const eng_fasttext *ft, const char *path, long step, long total, char **err) {
+    char s[32], t[32];
+    snprintf(s, sizeof s, "%ld", step);
+    snprintf(t, sizeof t, "%ld", total);
+    eng_st_entry e[3] = {
+        {.name = "embeddings", .ndim = 2, .shape = {ft->buckets, ft->dim}, .data = ft->emb},
+        {.name = "output.weight", .ndim = 2, .shape = {ft->n_labels, ft->dim}, .data = ft->out_w},
+        {.name = "output.bias", .ndim = 1, .shape = {ft->n_labels}, .data = ft->out_b},
+    };
+    const char *meta[] = {"format", "inferd-fasttext-checkpoint", "step", s, "total_steps", t, NULL};
+    return eng_st_write(path, e, 3, meta, err);
+}
+
+// Epoch e's order: the balanced list shuffled by a generator seeded with
+// (seed, e) alone, so a resumed run sees the same order as an unbroken one.
+static void shuffle_epoch(int *order, const int *base, int n, uint64_t seed, long epoch) {
+    memcpy(order, base, (size_t)n * sizeof *order);
+    eng_rng rng;
+    eng_rng_seed(&rng, seed ^ 0x5eedu ^ ((uint64_t)epoch * 0x9E3779B97F4A7C15ull));
+    for (int i = n - 1; i > 0; i--) {   // Fisher-Yates
+        int j = (int)eng_rng_below(&rng, (uint64_t)i + 1), t = order[i];
+        order[i] = order[j]; order[j] = t;
+    }
 }
 
 // ---------------------------------------------------------------- validation during training
@@ -245,18 +318,30 @@ int eng__train_text_classification(const eng_train_opts *o, char **err) {
     if (o->arch && strcmp(o->arch, "fasttext") != 0) return eng_errorf(err, "text-classification trains arch \"fasttext\" only");
     tsv tr, va;
     char *valname = NULL, **labels = NULL;
-    int n_labels = 0, rc = -1, *y = NULL, *order = NULL;
+    int n_labels = 0, rc = -1, *y = NULL, *order = NULL, *base_order = NULL;
+    json_t *base = NULL;
     eng_fasttext ft;
     memset(&ft, 0, sizeof ft);
-    if (load_sets(o->data, &tr, &va, &valname, err) != 0) return -1;
-    if (!(labels = label_set(o, &tr, &n_labels, err))) goto done;
+    if (load_sets(o->data, o->val_data, &tr, &va, &valname, err) != 0) return -1;
+    if (o->base_model) {   // fine-tuning: the base's labels and hyperparameters
+        if (!(base = base_config(o->base_model, err))) goto done;
+        const json_t *bl = json_object_get(base, "labels");
+        n_labels = (int)json_array_size(bl);
+        labels = eng_xcalloc((size_t)n_labels, sizeof *labels);
+        for (int i = 0; i < n_labels; i++) labels[i] = strdup(json_string_value(json_array_get(bl, (size_t)i)));
+    } else if (!(labels = label_set(o, &tr, &n_labels, err))) goto done;
     y = eng_xmalloc((size_t)tr.n * sizeof *y);
     for (int i = 0; i < tr.n; i++)
         if ((y[i] = label_index(labels, n_labels, tr.label[i])) < 0) {
-            eng_errorf(err, "label \"%s\" of the data is not in --labels", tr.label[i]);
+            eng_errorf(err, "label \"%s\" of the data is not in %s", tr.label[i], o->base_model ? "the base model's labels" : "--labels");
             goto done;
         }
-    json_t *hp = json_object();
+    json_t *hp = base ? json_incref(base) : json_object();
+    if (base && (o->dim || o->buckets || o->minn || o->maxn)) {
+        json_decref(hp);
+        eng_errorf(err, "--dim, --buckets, --minn and --maxn come from the base model when fine-tuning");
+        goto done;
+    }
     if (o->dim) json_object_set_new(hp, "dim", json_integer(o->dim));
     if (o->buckets) json_object_set_new(hp, "buckets", json_integer(o->buckets));
     if (o->minn) json_object_set_new(hp, "minn", json_integer(o->minn));
@@ -265,21 +350,27 @@ int eng__train_text_classification(const eng_train_opts *o, char **err) {
     json_decref(hp);
     if (irc != 0) goto done;
     if (eng_ft_alloc(&ft, o->seed) != 0) { eng_errorf(err, "out of memory for %zu parameters", eng_ft_n_params(&ft)); goto done; }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o->base_model ? o->base_model : "");
+    if (o->base_model && load_weights(&ft, path, NULL, err) != 0) goto done;
 
     eng_rng rng;
     eng_rng_seed(&rng, o->seed ^ 0x5eedu);
     int n_order = 0;
-    order = epoch_order(o, y, tr.n, n_labels, &rng, &n_order);
-    long total = o->steps > 0 ? o->steps : (long)o->epochs * n_order;
+    base_order = epoch_order(o, y, tr.n, n_labels, &rng, &n_order);
+    order = eng_xmalloc((size_t)n_order * sizeof *order);
+    long total = o->steps > 0 ? o->steps : (long)o->epochs * n_order, step0 = 0;
+    struct stat cst;
+    if (o->checkpoint_path && o->resume && stat(o->checkpoint_path, &cst) == 0) {
+        if (load_weights(&ft, o->checkpoint_path, &step0, err) != 0) goto done;
+        if (step0 < 0 || step0 > total) { eng_errorf(err, "%s: step %ld is outside this run's %ld steps", o->checkpoint_path, step0, total); goto done; }
+    }
+    long every = o->checkpoint_every > 0 ? o->checkpoint_every : 100000;
     double t0 = eng_now(), t_rep = t0, loss_sum = 0;
-    long loss_n = 0, rep_from = 0;
-    for (long step = 0; step < total; step++) {
+    long loss_n = 0, rep_from = step0;
+    for (long step = step0; step < total; step++) {
         long pos = step % n_order;
-        if (pos == 0)   // a new epoch: Fisher-Yates shuffle
-            for (int i = n_order - 1; i > 0; i--) {
-                int j = (int)eng_rng_below(&rng, (uint64_t)i + 1), t = order[i];
-                order[i] = order[j]; order[j] = t;
-            }
+        if (pos == 0 || step == step0) shuffle_epoch(order, base_order, n_order, o->seed, step / n_order);
         int ex = order[pos], *ids, nid;
         float lr = o->lr * (1.0f - (float)step / (float)total);
         int frc = eng_ft_features(&ft, tr.text[ex], tr.len[ex], &ids, &nid, NULL);
@@ -296,12 +387,15 @@ int eng__train_text_classification(const eng_train_opts *o, char **err) {
                                     .total_steps = (int)(total < 2147483647 ? total : 2147483647),
                                     .epoch = (int)(step / n_order) + 1, .loss = loss_n ? (float)(loss_sum / (double)loss_n) : 0,
                                     .lr = lr, .examples_per_s = (double)(step + 1 - rep_from) / (now - t_rep + 1e-9),
-                                    .eta_s = (now - t0) / (double)(step + 1) * (double)(total - step - 1),
+                                    .eta_s = (now - t0) / (double)(step + 1 - step0) * (double)(total - step - 1),
                                     .val_loss = -1, .val_accuracy = -1};
             if (epoch_end && va.n > 0) validate(&ft, &va, labels, &p.val_loss, &p.val_accuracy);
             if (o->progress) o->progress(o->progress_ctx, &p);
             loss_sum = 0; loss_n = 0; rep_from = step + 1; t_rep = eng_now();
         }
+        if (o->checkpoint_path && (step + 1) % every == 0 && step + 1 < total &&
+            save_checkpoint(&ft, o->checkpoint_path, step + 1, total, err) != 0)
+            goto done;
     }
     rc = write_model(o, &ft, labels, &tr, valname, total, eng_now() - t0, err);
     if (rc == 0 && va.n > 0 && o->progress) {
@@ -315,6 +409,39 @@ done:
     free(labels);
     free(y);
     free(order);
+    free(base_order);
+    json_decref(base);
+    free(valname);
+    tsv_free(&tr);
+    tsv_free(&va);
+    return rc;
+}
+
+// ---------------------------------------------------------------- the dataset check (jobs)
+int eng__check_text_classification(const eng_train_opts *o, char **err) {
+    if (o->arch && strcmp(o->arch, "fasttext") != 0) return eng_errorf(err, "text-classification trains arch \"fasttext\" only");
+    tsv tr, va;
+    char *valname = NULL, **labels = NULL;
+    int n_labels = 0, rc = -1;
+    json_t *base = NULL;
+    if (load_sets(o->data, o->val_data, &tr, &va, &valname, err) != 0) return -1;
+    if (o->base_model) {
+        if (!(base = base_config(o->base_model, err))) goto done;
+        const json_t *bl = json_object_get(base, "labels");
+        n_labels = (int)json_array_size(bl);
+        labels = eng_xcalloc((size_t)n_labels, sizeof *labels);
+        for (int i = 0; i < n_labels; i++) labels[i] = strdup(json_string_value(json_array_get(bl, (size_t)i)));
+    } else if (!(labels = label_set(o, &tr, &n_labels, err))) goto done;
+    for (int i = 0; i < tr.n; i++)
+        if (label_index(labels, n_labels, tr.label[i]) < 0) {
+            eng_errorf(err, "label \"%s\" of the data is not in %s", tr.label[i], o->base_model ? "the base model's labels" : "--labels");
+            goto done;
+        }
+    rc = 0;
+done:
+    for (int i = 0; i < n_labels; i++) free(labels[i]);
+    free(labels);
+    json_decref(base);
     free(valname);
     tsv_free(&tr);
     tsv_free(&va);

@@ -58,6 +58,7 @@ int eng_train(const eng_train_opts *o, char **err) {
 // task (the options are still checked).
 static int (*const checks[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) = {
     [ENG_TASK_IMAGE_CLASSIFICATION] = eng__check_image_classification,
+    [ENG_TASK_TEXT_CLASSIFICATION] = eng__check_text_classification,
 };
 
 int eng_train_check(const eng_train_opts *o, char **err) {

@@ -15,6 +15,7 @@ int eng__train_translation(const eng_train_opts *o, char **err);            // t
 // One dataset check per task (eng_train_check): the task's options and its
 // data read once without training; 0 or -1 with *err saying what and where.
 int eng__check_image_classification(const eng_train_opts *o, char **err);   // image_classification.c
+int eng__check_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
 
 // mkdir -p. 0 or -1 with *err.
 int eng__train_mkdirs(const char *path, char **err);

@@ -13,6 +13,7 @@
 #include <string.h>           // strcmp, memcmp
 #include "engine/arch/model.h"        // eng_model_load, eng_model_text_ids
 #include "engine/core/rng.h"          // eng_rng
+#include "engine/core/util.h"         // eng_read_file
 #include "engine/text/tokenizer.h"    // ENG_TOK_E_TOO_LONG
 #include "engine/train/train.h"       // eng_train, eng_eval_text
 
@@ -266,6 +267,81 @@ START_TEST(test_train_lowers_loss_and_classifies) {
 }
 END_TEST
 
+static int same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *fa = eng_read_file(a, &na, NULL), *fb = eng_read_file(b, &nb, NULL);
+    int same = fa && fb && na == nb && memcmp(fa, fb, na) == 0;
+    free(fa); free(fb);
+    return same;
+}
+
+// Checkpoints: a run resumed from its last checkpoint ends with the same
+// weights as the unbroken run; fine-tuning from a model directory; the
+// dataset check names the bad line.
+START_TEST(test_resume_finetune_and_check) {
+    char dir[] = "/tmp/test_fasttext_XXXXXX", path[512], a[512], b[512], ck[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/data.tsv", dir);
+    write_lang_tsv(path, 400, 3);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(ck, sizeof ck, "%s/ckpt.safetensors", dir);
+    eng_train_opts o;
+    eng_train_opts_init(&o);
+    o.task = "text-classification";
+    o.data = path;
+    o.out = a;
+    o.steps = 1000;
+    o.lr = 0.5f;
+    o.dim = 4;
+    o.buckets = 512;
+    o.log_every = 50;
+    o.checkpoint_path = ck;
+    o.checkpoint_every = 300;   // the last checkpoint: step 900
+    losses l1 = {0}, l2 = {0};
+    o.progress = on_progress;
+    o.progress_ctx = &l1;
+    char *err = NULL;
+    ck_assert_msg(eng_train(&o, &err) == 0, "train: %s", err);
+    o.out = b;
+    o.resume = 1;   // continues from step 900 of the same run: reports at 950 and 1000 only
+    o.progress_ctx = &l2;
+    ck_assert_msg(eng_train(&o, &err) == 0, "resume: %s", err);
+    ck_assert_int_ge(l1.reports, 20);
+    ck_assert_int_le(l2.reports, 3);
+    char fa[600], fb[600];
+    snprintf(fa, sizeof fa, "%s/model.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/model.safetensors", b);
+    ck_assert_msg(same_file(fa, fb), "resumed weights differ from the unbroken run's");
+    // fine-tuning: labels and sizes from the base; a label it lacks is an error
+    o.resume = 0;
+    o.checkpoint_path = NULL;
+    o.base_model = a;
+    o.dim = 0;
+    o.buckets = 0;
+    o.steps = 10;
+    o.out = b;
+    ck_assert_msg(eng_train(&o, &err) == 0, "fine-tune: %s", err);
+    eng_model *m;
+    ck_assert_msg(eng_model_load(&m, b, &err) == 0, "load: %s", err);
+    ck_assert_int_eq(m->n_labels, 3);
+    eng_model_free(m);
+    FILE *f = fopen(path, "a");
+    fputs("zz\tunknown label\nno tab on this line\n", f);
+    fclose(f);
+    ck_assert_int_eq(eng_train_check(&o, &err), -1);
+    ck_assert_msg(strstr(err, ":402:") != NULL, "check: %s", err);   // the line without a tab
+    free(err); err = NULL;
+    o.base_model = NULL;
+    o.dim = 99999;
+    ck_assert_int_eq(eng_train_check(&o, &err), -1);   // options are checked too
+    free(err); err = NULL;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_load_errors) {
     char dir[] = "/tmp/test_fasttext_XXXXXX", path[256];
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -314,6 +390,7 @@ static Suite *fasttext_suite(void) {
     tcase_add_test(tc, test_feature_invalid_utf8_and_limits);
     tcase_add_test(tc, test_gradient_matches_finite_differences);
     tcase_add_test(tc, test_train_lowers_loss_and_classifies);
+    tcase_add_test(tc, test_resume_finetune_and_check);
     tcase_add_test(tc, test_load_errors);
     suite_add_tcase(s, tc);
     return s;
