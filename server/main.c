@@ -90,7 +90,7 @@ static int cmd_train(int argc, char **argv) {
     eng_train_opts o;
     eng_train_opts_init(&o);
     o.task = NULL;
-    int threads = 0, lr_given = 0;
+    int threads = 0, lr_given = 0, check_only = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -103,8 +103,8 @@ static int cmd_train(int argc, char **argv) {
                    "                    TSV file of label<TAB>text lines, or a directory with train.tsv + test.tsv;\n"
                    "                    translation: a TSV of source<TAB>target lines, e.g. from\n"
                    "                    scripts/data/freedict-en-de.py)\n"
-                   "  --val-data PATH   held-out data in the same layout (image-classification tars: the test\n"
-                   "                    split the README's score is measured on)\n"
+                   "  --val-data PATH   validation data in the layout of --data, instead of the held-out split\n"
+                   "                    (image-classification tars: the test split the README's score is measured on)\n"
                    "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
                    "  --arch A          architecture (image-classification: cnn; text-generation: gpt | lstm;\n"
                    "                    text-classification: fasttext; translation: lstm-attention)\n"
@@ -125,12 +125,19 @@ static int cmd_train(int argc, char **argv) {
                    "  --labels A,B,...  class names (default: DATA/labels.txt or the dataset's own)\n"
                    "  --no-augment      no random shifts/flips\n"
                    "  --no-balance      text-classification: no oversampling of rare labels\n"
+                   "  --base-model DIR  fine-tune this model (same task and arch; its config, tokenizer and labels)\n"
+                   "  --checkpoint PATH write a checkpoint there every --checkpoint-every steps (atomically)\n"
+                   "  --checkpoint-every N   default: about 20 per run\n"
+                   "  --resume          continue from --checkpoint when it exists (same settings, same result)\n"
+                   "  --check           check the options and the data's format, without training\n"
                    "  --threads N       OpenBLAS threads (default: all cores)\n");
             return 0;
         }
         int has = v != NULL, rc = 0;
         if (strcmp(a, "--no-augment") == 0) { o.augment = 0; continue; }
         if (strcmp(a, "--no-balance") == 0) { o.balance = 0; continue; }
+        if (strcmp(a, "--resume") == 0) { o.resume = 1; continue; }
+        if (strcmp(a, "--check") == 0) { check_only = 1; continue; }
         if (!has) { fprintf(stderr, "inferd train: %s needs a value (or is unknown)\n", a); return 2; }
         if (strcmp(a, "--task") == 0) o.task = v;
         else if (strcmp(a, "--data") == 0) o.data = v;
@@ -151,6 +158,9 @@ static int cmd_train(int argc, char **argv) {
         else if (strcmp(a, "--minn") == 0) rc = flag_int(v, 1, 16, &o.minn, a);
         else if (strcmp(a, "--maxn") == 0) rc = flag_int(v, 1, 16, &o.maxn, a);
         else if (strcmp(a, "--sample-prompt") == 0) o.sample_prompt = v;
+        else if (strcmp(a, "--base-model") == 0) o.base_model = v;
+        else if (strcmp(a, "--checkpoint") == 0) o.checkpoint_path = v;
+        else if (strcmp(a, "--checkpoint-every") == 0) rc = flag_int(v, 1, 100000000, &o.checkpoint_every, a);
         else if (strcmp(a, "--lr") == 0) { rc = flag_float(v, &o.lr, a); lr_given = 1; }
         else if (strcmp(a, "--weight-decay") == 0) rc = flag_float(v, &o.weight_decay, a);
         else if (strcmp(a, "--seed") == 0) { int s; rc = flag_int(v, 0, 2147483647, &s, a); o.seed = (uint64_t)s; }
@@ -171,6 +181,15 @@ static int cmd_train(int argc, char **argv) {
     o.command = command;
     o.progress = print_progress;
     char *err = NULL;
+    if (check_only) {
+        if (eng_train_check(&o, &err) != 0) {
+            fprintf(stderr, "inferd train: %s\n", err);
+            free(err);
+            return 1;
+        }
+        fprintf(stderr, "options and data look right\n");
+        return 0;
+    }
     if (eng_train(&o, &err) != 0) {
         fprintf(stderr, "inferd train: %s\n", err);
         free(err);

@@ -165,6 +165,7 @@ static int st_parse_entry(eng_st_tensor *t, st_range *r, json_t *e,
 
     // F32 view: in place when aligned, otherwise an owned copy or conversion.
     const uint8_t *src = data + begin;
+    t->raw = src;
     size_t alloc_n = t->numel ? t->numel : 1;   // never malloc(0): data == NULL means "not float"
     if (strcmp(dt->name, "F32") == 0) {
         if (((uintptr_t)src & 3) == 0) {

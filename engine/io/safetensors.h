@@ -24,6 +24,7 @@ typedef struct {
     size_t numel;                    // product of shape (1 for a scalar)
     const float *data;               // F32 view [numel], or NULL for non-float dtypes
     int data_owned;                  // 1 if data was converted/copied (freed by close)
+    const void *raw;                 // the tensor's bytes as stored (any dtype, little-endian, maybe unaligned)
 } eng_st_tensor;
 
 typedef struct {

@@ -5,6 +5,7 @@
 // default layer list, AdamW with linear warmup + cosine decay, random shifts
 // and horizontal flips as augmentation.
 #include "engine/train/train_internal.h"
+#include "engine/train/checkpoint.h"   // eng_ckpt
 #include <math.h>           // sqrt
 #include <stdio.h>          // snprintf, FILE
 #include <string.h>         // strcmp, memset
@@ -188,6 +189,52 @@ static json_t *model_config(const image_set *tr, json_t *labels, float *mean, fl
     return config;
 }
 
+// ---------------------------------------------------------------- validation
+// The split of a validation directory (--val-data, or the test split next to
+// the training data): t10k-* when present, else train-*.
+static const char *val_split(const char *dir) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte", dir);
+    if (stat(path, &st) == 0) return "t10k";
+    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
+    return stat(path, &st) == 0 ? "t10k" : "train";
+}
+
+// Mean cross-entropy and accuracy on the first `max` images of va (all when
+// max <= 0), in evaluation mode (batch norm's running statistics; no RNG, no
+// state touched, so checkpoints and resume are unaffected).
+static void validate(eng_cnn *cnn, const image_set *va, int max, float mean, float std, float *loss, float *acc) {
+    const int B = 64, HW = va->h * va->w;
+    int n = max > 0 && max < va->n ? max : va->n;
+    float *x = eng_xmalloc((size_t)B * HW * sizeof(float));
+    int *y = eng_xmalloc((size_t)B * sizeof(int));
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    double sum = 0;
+    long correct = 0;
+    for (int s = 0; s < n; s += B) {
+        int nb = n - s < B ? n - s : B;
+        for (int b = 0; b < nb; b++) {
+            load_example(x + (size_t)b * HW, va->images.data + (size_t)(s + b) * HW, va->h, va->w, 0, 0, 0, mean, 1.0f / std);
+            y[b] = va->labels.data[s + b];
+        }
+        eng_tape_reset(&t);
+        eng_var *logits = eng_cnn_forward(cnn, &t, eng_tape_wrap(&t, x, 4, (int[]){nb, 1, va->h, va->w}));
+        for (int b = 0; b < nb; b++) {
+            const float *l = logits->val + (size_t)b * cnn->n_classes;
+            int best = 0;
+            for (int c = 1; c < cnn->n_classes; c++) if (l[c] > l[best]) best = c;
+            correct += best == y[b];
+        }
+        sum += (double)eng_t_cross_entropy(&t, logits, y)->val[0] * nb;
+    }
+    eng_tape_free(&t);
+    free(x); free(y);
+    *loss = (float)(sum / n);
+    *acc = (float)correct / (float)n;
+}
+
 // ---------------------------------------------------------------- the loop
 // Where the loop is in the data: a shuffled order, redrawn each epoch.
 typedef struct {
@@ -222,8 +269,8 @@ static void next_batch(const eng_train_opts *o, const image_set *tr, sampler *s,
 
 // Trains cnn for `total` steps of batch o->batch_size; reports progress.
 // Returns 0, or -1 with *err when cancelled.
-static int train_loop(const eng_train_opts *o, const image_set *tr, eng_cnn *cnn, int total, float mean, float std,
-                      char **err) {
+static int train_loop(const eng_train_opts *o, const image_set *tr, const image_set *va, eng_cnn *cnn, int total,
+                      float mean, float std, double *train_s, char **err) {
     int B = o->batch_size, steps_per_epoch = tr->n / B, rc = -1;
     eng_lr_schedule sched = {.peak = o->lr, .warmup = total / 50 < 100 ? total / 50 : 100, .total = total, .floor = 0.0f};
     float *m = eng_xcalloc(cnn->n_params, sizeof(float)), *v = eng_xcalloc(cnn->n_params, sizeof(float));
@@ -236,7 +283,20 @@ static int train_loop(const eng_train_opts *o, const image_set *tr, eng_cnn *cnn
     eng_tape_init(&tape, 1, 1);
     double t0 = eng_now(), t_last = t0, loss_sum = 0;
     int loss_n = 0;
-    for (int step = 1; step <= total; step++) {
+    // everything the next step depends on, for checkpoints and resume
+    eng_ckpt ck;
+    eng_ckpt_init(&ck, o, "cnn", total);
+    eng_ckpt_floats(&ck, "params", cnn->params, cnn->n_params + cnn->n_buffers);   // + batch-norm statistics
+    eng_ckpt_floats(&ck, "adamw.m", m, cnn->n_params);
+    eng_ckpt_floats(&ck, "adamw.v", v, cnn->n_params);
+    eng_ckpt_ints(&ck, "data.order", s.perm, (size_t)tr->n);
+    eng_ckpt_ints(&ck, "data.pos", &s.pos, 1);
+    eng_ckpt_rng(&ck, "data.rng", &s.rng);
+    eng_ckpt_double(&ck, "loss_sum", &loss_sum);
+    eng_ckpt_ints(&ck, "loss_n", &loss_n, 1);
+    long start;
+    if (eng_ckpt_resume(&ck, &start, err) != 0) goto done;
+    for (int step = (int)start + 1; step <= total; step++) {
         if (o->cancel && *o->cancel) { eng_errorf(err, "cancelled"); goto done; }
         next_batch(o, tr, &s, x, y, B, mean, std);
         float lr = eng_lr_at(&sched, step);
@@ -254,13 +314,17 @@ static int train_loop(const eng_train_opts *o, const image_set *tr, eng_cnn *cnn
                 .step = step, .total_steps = total, .epoch = 1 + (step - 1) / (steps_per_epoch ? steps_per_epoch : 1),
                 .loss = (float)(loss_sum / loss_n), .lr = lr,
                 .examples_per_s = loss_n * B / (now - t_last),
-                .eta_s = (now - t0) / step * (total - step), .val_loss = -1, .val_accuracy = -1};
-            if (o->progress) o->progress(o->progress_ctx, &p);
+                .eta_s = (now - t0) / (step - start) * (total - step), .val_loss = -1, .val_accuracy = -1};
+            if (va) validate(cnn, va, 1000, mean, std, &p.val_loss, &p.val_accuracy);   // a quick look: 1000 images
+            eng_ckpt_report(&ck, &p);
             t_last = now; loss_sum = 0; loss_n = 0;
         }
+        if (eng_ckpt_after_step(&ck, step, err) != 0) goto done;
     }
+    *train_s = eng_ckpt_seconds(&ck);
     rc = 0;
 done:
+    eng_ckpt_free(&ck);
     free(m); free(v); free(x); free(y); free(s.perm);
     eng_tape_free(&tape);
     return rc;
@@ -269,8 +333,8 @@ done:
 // ---------------------------------------------------------------- the model directory
 // Writes weights, config.json (with the run's settings) and a README with
 // the test accuracy (eng_eval on the written model). 0 or -1 with *err.
-static int write_model(const eng_train_opts *o, const image_set *tr, const eng_cnn *cnn, json_t *config, int total,
-                       double train_s, char **err) {
+static int write_model(const eng_train_opts *o, const image_set *tr, const image_set *va, eng_cnn *cnn, json_t *config,
+                       int total, float mean, float std, double train_s, char **err) {
     char path[4096];
     if (eng__train_mkdirs(o->out, err) != 0) return -1;
     snprintf(path, sizeof path, "%s/model.safetensors", o->out);
@@ -285,7 +349,12 @@ static int write_model(const eng_train_opts *o, const image_set *tr, const eng_c
     long n_test = 0;
     char *eerr = NULL;
     const char *test = tr->names ? o->val_data : o->data;   // a tar's test split is val_data; IDX: t10k next to train
-    if (!test || eng_eval(o->out, test, &acc, &n_test, &eerr) != 0) { free(eerr); acc = -1; }
+    if (o->val_data && va && !tr->names) {   // an IDX validation directory: all of it
+        float vl, va_acc;
+        validate(cnn, va, 0, mean, std, &vl, &va_acc);
+        acc = va_acc;
+        n_test = va->n;
+    } else if (!test || eng_eval(o->out, test, &acc, &n_test, &eerr) != 0) { free(eerr); acc = -1; }
     if (o->progress) {
         eng_train_progress p = {.step = total, .total_steps = total, .loss = -1, .val_loss = -1,
                                 .val_accuracy = (float)acc};
@@ -306,7 +375,10 @@ static int write_model(const eng_train_opts *o, const image_set *tr, const eng_c
         o->data, tr->n, tr->h, tr->w, tr->n_classes, total, o->batch_size, (double)total * o->batch_size / tr->n,
         (double)o->lr, (double)o->weight_decay, (unsigned long long)o->seed,
         o->augment ? "random shifts of up to 2 pixels and horizontal flips" : "off", train_s);
-    if (acc >= 0)
+    if (o->base_model) fprintf(mf, "Fine-tuned from `%s` (its config and labels).\n\n", o->base_model);
+    if (acc >= 0 && o->val_data && !tr->names)
+        fprintf(mf, "Validation accuracy: **%.2f%%** on the %ld images of `%s`.\n", 100 * acc, n_test, o->val_data);
+    else if (acc >= 0)
         fprintf(mf, "Test accuracy: **%.2f%%** on the %ld test images (`inferd eval --model %s --data %s`).\n",
                 100 * acc, n_test, o->out, test);
     else
@@ -319,31 +391,129 @@ static int write_model(const eng_train_opts *o, const image_set *tr, const eng_c
 }
 
 // ---------------------------------------------------------------- the task
+// A tar's classes are its sorted folder names: map them to `labels` (a JSON
+// array of names: the model's) by name. 0, or -1 with *err naming a folder
+// that is not a label.
+static int relabel_json(image_set *s, const json_t *labels, const char *what, char **err) {
+    int map[256];
+    for (int i = 0; i < s->n_classes && i < 256; i++) {
+        const char *name = json_string_value(json_array_get(s->names, (size_t)i));
+        map[i] = -1;
+        for (size_t k = 0; k < json_array_size(labels) && k < 256; k++)
+            if (name && strcmp(json_string_value(json_array_get(labels, k)) ? json_string_value(json_array_get(labels, k)) : "", name) == 0) map[i] = (int)k;
+        if (map[i] < 0) return eng_errorf(err, "%s: label folder \"%s\" is not one of the model's labels", what, name ? name : "?");
+    }
+    int n_classes = 0;
+    for (int i = 0; i < s->n; i++) {
+        s->labels.data[i] = (uint8_t)map[s->labels.data[i]];
+        if (s->labels.data[i] + 1 > n_classes) n_classes = s->labels.data[i] + 1;
+    }
+    s->n_classes = n_classes;
+    return 0;
+}
+
+// Fine-tuning: cnn and config from o->base_model, checked against the data
+// (input size, classes, --labels). *mean/*std are the base's normalisation. 0 or -1 with *err.
+static int open_base_model(const eng_train_opts *o, image_set *tr, eng_cnn *cnn, json_t **config,
+                           float *mean, float *std, char **err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", o->base_model);
+    json_error_t je;
+    json_t *c = json_load_file(path, 0, &je);
+    if (!c) return eng_errorf(err, "base model %s: %s", path, je.text);
+    int rc = -1;
+    const char *arch = json_string_value(json_object_get(c, "arch"));
+    json_t *labels = json_object_get(c, "labels");
+    eng_image_prep prep;
+    int inv;
+    if (!arch || strcmp(arch, "cnn") != 0) { eng_errorf(err, "base model %s is arch \"%s\", image-classification trains \"cnn\"", o->base_model, arch ? arch : "?"); goto done; }
+    if (eng_model_parse_image_input(json_object_get(c, "input"), &prep, &inv, err) != 0) goto done;
+    if (eng_cnn_init(cnn, c, err) != 0) goto done;
+    snprintf(path, sizeof path, "%s/model.safetensors", o->base_model);
+    if (eng_cnn_load(cnn, path, err) != 0) goto done;
+    if (cnn->in_c != 1 || cnn->in_h != tr->h || cnn->in_w != tr->w) {
+        eng_errorf(err, "base model %s takes %dx%dx%d images, the data has 1x%dx%d", o->base_model, cnn->in_c, cnn->in_h,
+                   cnn->in_w, tr->h, tr->w);
+        goto done;
+    }
+    if (tr->names && relabel_json(tr, labels, o->data, err) != 0) goto done;   // a tar: its folders by name
+    if (tr->n_classes > cnn->n_classes) {
+        eng_errorf(err, "the data has label %d, the base model %s has %d classes", tr->n_classes - 1, o->base_model, cnn->n_classes);
+        goto done;
+    }
+    if (o->labels) {   // may only repeat the base's
+        json_t *given = json_array();
+        char *copy = strdup(o->labels), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            json_array_append_new(given, json_string(tok));
+        free(copy);
+        int same = json_equal(given, labels);
+        json_decref(given);
+        if (!same) { eng_errorf(err, "--labels differ from the base model's labels"); goto done; }
+    }
+    eng_cnn_make_owned(cnn);
+    eng_cnn_enable_grads(cnn);
+    *mean = prep.mean[0];
+    *std = prep.std[0];
+    *config = json_deep_copy(c);
+    json_object_del(*config, "training");   // this run writes its own
+    rc = 0;
+done:
+    json_decref(c);
+    return rc;
+}
+
 int eng__train_image_classification(const eng_train_opts *o, char **err) {
     if (o->arch && strcmp(o->arch, "cnn") != 0) return eng_errorf(err, "image-classification trains arch \"cnn\" only");
-    image_set tr;
+    image_set tr, va;
+    memset(&va, 0, sizeof va);
     if (image_set_load_train(&tr, o->data, err) != 0) return -1;
-    int rc = -1;
+    int rc = -1, have_va = 0;
     json_t *config = NULL, *labels = NULL;
     eng_cnn cnn;
     memset(&cnn, 0, sizeof cnn);
     float mean, std;
-    if (!(labels = class_labels(o, &tr, err))) goto done;
-    if (!(config = model_config(&tr, labels, &mean, &std, err))) goto done;
-    if (eng_cnn_init(&cnn, config, err) != 0) goto done;
-    eng_cnn_init_params(&cnn, o->seed);
-    eng_cnn_enable_grads(&cnn);
+    if (o->base_model) {
+        if (open_base_model(o, &tr, &cnn, &config, &mean, &std, err) != 0) goto done;
+    } else {
+        if (!(labels = class_labels(o, &tr, err))) goto done;
+        if (!(config = model_config(&tr, labels, &mean, &std, err))) goto done;
+        if (eng_cnn_init(&cnn, config, err) != 0) goto done;
+        eng_cnn_init_params(&cnn, o->seed);
+        eng_cnn_enable_grads(&cnn);
+    }
+    // validation: --val-data, else the test split next to IDX training data when there is one
+    if (o->val_data) {
+        if (eng_dataset_is_tar(o->val_data)) {   // its folders mapped to the model's labels by name
+            if (image_set_load_tar(&va, o->val_data, tr.h, tr.w, err) != 0) goto done;
+            have_va = 1;
+            if (relabel_json(&va, json_object_get(config, "labels"), o->val_data, err) != 0) goto done;
+        } else {
+            if (image_set_load(&va, o->val_data, val_split(o->val_data), err) != 0) goto done;
+            have_va = 1;
+        }
+    } else if (!tr.names && strcmp(val_split(o->data), "t10k") == 0) {
+        char *verr = NULL;
+        have_va = image_set_load(&va, o->data, "t10k", &verr) == 0;
+        free(verr);
+    }
+    if (have_va && (va.h != tr.h || va.w != tr.w || va.n_classes > cnn.n_classes)) {
+        eng_errorf(err, "%s: validation images %dx%d with %d classes do not match the model's %dx%d and %d classes",
+                   o->val_data ? o->val_data : o->data, va.h, va.w, va.n_classes, tr.h, tr.w, cnn.n_classes);
+        goto done;
+    }
     int steps_per_epoch = tr.n / o->batch_size;
     if (steps_per_epoch < 1) { eng_errorf(err, "%d training images is less than one batch of %d", tr.n, o->batch_size); goto done; }
     int total = o->steps > 0 ? o->steps : o->epochs * steps_per_epoch;
-    double t0 = eng_now();
-    if (train_loop(o, &tr, &cnn, total, mean, std, err) != 0) goto done;
-    rc = write_model(o, &tr, &cnn, config, total, eng_now() - t0, err);
+    double train_s = 0;
+    if (train_loop(o, &tr, have_va ? &va : NULL, &cnn, total, mean, std, &train_s, err) != 0) goto done;
+    rc = write_model(o, &tr, have_va ? &va : NULL, &cnn, config, total, mean, std, train_s, err);
 done:
     eng_cnn_free(&cnn);
     json_decref(config);
     json_decref(labels);
     image_set_free(&tr);
+    image_set_free(&va);
     return rc;
 }
 
@@ -431,7 +601,8 @@ done:
 static int check_set(const eng_train_opts *o, const char *path, const char *what, int need, char **err) {
     image_set s;
     char *e = NULL;
-    if (image_set_load_train(&s, path, &e) != 0) {
+    int idx_val = path == o->val_data && !eng_dataset_is_tar(path);   // an IDX validation directory: t10k-* or train-*
+    if ((idx_val ? image_set_load(&s, path, val_split(path), &e) : image_set_load_train(&s, path, &e)) != 0) {
         eng_errorf(err, "%s: %s", what, e ? e : "unreadable");
         free(e);
         return -1;

@@ -10,6 +10,7 @@
 // fraction by a seeded draw), so its share of an epoch grows as sqrt(c):
 // without it Bulgarian (571 texts) drowns in Russian (17,872). Output: config.json (labels + hyperparameters), model.safetensors,
 // README.md (command, time, validation accuracy overall / per label).
+#include <errno.h>            // errno
 #include <math.h>             // log
 #include <stdio.h>            // snprintf, open_memstream
 #include <string.h>           // strcmp, strchr
@@ -20,6 +21,7 @@
 #include "engine/core/util.h"            // eng_read_file, eng_errorf, eng_now
 #include "engine/text/utf8.h"            // eng_utf8_decode (length in characters)
 #include "engine/train/train_internal.h" // eng_train_opts, eng__train_*
+#include "engine/train/checkpoint.h"     // eng_ckpt
 
 #define LONG_TEXT_CHARS 20   // eval's second figure: texts over this many characters
 
@@ -198,33 +200,16 @@ static json_t *base_config(const char *dir, char **err) {
     return cfg;
 }
 
-// Copies the weights of a safetensors file (the model's or a checkpoint's)
-// into ft's owned arena; *meta_step gets the checkpoint's "step" (or 0).
-static int load_weights(eng_fasttext *ft, const char *path, long *meta_step, char **err) {
+// Copies the base model's weights (its model.safetensors) into ft's owned arena.
+static int load_weights(eng_fasttext *ft, const char *path, char **err) {
     eng_fasttext src = *ft;
     src.owned = NULL;
     if (eng_ft_load(&src, path, err) != 0) return -1;
     memcpy(ft->emb, src.emb, (size_t)ft->buckets * (size_t)ft->dim * sizeof(float));
     memcpy(ft->out_w, src.out_w, (size_t)ft->n_labels * (size_t)ft->dim * sizeof(float));
     memcpy(ft->out_b, src.out_b, (size_t)ft->n_labels * sizeof(float));
-    const char *st = eng_st_meta(&src.st, "step");
-    if (meta_step) *meta_step = st ? atol(st) : 0;
     eng_ft_free(&src);
     return 0;
-}
-
-// Writes the weights and the step reached as a safetensors file, atomically.
-static int save_checkpoint(const eng_fasttext *ft, const char *path, long step, long total, char **err) {
-    char s[32], t[32];
-    snprintf(s, sizeof s, "%ld", step);
-    snprintf(t, sizeof t, "%ld", total);
-    eng_st_entry e[3] = {
-        {.name = "embeddings", .ndim = 2, .shape = {ft->buckets, ft->dim}, .data = ft->emb},
-        {.name = "output.weight", .ndim = 2, .shape = {ft->n_labels, ft->dim}, .data = ft->out_w},
-        {.name = "output.bias", .ndim = 1, .shape = {ft->n_labels}, .data = ft->out_b},
-    };
-    const char *meta[] = {"format", "inferd-fasttext-checkpoint", "step", s, "total_steps", t, NULL};
-    return eng_st_write(path, e, 3, meta, err);
 }
 
 // Epoch e's order: the balanced list shuffled by a generator seeded with
@@ -296,6 +281,7 @@ static int write_model(const eng_train_opts *o, const eng_fasttext *ft, char **l
         eng_ft_n_params(ft), o->command ? o->command : "inferd train --task text-classification ...",
         o->data, tr->n, ft->n_labels, total, o->epochs,
         o->balance ? "; rare labels oversampled, each label's share growing as the square root of its count" : "", (double)o->lr, (unsigned long long)o->seed, train_s);
+    if (o->base_model) fprintf(mf, "Fine-tuned from `%s` (its labels and hyperparameters).\n\n", o->base_model);
     if (have_eval) {
         fprintf(mf, "## Held-out accuracy\n\n`inferd eval --model %s --data %s`: **%.2f%%** on %ld texts, "
                 "**%.2f%%** on the %ld texts over %d characters.\n\n| label | texts | accuracy |\n|---|---|---|\n",
@@ -322,6 +308,8 @@ int eng__train_text_classification(const eng_train_opts *o, char **err) {
     json_t *base = NULL;
     eng_fasttext ft;
     memset(&ft, 0, sizeof ft);
+    eng_ckpt ck;
+    eng_ckpt_init(&ck, o, "fasttext", 0);
     if (load_sets(o->data, o->val_data, &tr, &va, &valname, err) != 0) return -1;
     if (o->base_model) {   // fine-tuning: the base's labels and hyperparameters
         if (!(base = base_config(o->base_model, err))) goto done;
@@ -337,22 +325,28 @@ int eng__train_text_classification(const eng_train_opts *o, char **err) {
             goto done;
         }
     json_t *hp = base ? json_incref(base) : json_object();
-    if (base && (o->dim || o->buckets || o->minn || o->maxn)) {
-        json_decref(hp);
-        eng_errorf(err, "--dim, --buckets, --minn and --maxn come from the base model when fine-tuning");
-        goto done;
+    if (!base) {   // fine-tuning keeps the base's sizes (given ones must agree, below)
+        if (o->dim) json_object_set_new(hp, "dim", json_integer(o->dim));
+        if (o->buckets) json_object_set_new(hp, "buckets", json_integer(o->buckets));
+        if (o->minn) json_object_set_new(hp, "minn", json_integer(o->minn));
+        if (o->maxn) json_object_set_new(hp, "maxn", json_integer(o->maxn));
     }
-    if (o->dim) json_object_set_new(hp, "dim", json_integer(o->dim));
-    if (o->buckets) json_object_set_new(hp, "buckets", json_integer(o->buckets));
-    if (o->minn) json_object_set_new(hp, "minn", json_integer(o->minn));
-    if (o->maxn) json_object_set_new(hp, "maxn", json_integer(o->maxn));
     int irc = eng_ft_init(&ft, hp, n_labels, err);
     json_decref(hp);
     if (irc != 0) goto done;
+    if (base) {
+        const char *what[4] = {"dim", "buckets", "minn", "maxn"};
+        int given[4] = {o->dim, o->buckets, o->minn, o->maxn}, have[4] = {ft.dim, ft.buckets, ft.minn, ft.maxn};
+        for (int i = 0; i < 4; i++)
+            if (given[i] && given[i] != have[i]) {
+                eng_errorf(err, "base model %s has %s %d, the options ask for %d", o->base_model, what[i], have[i], given[i]);
+                goto done;
+            }
+    }
     if (eng_ft_alloc(&ft, o->seed) != 0) { eng_errorf(err, "out of memory for %zu parameters", eng_ft_n_params(&ft)); goto done; }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", o->base_model ? o->base_model : "");
-    if (o->base_model && load_weights(&ft, path, NULL, err) != 0) goto done;
+    if (o->base_model && load_weights(&ft, path, err) != 0) goto done;
 
     eng_rng rng;
     eng_rng_seed(&rng, o->seed ^ 0x5eedu);
@@ -360,14 +354,17 @@ int eng__train_text_classification(const eng_train_opts *o, char **err) {
     base_order = epoch_order(o, y, tr.n, n_labels, &rng, &n_order);
     order = eng_xmalloc((size_t)n_order * sizeof *order);
     long total = o->steps > 0 ? o->steps : (long)o->epochs * n_order, step0 = 0;
-    struct stat cst;
-    if (o->checkpoint_path && o->resume && stat(o->checkpoint_path, &cst) == 0) {
-        if (load_weights(&ft, o->checkpoint_path, &step0, err) != 0) goto done;
-        if (step0 < 0 || step0 > total) { eng_errorf(err, "%s: step %ld is outside this run's %ld steps", o->checkpoint_path, step0, total); goto done; }
-    }
-    long every = o->checkpoint_every > 0 ? o->checkpoint_every : 100000;
     double t0 = eng_now(), t_rep = t0, loss_sum = 0;
-    long loss_n = 0, rep_from = step0;
+    long loss_n = 0, rep_from = 0;
+    // what the next step depends on, for checkpoints and resume (the order
+    // of an epoch is recomputed from the seed and the epoch)
+    eng_ckpt_init(&ck, o, "fasttext", total);
+    eng_ckpt_floats(&ck, "params", ft.owned, eng_ft_n_params(&ft));
+    eng_ckpt_check(&ck, "data.order", n_order);
+    eng_ckpt_double(&ck, "loss_sum", &loss_sum);
+    eng_ckpt_long(&ck, "loss_n", &loss_n);
+    eng_ckpt_long(&ck, "rep_from", &rep_from);
+    if (eng_ckpt_resume(&ck, &step0, err) != 0) goto done;
     for (long step = step0; step < total; step++) {
         long pos = step % n_order;
         if (pos == 0 || step == step0) shuffle_epoch(order, base_order, n_order, o->seed, step / n_order);
@@ -390,20 +387,19 @@ int eng__train_text_classification(const eng_train_opts *o, char **err) {
                                     .eta_s = (now - t0) / (double)(step + 1 - step0) * (double)(total - step - 1),
                                     .val_loss = -1, .val_accuracy = -1};
             if (epoch_end && va.n > 0) validate(&ft, &va, labels, &p.val_loss, &p.val_accuracy);
-            if (o->progress) o->progress(o->progress_ctx, &p);
+            eng_ckpt_report(&ck, &p);
             loss_sum = 0; loss_n = 0; rep_from = step + 1; t_rep = eng_now();
         }
-        if (o->checkpoint_path && (step + 1) % every == 0 && step + 1 < total &&
-            save_checkpoint(&ft, o->checkpoint_path, step + 1, total, err) != 0)
-            goto done;
+        if (eng_ckpt_after_step(&ck, step + 1, err) != 0) goto done;
     }
-    rc = write_model(o, &ft, labels, &tr, valname, total, eng_now() - t0, err);
+    rc = write_model(o, &ft, labels, &tr, valname, total, eng_ckpt_seconds(&ck), err);
     if (rc == 0 && va.n > 0 && o->progress) {
         eng_train_progress p = {.step = 0, .loss = -1, .val_loss = -1};
         validate(&ft, &va, labels, &p.val_loss, &p.val_accuracy);
         o->progress(o->progress_ctx, &p);
     }
 done:
+    eng_ckpt_free(&ck);
     eng_ft_free(&ft);
     for (int i = 0; i < n_labels; i++) free(labels[i]);
     free(labels);
@@ -418,8 +414,49 @@ done:
 }
 
 // ---------------------------------------------------------------- the dataset check (jobs)
+// One TSV file's lines: "label<TAB>text" in UTF-8, both parts non-empty,
+// naming the line at fault.
+static int check_tsv(const char *path, char **err) {
+    size_t n;
+    char *buf = eng_read_file(path, &n, err);
+    if (!buf) return -1;
+    int rc = -1, line_no = 0;
+    if (eng__train_check_utf8(path, buf, n, err) != 0) goto done;
+    for (char *p = buf, *end = buf + n; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl : end;
+        line_no++;
+        if (e > p && e[-1] == '\r') e--;
+        if (e > p) {
+            char *tab = memchr(p, '\t', (size_t)(e - p));
+            if (!tab) { eng_errorf(err, "%s:%d: expected label<TAB>text (no tab on the line)", path, line_no); goto done; }
+            if (tab == p) { eng_errorf(err, "%s:%d: empty label before the tab", path, line_no); goto done; }
+            if (tab + 1 == e) { eng_errorf(err, "%s:%d: empty text after the label", path, line_no); goto done; }
+        }
+        if (!nl) break;
+        p = nl + 1;
+    }
+    rc = 0;
+done:
+    free(buf);
+    return rc;
+}
+
+// The files of --data (a TSV, or a directory's train.tsv and test.tsv) or of --val-data (a TSV or a directory's test.tsv).
+static int check_files(const char *data, int is_val, char **err) {
+    struct stat st;
+    if (stat(data, &st) != 0) return eng_errorf(err, "%s: %s", data, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return check_tsv(data, err);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", data, is_val ? "test.tsv" : "train.tsv");
+    if (check_tsv(path, err) != 0) return -1;
+    snprintf(path, sizeof path, "%s/test.tsv", data);
+    return is_val || stat(path, &st) != 0 ? 0 : check_tsv(path, err);
+}
+
 int eng__check_text_classification(const eng_train_opts *o, char **err) {
     if (o->arch && strcmp(o->arch, "fasttext") != 0) return eng_errorf(err, "text-classification trains arch \"fasttext\" only");
+    // every line's format first, then the sets as training reads them (labels, base model)
+    if (check_files(o->data, 0, err) != 0 || (o->val_data && check_files(o->val_data, 1, err) != 0)) return -1;
     tsv tr, va;
     char *valname = NULL, **labels = NULL;
     int n_labels = 0, rc = -1;

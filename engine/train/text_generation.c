@@ -20,6 +20,7 @@
 #include "engine/text/tokenizer.h" // character vocabulary
 #include "engine/text/utf8.h"      // eng_utf8_decode
 #include "engine/train/train_internal.h"  // eng_train_opts, eng_lr_schedule, eng__train_*
+#include "engine/train/checkpoint.h"      // eng_ckpt
 #include "engine/arch/transformer.h"  // eng_transformer
 #include "engine/core/util.h"      // eng_read_file, eng_errorf
 
@@ -27,8 +28,9 @@
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 // Reads `path` (file, or directory of extension-less regular files) into one
-// malloc'd text; invalid UTF-8 bytes become '?'. Returns NULL with *err.
-static char *read_corpus(const char *path, size_t *len, char **err) {
+// malloc'd text; invalid UTF-8 bytes become '?', or with `strict` are an
+// error naming the file and line (eng_train_check). Returns NULL with *err.
+static char *read_corpus(const char *path, size_t *len, int strict, char **err) {
     struct stat st;
     if (stat(path, &st) != 0) { eng_errorf(err, "%s: %s", path, strerror(errno)); return NULL; }
     char *text = NULL;
@@ -54,18 +56,21 @@ static char *read_corpus(const char *path, size_t *len, char **err) {
         for (int i = 0; i < cnt; i++) {
             size_t fl;
             char *ferr = NULL, *f = eng_read_file(names[i], &fl, &ferr);
+            if (f && strict > 0 && eng__train_check_utf8(names[i], f, fl, err) != 0) strict = -1;
             if (f) { fwrite(f, 1, fl, out); if (fl && f[fl - 1] != '\n') fputc('\n', out); }
             free(f); free(ferr); free(names[i]);
         }
         free(names);
+        if (strict < 0) { fclose(out); free(text); return NULL; }
     } else {
         size_t fl;
         char *f = eng_read_file(path, &fl, err);
-        if (!f) { fclose(out); free(text); return NULL; }
+        if (!f || (strict && eng__train_check_utf8(path, f, fl, err) != 0)) { free(f); fclose(out); free(text); return NULL; }
         fwrite(f, 1, fl, out);
         free(f);
     }
     fclose(out);
+    if (n == 0) { free(text); eng_errorf(err, "%s: no text", path); return NULL; }
     // the character tokenizer needs valid UTF-8: replace stray bytes
     for (size_t i = 0; i < n;) {
         uint32_t cp;
@@ -162,14 +167,67 @@ static char *sample_text(const char *dir, const char *prompt, int n, char **err)
     return out;
 }
 
+// A size option the user gave that differs from the base model's: an error naming both.
+static int size_differs(const eng_train_opts *o, const char *what, int given, int base, char **err) {
+    if (given && given != base) return eng_errorf(err, "base model %s has %s %d, the options ask for %d", o->base_model, what, base, given);
+    return 0;
+}
+
+// Fine-tuning: the model, its config and its character vocabulary from
+// o->base_model (an lstm or gpt2 text-generation directory). 0 or -1 with *err.
+static int open_base_model(const eng_train_opts *o, text_model *tm, eng_tokenizer **tok, json_t **config, int *T, char **err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", o->base_model);
+    json_error_t je;
+    json_t *c = json_load_file(path, 0, &je);
+    if (!c) return eng_errorf(err, "base model %s: %s", path, je.text);
+    const char *arch = json_string_value(json_object_get(c, "arch"));
+    int rc = -1, is_lstm = arch && strcmp(arch, "lstm") == 0;
+    if (o->arch && is_lstm != (strcmp(o->arch, "lstm") == 0)) {
+        eng_errorf(err, "base model %s is arch \"%s\", the options ask for \"%s\"", o->base_model, arch ? arch : "gpt2", o->arch);
+        goto done;
+    }
+    tm->is_lstm = is_lstm;
+    if (is_lstm) {
+        if (eng_lstm_load_dir(&tm->ls, o->base_model, c, err) != 0) goto done;
+        if (size_differs(o, "hidden_size", o->dim, tm->ls->cfg.hidden_size, err) ||
+            size_differs(o, "num_layers", o->n_layers, tm->ls->cfg.num_layers, err)) goto done;
+        eng_lstm_make_owned(tm->ls);
+        eng_lstm_enable_grads(tm->ls);
+        tm->params = tm->ls->params; tm->grads = tm->ls->grads; tm->n_params = tm->ls->n_params;
+        *T = o->context_len ? o->context_len : 128;
+    } else {
+        if (eng_tf_load_dir(&tm->tf, o->base_model, c, err) != 0) goto done;
+        const eng_tf_config *bc = &tm->tf->cfg;
+        if (size_differs(o, "dim", o->dim, bc->dim, err) || size_differs(o, "n_layers", o->n_layers, bc->n_layers, err) ||
+            size_differs(o, "n_heads", o->n_heads, bc->n_heads, err)) goto done;
+        if (o->context_len > bc->context_len) {
+            eng_errorf(err, "base model %s has context_len %d, the options ask for %d", o->base_model, bc->context_len, o->context_len);
+            goto done;
+        }
+        eng_tf_make_owned(tm->tf);
+        eng_tf_enable_grads(tm->tf);
+        tm->params = tm->tf->params; tm->grads = tm->tf->grads; tm->n_params = tm->tf->n_params;
+        *T = o->context_len ? o->context_len : bc->context_len;
+    }
+    snprintf(path, sizeof path, "%s/vocab.json", o->base_model);
+    if (eng_tokenizer_load_chars(tok, path, err) != 0) goto done;
+    *config = json_deep_copy(c);
+    json_object_del(*config, "training");   // this run writes its own
+    rc = 0;
+done:
+    json_decref(c);
+    return rc;
+}
+
 int eng__train_text_generation(const eng_train_opts *o, char **err) {
     int is_lstm = o->arch && strcmp(o->arch, "lstm") == 0;
     if (o->arch && !is_lstm && strcmp(o->arch, "gpt") != 0 && strcmp(o->arch, "gpt2") != 0)
         return eng_errorf(err, "text-generation trains arch \"gpt\" (default) or \"lstm\"");
-    size_t len;
-    char *text = read_corpus(o->data, &len, err);
+    size_t len, vlen = 0;
+    char *text = read_corpus(o->data, &len, 0, err), *vtext = NULL;
     if (!text) return -1;
-    int rc = -1, *ids = NULL, n_ids = 0, *x = NULL, *y = NULL;
+    int rc = -1, *ids = NULL, n_ids = 0, *vids = NULL, n_vids = 0, *x = NULL, *y = NULL;
     eng_tokenizer *tok = NULL;
     text_model tm = {.is_lstm = is_lstm};
     float *m1 = NULL, *m2 = NULL;
@@ -177,20 +235,51 @@ int eng__train_text_generation(const eng_train_opts *o, char **err) {
     char *sample = NULL, *readme = NULL;
     eng_tape tape;
     eng_tape_init(&tape, 1, 1);
-
-    if (eng_tokenizer_chars_from_text(&tok, text, len, err) != 0) goto done;
-    if (eng_tok_encode(tok, text, len, 0, 0, &ids, &n_ids, err) != 0) goto done;
-    int V = eng_tok_vocab_size(tok);
+    eng_ckpt ck;
+    eng_ckpt_init(&ck, o, "", 0);
     int T = o->context_len ? o->context_len : 128;
-    int B = o->batch_size;
-    int n_val = n_ids / 20;
-    if (n_val < 4 * (T + 1) || n_ids - n_val < 4 * (T + 1)) {
-        eng_errorf(err, "%s: %d characters is too little text for windows of %d", o->data, n_ids, T);
+    if (o->val_data && !(vtext = read_corpus(o->val_data, &vlen, 0, err))) goto done;
+
+    if (o->base_model) {
+        if (open_base_model(o, &tm, &tok, &config, &T, err) != 0) goto done;
+        is_lstm = tm.is_lstm;
+    } else {
+        // the vocabulary: every character of the training (and validation) text
+        char *all = text;
+        if (vtext) {
+            all = eng_xmalloc(len + vlen);
+            memcpy(all, text, len);
+            memcpy(all + len, vtext, vlen);
+        }
+        int trc = eng_tokenizer_chars_from_text(&tok, all, len + vlen, err);
+        if (all != text) free(all);
+        if (trc != 0) goto done;
+    }
+    if (eng_tok_encode(tok, text, len, 0, 0, &ids, &n_ids, err) != 0) {
+        if (o->base_model && err && *err) {
+            char *why = *err;
+            *err = NULL;
+            eng_errorf(err, "%s: %s of the base model", o->data, why);
+            free(why);
+        }
         goto done;
     }
-    int tr_hi = n_ids - n_val;
+    if (vtext && eng_tok_encode(tok, vtext, vlen, 0, 0, &vids, &n_vids, err) != 0) goto done;
+    int V = eng_tok_vocab_size(tok);
+    int B = o->batch_size;
+    // validation: --val-data, else the last 5% of the text
+    int n_val = vids ? 0 : n_ids / 20, tr_hi = n_ids - n_val;
+    const int *val_ids = vids ? vids : ids;
+    int val_lo = vids ? 0 : tr_hi, val_hi = vids ? n_vids : n_ids;
+    if (val_hi - val_lo < 4 * (T + 1) || tr_hi < 4 * (T + 1)) {
+        eng_errorf(err, "%s: %d characters is too little text for windows of %d", val_hi - val_lo < 4 * (T + 1) && vids ?
+                   o->val_data : o->data, vids && val_hi - val_lo < 4 * (T + 1) ? n_vids : n_ids, T);
+        goto done;
+    }
 
-    if (is_lstm) {
+    if (o->base_model) {
+        // model, config and tokenizer come from the base model
+    } else if (is_lstm) {
         eng_lstm_config c = {.vocab_size = V, .hidden_size = o->dim ? o->dim : 256,
                              .num_layers = o->n_layers ? o->n_layers : 2, .context_len = 4096, .tied = 0};
         tm.ls = eng_xcalloc(1, sizeof *tm.ls);
@@ -230,7 +319,19 @@ int eng__train_text_generation(const eng_train_opts *o, char **err) {
     double t0 = eng_now(), t_last = t0, loss_sum = 0;
     int loss_n = 0;
     float val = -1;
-    for (int step = 1; step <= total; step++) {
+    // everything the next step depends on, for checkpoints and resume
+    eng_ckpt_init(&ck, o, is_lstm ? "lstm" : "gpt2", total);
+    eng_ckpt_floats(&ck, "params", tm.params, tm.n_params);
+    eng_ckpt_floats(&ck, "adamw.m", m1, tm.n_params);
+    eng_ckpt_floats(&ck, "adamw.v", m2, tm.n_params);
+    eng_ckpt_rng(&ck, "data.rng", &rng);
+    eng_ckpt_check(&ck, "data.tokens", n_ids);
+    eng_ckpt_check(&ck, "vocab_size", V);
+    eng_ckpt_double(&ck, "loss_sum", &loss_sum);
+    eng_ckpt_ints(&ck, "loss_n", &loss_n, 1);
+    long start;
+    if (eng_ckpt_resume(&ck, &start, err) != 0) goto done;
+    for (int step = (int)start + 1; step <= total; step++) {
         if (o->cancel && *o->cancel) { eng_errorf(err, "cancelled"); goto done; }
         float lr = eng_lr_at(&sched, step);
         batch(x, y, ids, 0, tr_hi, B, T, &rng);
@@ -244,17 +345,18 @@ int eng__train_text_generation(const eng_train_opts *o, char **err) {
         loss_n++;
         if (step % o->log_every == 0 || step == total) {
             double now = eng_now();
-            val = validate(&tm, ids, tr_hi, n_ids, B, T, 4, x, y);
+            val = validate(&tm, val_ids, val_lo, val_hi, B, T, 4, x, y);
             eng_train_progress p = {.step = step, .total_steps = total, .epoch = 1 + (int)((double)step * B * T / tr_hi),
                                     .loss = (float)(loss_sum / loss_n), .lr = lr,
                                     .examples_per_s = (double)loss_n * B * T / (now - t_last),
-                                    .eta_s = (now - t0) / step * (total - step), .val_loss = val, .val_accuracy = -1};
-            if (o->progress) o->progress(o->progress_ctx, &p);
+                                    .eta_s = (now - t0) / (step - start) * (total - step), .val_loss = val, .val_accuracy = -1};
+            eng_ckpt_report(&ck, &p);
             t_last = now; loss_sum = 0; loss_n = 0;
         }
+        if (eng_ckpt_after_step(&ck, step, err) != 0) goto done;
     }
-    double train_s = eng_now() - t0;
-    val = validate(&tm, ids, tr_hi, n_ids, B, T, 32, x, y);   // the reported score: 32 batches of held-out text
+    double train_s = eng_ckpt_seconds(&ck);
+    val = validate(&tm, val_ids, val_lo, val_hi, B, T, 32, x, y);   // the reported score: 32 batches of held-out text
 
     // ---- write the model directory
     if (eng__train_mkdirs(o->out, err) != 0) goto done;
@@ -280,15 +382,17 @@ int eng__train_text_generation(const eng_train_opts *o, char **err) {
     const char *base = strrchr(o->out, '/') ? strrchr(o->out, '/') + 1 : o->out;
     fprintf(f, "# %s\n\nA character-level %s language model (%zu parameters, %d characters of vocabulary) "
                "trained by inferd's own trainer.\n\n## Reproduce\n\n```\n%s\n```\n\n"
-               "Data: `%s` (%d characters; the last %d held out for validation). %d steps of %d windows of %d "
+               "Data: `%s` (%d characters; %s%s%s). %d steps of %d windows of %d "
                "characters, AdamW lr %g (warmup, cosine to 10%%), weight decay %g, gradient clipping 1.0, seed %llu. "
                "Training took %.0f s on this machine.\n\n## Score\n\nValidation loss **%.4f** nats/character, "
                "perplexity **%.2f** (32 fixed windows of held-out text).\n\n## Sample\n\nPrompt `%s`, temperature 0.8, "
                "top_p 0.95, seed 1, 400 characters, generated by the saved model:\n\n```\n%s\n```\n",
             base, is_lstm ? "LSTM" : "GPT", tm.n_params, V,
-            o->command ? o->command : "inferd train --task text-generation ...", o->data, n_ids, n_val, total, B, T,
+            o->command ? o->command : "inferd train --task text-generation ...", o->data, n_ids, vids ? "validation text: `" : "the last 5% held out for validation",
+            vids ? o->val_data : "", vids ? "`" : "", total, B, T,
             (double)o->lr, (double)o->weight_decay, (unsigned long long)o->seed, train_s, (double)val, exp((double)val),
             prompt, sample);
+    if (o->base_model) fprintf(f, "\nFine-tuned from `%s` (its config and vocabulary).\n", o->base_model);
     fclose(f);
     snprintf(path, sizeof path, "%s/README.md", o->out);
     if (eng_write_file_atomic(path, readme, rl, err) != 0) goto done;
@@ -298,11 +402,36 @@ int eng__train_text_generation(const eng_train_opts *o, char **err) {
     }
     rc = 0;
 done:
-    free(text); free(ids); free(x); free(y); free(m1); free(m2); free(sample); free(readme);
+    eng_ckpt_free(&ck);
+    free(text); free(vtext); free(vids); free(ids); free(x); free(y); free(m1); free(m2); free(sample); free(readme);
     json_decref(config);
     eng_tokenizer_free(tok);
     eng_tape_free(&tape);
     if (tm.tf) { eng_tf_free(tm.tf); free(tm.tf); }
     if (tm.ls) { eng_lstm_free(tm.ls); free(tm.ls); }
     return rc;
+}
+
+// ---------------------------------------------------------------- eng_train_check
+static int check_data(const eng_train_opts *o, const char *data, char **err) {
+    if (o->arch && strcmp(o->arch, "lstm") != 0 && strcmp(o->arch, "gpt") != 0 && strcmp(o->arch, "gpt2") != 0)
+        return eng_errorf(err, "text-generation trains arch \"gpt\" (default) or \"lstm\"");
+    size_t len;
+    char *text = read_corpus(data, &len, 1, err);
+    if (!text) return -1;
+    long chars = 0;
+    for (size_t i = 0; i < len; i++) chars += ((unsigned char)text[i] & 0xC0) != 0x80;   // valid UTF-8 by now
+    free(text);
+    int T = o->context_len ? o->context_len : 128;
+    // as the trainer: 4 windows for validation, and 5% of --data held out when there is no --val-data
+    long need = data == o->data && !o->val_data ? 20L * 4 * (T + 1) : 4L * (T + 1);
+    if (chars < need)
+        return eng_errorf(err, "%s: %ld characters is too little text for windows of %d (at least %ld needed)", data, chars, T, need);
+    return 0;
+}
+
+// The training data, then the validation data when given.
+int eng__check_text_generation(const eng_train_opts *o, char **err) {
+    if (check_data(o, o->data, err) != 0) return -1;
+    return o->val_data ? check_data(o, o->val_data, err) : 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>       // mkdir
 #include "engine/arch/model.h"   // eng_task_parse, ENG_TASK__COUNT
 #include "engine/core/util.h"    // eng_errorf, eng_write_file_atomic
+#include "engine/text/utf8.h"    // eng_utf8_decode
 
 void eng_train_opts_init(eng_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -38,12 +39,35 @@ static int check_common(const eng_train_opts *o, char **err) {
     if (!o->data || !o->out) return eng_errorf(err, "--data and --out are required");
     if (o->batch_size < 1 || o->batch_size > 65536) return eng_errorf(err, "batch size must be in 1..65536");
     if (!(o->lr > 0) || o->lr > 10) return eng_errorf(err, "learning rate must be in (0, 10]");
+    if (!(o->weight_decay >= 0) || o->weight_decay >= 1) return eng_errorf(err, "weight decay must be in [0, 1)");
     if (o->epochs < 1 && o->steps < 1) return eng_errorf(err, "epochs or steps must be positive");
+    if (o->epochs > 100000 || o->steps < 0 || o->steps > 100000000)
+        return eng_errorf(err, "epochs must be at most 100000 and steps in 0..100000000");
     if (o->log_every < 1) return eng_errorf(err, "log interval must be positive");
     if (o->dim < 0 || o->dim > 8192 || o->n_layers < 0 || o->n_layers > 256 || o->n_heads < 0 || o->n_heads > 256 ||
         o->context_len < 0 || o->context_len > 65536 || o->buckets < 0 || o->buckets > (1 << 26) ||
         o->minn < 0 || o->minn > 16 || o->maxn < 0 || o->maxn > 16)
         return eng_errorf(err, "model size options out of range");
+    if (o->checkpoint_every < 0) return eng_errorf(err, "checkpoint interval must not be negative");
+    if (o->resume && !o->checkpoint_path) return eng_errorf(err, "resume needs a checkpoint path");
+    if (o->base_model) {   // a model directory of this task; the trainer checks arch and sizes
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", o->base_model);
+        json_error_t je;
+        json_t *c = json_load_file(path, 0, &je);
+        if (!c) return eng_errorf(err, "base model %s: %s", o->base_model, je.text);
+        const char *t = json_string_value(json_object_get(c, "task"));
+        int same = t && strcmp(t, eng_task_name(task)) == 0;
+        char *tcopy = t ? strdup(t) : NULL;
+        json_decref(c);
+        if (!same) {
+            int rc = eng_errorf(err, "base model %s is a %s model, not %s", o->base_model, tcopy ? tcopy : "(no task)",
+                                eng_task_name(task));
+            free(tcopy);
+            return rc;
+        }
+        free(tcopy);
+    }
     if (!loops[task]) return eng_errorf(err, "training for task \"%s\" is not available in this build", o->task);
     return task;
 }
@@ -54,10 +78,12 @@ int eng_train(const eng_train_opts *o, char **err) {
     return loops[task](o, err);
 }
 
-// The dataset check of each task (eng_train_check); NULL = none yet for that
-// task (the options are still checked).
+// The dataset check of each task (eng_train_check): its data and val_data
+// read once without training, naming what is wrong and where. NULL = none
+// yet for that task (the options are still checked).
 static int (*const checks[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) = {
     [ENG_TASK_IMAGE_CLASSIFICATION] = eng__check_image_classification,
+    [ENG_TASK_TEXT_GENERATION] = eng__check_text_generation,
     [ENG_TASK_TEXT_CLASSIFICATION] = eng__check_text_classification,
 };
 
@@ -91,4 +117,19 @@ int eng__train_write_json(const char *dir, const char *name, json_t *j, char **e
     int rc = eng_write_file_atomic(path, s, n + 1, err);
     free(s);
     return rc;
+}
+
+int eng__train_check_utf8(const char *path, const char *text, size_t len, char **err) {
+    int line = 1;
+    const char *line_start = text;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = eng_utf8_decode(text + i, len - i, &cp);
+        if (k <= 0)
+            return eng_errorf(err, "%s:%d: invalid UTF-8 (byte 0x%02x at byte %ld of the line)", path, line,
+                              (unsigned char)text[i], (long)(text + i - line_start) + 1);
+        if (text[i] == '\n') { line++; line_start = text + i + 1; }
+        i += (size_t)k;
+    }
+    return 0;
 }

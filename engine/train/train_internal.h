@@ -12,10 +12,15 @@ int eng__train_text_generation(const eng_train_opts *o, char **err);        // t
 int eng__train_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
 int eng__train_translation(const eng_train_opts *o, char **err);            // translation.c
 
-// One dataset check per task (eng_train_check): the task's options and its
-// data read once without training; 0 or -1 with *err saying what and where.
+// One dataset check per task (eng_train_check): the task's data (and
+// val_data) read once without training; 0 or -1 with *err saying what and
+// where (the file and line of a TSV, the member of a tar, the IDX file).
 int eng__check_image_classification(const eng_train_opts *o, char **err);   // image_classification.c
+int eng__check_text_generation(const eng_train_opts *o, char **err);        // text_generation.c
 int eng__check_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
+
+// Refuses text that is not UTF-8, naming path:line and the byte. 0 or -1 with *err.
+int eng__train_check_utf8(const char *path, const char *text, size_t len, char **err);
 
 // mkdir -p. 0 or -1 with *err.
 int eng__train_mkdirs(const char *path, char **err);
