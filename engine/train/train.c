@@ -85,6 +85,7 @@ static int (*const checks[ENG_TASK__COUNT])(const eng_train_opts *o, char **err)
     [ENG_TASK_IMAGE_CLASSIFICATION] = eng__check_image_classification,
     [ENG_TASK_TEXT_GENERATION] = eng__check_text_generation,
     [ENG_TASK_TEXT_CLASSIFICATION] = eng__check_text_classification,
+    [ENG_TASK_TRANSLATION] = eng__check_translation,
 };
 
 int eng_train_check(const eng_train_opts *o, char **err) {

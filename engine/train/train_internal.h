@@ -18,6 +18,7 @@ int eng__train_translation(const eng_train_opts *o, char **err);            // t
 int eng__check_image_classification(const eng_train_opts *o, char **err);   // image_classification.c
 int eng__check_text_generation(const eng_train_opts *o, char **err);        // text_generation.c
 int eng__check_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
+int eng__check_translation(const eng_train_opts *o, char **err);            // translation.c
 
 // Refuses text that is not UTF-8, naming path:line and the byte. 0 or -1 with *err.
 int eng__train_check_utf8(const char *path, const char *text, size_t len, char **err);

@@ -28,6 +28,7 @@
 #include "engine/arch/translate.h"  // eng_translate
 #include "engine/core/optim.h"    // eng_adamw_step, eng_clip_grad_norm
 #include "engine/core/rng.h"      // eng_rng
+#include "engine/train/checkpoint.h"  // eng_ckpt
 #include "engine/core/util.h"     // eng_errorf, eng_read_file, eng_xmalloc
 #include "engine/text/tokenizer.h"  // character vocabularies
 #include "engine/text/utf8.h"     // eng_utf8_decode, eng_utf8_valid
@@ -344,18 +345,83 @@ static const char *const SRC_SPECIALS[] = {"<pad>", "<unk>", "</s>"};
 static const char *const TGT_SPECIALS[] = {"<pad>", "<s>", "</s>", "<unk>"};
 enum { SRC_PAD = 0, TGT_PAD = 0, TGT_START = 1, TGT_EOS = 2 };
 
+// ---------------------------------------------------------------- fine-tuning
+// The config and both character vocabularies of o->base_model (an
+// lstm-attention directory); size options must match. 0 or -1 with *err.
+static int open_base_config(const eng_train_opts *o, eng_la_config *c, eng_tokenizer **ts, eng_tokenizer **tt,
+                            json_t **vs, json_t **vt, char **err) {
+    char path[4096];
+    json_error_t je;
+    snprintf(path, sizeof path, "%s/config.json", o->base_model);
+    json_t *cfg = json_load_file(path, 0, &je);
+    if (!cfg) return eng_errorf(err, "base model %s: %s", path, je.text);
+    const char *arch = json_string_value(json_object_get(cfg, "arch"));
+    int rc = -1;
+    if (!arch || strcmp(arch, "lstm-attention") != 0) {
+        eng_errorf(err, "base model %s is arch \"%s\", translation trains \"lstm-attention\"", o->base_model, arch ? arch : "?");
+        goto done;
+    }
+    if (eng_la_config_from_json(c, cfg, err) != 0) goto done;
+    if (o->dim && o->dim != c->hidden) { eng_errorf(err, "base model %s has hidden %d, the options ask for %d", o->base_model, c->hidden, o->dim); goto done; }
+    if (o->n_layers && o->n_layers != c->enc_layers) {
+        eng_errorf(err, "base model %s has %d encoder layers, the options ask for %d", o->base_model, c->enc_layers, o->n_layers);
+        goto done;
+    }
+    const char *names[2] = {"source_vocab.json", "target_vocab.json"};
+    json_t **js[2] = {vs, vt};
+    eng_tokenizer **toks[2] = {ts, tt};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", o->base_model, names[k]);
+        if (!(*js[k] = json_load_file(path, 0, &je))) { eng_errorf(err, "base model %s: %s", path, je.text); goto done; }
+        if (eng_tokenizer_load_chars_json(toks[k], *js[k], err) != 0) goto done;
+    }
+    rc = 0;
+done:
+    json_decref(cfg);
+    return rc;
+}
+
+// Copies the base model's weights into m's owned parameters (same config). 0 or -1 with *err.
+static int copy_base_weights(const eng_train_opts *o, eng_la *m, char **err) {
+    eng_la base;
+    memset(&base, 0, sizeof base);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", o->base_model);
+    int rc = -1;
+    if (eng_la_init(&base, &m->cfg, err) != 0 || eng_la_load_safetensors(&base, path, err) != 0) goto done;
+    for (int i = 0; i < m->n_tensors; i++) memcpy(m->tensors[i].val, base.tensors[i].val, m->tensors[i].n * sizeof(float));
+    rc = 0;
+done:
+    eng_la_free(&base);
+    return rc;
+}
+
 int eng__train_translation(const eng_train_opts *o, char **err) {
     if (o->arch && strcmp(o->arch, "lstm-attention") != 0)
         return eng_errorf(err, "translation trains arch \"lstm-attention\"");
-    pair_set p;
+    pair_set p, vp;
+    memset(&vp, 0, sizeof vp);
     if (read_pairs(&p, o->data, err) != 0) return -1;
+    int n_data = p.n;
+    if (o->val_data) {   // all of --data trains; the validation pairs follow it in p (their text stays in vp.buf)
+        if (read_pairs(&vp, o->val_data, err) != 0) { pairs_free(&p); return -1; }
+        char **ns = realloc(p.src, (size_t)(p.n + vp.n) * sizeof *ns), **nt = ns ? realloc(p.tgt, (size_t)(p.n + vp.n) * sizeof *nt) : NULL;
+        if (ns) p.src = ns;
+        if (nt) p.tgt = nt;
+        if (!ns || !nt) { pairs_free(&p); pairs_free(&vp); return eng_errorf(err, "%s: out of memory", o->val_data); }
+        memcpy(p.src + p.n, vp.src, (size_t)vp.n * sizeof *ns);
+        memcpy(p.tgt + p.n, vp.tgt, (size_t)vp.n * sizeof *nt);
+        p.n += vp.n;
+    }
     int rc = -1, max_len = o->context_len ? o->context_len : 64;
     int *train = eng_xmalloc((size_t)p.n * sizeof(int)), *held = eng_xmalloc((size_t)p.n * sizeof(int));
     int n_train = 0, n_held = 0;
     for (int i = 0; i < p.n; i++) {
-        if (held_out(p.src[i])) held[n_held++] = i;
+        if (o->val_data ? i >= n_data : held_out(p.src[i])) held[n_held++] = i;
         else train[n_train++] = i;
     }
+    eng_ckpt ck;
+    eng_ckpt_init(&ck, o, "lstm-attention", 0);
     eng_tokenizer *ts = NULL, *tt = NULL;
     json_t *vs = NULL, *vt = NULL, *config = NULL;
     eng_la model;
@@ -374,8 +440,11 @@ int eng__train_translation(const eng_train_opts *o, char **err) {
         eng_errorf(err, "%s: %d training pairs is less than one batch of %d", o->data, n_train, o->batch_size);
         goto done;
     }
-    if (!(ts = vocab_of(p.src, train, n_train, SRC_SPECIALS, 3, &vs, err)) ||
-        !(tt = vocab_of(p.tgt, train, n_train, TGT_SPECIALS, 4, &vt, err)))
+    eng_la_config c;
+    if (o->base_model) {   // fine-tuning: its config and vocabularies
+        if (open_base_config(o, &c, &ts, &tt, &vs, &vt, err) != 0) goto done;
+    } else if (!(ts = vocab_of(p.src, train, n_train, SRC_SPECIALS, 3, &vs, err)) ||
+               !(tt = vocab_of(p.tgt, train, n_train, TGT_SPECIALS, 4, &vt, err)))
         goto done;
 
     // ---- encode the training pairs that fit
@@ -418,12 +487,14 @@ int eng__train_translation(const eng_train_opts *o, char **err) {
 
     int H = o->dim ? o->dim : 256;
     if (H % 2) { eng_errorf(err, "--dim must be even (half per encoder direction)"); goto done; }
-    eng_la_config c = {.src_vocab = eng_tok_vocab_size(ts), .tgt_vocab = eng_tok_vocab_size(tt),
-                       .embed = H / 4 > 16 ? H / 4 : 16, .hidden = H, .enc_layers = o->n_layers ? o->n_layers : 1,
-                       .max_src_len = 4 * max_len, .max_tgt_len = 4 * max_len,
-                       .start_id = TGT_START, .eos_id = TGT_EOS, .pad_id = TGT_PAD};
+    if (!o->base_model)
+        c = (eng_la_config){.src_vocab = eng_tok_vocab_size(ts), .tgt_vocab = eng_tok_vocab_size(tt),
+                            .embed = H / 4 > 16 ? H / 4 : 16, .hidden = H, .enc_layers = o->n_layers ? o->n_layers : 1,
+                            .max_src_len = 4 * max_len, .max_tgt_len = 4 * max_len,
+                            .start_id = TGT_START, .eos_id = TGT_EOS, .pad_id = TGT_PAD};
     if (eng_la_init(&model, &c, err) != 0) goto done;
     eng_la_init_params(&model, o->seed);
+    if (o->base_model && copy_base_weights(o, &model, err) != 0) goto done;
     eng_la_enable_grads(&model);
 
     int B = o->batch_size, per_epoch = n_train / B;
@@ -442,7 +513,22 @@ int eng__train_translation(const eng_train_opts *o, char **err) {
     double t0 = eng_now(), t_last = t0, loss_sum = 0;
     long ex_since = 0;
     int loss_n = 0, pos = per_epoch, epoch = 0;
-    for (int step = 1; step <= total; step++) {
+    // everything the next step depends on, for checkpoints and resume
+    eng_ckpt_init(&ck, o, "lstm-attention", total);
+    eng_ckpt_floats(&ck, "params", model.params, model.n_params);
+    eng_ckpt_floats(&ck, "adamw.m", m1, model.n_params);
+    eng_ckpt_floats(&ck, "adamw.v", m2, model.n_params);
+    eng_ckpt_ints(&ck, "data.order", order, (size_t)n_train);
+    eng_ckpt_ints(&ck, "data.pos", &pos, 1);
+    eng_ckpt_ints(&ck, "data.epoch", &epoch, 1);
+    eng_ckpt_rng(&ck, "data.rng", &rng);
+    eng_ckpt_check(&ck, "data.pairs", p.n);
+    eng_ckpt_double(&ck, "loss_sum", &loss_sum);
+    eng_ckpt_ints(&ck, "loss_n", &loss_n, 1);
+    eng_ckpt_long(&ck, "examples_since_report", &ex_since);
+    long start;
+    if (eng_ckpt_resume(&ck, &start, err) != 0) goto done;
+    for (int step = (int)start + 1; step <= total; step++) {
         if (o->cancel && *o->cancel) { eng_errorf(err, "cancelled"); goto done; }
         if (pos >= per_epoch) { epoch_order(&e, train, n_train, B, order, &rng); pos = 0; epoch++; }
         int S, T;
@@ -461,12 +547,13 @@ int eng__train_translation(const eng_train_opts *o, char **err) {
             double now = eng_now();
             eng_train_progress pr = {.step = step, .total_steps = total, .epoch = epoch, .loss = (float)(loss_sum / loss_n),
                                      .lr = lr, .examples_per_s = (double)ex_since / (now - t_last),
-                                     .eta_s = (now - t0) / step * (total - step), .val_loss = -1, .val_accuracy = -1};
-            if (o->progress) o->progress(o->progress_ctx, &pr);
+                                     .eta_s = (now - t0) / (step - start) * (total - step), .val_loss = -1, .val_accuracy = -1};
+            eng_ckpt_report(&ck, &pr);
             t_last = now; loss_sum = 0; loss_n = 0; ex_since = 0;
         }
+        if (eng_ckpt_after_step(&ck, step, err) != 0) goto done;
     }
-    double train_s = eng_now() - t0;
+    double train_s = eng_ckpt_seconds(&ck);
 
     // ---- write the model directory
     if (eng__train_mkdirs(o->out, err) != 0) goto done;
@@ -520,16 +607,19 @@ int eng__train_translation(const eng_train_opts *o, char **err) {
                "LSTM encoder, %d layer%s; LSTM decoder with Luong \"general\" attention and input feeding; hidden %d, "
                "embeddings %d; %zu parameters; vocabularies of %d source and %d target characters) trained by "
                "inferd's own trainer.\n\n## Reproduce\n\n```\n%s\n```\n\n"
-               "Data: `%s`: %d pairs, of which %d (source hash mod 50 == 0) are held out (`heldout.tsv`) and %d of "
+               "Data: `%s`: %d pairs, of which %d %s are held out (`heldout.tsv`) and %d of "
                "the others (at most %d characters a side) train. %d steps of %d pairs (%.1f epochs), teacher forcing, "
                "AdamW lr %g (warmup %d, cosine to 10%%), weight decay %g, gradient clipping 1.0, seed %llu. "
                "Training took %.0f s on this machine.\n\n"
                "## Held-out score\n\nGreedy decoding of the %d held-out sources by the saved model: "
                "**chrF2 %.2f**, **exact match %.2f%%** (`inferd eval --model %s --data %s/heldout.tsv`).\n",
-            base, c.enc_layers, c.enc_layers > 1 ? "s" : "", H, c.embed, model.n_params, c.src_vocab, c.tgt_vocab,
-            o->command ? o->command : "inferd train --task translation ...", o->data, p.n, n_held, n_train, max_len,
+            base, c.enc_layers, c.enc_layers > 1 ? "s" : "", c.hidden, c.embed, model.n_params, c.src_vocab, c.tgt_vocab,
+            o->command ? o->command : "inferd train --task translation ...", o->data, p.n, n_held,
+            o->val_data ? "(those of the validation file)" : "(source hash mod 50 == 0)", n_train, max_len,
             total, B, (double)total / per_epoch, (double)o->lr, sched.warmup, (double)o->weight_decay,
             (unsigned long long)o->seed, train_s, n_held, chrf, 100 * exact, o->out, o->out);
+    if (o->base_model) fprintf(f, "\nFine-tuned from `%s` (its config and vocabularies).\n", o->base_model);
+    if (o->val_data) fprintf(f, "\nValidation pairs: `%s`.\n", o->val_data);
     if (n_ex) {
         fprintf(f, "\n## Examples\n\n| source | output (greedy) |\n|---|---|\n");
         for (int k = 0; k < n_ex; k++) fprintf(f, "| %s | %s |\n", ex_src[k], ex_hyps[k]);
@@ -570,6 +660,28 @@ done:
     eng_tokenizer_free(tt);
     eng_tape_free(&tape);
     free(train); free(held);
+    eng_ckpt_free(&ck);
     pairs_free(&p);
+    pairs_free(&vp);
     return rc;
+}
+
+// ---------------------------------------------------------------- eng_train_check
+// Every line "source<TAB>target" in UTF-8 (read_pairs names the line), enough
+// training pairs for a batch; the validation file likewise.
+int eng__check_translation(const eng_train_opts *o, char **err) {
+    if (o->arch && strcmp(o->arch, "lstm-attention") != 0)
+        return eng_errorf(err, "translation trains arch \"lstm-attention\"");
+    pair_set p;
+    if (read_pairs(&p, o->data, err) != 0) return -1;
+    int n_train = 0;
+    for (int i = 0; i < p.n; i++) n_train += o->val_data || !held_out(p.src[i]);
+    pairs_free(&p);
+    if (n_train < o->batch_size)
+        return eng_errorf(err, "%s: %d training pairs is less than one batch of %d", o->data, n_train, o->batch_size);
+    if (o->val_data) {
+        if (read_pairs(&p, o->val_data, err) != 0) return -1;
+        pairs_free(&p);
+    }
+    return 0;
 }

@@ -301,6 +301,20 @@ static void write_tsv(const char *path, int n, uint32_t seed) {
     fclose(f);
 }
 
+// n pairs "source<TAB>target": strings of a..h, the target reversed.
+static void write_pairs(const char *path, int n, uint32_t seed) {
+    FILE *f = fopen(path, "wb");
+    for (int i = 0; i < n; i++) {
+        char w[8];
+        int k = 3 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 4;
+        for (int j = 0; j < k; j++) w[j] = (char)('a' + ((seed = seed * 1103515245u + 12345u) >> 16) % 8);
+        fprintf(f, "%.*s\t", k, w);
+        for (int j = k - 1; j >= 0; j--) fputc(w[j], f);
+        fputc('\n', f);
+    }
+    fclose(f);
+}
+
 // Plain text of about n characters.
 static void write_corpus(const char *path, int n, uint32_t seed) {
     FILE *f = fopen(path, "wb");
@@ -353,6 +367,13 @@ static void tiny_opts(eng_train_opts *o, run_log *l, const char *task, const cha
         o->dim = 8;
         o->lr = 1.0f;
         write_tsv(o->data, 50, 3);
+    } else if (strcmp(task, "translation") == 0) {
+        o->data = path_in("pairs.tsv");
+        o->batch_size = 8;
+        o->context_len = 16;
+        o->dim = 16;
+        o->lr = 1e-2f;
+        write_pairs(o->data, 200, 5);
     } else {
         o->data = path_in("corpus.txt");
         o->batch_size = 4;
@@ -425,6 +446,8 @@ END_TEST
 START_TEST(test_resume_lstm) { resume_equals_straight("text-generation", "lstm", 8); }
 END_TEST
 START_TEST(test_resume_fasttext) { resume_equals_straight("text-classification", NULL, 130); }
+END_TEST
+START_TEST(test_resume_translation) { resume_equals_straight("translation", NULL, 8); }
 END_TEST
 
 // A full disk mid-run fails the run with the checkpoint's error and keeps the previous one.
@@ -542,6 +565,8 @@ START_TEST(test_base_gpt) { fine_tune("text-generation", "gpt", 80, "dim 16"); }
 END_TEST
 START_TEST(test_base_fasttext) { fine_tune("text-classification", NULL, 200, "has dim 8, the options ask for 24"); }
 END_TEST
+START_TEST(test_base_translation) { fine_tune("translation", NULL, 150, "hidden 16"); }
+END_TEST
 
 START_TEST(test_base_mismatch) {
     eng_train_opts o;
@@ -583,7 +608,7 @@ static void with_val_data(const char *task, const char *arch, int steps, const c
     o.out = path_in("m");
     train_ok(&o);
     if (strcmp(task, "text-generation") == 0) ck_assert_float_ge(l.last_val_loss, 0);
-    else ck_assert_float_ge(l.last_val_acc, 0);
+    else if (strcmp(task, "translation") != 0) ck_assert_float_ge(l.last_val_acc, 0);   // translation: chrF in the README
     size_t n;
     char *readme = slurp(path_in("m/README.md"), &n);
     ck_assert_msg(strstr(readme, val), "README does not name the validation data:\n%s", readme);
@@ -605,6 +630,15 @@ END_TEST
 START_TEST(test_val_gpt) {
     write_corpus(path_in("val.txt"), 600, 11);
     with_val_data("text-generation", "gpt", 4, path_in("val.txt"));
+}
+END_TEST
+START_TEST(test_val_translation) {
+    write_pairs(path_in("val.tsv"), 12, 13);
+    with_val_data("translation", NULL, 4, path_in("val.tsv"));
+    size_t n;
+    char *held = slurp(path_in("m/heldout.tsv"), &n), *val = slurp(path_in("val.tsv"), &n);
+    ck_assert_str_eq(held, val);   // the validation pairs are the held-out ones
+    free(held); free(val);
 }
 END_TEST
 START_TEST(test_val_fasttext) {
@@ -652,6 +686,28 @@ START_TEST(test_check_tsv) {
     o.val_data = path_in("val.tsv");
     snprintf(want, sizeof want, "%s:2: expected label<TAB>text", o.val_data);
     check_says(&o, want);
+}
+END_TEST
+
+START_TEST(test_check_pairs) {
+    eng_train_opts o;
+    run_log l;
+    tiny_opts(&o, &l, "translation", NULL, 10, 10);
+    o.out = path_in("m");
+    char *err = NULL;
+    ck_assert_msg(eng_train_check(&o, &err) == 0, "%s", err);
+    char want[300];
+    write_text(o.data, "abc\tcba\nabd\tdba\nab\tba\tx\n");
+    snprintf(want, sizeof want, "%s:3: expected \"source<TAB>target\"", o.data);
+    check_says(&o, want);
+    write_text(o.data, "abc\tcba\n\nab\t\n");
+    snprintf(want, sizeof want, "%s:3: expected", o.data);
+    check_says(&o, want);
+    write_text(o.data, "abc\tcba\nab\xc3\tba\n");
+    snprintf(want, sizeof want, "%s:2: invalid UTF-8", o.data);
+    check_says(&o, want);
+    write_pairs(o.data, 5, 1);
+    check_says(&o, "training pairs is less than one batch of 8");
 }
 END_TEST
 
@@ -726,18 +782,22 @@ static Suite *ckpt_suite(void) {
     tcase_add_test(tc, test_resume_gpt);
     tcase_add_test(tc, test_resume_lstm);
     tcase_add_test(tc, test_resume_fasttext);
+    tcase_add_test(tc, test_resume_translation);
     tcase_add_test(tc, test_trainer_full_disk);
     tcase_add_test(tc, test_base_cnn);
     tcase_add_test(tc, test_base_gpt);
     tcase_add_test(tc, test_base_fasttext);
+    tcase_add_test(tc, test_base_translation);
     tcase_add_test(tc, test_base_mismatch);
     tcase_add_test(tc, test_val_cnn);
     tcase_add_test(tc, test_val_gpt);
     tcase_add_test(tc, test_val_fasttext);
+    tcase_add_test(tc, test_val_translation);
     suite_add_tcase(s, tc);
     tc = tcase_create("check");
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, test_check_tsv);
+    tcase_add_test(tc, test_check_pairs);
     tcase_add_test(tc, test_check_text_and_idx);
     tcase_add_test(tc, test_check_options);
     suite_add_tcase(s, tc);
