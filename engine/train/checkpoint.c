@@ -1,5 +1,6 @@
 // checkpoint.c — resumable training state in one safetensors file (see checkpoint.h).
 #include "engine/train/checkpoint.h"
+#include <dirent.h>                 // opendir (stale temp files)
 #include <errno.h>                  // errno
 #include <fcntl.h>                  // open
 #include <jansson.h>                // the metadata
@@ -311,9 +312,30 @@ done:
 }
 
 // ---------------------------------------------------------------- in the loop
+// Removes <path>.tmp.XXXXXX files a killed run left behind mid-write (the
+// checkpoint itself is whole: the rename never happened).
+static void remove_stale_temps(const char *path) {
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strncmp(de->d_name, base, bl) == 0 && strncmp(de->d_name + bl, ".tmp.", 5) == 0 && strlen(de->d_name + bl) == 11) {
+            char full[8192];
+            snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
+            unlink(full);
+        }
+    closedir(d);
+}
+
 int eng_ckpt_resume(eng_ckpt *c, long *start, char **err) {
     *start = 0;
     c->t_start = eng_now();
+    if (c->o->checkpoint_path) remove_stale_temps(c->o->checkpoint_path);
     struct stat st;
     if (!c->o->resume || !c->o->checkpoint_path || stat(c->o->checkpoint_path, &st) != 0) return 0;
     return eng_ckpt_load(c, c->o->checkpoint_path, start, err);

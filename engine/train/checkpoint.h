@@ -68,7 +68,8 @@ void eng_ckpt_long(eng_ckpt *c, const char *name, long *v);
 void eng_ckpt_check(eng_ckpt *c, const char *name, long value);
 
 // When o->resume and o->checkpoint_path exists: loads it into the registered
-// state and sets *start to its step; otherwise *start = 0. 0 or -1 with *err.
+// state and sets *start to its step; otherwise *start = 0. Removes temp files
+// a killed run left next to the checkpoint. 0 or -1 with *err.
 int eng_ckpt_resume(eng_ckpt *c, long *start, char **err);
 // Called after step `step` (1-based) is done: writes o->checkpoint_path when a
 // checkpoint is due (every c->every steps, and after the last step). 0 or -1 with *err.

@@ -31,10 +31,13 @@ static void dir_setup(void) {
 }
 static void dir_teardown(void) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-static char *path_in(const char *name) {   // static buffer ring: a few paths at once
-    static char buf[8][256];
+// A path inside dir. A ring of buffers: options keep these pointers during a
+// test, so the ring is much longer than any test's count of calls.
+static char *path_in(const char *name) {
+    static char buf[256][256];
     static int k;
-    char *p = buf[k++ % 8];
+    ck_assert_int_lt(k, 256);   // per test process (fork mode); all tests together stay under 256 too
+    char *p = buf[k++];
     snprintf(p, 256, "%s/%s", dir, name);
     return p;
 }
@@ -416,8 +419,12 @@ static void resume_equals_straight(const char *task, const char *arch, int n) {
     l.stop_at = 0;
     l.cancel = 0;
     l.reports = 0;
+    write_text(path_in("job.ckpt.tmp.AbC123"), "half a checkpoint");   // as a kill mid-write leaves it
+    write_text(path_in("job.ckpt.tmp.keep"), "not ours");
     train_ok(&o);
     ck_assert_int_ge(l.reports, 1);   // the second half reported
+    ck_assert_int_ne(stat(path_in("job.ckpt.tmp.AbC123"), &st), 0);   // the stale temp file is gone
+    ck_assert_int_eq(stat(path_in("job.ckpt.tmp.keep"), &st), 0);
     size_t na, nb;
     char *a = slurp(path_in("straight/model.safetensors"), &na), *b = slurp(path_in("resumed/model.safetensors"), &nb);
     ck_assert_uint_eq(na, nb);
