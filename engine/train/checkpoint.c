@@ -347,6 +347,10 @@ int eng_ckpt_after_step(eng_ckpt *c, long step, char **err) {
 }
 
 void eng_ckpt_report(eng_ckpt *c, const eng_train_progress *p) {
+    if (c->n_history == ENG_CKPT_MAX_HISTORY) {   // keep every other report: the curve, in bounded space
+        for (int i = 0; i < c->n_history / 2; i++) c->history[i] = c->history[2 * i + 1];
+        c->n_history /= 2;
+    }
     if (c->n_history == c->cap_history) {
         int cap = c->cap_history ? 2 * c->cap_history : 64;
         eng_train_progress *h = realloc(c->history, (size_t)cap * sizeof *h);

@@ -32,6 +32,7 @@
 #include "engine/train/train.h"     // eng_train_opts, eng_train_progress
 
 #define ENG_CKPT_MAX_ITEMS 32
+#define ENG_CKPT_MAX_HISTORY 65536   // reports kept (thinned to every other one beyond)
 
 typedef enum { ENG_CKPT_F32, ENG_CKPT_I32, ENG_CKPT_RNG, ENG_CKPT_DOUBLE, ENG_CKPT_LONG, ENG_CKPT_CHECK } eng_ckpt_kind;
 

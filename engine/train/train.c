@@ -50,6 +50,16 @@ static int check_common(const eng_train_opts *o, char **err) {
         return eng_errorf(err, "model size options out of range");
     if (o->checkpoint_every < 0) return eng_errorf(err, "checkpoint interval must not be negative");
     if (o->resume && !o->checkpoint_path) return eng_errorf(err, "resume needs a checkpoint path");
+    if (o->checkpoint_path) {   // its directory must exist now, not after the first N steps
+        const char *slash = strrchr(o->checkpoint_path, '/');
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", slash ? (slash == o->checkpoint_path ? 1 : (int)(slash - o->checkpoint_path)) : 1,
+                 slash ? o->checkpoint_path : ".");
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return eng_errorf(err, "checkpoint: %s: directory %s %s", o->checkpoint_path, dir,
+                              stat(dir, &st) != 0 ? strerror(errno) : "is not a directory");
+    }
     if (o->base_model) {   // a model directory of this task; the trainer checks arch and sizes
         char path[4096];
         snprintf(path, sizeof path, "%s/config.json", o->base_model);

@@ -122,6 +122,24 @@ START_TEST(test_roundtrip) {
 }
 END_TEST
 
+// The history stays bounded: beyond ENG_CKPT_MAX_HISTORY reports, every other one is kept.
+START_TEST(test_history_bounded) {
+    eng_train_opts o;
+    eng_train_opts_init(&o);
+    eng_ckpt c;
+    eng_ckpt_init(&c, &o, "test", 1000000);
+    for (int s = 1; s <= ENG_CKPT_MAX_HISTORY + 3; s++) {
+        eng_train_progress p = {.step = s, .total_steps = 1000000, .loss = 1.0f / s, .val_loss = -1, .val_accuracy = -1};
+        eng_ckpt_report(&c, &p);
+    }
+    ck_assert_int_eq(c.n_history, ENG_CKPT_MAX_HISTORY / 2 + 3);
+    ck_assert_int_eq(c.history[0].step, 2);
+    ck_assert_int_eq(c.history[c.n_history - 1].step, ENG_CKPT_MAX_HISTORY + 3);
+    for (int i = 1; i < c.n_history; i++) ck_assert_int_gt(c.history[i].step, c.history[i - 1].step);
+    eng_ckpt_free(&c);
+}
+END_TEST
+
 // Loading must refuse, with a message naming the problem, and leave the state alone.
 static void expect_refused(eng_ckpt *c, const char *path, const char *want) {
     char *err = NULL;
@@ -766,6 +784,9 @@ START_TEST(test_check_options) {
     o.checkpoint_every = -3;
     check_says(&o, "checkpoint interval");
     o.checkpoint_every = 0;
+    o.checkpoint_path = path_in("no/such/dir/run.ckpt");
+    check_says(&o, "No such file or directory");
+    o.checkpoint_path = NULL;
     o.task = "painting";
     check_says(&o, "unknown task \"painting\"");
     o.task = "text-classification";
@@ -779,6 +800,7 @@ static Suite *ckpt_suite(void) {
     TCase *tc = tcase_create("mechanism");
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, test_roundtrip);
+    tcase_add_test(tc, test_history_bounded);
     tcase_add_test(tc, test_refuses_corrupt);
     tcase_add_test(tc, test_failed_write_keeps_previous);
     suite_add_tcase(s, tc);
