@@ -169,6 +169,26 @@ fail:
 }
 
 // ---------------------------------------------------------------- reading
+// The "history" array of the metadata as progress records (malloc'd). 0 or -1 with *err.
+static int parse_history(const json_t *jh, const char *path, eng_train_progress **out, size_t *n, char **err) {
+    size_t nh = json_array_size(jh);
+    eng_train_progress *hist = nh ? calloc(nh, sizeof *hist) : NULL;
+    if (nh && !hist) return eng_errorf(err, "checkpoint %s: out of memory", path);
+    for (size_t i = 0; i < nh; i++) {
+        int st, tot, ep;
+        double l, lr, vl, va;
+        if (json_unpack(json_array_get(jh, i), "[iiiFFFF]", &st, &tot, &ep, &l, &lr, &vl, &va) != 0) {
+            free(hist);
+            return eng_errorf(err, "checkpoint %s: history entry %zu malformed", path, i);
+        }
+        hist[i] = (eng_train_progress){.step = st, .total_steps = tot, .epoch = ep, .loss = (float)l, .lr = (float)lr,
+                                       .val_loss = (float)vl, .val_accuracy = (float)va};
+    }
+    *out = hist;
+    *n = nh;
+    return 0;
+}
+
 static const eng_ckpt_item *find_item(const eng_ckpt *c, const char *name) {
     for (int i = 0; i < c->n_items; i++)
         if (strcmp(c->items[i].name, name) == 0) return &c->items[i];
@@ -272,20 +292,9 @@ int eng_ckpt_load(eng_ckpt *c, const char *path, long *step, char **err) {
         eng_errorf(err, "checkpoint %s: data checksum mismatch (corrupt file)", path);
         goto done;
     }
-    size_t nh = json_array_size(jh);
-    eng_train_progress *hist = nh ? calloc(nh, sizeof *hist) : NULL;
-    if (nh && !hist) { eng_errorf(err, "checkpoint %s: out of memory", path); goto done; }
-    for (size_t i = 0; i < nh; i++) {
-        int st, tot, ep;
-        double l, lr, vl, va;
-        if (json_unpack(json_array_get(jh, i), "[iiiFFFF]", &st, &tot, &ep, &l, &lr, &vl, &va) != 0) {
-            free(hist);
-            eng_errorf(err, "checkpoint %s: history entry %zu malformed", path, i);
-            goto done;
-        }
-        hist[i] = (eng_train_progress){.step = st, .total_steps = tot, .epoch = ep, .loss = (float)l, .lr = (float)lr,
-                                       .val_loss = (float)vl, .val_accuracy = (float)va};
-    }
+    size_t nh;
+    eng_train_progress *hist;
+    if (parse_history(jh, path, &hist, &nh, err) != 0) goto done;
 
     // everything checked: restore
     for (int i = 0; i < c->n_items; i++) {
@@ -366,4 +375,65 @@ void eng_ckpt_free(eng_ckpt *c) {
     free(c->history);
     c->history = NULL;
     c->n_history = c->cap_history = 0;
+}
+
+// ---------------------------------------------------------------- peeking (the jobs API)
+static int by_address(const void *a, const void *b) {
+    const char *x = (*(const eng_st_tensor *const *)a)->raw, *y = (*(const eng_st_tensor *const *)b)->raw;
+    return x < y ? -1 : x > y;
+}
+
+int eng_ckpt_peek(const char *path, eng_ckpt_info *info, char **err) {
+    memset(info, 0, sizeof *info);
+    eng_st_file f;
+    char *serr = NULL;
+    if (eng_st_open(&f, path, &serr) != 0) {
+        int rc = eng_errorf(err, "checkpoint %s: %s", path, serr);
+        free(serr);
+        return rc;
+    }
+    int rc = -1;
+    json_error_t je;
+    json_t *meta = NULL;
+    const eng_st_tensor **order = NULL;
+    const char *ms = eng_st_meta(&f, CKPT_META_KEY);
+    if (!ms) { eng_errorf(err, "checkpoint %s: not an inferd checkpoint (no %s metadata)", path, CKPT_META_KEY); goto done; }
+    if (!(meta = json_loads(ms, 0, &je))) { eng_errorf(err, "checkpoint %s: bad metadata: %s", path, je.text); goto done; }
+    json_t *jf = json_object_get(meta, "format"), *js = json_object_get(meta, "step"), *jt = json_object_get(meta, "total_steps"),
+           *jsec = json_object_get(meta, "seconds"), *jh = json_object_get(meta, "history"), *jd = json_object_get(meta, "data_hash");
+    if (!json_is_integer(jf) || json_integer_value(jf) != CKPT_FORMAT) { eng_errorf(err, "checkpoint %s: format version is not %d", path, CKPT_FORMAT); goto done; }
+    if (!json_is_integer(js) || !json_is_integer(jt) || !json_is_number(jsec) || !json_is_array(jh) || !json_is_string(jd)) {
+        eng_errorf(err, "checkpoint %s: metadata lacks step, total_steps, seconds, history or data_hash", path);
+        goto done;
+    }
+    // the checksum runs over the tensors in the order they were written: their order in the file
+    order = malloc(((size_t)f.n + 1) * sizeof *order);
+    if (!order) { eng_errorf(err, "checkpoint %s: out of memory", path); goto done; }
+    for (int i = 0; i < f.n; i++) order[i] = &f.tensors[i];
+    qsort(order, (size_t)f.n, sizeof *order, by_address);
+    uint64_t h = HASH_INIT;
+    for (int i = 0; i < f.n; i++) {
+        size_t bytes = order[i]->numel * (strcmp(order[i]->dtype, "I64") == 0 ? 8 : 4);
+        if (bytes) h = hash_bytes(h, order[i]->raw, bytes);
+    }
+    char hash[20];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)h);
+    if (strcmp(hash, json_string_value(jd)) != 0) { eng_errorf(err, "checkpoint %s: data checksum mismatch (corrupt file)", path); goto done; }
+    size_t nh;
+    if (parse_history(jh, path, &info->history, &nh, err) != 0) goto done;
+    info->n_history = (int)nh;
+    info->step = (long)json_integer_value(js);
+    info->total_steps = (long)json_integer_value(jt);
+    info->seconds = json_number_value(jsec);
+    rc = 0;
+done:
+    free(order);
+    json_decref(meta);
+    eng_st_close(&f);
+    return rc;
+}
+
+void eng_ckpt_info_free(eng_ckpt_info *info) {
+    free(info->history);
+    memset(info, 0, sizeof *info);
 }

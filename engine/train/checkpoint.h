@@ -86,4 +86,17 @@ void eng_ckpt_free(eng_ckpt *c);
 int eng_ckpt_save(const eng_ckpt *c, const char *path, long step, char **err);
 int eng_ckpt_load(eng_ckpt *c, const char *path, long *step, char **err);
 
+// What a checkpoint file says about its run, without the run (for the jobs
+// API after a restart: where a job stands, the curve so far). The file is
+// checked as far as it can be without knowing the run (structure, format,
+// checksum). 0, or -1 with *err.
+typedef struct {
+    long step, total_steps;
+    double seconds;                // training time up to the checkpoint
+    eng_train_progress *history;   // [n_history] the progress reports so far (malloc'd)
+    int n_history;
+} eng_ckpt_info;
+int eng_ckpt_peek(const char *path, eng_ckpt_info *info, char **err);
+void eng_ckpt_info_free(eng_ckpt_info *info);
+
 #endif

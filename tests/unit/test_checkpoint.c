@@ -117,6 +117,15 @@ START_TEST(test_roundtrip) {
     ck_assert_int_eq(cb.history[0].step, 4);
     ck_assert_float_eq(cb.history[0].loss, 0.75f);
     ck_assert_float_eq(cb.history[0].val_accuracy, 0.5f);
+    // what the jobs API reads without the run
+    eng_ckpt_info info;
+    ck_assert_msg(eng_ckpt_peek(path_in("c.safetensors"), &info, &err) == 0, "%s", err);
+    ck_assert_int_eq(info.step, 4);
+    ck_assert_int_eq(info.total_steps, 10);
+    ck_assert_int_eq(info.n_history, 1);
+    ck_assert_float_eq(info.history[0].loss, 0.75f);
+    ck_assert(info.seconds >= 0);
+    eng_ckpt_info_free(&info);
     eng_ckpt_free(&ca);
     eng_ckpt_free(&cb);
 }
@@ -177,6 +186,17 @@ START_TEST(test_refuses_corrupt) {
     fwrite(bytes, 1, n, f);
     fclose(f);
     expect_refused(&cb, path_in("flip"), "checksum");
+    eng_ckpt_info info;
+    ck_assert_int_eq(eng_ckpt_peek(path_in("flip"), &info, &err), -1);
+    ck_assert_msg(strstr(err, "checksum"), "%s", err);
+    free(err);
+    err = NULL;
+    ck_assert_int_eq(eng_ckpt_peek(path_in("trunc"), &info, &err), -1);
+    free(err);
+    err = NULL;
+    ck_assert_msg(eng_ckpt_peek(good, &info, &err) == 0, "%s", err);
+    ck_assert_int_eq(info.step, 2);
+    eng_ckpt_info_free(&info);
     bytes[n - 50] ^= 4;
     // empty, garbage, missing
     write_text(path_in("empty"), "");
@@ -432,6 +452,13 @@ static void resume_equals_straight(const char *task, const char *arch, int n) {
     free(err);
     struct stat st;
     ck_assert_int_eq(stat(o.checkpoint_path, &st), 0);
+    eng_ckpt_info info;   // where the job stands, as the jobs API sees it after a restart
+    ck_assert_msg(eng_ckpt_peek(o.checkpoint_path, &info, &err) == 0, "%s", err);
+    ck_assert_int_eq(info.step, n / 2);
+    ck_assert_int_eq(info.total_steps, n);
+    ck_assert_int_ge(info.n_history, 1);
+    ck_assert_int_le(info.history[info.n_history - 1].step, n / 2);
+    eng_ckpt_info_free(&info);
     ck_assert_int_ne(stat(path_in("resumed/model.safetensors"), &st), 0);   // not finished
 
     l.stop_at = 0;
