@@ -128,3 +128,19 @@ put("tok_chars", "specials.json", json.dumps(["<unk>", "<s>", "</s>", "<pad>", "
 corpus = json.loads(read("tests/ref/tok_corpus.json"))
 for c in corpus[:16]:
     put("tok_encode", c["name"], c["text"])
+
+# ---- dataset tars: label folders of tiny PNGs, plain and gzip'd (mtime 0: deterministic)
+import gzip, io, tarfile
+def tar(members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mtime = len(data), 0
+            t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+two = [("a/1.png", images["gray1_8x2.png"]), ("b/2.png", images["rgba_2x2.png"]), ("./b/3.png", images["gray16_2x2.png"])]
+put("dataset_tar", "two_labels.tar", tar(two))
+put("dataset_tar", "two_labels.tar.gz", gzip.compress(tar(two), mtime=0))
+put("dataset_tar", "one_label.tar", tar(two[1:]))
+put("dataset_tar", "traversal.tar", tar(two + [("../x.png", images["gray1_8x2.png"])]))

@@ -21,7 +21,8 @@
     X(tok_hf)            \
     X(tok_llama2c)       \
     X(tok_chars)         \
-    X(tok_encode)
+    X(tok_encode)        \
+    X(dataset_tar)
 
 #define FUZZ_DECLARE(name)        \
     int fuzz_##name##_init(void); \

@@ -262,9 +262,10 @@ srv_file_upload *srv_files_upload_begin(char **err) {
     for (size_t i = 0; i < sizeof rnd; i++) p += sprintf(p, "%02x", rnd[i]);
     char buf[PATH_MAX];
     pthread_mutex_lock(&lock);
-    if (dir) snprintf(buf, sizeof buf, "%s/.tmp-%s", dir, u->id);
+    int ready = dir != NULL;
+    if (ready) snprintf(buf, sizeof buf, "%s/.tmp-%s", dir, u->id);
     pthread_mutex_unlock(&lock);
-    if (!dir) { free(u); eng_errorf(err, "file storage is not initialised"); return NULL; }
+    if (!ready) { free(u); eng_errorf(err, "file storage is not initialised"); return NULL; }
     u->fd = open(buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (u->fd < 0 || !(u->tmp = strdup(buf))) {
         eng_errorf(err, "cannot create %s: %s", buf, strerror(errno));

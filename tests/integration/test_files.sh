@@ -5,7 +5,8 @@
 #   list with paging, get, delete; 400/404/413/415 in the API.md shape;
 #   413 over max_file_bytes (at once from Content-Length, and mid-stream for
 #   chunked and multipart bodies) with no partial file left behind;
-#   traversal attempts in ids and filenames; a restart keeps the files;
+#   a client hanging up mid-upload leaves no temp file; traversal attempts
+#   in ids and filenames; a restart keeps the files;
 #   uploads running while classifications are served.
 set -u
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -81,6 +82,15 @@ expect_status "multipart one byte over the limit: 413 mid-stream" 413 -F "file=@
 check "no partial file left" test "$(temp_files)" = 0
 expect_status "multipart over the limit (Content-Length): 413" 413 -F "file=@$W/big.bin" -F purpose=train "$BASE/v1/files"
 check "still no partial file" test "$(temp_files)" = 0
+
+# a client that goes away mid-upload leaves no temp file
+curl -s -o /dev/null --limit-rate 200k -H 'Content-Type: application/octet-stream' --data-binary "@$W/exact.bin" "$BASE/v1/files?purpose=train" &
+slow=$!
+for _ in $(seq 1 50); do [ "$(temp_files)" = 1 ] && break; sleep 0.1; done
+check "a slow upload has its temp file" test "$(temp_files)" = 1
+kill "$slow" 2>/dev/null; wait "$slow" 2>/dev/null
+for _ in $(seq 1 50); do [ "$(temp_files)" = 0 ] && break; sleep 0.1; done
+check "the client hung up: temp file removed" test "$(temp_files)" = 0
 
 # ---- bad requests -----------------------------------------------------------------
 expect_status "multipart without file: 400" 400 -F purpose=train "$BASE/v1/files"
