@@ -46,27 +46,28 @@ int eng_dataset_is_tar(const char *path) {
 }
 
 // ---------------------------------------------------------------- member names
-// Classifies member `name`: 1 = an image at <label>/<file> (*label_len set),
-// 0 = skip (hidden), -1 = refused with *err. A leading "./" was stripped.
-static int split_name(const char *name, size_t *label_len, char **err) {
-    if (name[0] == '/') return eng_errorf(err, "member \"%s\": absolute names are not allowed", name);
+// Classifies `name` (the member's name with a leading "./" and the
+// archive's top folder stripped): 1 = an image at <label>/<file>
+// (*label_len set), 0 = skip (hidden), -1 = refused with *err naming `member`.
+static int split_name(const char *name, const char *member, size_t *label_len, char **err) {
+    if (name[0] == '/') return eng_errorf(err, "member \"%s\": absolute names are not allowed", member);
     for (const char *p = name; (p = strstr(p, "..")); p += 2) {
         int starts = p == name || p[-1] == '/', ends = p[2] == 0 || p[2] == '/';
-        if (starts && ends) return eng_errorf(err, "member \"%s\": \"..\" in a name is not allowed", name);
+        if (starts && ends) return eng_errorf(err, "member \"%s\": \"..\" in a name is not allowed", member);
     }
     const char *slash = strchr(name, '/');
     if (!slash || slash == name)
-        return eng_errorf(err, "member \"%s\" is not inside a label folder (expected label/image.png)", name);
+        return eng_errorf(err, "member \"%s\" is not inside a label folder (expected label/image.png)", member);
     const char *file = slash + 1;
     if (!*file || strchr(file, '/'))
-        return eng_errorf(err, "member \"%s\" is not directly inside a label folder (expected label/image.png)", name);
+        return eng_errorf(err, "member \"%s\" is not directly inside a label folder (expected label/image.png)", member);
     if (name[0] == '.' || file[0] == '.') return 0;   // hidden folder or file (._x AppleDouble, .DS_Store)
     size_t n = (size_t)(slash - name);
-    if (n > MAX_LABEL_LEN) return eng_errorf(err, "member \"%s\": label folder names are at most %d bytes", name, MAX_LABEL_LEN);
-    if (!eng_utf8_valid(name, n)) return eng_errorf(err, "member \"%s\": the label folder's name is not UTF-8", name);
+    if (n > MAX_LABEL_LEN) return eng_errorf(err, "member \"%s\": label folder names are at most %d bytes", member, MAX_LABEL_LEN);
+    if (!eng_utf8_valid(name, n)) return eng_errorf(err, "member \"%s\": the label folder's name is not UTF-8", member);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-            return eng_errorf(err, "member \"%s\": control characters in a label name", name);
+            return eng_errorf(err, "member \"%s\": control characters in a label name", member);
     *label_len = n;
     return 1;
 }
@@ -157,6 +158,8 @@ static int read_tar(reader *r, const char *path, const eng_tar_opts *o, char **e
     long members = 0;
     long long total = 0;
     char last[256] = "";   // the last member read, for errors between members
+    char top[MAX_LABEL_LEN + 2] = "";   // "dir/" when the images are wrapped in one top folder
+    int top_known = 0;
     if (archive_read_open_filename(a, path, 64 * 1024) != ARCHIVE_OK) {   // reads the first block: format known
         FILE *f = fopen(path, "rb");   // unreadable, or readable but no tar?
         if (!f) eng_errorf(err, "%s: %s", path, strerror(errno));
@@ -183,8 +186,24 @@ static int read_tar(reader *r, const char *path, const eng_tar_opts *o, char **e
             eng_errorf(err, "member \"%s\" is not a regular file (links and devices are not allowed)", last);
             goto done;
         }
+        // One top folder around the label folders (`tar czf x.tar.gz dataset/`)
+        // is allowed: decided by the first file, then required of every one.
+        if (!top_known) {
+            const char *s1 = strchr(name, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+            top_known = 1;
+            if (s1 && s2 && s1 > name && name[0] != '.' && !strchr(s2 + 1, '/') && (size_t)(s1 - name) <= MAX_LABEL_LEN &&
+                !(s1 - name == 2 && name[0] == '.' && name[1] == '.'))
+                snprintf(top, sizeof top, "%.*s", (int)(s1 - name + 1), name);
+        }
+        if (*top) {
+            if (strncmp(name, top, strlen(top)) != 0) {
+                eng_errorf(err, "member \"%s\" is outside the archive's top folder \"%s\"", last, top);
+                goto done;
+            }
+            name += strlen(top);
+        }
         size_t label_len = 0;
-        int kind = split_name(name, &label_len, err);
+        int kind = split_name(name, last, &label_len, err);
         if (kind < 0) goto done;
         if (kind == 0) continue;
         if (archive_entry_size_is_set(e) && archive_entry_size(e) > o->max_member_bytes) {

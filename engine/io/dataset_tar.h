@@ -4,7 +4,9 @@
 //
 // Layout: every image is a regular file exactly one folder deep; the folder
 // is its label (a leading "./" is allowed, so `tar -C dir -cf x.tar .`
-// works). Labels are numbered in sorted (strcmp) order. Directory entries
+// works). One top folder around the label folders is allowed too
+// (`tar -czf x.tar.gz dir/`): when the first file is two folders deep, every
+// file must be inside that same top folder. Labels are numbered in sorted (strcmp) order. Directory entries
 // are skipped, and so are hidden files (a basename starting with '.', such
 // as macOS's ._x AppleDouble files). Everything else is an error that names
 // the member: a file outside a label folder or deeper, a name with "..", an

@@ -132,6 +132,45 @@ START_TEST(test_load_sorted_labels) {
 }
 END_TEST
 
+// One top folder around the label folders (tar czf x.tar.gz dataset/).
+START_TEST(test_top_folder) {
+    size_t l;
+    uint8_t *png = gray_png(28, 28, 80, &l);
+    member m[] = {
+        {"shoes/", 'd', NULL, 0},
+        {"shoes/boot/1.png", 'f', png, l},
+        {"./shoes/sandal/2.png", 'f', png, l},
+        {"shoes/boot/._1.png", 'f', "junk", 4},
+    };
+    write_tar(m, 4, 1);
+    eng_tar_opts o;
+    eng_tar_opts_init(&o);
+    eng_image_dataset d;
+    char *err = NULL;
+    ck_assert_msg(eng_dataset_tar_load(&d, tar_path, &o, &err) == 0, "%s", err ? err : "");
+    ck_assert_int_eq(d.n, 2);
+    ck_assert_int_eq(d.n_labels, 2);
+    ck_assert_str_eq(d.label_names[0], "boot");
+    ck_assert_str_eq(d.label_names[1], "sandal");
+    eng_image_dataset_free(&d);
+    unlink(tar_path);
+    // then every file must be inside it
+    member out[] = {{"shoes/boot/1.png", 'f', png, l}, {"other/sandal/2.png", 'f', png, l}};
+    write_tar(out, 2, 0);
+    expect_error(&o, "member \"other/sandal/2.png\" is outside the archive's top folder \"shoes/\"");
+    unlink(tar_path);
+    member out2[] = {{"shoes/boot/1.png", 'f', png, l}, {"shoes/2.png", 'f', png, l}};
+    write_tar(out2, 2, 0);
+    expect_error(&o, "member \"shoes/2.png\" is not inside a label folder");
+    unlink(tar_path);
+    member trav[] = {{"shoes/../1.png", 'f', png, l}, {"shoes/b/2.png", 'f', png, l}};
+    write_tar(trav, 2, 0);
+    expect_error(&o, "\"..\" in a name");
+    unlink(tar_path);
+    free(png);
+}
+END_TEST
+
 START_TEST(test_hostile) {
     size_t l;
     uint8_t *png = gray_png(28, 28, 50, &l);
@@ -254,6 +293,7 @@ static Suite *tar_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_load_sorted_labels);
+    tcase_add_test(tc, test_top_folder);
     tcase_add_test(tc, test_hostile);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_bounds);
