@@ -239,31 +239,46 @@ static void add_layer_norm(float *x, const float *r, const norm *n, int N, int H
     }
 }
 
-// erf on [-4, 4] (beyond, erf is +-1 in float) as x P(x^2) / Q(x^2): the
-// rational approximation Eigen and TensorFlow use, within ~1e-7 of erff,
-// written so gcc vectorises it (erff is a scalar libm call per element).
-static inline float erf_fast(float x) {
-    x = x > 4.0f ? 4.0f : x < -4.0f ? -4.0f : x;
-    float x2 = x * x;
-    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+// GELU as BERT defines it, 0.5 x (1 + erf(x / sqrt 2)), eight values at a
+// time (GCC vector extensions: AVX on x86-64-v3; erff would be a scalar libm
+// call per element, 6% of a BERT-base forward). erf on [-4, 4] (beyond, erf is
+// +-1 in float) as x P(x^2) / Q(x^2), the rational approximation Eigen and
+// TensorFlow use, within ~1e-7 of erff.
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+static inline v8f erf8(v8f x) {
+    const v8f hi = {4, 4, 4, 4, 4, 4, 4, 4};
+    v8i over = x > hi, under = x < -hi;   // clamp to [-4, 4] with lane masks
+    x = (v8f)(((v8i)x & ~over & ~under) | ((v8i)hi & over) | ((v8i)(-hi) & under));
+    v8f x2 = x * x;
+    v8f p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
     p = x2 * p + -2.10102402082508e-06f;
     p = x2 * p + -5.69250639462346e-05f;
     p = x2 * p + -7.34990630326855e-04f;
     p = x2 * p + -2.95459980854025e-03f;
     p = x2 * p + -1.60960333262415e-02f;
-    float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+    v8f q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
     q = x2 * q + -1.68282697438203e-03f;
     q = x2 * q + -7.37332916720468e-03f;
     q = x2 * q + -1.42647390514189e-02f;
     return x * p / q;
 }
 
-// GELU as BERT defines it: 0.5 x (1 + erf(x / sqrt 2)).
 static void gelu_erf(float *x, size_t n) {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) x[i + l] = 0.5f * x[i + l] * (1.0f + erf_fast(x[i + l] * 0.70710678118654752f));
-    for (; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erf_fast(x[i] * 0.70710678118654752f));
+    for (; i + 8 <= n; i += 8) {
+        v8f v;
+        memcpy(&v, x + i, sizeof v);
+        v = 0.5f * v * (1.0f + erf8(v * 0.70710678118654752f));
+        memcpy(x + i, &v, sizeof v);
+    }
+    if (i < n) {   // the tail through one padded vector
+        v8f v = {0};
+        memcpy(&v, x + i, (n - i) * sizeof(float));
+        v = 0.5f * v * (1.0f + erf8(v * 0.70710678118654752f));
+        memcpy(x + i, &v, (n - i) * sizeof(float));
+    }
 }
 
 static void activation(float *x, size_t n, int act) {

@@ -37,6 +37,15 @@
 #                 its greedy ids equal the engine's
 #        HTTP:    `inferd serve` with the model, tests/bench/translate_http.py at 1 and 16
 #                 clients, greedy and beam 4
+#   5b. text classification (BERT): a BERT-base-shaped BertForSequenceClassification
+#      directory (hidden 768, 12 layers, 12 heads, ffn 3072, vocab 30522, random weights;
+#      ~440 MB written by tests/bench/bench_bert.py into the temp dir, deleted at exit):
+#        engine:  tests/bench/bench_bert.c, classify_text at batch 1 and 32 of 64-token texts
+#                 and batch 32 of mixed lengths (32..128 tokens), OpenBLAS 2 threads
+#        PyTorch: tests/bench/bench_bert.py, the same weights and texts through
+#                 nn.TransformerEncoder (its fused fast path; nested tensors for padding),
+#                 2 threads, OMP_WAIT_POLICY=passive, inference_mode; first checks that its
+#                 logits equal the engine's
 #   6. a summary table
 #   7. text classification: langid (models/langid) through the engine on one thread,
 #      texts/s at batch 1 and 32 for held-out fortunes of at most 80 bytes ("short texts"),
@@ -56,8 +65,9 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,translate,text: "image" = sections 1-3, "lm" = section 4,
-#                       "translate" = section 5, "text" = section 7
+#   BENCH_PARTS         default image,lm,translate,text,bert: "image" = sections 1-3, "lm" = section 4,
+#                       "translate" = section 5, "text" = section 7, "bert" = section 5b
+#   BENCH_BERT_ROUNDS   timed rounds per BERT configuration (default 3; a batch-32 call takes seconds)
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
 #   BENCH_LM_STREAMS    default 1,4,16
 #   BENCH_LM_STEPS      engine decode steps per round (default 48; 3 rounds + warm-up per line)
@@ -99,7 +109,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,translate,text}
+PARTS=${BENCH_PARTS:-image,lm,translate,text,bert}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -422,6 +432,33 @@ if part text; then
   fi
 fi
 
+# ---------------------------------------------------------------- 5b. text classification (BERT-base)
+BERT_OK=0
+if ! part bert; then
+  say "== 5b. BERT: skipped (BENCH_PARTS=$PARTS)"
+elif ! $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_bert" tests/bench/bench_bert.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-bert.log"; then
+  say "== 5b. BERT: skipped (cannot build bench_bert):"; cat "$OUT/cc-bert.log"
+elif ! "$TORCH_PYTHON" tests/bench/bench_bert.py make "$OUT/bert-base" >"$OUT/bert-make.log" 2>&1; then
+  say "== 5b. BERT: skipped (bench_bert.py needs $TORCH_PYTHON with torch):"; tail -3 "$OUT/bert-make.log"
+else
+  BR=${BENCH_BERT_ROUNDS:-3}
+  say "== 5b. BERT-base encoder (hidden 768, 12 layers, 12 heads, random weights): texts/s of classify_text vs PyTorch,"
+  say "   2 threads each; median of $BR rounds (best round too: the machine is shared)"
+  : >"$OUT/bert.txt"
+  "$BUILD/bench/bench_bert" --dump "$OUT/bert-dump" "$OUT/bert-base" >/dev/null
+  OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_bert.py run "$OUT/bert-base" \
+      --batches 1 --rounds 1 --check "$OUT/bert-dump" 2>&1 | grep '^check' | sed 's/^/   /' | tee -a "$OUT/bert.txt"
+  for args in "--batches 1,32 --len 64" "--batches 32 --mixed"; do
+    # shellcheck disable=SC2086
+    "$BUILD/bench/bench_bert" --threads 2 --rounds "$BR" $args "$OUT/bert-base" 2>&1 | sed 's/^/   /' | tee -a "$OUT/bert.txt"
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_bert.py run "$OUT/bert-base" \
+        --rounds "$BR" $args 2>&1 | grep '^torch' | sed 's/^/   /' | tee -a "$OUT/bert.txt"
+  done
+  grep -q 'engine threads=2 batch=32' "$OUT/bert.txt" && BERT_OK=1
+  rm -rf "$OUT/bert-base"   # ~440 MB
+fi
+
 # ---------------------------------------------------------------- 6. summary
 # field NAME from the line of FILE matching PATTERN
 get() { grep -E "$2" "$1" 2>/dev/null | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"; }
@@ -563,6 +600,18 @@ if [ "$TEXT_OK" = 1 ]; then
   done
 elif part text; then
   say "text classification: not measured"
+fi
+say ""
+if [ "$BERT_OK" = 1 ]; then
+  say "BERT-base encoder, texts/s (2 threads each; PyTorch: OMP_WAIT_POLICY=passive):"
+  for sel in "batch=1 len=64" "batch=32 len=64" "batch=32 len=mixed"; do
+    e=$(get "$OUT/bert.txt" "engine threads=2 $sel " texts_s); t=$(get "$OUT/bert.txt" "torch threads=2p $sel " texts_s)
+    eb=$(get "$OUT/bert.txt" "engine threads=2 $sel " best_texts_s); tb=$(get "$OUT/bert.txt" "torch threads=2p $sel " best_texts_s)
+    say "  $sel: engine ${e:--} (best ${eb:--}), PyTorch ${t:--} (best ${tb:--}); engine/PyTorch $(ratio "$e" "$t") (best $(ratio "$eb" "$tb"))"
+  done
+  say "  $(grep -m1 '^ *check ' "$OUT/bert.txt" | sed 's/^ *//')   (aim: batch 32 engine/PyTorch >= 1)"
+else
+  say "BERT: skipped"
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
