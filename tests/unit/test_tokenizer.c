@@ -1428,6 +1428,10 @@ START_TEST(test_out_of_memory)
     oom_hf_dir(llama_dir, tiny_llama_json(
         "{\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\xE2\x96\x81\","
         " \"prepend_scheme\": \"always\", \"split\": true}}"));
+    // BERT's words: the small vocabulary of bert_tiny knows "hello" and "world"
+    char wp_text[2048];
+    snprintf(wp_text, sizeof wp_text, "%s Привет 我爱 [SEP]", oom_text(0));
+    for (int k = 0; k < 40; k++) strcat(wp_text, " Hello world");
     const oom_case cases[] = {
         {"char", "models/fortune-gpt", 0, oom_text(1), 0},
         {"char-text", NULL, 0, oom_text(1), 0},
@@ -1435,6 +1439,7 @@ START_TEST(test_out_of_memory)
         {"hf-bytelvl", bl_dir, 0, oom_text(0), all_flags},
         {"hf-llama", llama_dir, 0, oom_text(0), all_flags},
         {"llama2c", "../shared/data", 32000, oom_text(0), all_flags},
+        {"wordpiece", "tests/ref/bert_tiny", 0, wp_text, all_flags},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) oom_check_case(&cases[i]);
     oom_hf_dir_remove(bl_dir);
