@@ -41,10 +41,11 @@
 #      directory (hidden 768, 12 layers, 12 heads, ffn 3072, vocab 30522, random weights;
 #      ~440 MB written by tests/bench/bench_bert.py into the temp dir, deleted at exit):
 #        engine:  tests/bench/bench_bert.c, classify_text at batch 1 and 32 of 64-token texts
-#                 and batch 32 of mixed lengths (32..128 tokens), OpenBLAS 2 threads
+#                 and batch 32 of mixed lengths (32..128 tokens), OpenBLAS 2 threads; batch 1
+#                 on 1 thread too
 #        PyTorch: tests/bench/bench_bert.py, the same weights and texts through
 #                 nn.TransformerEncoder (its fused fast path; nested tensors for padding),
-#                 2 threads, OMP_WAIT_POLICY=passive, inference_mode; first checks that its
+#                 2 (and 1) threads, OMP_WAIT_POLICY=passive, inference_mode; first checks that its
 #                 logits equal the engine's
 #   6. a summary table
 #   7. text classification: langid (models/langid) through the engine on one thread,
@@ -448,11 +449,12 @@ else
   "$BUILD/bench/bench_bert" --dump "$OUT/bert-dump" "$OUT/bert-base" >/dev/null
   OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_bert.py run "$OUT/bert-base" \
       --batches 1 --rounds 1 --check "$OUT/bert-dump" 2>&1 | grep '^check' | sed 's/^/   /' | tee -a "$OUT/bert.txt"
-  for args in "--batches 1,32 --len 64" "--batches 32 --mixed"; do
+  for args in "2 --batches 1,32 --len 64" "2 --batches 32 --mixed" "1 --batches 1 --len 64"; do
+    T=${args%% *}; args=${args#* }
     # shellcheck disable=SC2086
-    "$BUILD/bench/bench_bert" --threads 2 --rounds "$BR" $args "$OUT/bert-base" 2>&1 | sed 's/^/   /' | tee -a "$OUT/bert.txt"
+    "$BUILD/bench/bench_bert" --threads "$T" --rounds "$BR" $args "$OUT/bert-base" 2>&1 | sed 's/^/   /' | tee -a "$OUT/bert.txt"
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_bert.py run "$OUT/bert-base" \
+    OMP_NUM_THREADS=$T OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_bert.py run "$OUT/bert-base" \
         --rounds "$BR" $args 2>&1 | grep '^torch' | sed 's/^/   /' | tee -a "$OUT/bert.txt"
   done
   grep -q 'engine threads=2 batch=32' "$OUT/bert.txt" && BERT_OK=1
@@ -603,11 +605,13 @@ elif part text; then
 fi
 say ""
 if [ "$BERT_OK" = 1 ]; then
-  say "BERT-base encoder, texts/s (2 threads each; PyTorch: OMP_WAIT_POLICY=passive):"
-  for sel in "batch=1 len=64" "batch=32 len=64" "batch=32 len=mixed"; do
-    e=$(get "$OUT/bert.txt" "engine threads=2 $sel " texts_s); t=$(get "$OUT/bert.txt" "torch threads=2p $sel " texts_s)
-    eb=$(get "$OUT/bert.txt" "engine threads=2 $sel " best_texts_s); tb=$(get "$OUT/bert.txt" "torch threads=2p $sel " best_texts_s)
-    say "  $sel: engine ${e:--} (best ${eb:--}), PyTorch ${t:--} (best ${tb:--}); engine/PyTorch $(ratio "$e" "$t") (best $(ratio "$eb" "$tb"))"
+  say "BERT-base encoder, texts/s (same thread count each; PyTorch: OMP_WAIT_POLICY=passive):"
+  for sel in "2 batch=1 len=64" "2 batch=32 len=64" "2 batch=32 len=mixed" "1 batch=1 len=64"; do
+    T=${sel%% *}; sel=${sel#* }
+    e=$(get "$OUT/bert.txt" "engine threads=$T $sel " texts_s); t=$(get "$OUT/bert.txt" "torch threads=${T}p $sel " texts_s)
+    eb=$(get "$OUT/bert.txt" "engine threads=$T $sel " best_texts_s); tb=$(get "$OUT/bert.txt" "torch threads=${T}p $sel " best_texts_s)
+    say "  $T thread(s) $sel: engine ${e:--} (best ${eb:--}), PyTorch ${t:--} (best ${tb:--});" \
+        "engine/PyTorch $(ratio "$e" "$t") (best $(ratio "$eb" "$tb"))"
   done
   say "  $(grep -m1 '^ *check ' "$OUT/bert.txt" | sed 's/^ *//')   (aim: batch 32 engine/PyTorch >= 1)"
 else
