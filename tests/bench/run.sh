@@ -37,7 +37,12 @@
 #                 its greedy ids equal the engine's
 #        HTTP:    `inferd serve` with the model, tests/bench/translate_http.py at 1 and 16
 #                 clients, greedy and beam 4
-#   5b. text classification (BERT): a BERT-base-shaped BertForSequenceClassification
+#   6. a summary table
+#   7. text classification: langid (models/langid) through the engine on one thread,
+#      texts/s at batch 1 and 32 for held-out fortunes of at most 80 bytes ("short texts"),
+#      text -> ids (the HTTP thread's part) + classify_text (the worker's), and the forward
+#      pass alone (tests/bench/bench_text.c). Aim: >= 20,000 short texts/s on one core.
+#   8. text classification (BERT): a BERT-base-shaped BertForSequenceClassification
 #      directory (hidden 768, 12 layers, 12 heads, ffn 3072, vocab 30522, random weights;
 #      ~440 MB written by tests/bench/bench_bert.py into the temp dir, deleted at exit):
 #        engine:  tests/bench/bench_bert.c, classify_text at batch 1 and 32 of 64-token texts
@@ -47,11 +52,6 @@
 #                 nn.TransformerEncoder (its fused fast path; nested tensors for padding),
 #                 2 (and 1) threads, OMP_WAIT_POLICY=passive, inference_mode; first checks that its
 #                 logits equal the engine's
-#   6. a summary table
-#   7. text classification: langid (models/langid) through the engine on one thread,
-#      texts/s at batch 1 and 32 for held-out fortunes of at most 80 bytes ("short texts"),
-#      text -> ids (the HTTP thread's part) + classify_text (the worker's), and the forward
-#      pass alone (tests/bench/bench_text.c). Aim: >= 20,000 short texts/s on one core.
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -67,7 +67,7 @@
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
 #   BENCH_PARTS         default image,lm,translate,text,bert: "image" = sections 1-3, "lm" = section 4,
-#                       "translate" = section 5, "text" = section 7, "bert" = section 5b
+#                       "translate" = section 5, "text" = section 7, "bert" = section 8
 #   BENCH_BERT_ROUNDS   timed rounds per BERT configuration (default 3; a batch-32 call takes seconds)
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
 #   BENCH_LM_STREAMS    default 1,4,16
@@ -433,17 +433,17 @@ if part text; then
   fi
 fi
 
-# ---------------------------------------------------------------- 5b. text classification (BERT-base)
+# ---------------------------------------------------------------- 8. text classification (BERT-base)
 BERT_OK=0
 if ! part bert; then
-  say "== 5b. BERT: skipped (BENCH_PARTS=$PARTS)"
+  say "== 8. BERT: skipped (BENCH_PARTS=$PARTS)"
 elif ! $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_bert" tests/bench/bench_bert.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-bert.log"; then
-  say "== 5b. BERT: skipped (cannot build bench_bert):"; cat "$OUT/cc-bert.log"
+  say "== 8. BERT: skipped (cannot build bench_bert):"; cat "$OUT/cc-bert.log"
 elif ! "$TORCH_PYTHON" tests/bench/bench_bert.py make "$OUT/bert-base" >"$OUT/bert-make.log" 2>&1; then
-  say "== 5b. BERT: skipped (bench_bert.py needs $TORCH_PYTHON with torch):"; tail -3 "$OUT/bert-make.log"
+  say "== 8. BERT: skipped (bench_bert.py needs $TORCH_PYTHON with torch):"; tail -3 "$OUT/bert-make.log"
 else
   BR=${BENCH_BERT_ROUNDS:-3}
-  say "== 5b. BERT-base encoder (hidden 768, 12 layers, 12 heads, random weights): texts/s of classify_text vs PyTorch,"
+  say "== 8. BERT-base encoder (hidden 768, 12 layers, 12 heads, random weights): texts/s of classify_text vs PyTorch,"
   say "   2 threads each; median of $BR rounds (best round too: the machine is shared)"
   : >"$OUT/bert.txt"
   "$BUILD/bench/bench_bert" --dump "$OUT/bert-dump" "$OUT/bert-base" >/dev/null
