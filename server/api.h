@@ -1,6 +1,6 @@
 // api.h — the route table and its handlers (one file per group:
 // api_probes.c, api_models.c, api_classify.c, api_translations.c,
-// api_completions.c, api_files.c, and
+// api_completions.c, api_files.c, api_jobs.c, and
 // api_common.c for shared helpers and the 501 answer of unbuilt endpoints),
 // plus the batch runners (image and text classification, translation) the scheduler calls. Each
 // handler answers through srv_request_* or hands the request to the
@@ -73,6 +73,11 @@ int srv_api_files_upload(srv_request *r, const char *arg);
 int srv_api_files_list(srv_request *r, const char *arg);
 int srv_api_files_get(srv_request *r, const char *arg);
 int srv_api_files_delete(srv_request *r, const char *arg);
+// training jobs (api_jobs.c): /v1/jobs, /v1/jobs/{id}[/events|/loss.png|/cancel]
+int srv_api_jobs_create(srv_request *r, const char *arg);
+int srv_api_jobs_list(srv_request *r, const char *arg);
+int srv_api_jobs_get(srv_request *r, const char *arg);
+int srv_api_jobs_post(srv_request *r, const char *arg);
 // endpoints of the API that this build does not serve yet: 501 with a message
 int srv_api_unbuilt(srv_request *r, const char *arg);
 

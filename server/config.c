@@ -100,6 +100,14 @@ static const opt_def options[] = {
         "empty = no CORS headers, * = any origin, or comma-separated origins (no spaces)"),
     OPT(shutdown_timeout_s, OPT_INT, 0, 3600, "30", NULL, NULL, 0,
         "on SIGTERM, seconds to wait for in-flight requests before exiting"),
+    OPT(max_running_jobs, OPT_INT, 1, 64, "1", NULL, NULL, 0,
+        "training jobs that run at once; more wait in the queue"),
+    OPT(max_queued_jobs, OPT_INT, 0, 100000, "16", NULL, NULL, 0,
+        "training jobs that may wait for a slot; more get 503"),
+    OPT(max_job_steps, OPT_INT, 1, 100000000, "100000", NULL, NULL, 0,
+        "most optimizer steps one training job may take (steps, or epochs x batches)"),
+    OPT(train_threads, OPT_INT, 1, 256, "1", NULL, NULL, 0,
+        "CPUs the training jobs may use (at a lower priority than serving)"),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 _Static_assert(NOPTIONS == SRV_CONFIG_NOPTIONS,

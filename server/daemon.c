@@ -11,6 +11,7 @@
 #include "server/files.h"     // srv_files_init
 #include "server/gen.h"       // srv_gen_step
 #include "server/http.h"      // srv_http_*
+#include "server/jobs.h"      // srv_jobs_start, srv_jobs_quiesce, srv_jobs_stop
 #include "server/log.h"       // log_*
 #include "server/metrics.h"   // srv_metrics_init
 #include "server/notify.h"    // srv_notify
@@ -32,6 +33,7 @@ static void begin_shutdown(const char *why) {
     log_info("%s: no longer accepting connections; finishing %d in-flight request(s)", why, srv_http_inflight());
     srv_notify("STOPPING=1");
     srv_http_quiesce();
+    srv_jobs_quiesce();   // ends the jobs' event streams, so in-flight requests can drain
     srv_sched_set_draining(1);
 }
 
@@ -87,10 +89,19 @@ int srv_daemon_run(const srv_config *c) {
 
     int n = srv_registry_load_all(c->load);
     log_info("%d model(s) loaded from %s", n, c->models);
+    // training jobs after the models (a job may fine-tune one), before HTTP
+    if (srv_jobs_start(c, &err) != 0) {
+        log_error("training jobs: %s (HINT: --data-dir names a writable directory)", err);
+        free(err);
+        srv_sched_stop();
+        srv_registry_free();
+        return 1;
+    }
     int port;
     if (srv_http_start(c, srv_api_routes, srv_api_n_routes, &port, &err) != 0) {
         log_error("%s", err);
         free(err);
+        srv_jobs_stop();
         srv_sched_stop();
         srv_registry_free();
         return 1;
@@ -110,7 +121,9 @@ int srv_daemon_run(const srv_config *c) {
     uv_timer_start(&ticker, on_tick, 50, 50);
     uv_run(&loop, UV_RUN_DEFAULT);
 
-    // drained (or timed out): answer what is left, then close everything
+    // drained (or timed out): stop training (running jobs resume at the next
+    // start), answer what is left, then close everything
+    srv_jobs_stop();
     srv_sched_stop();
     for (int i = 0; i < 100 && srv_http_inflight() > 0; i++) uv_sleep(10);   // let resumed responses go out
     srv_http_stop();

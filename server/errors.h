@@ -18,6 +18,7 @@
     XX(SRV_E_NOT_FOUND,         404, "invalid_request_error", "not_found")            \
     XX(SRV_E_MODEL_NOT_FOUND,   404, "invalid_request_error", "model_not_found")      \
     XX(SRV_E_METHOD,            405, "invalid_request_error", "method_not_allowed")   \
+    XX(SRV_E_CONFLICT,          409, "invalid_request_error", "conflict")             \
     XX(SRV_E_TOO_LARGE,         413, "invalid_request_error", "payload_too_large")    \
     XX(SRV_E_MEDIA_TYPE,        415, "invalid_request_error", "unsupported_media_type") \
     XX(SRV_E_UNPROCESSABLE,     422, "invalid_request_error", "unprocessable")        \

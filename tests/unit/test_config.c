@@ -111,6 +111,10 @@ START_TEST(test_defaults) {
     ck_assert_int_eq(c.max_image_pixels, 40000000LL);
     ck_assert_str_eq(c.cors_origins, "");
     ck_assert_int_eq(c.shutdown_timeout_s, 30);
+    ck_assert_int_eq(c.max_running_jobs, 1);
+    ck_assert_int_eq(c.max_queued_jobs, 16);
+    ck_assert_int_eq(c.max_job_steps, 100000);
+    ck_assert_int_eq(c.train_threads, 1);
     ck_assert_ptr_null(c.config_path);
     srv_config_free(&c);
     ck_assert_ptr_null(c.host);
@@ -126,7 +130,8 @@ START_TEST(test_each_option_own_field) {
         { "load", "a,b" }, { "api_key", "k" }, { "api_key_file", "/k" }, { "auth_probes", "true" },
         { "threads", "7" }, { "workers", "255" }, { "log_level", "debug" }, { "access_log", "false" },
         { "max_body_bytes", "2048" }, { "max_body_bytes_total", "2097152" }, { "max_file_bytes", "4096" }, { "max_image_pixels", "5" }, { "max_image_bytes", "2097152" }, { "cors_origins", "*" },
-        { "shutdown_timeout_s", "3" },
+        { "shutdown_timeout_s", "3" }, { "max_running_jobs", "3" }, { "max_queued_jobs", "5" }, { "max_job_steps", "77" },
+        { "train_threads", "2" },
     };
     const int nalt = (int)(sizeof alt / sizeof alt[0]);
     ck_assert_int_eq(nalt, SRV_CONFIG_NOPTIONS);
