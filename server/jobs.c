@@ -23,9 +23,7 @@
 #include "engine/core/util.h"      // eng_errorf, eng_read_file, eng_write_file_atomic
 #include "engine/io/plot.h"        // eng_plot_png
 #include "engine/train/train.h"    // eng_train, eng_train_check
-// TEMPORARY until branch `files` lands: its server/files.h contract, weakly
-// linked so this builds without it (a NULL function = no file storage).
-char *srv_files_path(const char *id) __attribute__((weak));
+#include "server/files.h"          // srv_files_path
 // TEMPORARY until branch `ckpt` lands eng_train_check (train.h): weak, skipped when absent.
 #pragma weak eng_train_check
 #include "server/log.h"            // log_*
@@ -592,7 +590,7 @@ static void run_job(job *j) {
     srv_model *bm = NULL;
     eng_train_opts o;
     fill_opts(&j->spec, &o);
-    data = srv_files_path ? srv_files_path(j->spec.training_file) : NULL;
+    data = srv_files_path(j->spec.training_file);
     if (!data) { eng_errorf(&err, "training_file %s no longer exists", j->spec.training_file); goto failed; }
     if (j->spec.validation_file && !(val = srv_files_path(j->spec.validation_file))) {
         eng_errorf(&err, "validation_file %s no longer exists", j->spec.validation_file);
@@ -711,7 +709,6 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
         eng_errorf(msg, "hyperparameters.steps is %d; this server's max_job_steps is %d", spec->steps, max_steps);
         return SRV_E_BAD_VALUE;
     }
-    if (!srv_files_path) { eng_errorf(msg, "this build has no file storage (POST /v1/files)"); return SRV_E_NOT_IMPLEMENTED; }
     // the files
     char *data = srv_files_path(spec->training_file), *val = NULL;
     srv_err e = SRV_OK;
