@@ -21,6 +21,8 @@ set -u
 FORTUNES=/usr/share/games/fortunes/fortunes
 need "fortunes ($FORTUNES)" test -f "$FORTUNES"
 need "prlimit (util-linux)" command -v prlimit
+FASHION=/usr/share/datasets/fashion-mnist
+need "Fashion-MNIST ($FASHION)" test -f "$FASHION/train-images-idx3-ubyte.gz"
 need_done
 
 export MODELS_DIR=$TEST_TMP/models
@@ -43,6 +45,31 @@ with open(f"{d}/langs.tsv", "w") as f:
         f.write(lang + "\t" + " ".join(random.choice(words[lang]) for _ in range(6)) + "\n")
 with open(f"{d}/bad.tsv", "w") as f:
     f.write("en\tthe house\nde\tdas haus\nthis line has no tab\nen\tgreen\n")
+PY
+# a tar of label folders of PNGs: 3 Fashion-MNIST classes, 64 images each
+# (PNGs written here with zlib), and one held-out image of each class
+python3 - "$TEST_TMP" "$FASHION" <<'PY'
+import gzip, os, struct, sys, tarfile, zlib
+d, src = sys.argv[1], sys.argv[2]
+imgs = gzip.open(f"{src}/train-images-idx3-ubyte.gz").read()[16:]
+labs = gzip.open(f"{src}/train-labels-idx1-ubyte.gz").read()[8:]
+names = {0: "tshirt", 1: "trouser", 7: "sneaker"}
+def png(px):
+    raw = b"".join(b"\0" + px[y * 28:(y + 1) * 28] for y in range(28))
+    chunk = lambda k, b: struct.pack(">I", len(b)) + k + b + struct.pack(">I", zlib.crc32(k + b))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+count = {k: 0 for k in names}
+os.makedirs(f"{d}/tar", exist_ok=True)
+for i, l in enumerate(labs):
+    if l not in names or count[l] > 64: continue
+    data = png(imgs[i * 784:(i + 1) * 784])
+    if count[l] == 64: open(f"{d}/held-{names[l]}.png", "wb").write(data)
+    else:
+        os.makedirs(f"{d}/tar/{names[l]}", exist_ok=True)
+        open(f"{d}/tar/{names[l]}/{i}.png", "wb").write(data)
+    count[l] += 1
+with tarfile.open(f"{d}/images.tar", "w") as t:
+    for n in sorted(names.values()): t.add(f"{d}/tar/{n}", arcname=n)
 PY
 
 # upload FILE → prints the file id: POST /v1/files when the daemon serves it,
@@ -96,6 +123,7 @@ files_api=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/v1/files")
 TEXT=$(upload "$TEST_TMP/text.txt")
 LANGS=$(upload "$TEST_TMP/langs.tsv")
 BAD=$(upload "$TEST_TMP/bad.tsv")
+IMAGES=$(upload "$TEST_TMP/images.tar")
 if [ "$files_api" = 501 ]; then stop_daemon; start_daemon "${FLAGS[@]}" || { finish; exit; }; fi
 
 GPT='"task":"text-generation","arch":"gpt","training_file":"'$TEXT'"'
@@ -248,6 +276,17 @@ check "text-classification job succeeds" wait_status "$C" succeeded 60
 expect_status "classify with the new model" 200 "${J[@]}" "$BASE/v1/classifications" -d '{"model":"tiny-langid","input":["der garten ist gruen","the garden is green"]}'
 check "it tells the languages apart" test "$(json_get "$BODY" '.data[0].labels[0].label')/$(json_get "$BODY" '.data[1].labels[0].label')" = "de/en"
 
+# ---- image classification from a tar of label folders ---------------------------------
+post_job "create an image-classification job" 202 \
+  "{\"task\":\"image-classification\",\"arch\":\"cnn\",\"training_file\":\"$IMAGES\",\"output_model\":\"tiny-fashion\",\"hyperparameters\":{\"steps\":40,\"batch_size\":16,\"log_every\":5,\"learning_rate\":0.003}}"
+I=$(json_get "$BODY" .id)
+check "image-classification job succeeds" wait_status "$I" succeeded 90
+for c in trouser sneaker; do
+  expect_status "classify a held-out $c (raw PNG body)" 200 -H 'Content-Type: image/png' --data-binary @"$TEST_TMP/held-$c.png" \
+    "$BASE/v1/classifications?model=tiny-fashion"
+  check "the held-out $c is classified as $c" test "$(json_get "$BODY" '.data[0].labels[0].label')" = "$c"
+done
+
 # ---- queue, cancel, replace, paging --------------------------------------------------
 post_job "a long job" 202 "{$GPT,\"output_model\":\"long\",\"hyperparameters\":{\"steps\":5000,$TINY,\"log_every\":1}}"
 L=$(json_get "$BODY" .id)
@@ -265,7 +304,7 @@ check "the old tiny-gpt is still served" test -s "$MODELS_DIR/tiny-gpt/model.saf
 expect_status "list, limit 2" 200 "$BASE/v1/jobs?limit=2"
 check "newest first, has_more" test "$(json_get "$BODY" '.data[0].id')/$(json_get "$BODY" '.data|length')/$(json_get "$BODY" .has_more)" = "$Q/2/true"
 expect_status "list, after the second" 200 "$BASE/v1/jobs?limit=10&after=$(json_get "$BODY" .last_id)"
-check "the rest: 2 more, no more after" test "$(json_get "$BODY" '.data|length')/$(json_get "$BODY" .has_more)/$(json_get "$BODY" '.data[1].id')" = "2/false/$G"
+check "the rest: 3 more, no more after" test "$(json_get "$BODY" '.data|length')/$(json_get "$BODY" .has_more)/$(json_get "$BODY" '.data[2].id')" = "3/false/$G"
 
 # ---- kill -9 and resume --------------------------------------------------------------
 post_job "a job to kill the daemon under" 202 "{$GPT,\"output_model\":\"survivor\",\"hyperparameters\":{\"steps\":400,$TINY,\"log_every\":5,\"checkpoint_every\":10}}"
