@@ -52,6 +52,10 @@
 #                 nn.TransformerEncoder (its fused fast path; nested tensors for padding),
 #                 2 (and 1) threads, OMP_WAIT_POLICY=passive, inference_mode; first checks that its
 #                 logits equal the engine's
+#   9. training jobs: `inferd serve` with the image model, 2 clients POSTing
+#      examples/shoe.png back to back: p50/p90/p99 latency idle, then while a
+#      training job (a small GPT on the fortunes) runs; the job's steps/s
+#      (tests/bench/jobs_latency.py)
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -66,8 +70,9 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,translate,text,bert: "image" = sections 1-3, "lm" = section 4,
-#                       "translate" = section 5, "text" = section 7, "bert" = section 8
+#   BENCH_PARTS         default image,lm,translate,text,bert,jobs: "image" = sections 1-3, "lm" = section 4,
+#                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9
+#   BENCH_JOBS_SECONDS  seconds per phase of section 9 (default 10)
 #   BENCH_BERT_ROUNDS   timed rounds per BERT configuration (default 3; a batch-32 call takes seconds)
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
 #   BENCH_LM_STREAMS    default 1,4,16
@@ -110,7 +115,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,translate,text,bert}
+PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -118,7 +123,7 @@ say "== make bench  ($(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) CPUs: $(grep 
 say "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)   (machine is shared: figures are noisy; compare ratios)"
 
 # ---------------------------------------------------------------- build
-PKGS="libmicrohttpd jansson libuv libpng zlib"
+PKGS="libmicrohttpd jansson libuv libpng zlib libarchive"   # libarchive: engine/io/dataset_tar.c
 BENCH_CFLAGS="-std=c11 -D_GNU_SOURCE -g -O2 -march=x86-64-v3 -mtune=native -Wall -Wextra -Wno-unused-parameter \
   -I. $(pkg-config --cflags $PKGS 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread"
 BENCH_LIBS="$(pkg-config --libs $PKGS 2>/dev/null) -lopenblas -ljpeg -lsentencepiece -lstdc++ -lpthread -lm"
@@ -461,6 +466,44 @@ else
   rm -rf "$OUT/bert-base"   # ~440 MB
 fi
 
+# ---------------------------------------------------------------- 9. serving next to a training job
+JOBS_OK=0
+if part jobs; then
+  hr
+  JOBS_SECS=${BENCH_JOBS_SECONDS:-10}
+  say "== 9. classification latency with and without a training job (tests/bench/jobs_latency.py, ${JOBS_SECS}s per phase)"
+  if [ ! -f "$MODELS_DIR/$MODEL/config.json" ] || [ ! -f /usr/share/games/fortunes/fortunes ]; then
+    say "   skipped: needs $MODELS_DIR/$MODEL and /usr/share/games/fortunes/fortunes"
+  else
+    JREPO=$OUT/jobs-repo
+    mkdir -p "$JREPO" "$OUT/jobs-data"
+    ln -s "$(cd "$MODELS_DIR/$MODEL" && pwd)" "$JREPO/$MODEL"
+    "$INFERD" serve --host 127.0.0.1 --port 0 --models "$JREPO" --data-dir "$OUT/jobs-data" --access-log false \
+        >"$OUT/jobs-daemon.out" 2>"$OUT/jobs-daemon.err" &
+    DAEMON_PID=$!
+    PORT=
+    for _ in $(seq 100); do
+      PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$OUT/jobs-daemon.err" | head -1)
+      [ -n "$PORT" ] && break
+      kill -0 "$DAEMON_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ -z "$PORT" ]; then
+      say "   daemon did not start:"; tail -5 "$OUT/jobs-daemon.err"
+    else
+      say "   daemon: defaults (workers = CPUs, max_running_jobs 1, train_threads 1: the job runs at nice +10 on the last CPU);"
+      say "   2 clients POST $IMAGE back to back; the job: a GPT (dim 64, 2 layers, context 64) on the fortunes, batch 16"
+      head -c 300000 /usr/share/games/fortunes/fortunes >"$OUT/jobs-text.txt"
+      python3 tests/bench/jobs_latency.py --port "$PORT" --model "$MODEL" --image "$IMAGE" --text "$OUT/jobs-text.txt" \
+        --seconds "$JOBS_SECS" --clients 2 2>&1 | sed 's/^/   /' | tee "$OUT/jobs.txt"
+      grep -q 'phase=training' "$OUT/jobs.txt" && JOBS_OK=1
+    fi
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    DAEMON_PID=
+  fi
+fi
+
 # ---------------------------------------------------------------- 6. summary
 # field NAME from the line of FILE matching PATTERN
 get() { grep -E "$2" "$1" 2>/dev/null | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"; }
@@ -616,6 +659,18 @@ if [ "$BERT_OK" = 1 ]; then
   say "  $(grep -m1 '^ *check ' "$OUT/bert.txt" | sed 's/^ *//')   (aim: batch 32 engine/PyTorch >= 1)"
 else
   say "BERT: skipped"
+fi
+say ""
+if [ "$JOBS_OK" = 1 ]; then
+  say "classification next to a training job (2 clients, ms):"
+  for ph in idle training; do
+    say "  $ph: p50 $(get "$OUT/jobs.txt" "phase=$ph " p50_ms), p99 $(get "$OUT/jobs.txt" "phase=$ph " p99_ms)," \
+        "$(get "$OUT/jobs.txt" "phase=$ph " req_s) req/s"
+  done
+  say "  p99 training / idle: $(ratio "$(get "$OUT/jobs.txt" "phase=training " p99_ms)" "$(get "$OUT/jobs.txt" "phase=idle " p99_ms)")x;" \
+      "the job meanwhile: $(get "$OUT/jobs.txt" "jobs training " steps_s) steps/s"
+elif part jobs; then
+  say "training jobs: not measured"
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
