@@ -24,8 +24,6 @@
 #include "engine/io/plot.h"        // eng_plot_png
 #include "engine/train/train.h"    // eng_train, eng_train_check
 #include "server/files.h"          // srv_files_path
-// TEMPORARY until branch `ckpt` lands eng_train_check (train.h): weak, skipped when absent.
-#pragma weak eng_train_check
 #include "server/log.h"            // log_*
 #include "server/metrics.h"        // srv_metrics_training_jobs
 #include "server/registry.h"       // srv_registry_load, srv_registry_get, srv_registry_valid_id
@@ -764,7 +762,7 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
     o.out = dest;
     o.base_model = spec->base_model ? base : NULL;
     char *cerr = NULL;
-    if (eng_train_check && eng_train_check(&o, &cerr) != 0) {
+    if (eng_train_check(&o, &cerr) != 0) {
         *msg = cerr ? cerr : strdup("the dataset or the options do not suit this task");
         *param = "training_file";
         e = SRV_E_BAD_VALUE;
