@@ -685,6 +685,25 @@ static void *pool_main(void *arg) {
 }
 
 // ---------------------------------------------------------------- creating jobs
+// s with every `from` replaced by `to` (s is consumed; returned as is when
+// from is NULL or empty, or memory runs out).
+static char *replace_all(char *s, const char *from, const char *to) {
+    if (!s || !from || !*from || !to) return s;
+    size_t nf = strlen(from), nt = strlen(to), n = 0;
+    for (const char *p = strstr(s, from); p; p = strstr(p + nf, from)) n++;
+    if (!n) return s;
+    char *out = malloc(strlen(s) + n * nt + 1), *o = out;
+    if (!out) return s;
+    const char *p = s;
+    for (const char *q; (q = strstr(p, from)); p = q + nf) {
+        memcpy(o, p, (size_t)(q - p)); o += q - p;
+        memcpy(o, to, nt); o += nt;
+    }
+    strcpy(o, p);
+    free(s);
+    return out;
+}
+
 static int active(const job *j) { return j->status == JOB_QUEUED || j->status == JOB_RUNNING; }
 
 static void new_id(char id[32]) {
@@ -763,7 +782,9 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
     o.base_model = spec->base_model ? base : NULL;
     char *cerr = NULL;
     if (eng_train_check(&o, &cerr) != 0) {
-        *msg = cerr ? cerr : strdup("the dataset or the options do not suit this task");
+        // the trainer names the file by its path: the client knows it by its id
+        *msg = cerr ? replace_all(replace_all(cerr, data, spec->training_file), val, spec->validation_file)
+                    : strdup("the dataset or the options do not suit this task");
         *param = "training_file";
         e = SRV_E_BAD_VALUE;
         goto done;

@@ -158,7 +158,8 @@ post_job "file id with a path" 404 '{"task":"text-generation","training_file":".
 post_job "unknown validation file" 404 "{$GPT,\"validation_file\":\"file-ffffffffffffffffffffffff\",\"output_model\":\"m\"}"
 post_job "base_model not loaded" 404 "{$GPT,\"base_model\":\"nothere\",\"output_model\":\"m\"}"
 post_job "dataset in the wrong format" 400 "{\"task\":\"text-classification\",\"training_file\":\"$BAD\",\"output_model\":\"m\"}"
-check "wrong format: the line is named" error_says "line 3"
+check "wrong format: the file (by its id) and line are named" error_says "$BAD:3: "
+check "wrong format: no server path in the message" sh -c "! grep -q '$DATA_DIR' '$BODY'"
 post_job "replace not a bool" 400 "{$GPT,\"output_model\":\"m\",\"replace\":\"yes\"}"
 expect_status "unknown job" 404 "$BASE/v1/jobs/job-000000000000000000000000"
 expect_status "malformed job id" 404 "$BASE/v1/jobs/..%2F..%2Fetc"
@@ -307,10 +308,10 @@ expect_status "list, after the second" 200 "$BASE/v1/jobs?limit=10&after=$(json_
 check "the rest: 3 more, no more after" test "$(json_get "$BODY" '.data|length')/$(json_get "$BODY" .has_more)/$(json_get "$BODY" '.data[2].id')" = "3/false/$G"
 
 # ---- kill -9 and resume --------------------------------------------------------------
-post_job "a job to kill the daemon under" 202 "{$GPT,\"output_model\":\"survivor\",\"hyperparameters\":{\"steps\":400,$TINY,\"log_every\":5,\"checkpoint_every\":10}}"
+post_job "a job to kill the daemon under" 202 "{$GPT,\"output_model\":\"survivor\",\"hyperparameters\":{\"steps\":800,$TINY,\"log_every\":5,\"checkpoint_every\":10}}"
 K=$(json_get "$BODY" .id)
 for round in 1 2; do
-  at=$((round * 100 + RANDOM % 60))
+  at=$((round * 250 - 50 + RANDOM % 100))   # 200..299, then 450..549 (random moments)
   check "round $round: reaches step $at" wait_step "$K" "$at" 60
   kill -KILL "$PID"; wait "$PID" 2>/dev/null; PID=""
   start_daemon "${FLAGS[@]}" || { finish; exit; }
@@ -323,13 +324,13 @@ ev = [json.loads(l) for l in open(sys.argv[1])]
 runs = [e for e in ev if e["type"] == "status" and e["status"] == "running"]
 assert len(runs) == 3, f"{len(runs)} starts (want 3: first run + 2 restarts)"
 prog = [e for e in ev if e["type"] == "progress"]
-assert all(e["total_steps"] == 400 for e in prog), "total steps changed"
-assert prog[-1]["step"] == 400
+assert all(e["total_steps"] == 800 for e in prog), "total steps changed"
+assert prog[-1]["step"] == 800
 # after each restart the first report continues from a checkpoint (step > 10)
 idx = [i for i, e in enumerate(ev) if e["type"] == "status" and e["status"] == "running"][1:]
 for i in idx:
     first = next(e for e in ev[i:] if e["type"] == "progress")
-    assert first["step"] > 100, f"restarted from step {first['step']}"
+    assert first["step"] > 150, f"restarted from step {first['step']}"
 print("resumed at", [next(e for e in ev[i:] if e["type"] == "progress")["step"] for i in idx])
 PY
 expect_status "the resumed job's model serves" 200 "${J[@]}" "$BASE/v1/completions" -d '{"model":"survivor","prompt":"A","max_tokens":4}'
