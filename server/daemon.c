@@ -11,7 +11,7 @@
 #include "server/files.h"     // srv_files_init
 #include "server/gen.h"       // srv_gen_step
 #include "server/http.h"      // srv_http_*
-#include "server/jobs.h"      // srv_jobs_start, srv_jobs_quiesce, srv_jobs_stop
+#include "server/jobs.h"      // srv_jobs_start, srv_jobs_keepalive, srv_jobs_quiesce, srv_jobs_stop
 #include "server/log.h"       // log_*
 #include "server/metrics.h"   // srv_metrics_init
 #include "server/notify.h"    // srv_notify
@@ -51,6 +51,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static void on_tick(uv_timer_t *t) {
     srv_sched_sweep();   // 504 for late requests, drop abandoned ones
+    srv_jobs_keepalive();   // SSE comments to the followers of jobs (every 15 s)
     if (!shutting_down) return;
     int left = srv_http_inflight();
     if (left == 0) { uv_stop(&loop); return; }

@@ -1056,6 +1056,19 @@ int srv_jobs_start(const srv_config *cfg, char **err) {
     return 0;
 }
 
+void srv_jobs_keepalive(void) {
+    static double last;
+    double now = eng_now();
+    if (now - last < 15) return;
+    last = now;
+    static const char ping[] = ": keep-alive\n\n";
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < n_jobs; i++)
+        for (int k = jobs[i]->n_followers - 1; k >= 0; k--)
+            if (srv_stream_write(jobs[i]->followers[k]->stream, ping, sizeof ping - 1) != 0) drop_follower_locked(jobs[i], k);
+    pthread_mutex_unlock(&mu);
+}
+
 void srv_jobs_quiesce(void) {
     pthread_mutex_lock(&mu);
     stopping = 1;   // no new jobs, no new followers

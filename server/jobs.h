@@ -37,6 +37,10 @@
 // Opens <data_dir>/jobs (created), loads every job found there, queues the
 // unfinished ones again and starts the pool. 0, or -1 with *err.
 int srv_jobs_start(const srv_config *cfg, char **err);
+// From the daemon's timer: every 15 s, an SSE comment (": keep-alive") to
+// every follower, so proxies keep quiet streams open and followers whose
+// client has gone are dropped.
+void srv_jobs_keepalive(void);
 // SIGTERM: ends every event stream (their clients see the stream end), so
 // the HTTP layer can drain. Jobs keep running until srv_jobs_stop.
 void srv_jobs_quiesce(void);
