@@ -142,6 +142,7 @@ static const hparam hparams[] = {
     HP("log_every", 'i', 1, 100000000, log_every),
     HP("checkpoint_every", 'i', 1, 100000000, checkpoint_every),
     HP("augment", 'b', 0, 1, augment),
+    HP("balance", 'b', 0, 1, balance),
     HP("dim", 'i', 1, 8192, dim),
     HP("layers", 'i', 1, 256, layers),
     HP("heads", 'i', 1, 256, heads),
@@ -156,7 +157,7 @@ static const hparam hparams[] = {
 
 void srv_job_spec_init(srv_job_spec *s) {
     memset(s, 0, sizeof *s);
-    s->augment = -1;
+    s->augment = s->balance = -1;
     s->learning_rate = s->weight_decay = -1;
     s->seed = -1;
 }
@@ -173,7 +174,7 @@ int srv_jobs_hparams_parse(const json_t *hp, srv_job_spec *s, char **msg, const 
         if (!h) {
             *param = "hyperparameters";
             return eng_errorf(msg, "unknown hyperparameter \"%.64s\" (known: steps, epochs, batch_size, learning_rate, "
-                              "weight_decay, seed, log_every, checkpoint_every, augment, dim, layers, heads, context_len, "
+                              "weight_decay, seed, log_every, checkpoint_every, augment, balance, dim, layers, heads, context_len, "
                               "buckets, minn, maxn, labels, sample_prompt)", key);
         }
         void *field = (char *)s + h->off;
@@ -223,6 +224,7 @@ static void fill_opts(const srv_job_spec *s, eng_train_opts *o) {
     o->log_every = s->log_every ? s->log_every : s->steps ? (s->steps / 50 > 0 ? s->steps / 50 : 1) : 10;
     o->checkpoint_every = s->checkpoint_every;
     if (s->augment >= 0) o->augment = s->augment;
+    if (s->balance >= 0) o->balance = s->balance;
     o->dim = s->dim; o->n_layers = s->layers; o->n_heads = s->heads; o->context_len = s->context_len;
     o->buckets = s->buckets; o->minn = s->minn; o->maxn = s->maxn;
     o->labels = s->labels;

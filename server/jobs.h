@@ -58,7 +58,7 @@ typedef struct {
     int replace;                        // 1: an existing output_model may be replaced
     json_t *hyperparameters;            // the request's object as given (borrowed)
     // the trainer's options from hyperparameters (0 / NULL: the trainer's default)
-    int steps, epochs, batch_size, log_every, checkpoint_every, augment;   // augment: -1 default
+    int steps, epochs, batch_size, log_every, checkpoint_every, augment, balance;   // augment, balance: -1 default
     double learning_rate, weight_decay;  // < 0: default
     long long seed;                      // < 0: default
     int dim, layers, heads, context_len, buckets, minn, maxn;

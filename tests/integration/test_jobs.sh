@@ -6,14 +6,18 @@
 #   - a text-generation job (tiny GPT) end to end: events live and for a late
 #     client (SSE framing, history, final state, stream end), loss.png (a PNG
 #     of the right size with both curves drawn), the model served at once;
-#   - a text-classification job, then /v1/classifications on its model;
+#   - a text-classification job, then /v1/classifications on its model; a
+#     translation job, then /v1/translations; an image-classification job on
+#     an uploaded tar of label folders, then held-out images classified;
 #   - queueing (max_running_jobs 1), cancel of a queued and a running job,
 #     paging, replace: true;
 #   - kill -9 of the daemon mid-job, twice at random moments: the restarted
 #     daemon resumes from the checkpoint and finishes with the same total steps;
 #   - a file-size limit (RLIMIT_FSIZE lowered on the running daemon with
 #     prlimit, SIGXFSZ ignored): the job fails with a clear error and the
-#     previous checkpoint stays intact.
+#     previous checkpoint stays intact;
+#   - SIGTERM with a job running: a prompt clean stop, the job stays
+#     "running" on disk and resumes at the next start; /metrics' job gauges.
 set -u
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -43,6 +47,11 @@ with open(f"{d}/langs.tsv", "w") as f:
     for i in range(400):
         lang = "en" if i % 2 else "de"
         f.write(lang + "\t" + " ".join(random.choice(words[lang]) for _ in range(6)) + "\n")
+pairs = [("house", "haus"), ("garden", "garten"), ("green", "gruen"), ("home", "heim"), ("today", "heute"), ("big", "gross")]
+with open(f"{d}/pairs.tsv", "w") as f:
+    for i in range(300):
+        a, b = pairs[i % len(pairs)]
+        f.write(f"{a}\t{b}\n")
 with open(f"{d}/bad.tsv", "w") as f:
     f.write("en\tthe house\nde\tdas haus\nthis line has no tab\nen\tgreen\n")
 PY
@@ -123,6 +132,7 @@ files_api=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/v1/files")
 TEXT=$(upload "$TEST_TMP/text.txt")
 LANGS=$(upload "$TEST_TMP/langs.tsv")
 BAD=$(upload "$TEST_TMP/bad.tsv")
+PAIRS=$(upload "$TEST_TMP/pairs.tsv")
 IMAGES=$(upload "$TEST_TMP/images.tar")
 if [ "$files_api" = 501 ]; then stop_daemon; start_daemon "${FLAGS[@]}" || { finish; exit; }; fi
 
@@ -277,6 +287,14 @@ check "text-classification job succeeds" wait_status "$C" succeeded 60
 expect_status "classify with the new model" 200 "${J[@]}" "$BASE/v1/classifications" -d '{"model":"tiny-langid","input":["der garten ist gruen","the garden is green"]}'
 check "it tells the languages apart" test "$(json_get "$BODY" '.data[0].labels[0].label')/$(json_get "$BODY" '.data[1].labels[0].label')" = "de/en"
 
+# ---- translation ------------------------------------------------------------------------
+post_job "create a translation job" 202 \
+  "{\"task\":\"translation\",\"training_file\":\"$PAIRS\",\"output_model\":\"tiny-mt\",\"hyperparameters\":{\"steps\":30,\"batch_size\":16,\"dim\":32,\"log_every\":5}}"
+M=$(json_get "$BODY" .id)
+check "translation job succeeds" wait_status "$M" succeeded 90
+expect_status "translate with the new model" 200 "${J[@]}" "$BASE/v1/translations" -d '{"model":"tiny-mt","input":"house","max_tokens":16}'
+check "a translation (a string)" python3 -c 'import json,sys; assert isinstance(json.load(open(sys.argv[1]))["data"][0]["text"], str)' "$BODY"
+
 # ---- image classification from a tar of label folders ---------------------------------
 post_job "create an image-classification job" 202 \
   "{\"task\":\"image-classification\",\"arch\":\"cnn\",\"training_file\":\"$IMAGES\",\"output_model\":\"tiny-fashion\",\"hyperparameters\":{\"steps\":40,\"batch_size\":16,\"log_every\":5,\"learning_rate\":0.003}}"
@@ -305,7 +323,7 @@ check "the old tiny-gpt is still served" test -s "$MODELS_DIR/tiny-gpt/model.saf
 expect_status "list, limit 2" 200 "$BASE/v1/jobs?limit=2"
 check "newest first, has_more" test "$(json_get "$BODY" '.data[0].id')/$(json_get "$BODY" '.data|length')/$(json_get "$BODY" .has_more)" = "$Q/2/true"
 expect_status "list, after the second" 200 "$BASE/v1/jobs?limit=10&after=$(json_get "$BODY" .last_id)"
-check "the rest: 3 more, no more after" test "$(json_get "$BODY" '.data|length')/$(json_get "$BODY" .has_more)/$(json_get "$BODY" '.data[2].id')" = "3/false/$G"
+check "the rest: 4 more, no more after" test "$(json_get "$BODY" '.data|length')/$(json_get "$BODY" .has_more)/$(json_get "$BODY" '.data[3].id')" = "4/false/$G"
 
 # ---- kill -9 and resume --------------------------------------------------------------
 post_job "a job to kill the daemon under" 202 "{$GPT,\"output_model\":\"survivor\",\"hyperparameters\":{\"steps\":800,$TINY,\"log_every\":5,\"checkpoint_every\":10}}"
@@ -355,6 +373,27 @@ check "with a clear error" clear_error
 check "the previous checkpoint is intact" test -s "$CK" -a "$(sha256sum <"$CK")" = "$sum"
 prlimit --pid "$PID" --fsize=unlimited:
 expect_status "the daemon still serves" 200 "$BASE/v1/models/tiny-gpt"
+
+# ---- SIGTERM with a job running: it stops at a step, stays "running", resumes --------------
+post_job "a job for SIGTERM" 202 "{$GPT,\"output_model\":\"after-term\",\"hyperparameters\":{\"steps\":300,$TINY,\"log_every\":5,\"checkpoint_every\":10}}"
+T=$(json_get "$BODY" .id)
+check "it runs" wait_step "$T" 50 60
+expect_status "/metrics: training-job gauges" 200 "$BASE/metrics"
+check "/metrics: inferd_training_jobs{status=\"running\"} 1" grep -q '^inferd_training_jobs{status="running"} 1$' "$BODY"
+t0=$SECONDS
+stop_daemon
+check "SIGTERM with a job running: clean stop" test $? -eq 0
+check "SIGTERM: stopped within 10 s" test $((SECONDS - t0)) -le 10
+check "SIGTERM: the job stays running on disk" test "$(json_get "$DATA_DIR/jobs/$T/job.json" .status)" = running
+start_daemon "${FLAGS[@]}" || { finish; exit; }
+check "SIGTERM: the job succeeds after the restart" wait_status "$T" succeeded 60
+check "SIGTERM: it resumed from its checkpoint" python3 - "$DATA_DIR/jobs/$T/events.jsonl" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+i = [k for k, e in enumerate(ev) if e["type"] == "status" and e["status"] == "running"][1]
+first = next(e for e in ev[i:] if e["type"] == "progress")
+assert first["step"] > 40 and ev[-1]["status"] == "succeeded" and ev[-1]["total_steps"] == 300, (first, ev[-1])
+PY
 
 stop_daemon
 check "clean stop" test $? -eq 0
