@@ -11,6 +11,7 @@
 #include "engine/arch/marian.h"  // MarianMT translation (HF directories)
 #include "engine/arch/lstm_attention.h"  // the LSTM encoder-decoder translator
 #include "engine/arch/transformer.h"  // GPT-2 / Llama decoders
+#include "engine/arch/transformer_net.h"  // fast neural style (image stylization)
 #include "engine/core/util.h"    // eng_errorf
 
 static const char *const task_names[] = {
@@ -288,6 +289,24 @@ static int la_load(eng_model *m, char **err) {
 
 // ---------------------------------------------------------------- the architecture table
 // One row per architecture; its entry points say what it serves.
+// ---------------------------------------------------------------- arch: transformer_net (image stylization)
+static int tnet_load(eng_model *m, char **err) {
+    eng_tnet *n;
+    if (eng_tnet_load_dir(&n, m->dir, m->config, err) != 0) return -1;
+    m->impl = n;
+    m->n_params = n->n_params;
+    return 0;
+}
+
+static void tnet_free(eng_model *m) { eng_tnet_free(m->impl); }
+
+static void tnet_stylize(eng_model *m, eng_tape *t, const float *x, int B, int H, int W, float *y) {
+    eng_tape_reset(t);
+    eng_tnet_forward(m->impl, &t->arena, x, B, H, W, y);
+}
+
+static size_t tnet_bytes(const eng_model *m, int H, int W) { return eng_tnet_scratch_bytes(m->impl, H, W); }
+
 static const eng_model_arch archs[] = {
     {.name = "cnn", .task = ENG_TASK_IMAGE_CLASSIFICATION, .load = cnn_load, .free = cnn_free,
      .classify_images = cnn_classify},
@@ -303,6 +322,8 @@ static const eng_model_arch archs[] = {
     {.name = "distilbert", .task = ENG_TASK_TEXT_CLASSIFICATION, .load = bert_load,
      .free = bert_free, .classify_text = bert_classify},
     {.name = "lstm-attention", .task = ENG_TASK_TRANSLATION, .load = la_load, .s2s = &eng_la_s2s_ops},
+    {.name = "transformer_net", .task = ENG_TASK_IMAGE_STYLIZATION, .load = tnet_load, .free = tnet_free,
+     .image_to_image = tnet_stylize, .image_to_image_bytes = tnet_bytes, .image_min_side = ENG_TNET_MIN_SIDE},
 };
 
 // Foreign layouts say what they are with "model_type" (Hugging Face) or

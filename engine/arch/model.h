@@ -56,8 +56,14 @@ typedef struct {
     // ---- text input (classification, translation): the ids of one text, as
     //      eng_model_text_ids documents; NULL = m->tok with BOS and EOS added
     int (*text_ids)(const eng_model *m, const char *text, size_t len, int **ids, int *n_ids, char **err);
-    // ---- image-stylization: x[B, C, H, W] -> y[B, C, H, W]
-    void (*image_to_image)(eng_model *m, eng_tape *t, const float *x, int B, float *y);
+    // ---- image-stylization: x[B, 3, H, W] -> y[B, 3, H, W], pixels in 0..255
+    //      (y unclamped). The B images of one call share one size (images of
+    //      different sizes cannot share a tensor: the runner groups by size).
+    void (*image_to_image)(eng_model *m, eng_tape *t, const float *x, int B, int H, int W, float *y);
+    //      bytes of tape arena one H x W image takes (the whole batch reuses
+    //      them), and the smallest side the network takes
+    size_t (*image_to_image_bytes)(const eng_model *m, int H, int W);
+    int image_min_side;
     // ---- image-generation: latent z[B, n_latent] -> images y[B, C, H, W]
     void (*generate_images)(eng_model *m, eng_tape *t, const float *z, int B, float *y);
 } eng_model_arch;

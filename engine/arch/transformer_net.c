@@ -1,0 +1,289 @@
+// transformer_net.c — TransformerNet (fast neural style) inference: see
+// transformer_net.h. Each convolution is a reflection-padded (and for the
+// deconvs nearest-upsampled) im2col straight from the source tensor, then one
+// sgemm per tile of output rows, so neither the padded nor the upsampled
+// input is ever materialised and the im2col tile stays bounded whatever the
+// image size (a 9x9 conv over 32 channels would need 2592 floats per pixel).
+#include "engine/arch/transformer_net.h"
+#include <cblas.h>     // cblas_sgemm
+#include <math.h>      // lroundf, sqrt
+#include <stdio.h>     // snprintf
+#include <stdlib.h>    // calloc, free
+#include <string.h>    // strcmp, strncmp
+#include "engine/core/util.h"   // eng_errorf
+
+#define TILE_FLOATS ((size_t)1 << 21)   // im2col tile target: 8 MB, several output rows
+#define NORM_EPS 1e-5
+
+// ---------------------------------------------------------------- loading
+#define N_TENSORS 62   // 16 convolutions and 15 norms, a weight and a bias each
+
+typedef struct {
+    eng_tnet *n;
+    char **err;
+    int failed;
+    const float *bound[N_TENSORS];   // what was bound, to spot tensors left over
+    int n_bound;
+} bind_ctx;
+
+static const float *get(bind_ctx *c, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    if (c->failed) return NULL;
+    const int64_t shape[4] = {d0, d1, d2, d3};
+    const float *p = eng_st_get(&c->n->weights, name, ndim, shape, c->err);
+    if (!p) { c->failed = 1; return NULL; }
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+    c->n->n_params += numel;
+    if (c->n_bound < N_TENSORS) c->bound[c->n_bound++] = p;
+    return p;
+}
+
+static void bind_conv(bind_ctx *c, eng_tnet_conv *L, const char *prefix, int ci, int co, int k, int stride, int up) {
+    char name[96];
+    *L = (eng_tnet_conv){.c = ci, .oc = co, .k = k, .stride = stride, .upsample = up};
+    snprintf(name, sizeof name, "%s.conv2d.weight", prefix);
+    L->w = get(c, name, 4, co, ci, k, k);
+    snprintf(name, sizeof name, "%s.conv2d.bias", prefix);
+    L->b = get(c, name, 1, co, 0, 0, 0);
+}
+
+static void bind_norm(bind_ctx *c, eng_tnet_norm *N, const char *prefix, int ch) {
+    char name[96];
+    N->c = ch;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    N->g = get(c, name, 1, ch, 0, 0, 0);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    N->b = get(c, name, 1, ch, 0, 0, 0);
+}
+
+// in1.running_mean, res2.in1.running_var ...: statistics InstanceNorm2d kept
+// in old PyTorch versions; pytorch/examples deletes them before loading.
+static int is_running_stat(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && (strcmp(dot, ".running_mean") == 0 || strcmp(dot, ".running_var") == 0 ||
+                   strcmp(dot, ".num_batches_tracked") == 0);
+}
+
+int eng_tnet_load_dir(eng_tnet **out, const char *dir, const json_t *config, char **err) {
+    *out = NULL;
+    const json_t *jw = json_object_get(config, "width");
+    double width = jw ? json_number_value(jw) : 1.0;
+    if (jw && (!json_is_number(jw) || !(width >= 1.0 / 32 && width <= 4)))
+        return eng_errorf(err, "%s/config.json: \"width\" must be a number in 1/32..4 (channel multiplier)", dir);
+    eng_tnet *n = calloc(1, sizeof *n);
+    if (!n) return eng_errorf(err, "%s: out of memory", dir);
+    n->width = (float)width;
+    n->c1 = (int)lround(32 * width);
+    n->c2 = (int)lround(64 * width);
+    n->c3 = (int)lround(128 * width);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (eng_st_open(&n->weights, path, err) != 0) { free(n); return -1; }
+
+    bind_ctx c = {.n = n, .err = err};
+    bind_conv(&c, &n->conv1, "conv1", 3, n->c1, 9, 1, 1);
+    bind_norm(&c, &n->in1, "in1", n->c1);
+    bind_conv(&c, &n->conv2, "conv2", n->c1, n->c2, 3, 2, 1);
+    bind_norm(&c, &n->in2, "in2", n->c2);
+    bind_conv(&c, &n->conv3, "conv3", n->c2, n->c3, 3, 2, 1);
+    bind_norm(&c, &n->in3, "in3", n->c3);
+    for (int r = 0; r < 5; r++) {
+        char p[32];
+        for (int j = 0; j < 2; j++) {
+            snprintf(p, sizeof p, "res%d.conv%d", r + 1, j + 1);
+            bind_conv(&c, &n->res_conv[r][j], p, n->c3, n->c3, 3, 1, 1);
+            snprintf(p, sizeof p, "res%d.in%d", r + 1, j + 1);
+            bind_norm(&c, &n->res_in[r][j], p, n->c3);
+        }
+    }
+    bind_conv(&c, &n->deconv1, "deconv1", n->c3, n->c2, 3, 1, 2);
+    bind_norm(&c, &n->in4, "in4", n->c2);
+    bind_conv(&c, &n->deconv2, "deconv2", n->c2, n->c1, 3, 1, 2);
+    bind_norm(&c, &n->in5, "in5", n->c1);
+    bind_conv(&c, &n->deconv3, "deconv3", n->c1, 3, 9, 1, 1);
+    if (c.failed) {
+        char *e = *err;
+        eng_errorf(err, "%s: %s (TransformerNet width %g: channels %d/%d/%d)", path, e ? e : "?", width, n->c1,
+                   n->c2, n->c3);
+        free(e);
+        eng_tnet_free(n);
+        return -1;
+    }
+    // a tensor we do not use means a different network: refuse it, as
+    // PyTorch's strict load_state_dict would
+    for (int i = 0; i < n->weights.n; i++) {
+        const eng_st_tensor *t = &n->weights.tensors[i];
+        int bound = 0;
+        for (int j = 0; j < c.n_bound && !bound; j++) bound = c.bound[j] == t->data;
+        if (!bound && !is_running_stat(t->name)) {
+            eng_errorf(err, "%s: tensor \"%s\" is not part of TransformerNet", path, t->name);
+            eng_tnet_free(n);
+            return -1;
+        }
+    }
+    *out = n;
+    return 0;
+}
+
+void eng_tnet_free(eng_tnet *n) {
+    if (!n) return;
+    eng_st_close(&n->weights);
+    free(n);
+}
+
+// ---------------------------------------------------------------- geometry
+typedef struct {
+    int H, W;     // input
+    int H2, W2;   // after conv2 (stride 2 rounds up)
+    int H4, W4;   // after conv3
+    int Hf, Wf;   // after the two upsamplings: 4*H4 >= H
+} dims;
+
+static dims dims_of(int H, int W) {
+    dims d = {.H = H, .W = W};
+    d.H2 = (H - 1) / 2 + 1, d.W2 = (W - 1) / 2 + 1;
+    d.H4 = (d.H2 - 1) / 2 + 1, d.W4 = (d.W2 - 1) / 2 + 1;
+    d.Hf = 4 * d.H4, d.Wf = 4 * d.W4;
+    return d;
+}
+
+static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
+
+// im2col floats of one conv producing OH x OW: a tile of whole rows, at
+// least one row, at most the whole output.
+static size_t tile_floats(const eng_tnet_conv *L, int OH, int OW) {
+    size_t ckk = (size_t)L->c * (size_t)L->k * (size_t)L->k, row = ckk * (size_t)OW;
+    size_t rows = TILE_FLOATS / row;
+    if (rows < 1) rows = 1;
+    if (rows > (size_t)OH) rows = (size_t)OH;
+    return rows * row;
+}
+
+static size_t col_floats(const eng_tnet *n, dims d) {
+    size_t m = tile_floats(&n->conv1, d.H, d.W);
+    m = max_z(m, tile_floats(&n->conv2, d.H2, d.W2));
+    m = max_z(m, tile_floats(&n->conv3, d.H4, d.W4));
+    m = max_z(m, tile_floats(&n->res_conv[0][0], d.H4, d.W4));
+    m = max_z(m, tile_floats(&n->deconv1, 2 * d.H4, 2 * d.W4));
+    m = max_z(m, tile_floats(&n->deconv2, d.Hf, d.Wf));
+    return max_z(m, tile_floats(&n->deconv3, d.H, d.W));
+}
+
+typedef struct { size_t full, half, quarter, col, xidx; } scratch;   // floats (xidx: ints)
+
+static scratch scratch_of(const eng_tnet *n, dims d) {
+    scratch s;
+    s.full = (size_t)n->c1 * (size_t)d.Hf * (size_t)d.Wf;
+    s.half = (size_t)n->c2 * (size_t)(2 * d.H4) * (size_t)(2 * d.W4);   // >= c2 * H2 * W2
+    s.quarter = (size_t)n->c3 * (size_t)d.H4 * (size_t)d.W4;
+    s.col = col_floats(n, d);
+    s.xidx = 9 * (size_t)(d.Wf + 8);
+    return s;
+}
+
+size_t eng_tnet_scratch_bytes(const eng_tnet *n, int H, int W) {
+    scratch s = scratch_of(n, dims_of(H, W));
+    return (s.full + s.half + 3 * s.quarter + s.col) * sizeof(float) + s.xidx * sizeof(int) + 6 * 64;
+}
+
+// ---------------------------------------------------------------- kernels
+// ReflectionPad2d index: -1 -> 1, n -> n-2 (pad < n is guaranteed by the sizes).
+static inline int reflect(int i, int n) {
+    if (i < 0) return -i;
+    if (i >= n) return 2 * (n - 1) - i;
+    return i;
+}
+
+// out[oc][OH][OW] = conv(pad_reflect(upsample(in[c][H][W]))) (+ bias when
+// `bias`: the convolutions followed by an instance norm skip it, since the
+// norm subtracts the channel mean and a per-channel constant cancels).
+static void conv(const eng_tnet_conv *L, const float *in, int H, int W, float *out, int OH, int OW,
+                 float *col, int *xidx, int bias) {
+    const int k = L->k, s = L->stride, up = L->upsample, p = k / 2;
+    const int Hu = H * up, Wu = W * up;
+    const int ckk = L->c * k * k;
+    for (int kx = 0; kx < k; kx++)
+        for (int ow = 0; ow < OW; ow++) xidx[kx * OW + ow] = reflect(ow * s + kx - p, Wu) / up;
+    size_t rows = tile_floats(L, OH, OW) / ((size_t)ckk * (size_t)OW);
+    for (int r0 = 0; r0 < OH; r0 += (int)rows) {
+        int r1 = r0 + (int)rows < OH ? r0 + (int)rows : OH;
+        int ncols = (r1 - r0) * OW;
+        for (int c = 0; c < L->c; c++) {
+            for (int ky = 0; ky < k; ky++) {
+                for (int oh = r0; oh < r1; oh++) {
+                    const float *src = in + ((size_t)c * H + (size_t)(reflect(oh * s + ky - p, Hu) / up)) * (size_t)W;
+                    for (int kx = 0; kx < k; kx++) {
+                        float *restrict dst = col + ((size_t)(c * k + ky) * k + kx) * (size_t)ncols + (size_t)(oh - r0) * OW;
+                        const int *restrict xi = xidx + kx * OW;
+                        for (int ow = 0; ow < OW; ow++) dst[ow] = src[xi[ow]];
+                    }
+                }
+            }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->oc, ncols, ckk, 1.0f, L->w, ckk, col, ncols, 0.0f,
+                    out + (size_t)r0 * OW, OH * OW);
+    }
+    if (bias)
+        for (int o = 0; o < L->oc; o++) {
+            float *restrict y = out + (size_t)o * OH * OW;
+            for (size_t i = 0; i < (size_t)OH * OW; i++) y[i] += L->b[o];
+        }
+}
+
+enum { NORM, NORM_RELU, NORM_ADD };
+
+// InstanceNorm2d(affine) over each plane of x[c][n] (biased variance, eps
+// 1e-5), then relu, or added into `into` (the residual) instead of stored.
+static void inorm(float *x, size_t n, const eng_tnet_norm *N, int mode, float *into) {
+    for (int c = 0; c < N->c; c++) {
+        float *restrict v = x + (size_t)c * n;
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < n; i++) sum += v[i];
+        const float mean = (float)(sum / (double)n);
+        for (size_t i = 0; i < n; i++) { double d = v[i] - mean; sq += d * d; }
+        const float scale = (float)(N->g[c] / sqrt(sq / (double)n + NORM_EPS)), shift = N->b[c];
+        if (mode == NORM_ADD) {
+            float *restrict o = into + (size_t)c * n;
+            for (size_t i = 0; i < n; i++) o[i] += (v[i] - mean) * scale + shift;
+        } else if (mode == NORM_RELU) {
+            for (size_t i = 0; i < n; i++) { float y = (v[i] - mean) * scale + shift; v[i] = y > 0 ? y : 0; }
+        } else {
+            for (size_t i = 0; i < n; i++) v[i] = (v[i] - mean) * scale + shift;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- forward
+void eng_tnet_forward(const eng_tnet *n, eng_arena *a, const float *x, int B, int H, int W, float *y) {
+    const dims d = dims_of(H, W);
+    const scratch s = scratch_of(n, d);
+    float *full = eng_arena_alloc(a, s.full * sizeof(float));
+    float *half = eng_arena_alloc(a, s.half * sizeof(float));
+    float *q0 = eng_arena_alloc(a, s.quarter * sizeof(float));
+    float *q1 = eng_arena_alloc(a, s.quarter * sizeof(float));
+    float *q2 = eng_arena_alloc(a, s.quarter * sizeof(float));
+    float *col = eng_arena_alloc(a, s.col * sizeof(float));
+    int *xidx = eng_arena_alloc(a, s.xidx * sizeof(int));
+    const size_t n1 = (size_t)H * W, n2 = (size_t)d.H2 * d.W2, n4 = (size_t)d.H4 * d.W4;
+    const size_t nd1 = 4 * n4, nf = 16 * n4;
+    for (int b = 0; b < B; b++) {
+        conv(&n->conv1, x + (size_t)b * 3 * n1, H, W, full, H, W, col, xidx, 0);
+        inorm(full, n1, &n->in1, NORM_RELU, NULL);
+        conv(&n->conv2, full, H, W, half, d.H2, d.W2, col, xidx, 0);
+        inorm(half, n2, &n->in2, NORM_RELU, NULL);
+        conv(&n->conv3, half, d.H2, d.W2, q0, d.H4, d.W4, col, xidx, 0);
+        inorm(q0, n4, &n->in3, NORM_RELU, NULL);
+        for (int r = 0; r < 5; r++) {
+            conv(&n->res_conv[r][0], q0, d.H4, d.W4, q1, d.H4, d.W4, col, xidx, 0);
+            inorm(q1, n4, &n->res_in[r][0], NORM_RELU, NULL);
+            conv(&n->res_conv[r][1], q1, d.H4, d.W4, q2, d.H4, d.W4, col, xidx, 0);
+            inorm(q2, n4, &n->res_in[r][1], NORM_ADD, q0);
+        }
+        conv(&n->deconv1, q0, d.H4, d.W4, half, 2 * d.H4, 2 * d.W4, col, xidx, 0);
+        inorm(half, nd1, &n->in4, NORM_RELU, NULL);
+        conv(&n->deconv2, half, 2 * d.H4, 2 * d.W4, full, d.Hf, d.Wf, col, xidx, 0);
+        inorm(full, nf, &n->in5, NORM_RELU, NULL);
+        // only the top-left H x W of the network's Hf x Wf output
+        conv(&n->deconv3, full, d.Hf, d.Wf, y + (size_t)b * 3 * n1, H, W, col, xidx, 1);
+    }
+}
