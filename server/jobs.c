@@ -1046,7 +1046,7 @@ int srv_jobs_start(const srv_config *cfg, char **err) {
         jobs[n_jobs++] = j;
     }
     closedir(d);
-    qsort(jobs, (size_t)n_jobs, sizeof *jobs, by_created);
+    if (n_jobs > 1) qsort(jobs, (size_t)n_jobs, sizeof *jobs, by_created);
     update_metrics_locked();
     n_pool = cfg->max_running_jobs;
     pool = calloc((size_t)n_pool, sizeof *pool);
