@@ -284,6 +284,19 @@ static enum MHD_Result sink_open(srv_request *r, const srv_route *rt, const char
         answered = 1;
     }
     if (answered) {
+        // A refusal before the body: when the body is small enough, read and
+        // drop it and answer at its end, so the client is not cut off while
+        // it sends and a keep-alive connection stays usable; else answer now
+        // and close (MHD does when a response precedes the unread body).
+        const char *cl = srv_http_header(r, "Content-Length");
+        char *end = NULL;
+        long long len = cl ? strtoll(cl, &end, 10) : -1;
+        if (cl && end && !*end && len > 0 && len <= SRV_SINK_DRAIN_MAX) {
+            r->sink_route = rt;
+            r->sink_arg = arg;
+            r->sink_failed = 1;
+            return MHD_YES;
+        }
         atomic_store(&r->state, SRV_REQ_DONE);
         return send_response(r);
     }
