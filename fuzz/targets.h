@@ -22,7 +22,8 @@
     X(tok_llama2c)       \
     X(tok_chars)         \
     X(tok_encode)        \
-    X(dataset_tar)
+    X(dataset_tar)       \
+    X(jobs)
 
 #define FUZZ_DECLARE(name)        \
     int fuzz_##name##_init(void); \

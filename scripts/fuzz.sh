@@ -13,7 +13,7 @@
 set -uo pipefail
 build=$1; shift
 secs=${FUZZ_SECONDS:-60}
-json_inputs=" completions classify models config tok_hf tok_chars "
+json_inputs=" completions classify models config tok_hf tok_chars jobs "
 export OPENBLAS_NUM_THREADS=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

@@ -723,6 +723,7 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
     *out = NULL;
     *msg = NULL;
     *param = NULL;
+    if (!started) { eng_errorf(msg, "training jobs are not running on this server"); return SRV_E_UNAVAILABLE; }
     if (spec->steps > max_steps) {
         *param = "hyperparameters.steps";
         eng_errorf(msg, "hyperparameters.steps is %d; this server's max_job_steps is %d", spec->steps, max_steps);
