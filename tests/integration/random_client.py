@@ -52,7 +52,7 @@ ERROR_TYPES = {
     401: "authentication_error", 429: "rate_limit_error", 504: "timeout_error", 500: "server_error",
 }
 TYPES = {"invalid_request_error", "authentication_error", "rate_limit_error", "timeout_error", "server_error"}
-UNBUILT = ("/v1/translations", "/v1/stylizations", "/v1/images/generations", "/v1/files")   # /v1/jobs is built: a 501 there is a finding
+UNBUILT = ("/v1/stylizations", "/v1/images/generations")   # translations, files, jobs are built: a 501 there is a finding
 IMAGE_MODEL, TEXT_MODEL = "fashion-cnn", "fortune-gpt"
 N_LABELS, VOCAB, CONTEXT = 10, 113, 256
 RANDOM_IDS = ["rnd-a", "rnd-b", "rnd-c", "rnd.d_e"]
@@ -488,6 +488,36 @@ def gen_models(rng, ctx):
     return Req("models", "DELETE", "/v1/models/" + mid)
 
 
+TRANSLATION_MODEL = "en-de"
+
+
+def gen_translation(rng, ctx):
+    """A /v1/translations body: mostly right, with wrong fields (types, ranges, models, inputs) mixed in."""
+    b = {"model": TRANSLATION_MODEL if rng.random() < 0.85 else rng.choice((IMAGE_MODEL, TEXT_MODEL, "nope", "", "../x", 7, None))}
+    r = rng.random()
+    if r < 0.5:
+        b["input"] = rand_text(rng, rng.choice((1, 5, 12, 40)))
+    elif r < 0.8:
+        b["input"] = [rand_text(rng, rng.randint(1, 20)) for _ in range(rng.choice((1, 2, 5, 16)))]
+    elif r < 0.9:
+        b["input"] = rand_text(rng, rng.choice((300, 3000)))          # over the model's length limit
+    else:
+        b["input"] = wrong_value(rng)
+    if rng.random() < 0.4:
+        b["beam_size"] = pick(rng, lambda: rng.randint(1, 8)) if rng.random() < 0.8 else wrong_value(rng)
+    if rng.random() < 0.3:
+        b["max_tokens"] = pick(rng, lambda: rng.randint(1, 40)) if rng.random() < 0.8 else wrong_value(rng)
+    if rng.random() < 0.2:
+        b["length_penalty"] = pick(rng, lambda: rng.uniform(0, 2)) if rng.random() < 0.8 else wrong_value(rng)
+    body = json_bytes(rng, b)
+    if rng.random() < 0.03:
+        body = body[:rng.randrange(len(body))]   # broken JSON
+    q = Req("translations", "POST", "/v1/translations", {"Content-Type": "application/json"}, body)
+    if rng.random() < 0.04:
+        q.mode = "vanish"
+    return q
+
+
 def gen_probe(rng, ctx):
     path = rng.choice(("/healthz", "/readyz", "/metrics", "/healthz?verbose=1", "/metrics?x"))
     return Req("probes", rng.choice(("GET",) * 5 + ("HEAD",)), path)
@@ -495,7 +525,7 @@ def gen_probe(rng, ctx):
 
 def gen_unbuilt(rng, ctx):
     r = rng.random()
-    method, path = rng.choice((("POST", "/v1/translations"), ("POST", "/v1/stylizations"), ("POST", "/v1/images/generations"),
+    method, path = rng.choice((("POST", "/v1/stylizations"), ("POST", "/v1/images/generations"),
                                ("GET", "/v1/files"), ("POST", "/v1/files"), ("GET", "/v1/files/file-123"),
                                ("DELETE", "/v1/files/file-123"), ("GET", "/v1/jobs"), ("POST", "/v1/jobs"),
                                ("GET", "/v1/jobs/job-1"), ("POST", "/v1/jobs/job-1/cancel"), ("GET", "/v1/jobs/job-1/events"),
@@ -601,7 +631,7 @@ def gen_keepalive(rng, ctx):
     q = Req("keepalive", "SEQ", "", mode="keepalive")
     q.sequence = []
     for _ in range(rng.randint(2, 5)):
-        g = rng.choice((gen_probe, gen_models, gen_classify_raw, gen_completion, gen_unbuilt))
+        g = rng.choice((gen_probe, gen_models, gen_classify_raw, gen_completion, gen_translation, gen_unbuilt))
         s = g(rng, ctx)
         if s.mode != "http":
             s.mode = "http"
@@ -618,8 +648,8 @@ def gen_keepalive(rng, ctx):
     return q
 
 
-KINDS = ((gen_completion, 36), (gen_classify_json, 15), (gen_classify_raw, 17), (gen_models, 10), (gen_probe, 4),
-         (gen_unbuilt, 5), (gen_junk, 10), (gen_keepalive, 3))
+KINDS = ((gen_completion, 36), (gen_classify_json, 15), (gen_classify_raw, 17), (gen_translation, 8), (gen_models, 10),
+         (gen_probe, 4), (gen_unbuilt, 5), (gen_junk, 10), (gen_keepalive, 3))
 
 
 def generate(seed, client, index, ctx):
@@ -696,6 +726,19 @@ def check_ok(q, status, headers, body):
             if not isinstance(c.get("text"), str) or c.get("finish_reason") not in ("length", "stop") or \
                     not isinstance(c.get("tokens"), list) or not all(isinstance(t, int) and 0 <= t < VOCAB for t in c["tokens"]):
                 return f"bad choice: {str(c)[:300]}"
+        u = v.get("usage")
+        if not isinstance(u, dict) or u.get("total_tokens") != u.get("prompt_tokens", 0) + u.get("completion_tokens", 0):
+            return f"bad usage: {u}"
+    elif path == "/v1/translations":
+        data = v.get("data")
+        if v.get("object") != "list" or not isinstance(data, list) or not data:
+            return f"translation without data: {str(v)[:300]}"
+        if [d.get("index") for d in data] != list(range(len(data))):
+            return f"translation data out of order: {str(v)[:300]}"
+        for d in data:
+            if not isinstance(d.get("text"), str) or not isinstance(d.get("finished"), bool) or \
+                    not isinstance(d.get("tokens"), list) or not all(isinstance(t, int) and t >= 0 for t in d["tokens"]):
+                return f"bad translation: {str(d)[:300]}"
         u = v.get("usage")
         if not isinstance(u, dict) or u.get("total_tokens") != u.get("prompt_tokens", 0) + u.get("completion_tokens", 0):
             return f"bad usage: {u}"
@@ -1039,7 +1082,7 @@ def main():
     ap.add_argument("--rss-margin-mb", type=float, default=256)
     ap.add_argument("--avoid", default="", help="comma list of known crash classes not to send: sample,resize")
     ap.add_argument("--kinds", default="", help="comma list: only these generators (completion, classify_json, "
-                    "classify_raw, models, probe, unbuilt, junk, keepalive)")
+                    "classify_raw, translation, models, probe, unbuilt, junk, keepalive)")
     ap.add_argument("--big-images", action="store_true", help="only rss_after_big_images: print its figures")
     ap.add_argument("--replay", default="", help="CLIENT:INDEX — send that one request and report")
     ap.add_argument("--max-failures", type=int, default=20)

@@ -8,8 +8,9 @@
 # CRCs, palettes without PLTE; mkimg's JPEGs truncated, bit-flipped and with
 # lying SOF sizes (raw bodies and base64 JSON, batches); model list/get/load/
 # unload with random ids and paths ('..', absolute, broken model directories);
-# probes, the 501 endpoints, junk methods/paths/headers, huge Content-Length,
-# chunked bodies, malformed HTTP.
+# translations (en-de) with right and wrong inputs and search settings; probes,
+# the 501 endpoints, junk methods/paths/headers, huge Content-Length, chunked
+# bodies, malformed HTTP.
 #
 # Passes when the daemon stays up, answers every request 2xx or 4xx (501 on the
 # unbuilt endpoints, 503/504 only as load answers), every error in API.md's
@@ -26,8 +27,8 @@
 # (default 512), RANDOM_AVOID (comma list of known crash classes to leave out
 # while they are being fixed: sample, resize; default none).
 #
-# Needs: $INFERD, $TOOLS/mkimg, python3, $MODELS_DIR/fashion-cnn and
-# fortune-gpt, the Fashion-MNIST test set ($FASHION_MNIST) for the JPEGs.
+# Needs: $INFERD, $TOOLS/mkimg, python3, $MODELS_DIR/fashion-cnn, fortune-gpt
+# and en-de, the Fashion-MNIST test set ($FASHION_MNIST) for the JPEGs.
 set -u
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -52,7 +53,7 @@ need "binary $INFERD" test -x "$INFERD"
 need "test tool $MKIMG (make build/tools/mkimg)" test -x "$MKIMG"
 need "dataset $IMAGES" test -f "$IMAGES"
 need python3 command -v python3
-need_models fashion-cnn fortune-gpt
+need_models fashion-cnn fortune-gpt en-de
 need_done
 
 # ---- inputs: JPEGs, a model repository with broken directories -----------------
@@ -64,7 +65,7 @@ mkdir -p "$JPG" "$TEST_TMP/variants" "$REPO"
   "$MKIMG" idx2jpg "$IMAGES" 2 "$JPG/small.jpg"
 check "mkimg wrote the JPEGs" test "$(ls "$JPG" | wc -l)" -ge 4
 
-cp -r "$MODELS_DIR/fashion-cnn" "$MODELS_DIR/fortune-gpt" "$REPO"/
+cp -r "$MODELS_DIR/fashion-cnn" "$MODELS_DIR/fortune-gpt" "$MODELS_DIR/en-de" "$REPO"/
 mkdir -p "$REPO/broken-json" "$REPO/truncated-weights" "$REPO/empty-dir" "$REPO/gpt-no-vocab" "$REPO/gpt-bad-config"
 printf '{"task": "image-classification", "arch": ' >"$REPO/broken-json/config.json"
 cp "$MODELS_DIR/fashion-cnn/config.json" "$REPO/truncated-weights/"
@@ -84,7 +85,7 @@ sed -e 's/"n_embd": 128/"n_embd": 96/' -e 's/"n_layer": 4/"n_layer": 9/' \
 # Seed 594640127 once peaked at ~600 MB: libpng allocated and filled 512 MB
 # in png_read_info for one random PNG's ancillary chunk (io/image.c now skips
 # the chunks it never uses). max_body_bytes_total 64 MiB caps buffered bodies.
-MODELS_DIR=$REPO start_daemon --load fashion-cnn,fortune-gpt --api-key "$KEY" --threads 4 \
+MODELS_DIR=$REPO start_daemon --load fashion-cnn,fortune-gpt,en-de --api-key "$KEY" --threads 4 \
   --max-image-pixels 4000000 --max-body-bytes-total 67108864 --cors-origins 'https://a.example,https://b.example' || { finish; exit; }
 
 # Regression (server/daemon.c): with glibc's dynamic mmap threshold, big
