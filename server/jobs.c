@@ -546,6 +546,19 @@ static void readme_append(job *j, const char *dir) {
     free(text);
 }
 
+// 1 if the model directory's README names job `id`: this job installed it
+// before a crash kept it from recording its success, so it may replace it.
+static int installed_by(const char *dir, const char *id) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/README.md", dir);
+    size_t len;
+    char *err = NULL, *text = eng_read_file(path, &len, &err);
+    free(err);
+    int mine = text && strstr(text, id) != NULL;
+    free(text);
+    return mine;
+}
+
 // Moves the trained model from the job's staging directory to
 // <models>/<output_model> (replacing an older one when the request allowed
 // it) and loads it. 0 or -1 with *err.
@@ -561,10 +574,11 @@ static int install_model(job *j, char **err) {
     if (rename(staging, tmp) != 0) {
         if (errno != EXDEV) return eng_errorf(err, "moving the model to %s: %s", tmp, strerror(errno));
         if (copy_dir(staging, tmp, err) != 0) { remove_dir(tmp); return -1; }
+        remove_dir(staging);   // copied across file systems
     }
     struct stat st;
     int exists = stat(dest, &st) == 0;
-    if (exists && !j->spec.replace) {
+    if (exists && !j->spec.replace && !installed_by(dest, j->id)) {
         remove_dir(tmp);
         return eng_errorf(err, "model directory %s appeared while the job ran; the request did not ask to replace it", out);
     }
@@ -625,6 +639,7 @@ static void run_job(job *j) {
         err = NULL;
         if (install_model(j, &err) != 0) goto failed;
         set_status(j, JOB_SUCCEEDED, NULL);
+        if (unlink(ckpt) != 0 && errno != ENOENT) log_warn("job %s: cannot remove %s: %s", j->id, ckpt, strerror(errno));
         log_info("job %s: succeeded; model %s is served", j->id, j->spec.output_model);
         goto done;
     }

@@ -6,7 +6,8 @@
 // made here; nothing a client sends names a path):
 //   <data_dir>/jobs/<id>/job.json       the job object + its request (atomic rewrite on every change)
 //   <data_dir>/jobs/<id>/events.jsonl   one line per progress report and state change (appended)
-//   <data_dir>/jobs/<id>/checkpoint.bin the trainer's checkpoint (written atomically by the trainer)
+//   <data_dir>/jobs/<id>/checkpoint.bin the trainer's checkpoint (written atomically by the trainer;
+//                                        removed once the job has succeeded)
 //   <data_dir>/jobs/<id>/model/         the trainer's output (staging)
 // A succeeded job's model is moved (renamed, or copied across file systems)
 // to <models>/<output_model> and loaded into the registry at once.

@@ -271,6 +271,7 @@ check "loss.png: the asked size" png_check "$BODY" 800 500
 expect_status "loss.png: width out of range" 400 "$BASE/v1/jobs/$G/loss.png?width=5"
 check "model directory: config, weights, README with the job" grep -q "$G" "$MODELS_DIR/tiny-gpt/README.md"
 check "model directory: weights" test -s "$MODELS_DIR/tiny-gpt/model.safetensors"
+check "job directory: the checkpoint is removed once the job succeeded" test ! -e "$DATA_DIR/jobs/$G/checkpoint.bin"
 expect_status "the new model is listed" 200 "$BASE/v1/models/tiny-gpt"
 expect_status "completions on the new model, no restart" 200 "${J[@]}" "$BASE/v1/completions" \
   -d '{"model":"tiny-gpt","prompt":"The ","max_tokens":8,"temperature":0}'
