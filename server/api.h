@@ -47,6 +47,10 @@ typedef struct {
 // -1 = r answered.
 int srv_api_classify_parse(srv_request *r, const json_t *j);
 // translation
+// stylization (api_stylize.c): one image per request; the runner batches
+// the requests of one size
+int srv_api_stylize(srv_request *r, const char *arg);
+void srv_run_stylize(srv_worker *w, srv_model *m, srv_request **reqs, int n);
 int srv_api_translations(srv_request *r, const char *arg);
 void srv_run_translate(srv_worker *w, srv_model *m, srv_request **reqs, int n);
 // The task state of a translation request (srv_request.task).

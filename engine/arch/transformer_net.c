@@ -12,7 +12,7 @@
 #include <string.h>    // strcmp, strncmp
 #include "engine/core/util.h"   // eng_errorf
 
-#define TILE_FLOATS ((size_t)1 << 21)   // im2col tile target: 8 MB, several output rows
+#define TILE_FLOATS ((size_t)1 << 19)   // im2col tile: 2 MB, a few hundred output pixels of the widest conv
 #define NORM_EPS 1e-5
 
 // ---------------------------------------------------------------- loading
@@ -149,14 +149,15 @@ static dims dims_of(int H, int W) {
 
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
-// im2col floats of one conv producing OH x OW: a tile of whole rows, at
-// least one row, at most the whole output.
+// im2col floats of one conv producing OH x OW: a tile of TILE_FLOATS (a
+// run of output pixels in raster order, however wide the image), or the whole
+// output when smaller.
 static size_t tile_floats(const eng_tnet_conv *L, int OH, int OW) {
-    size_t ckk = (size_t)L->c * (size_t)L->k * (size_t)L->k, row = ckk * (size_t)OW;
-    size_t rows = TILE_FLOATS / row;
-    if (rows < 1) rows = 1;
-    if (rows > (size_t)OH) rows = (size_t)OH;
-    return rows * row;
+    size_t ckk = (size_t)L->c * (size_t)L->k * (size_t)L->k;
+    size_t px = TILE_FLOATS / ckk;
+    if (px < 16) px = 16;
+    if (px > (size_t)OH * (size_t)OW) px = (size_t)OH * (size_t)OW;
+    return px * ckk;
 }
 
 static size_t col_floats(const eng_tnet *n, dims d) {
@@ -202,31 +203,35 @@ static void conv(const eng_tnet_conv *L, const float *in, int H, int W, float *o
     const int k = L->k, s = L->stride, up = L->upsample, p = k / 2;
     const int Hu = H * up, Wu = W * up;
     const int ckk = L->c * k * k;
+    const size_t total = (size_t)OH * (size_t)OW;
     for (int kx = 0; kx < k; kx++)
         for (int ow = 0; ow < OW; ow++) xidx[kx * OW + ow] = reflect(ow * s + kx - p, Wu) / up;
-    size_t rows = tile_floats(L, OH, OW) / ((size_t)ckk * (size_t)OW);
-    for (int r0 = 0; r0 < OH; r0 += (int)rows) {
-        int r1 = r0 + (int)rows < OH ? r0 + (int)rows : OH;
-        int ncols = (r1 - r0) * OW;
+    const size_t tile = tile_floats(L, OH, OW) / (size_t)ckk;   // output pixels per GEMM
+    for (size_t p0 = 0; p0 < total; p0 += tile) {
+        const int np = (int)(total - p0 < tile ? total - p0 : tile);
         for (int c = 0; c < L->c; c++) {
+            const float *plane = in + (size_t)c * H * W;
             for (int ky = 0; ky < k; ky++) {
-                for (int oh = r0; oh < r1; oh++) {
-                    const float *src = in + ((size_t)c * H + (size_t)(reflect(oh * s + ky - p, Hu) / up)) * (size_t)W;
-                    for (int kx = 0; kx < k; kx++) {
-                        float *restrict dst = col + ((size_t)(c * k + ky) * k + kx) * (size_t)ncols + (size_t)(oh - r0) * OW;
-                        const int *restrict xi = xidx + kx * OW;
-                        for (int ow = 0; ow < OW; ow++) dst[ow] = src[xi[ow]];
+                for (int kx = 0; kx < k; kx++) {
+                    float *restrict dst = col + ((size_t)(c * k + ky) * k + kx) * (size_t)np;
+                    const int *restrict xi = xidx + kx * OW;
+                    int oh = (int)(p0 / (size_t)OW), ow = (int)(p0 % (size_t)OW);
+                    for (int i = 0; i < np; oh++, ow = 0) {   // the tile's pieces of output rows
+                        const float *restrict src = plane + (size_t)(reflect(oh * s + ky - p, Hu) / up) * W;
+                        int end = ow + (np - i) < OW ? ow + (np - i) : OW;
+                        for (int x = ow; x < end; x++) *dst++ = src[xi[x]];
+                        i += end - ow;
                     }
                 }
             }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->oc, ncols, ckk, 1.0f, L->w, ckk, col, ncols, 0.0f,
-                    out + (size_t)r0 * OW, OH * OW);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->oc, np, ckk, 1.0f, L->w, ckk, col, np, 0.0f,
+                    out + p0, (int)total);
     }
     if (bias)
         for (int o = 0; o < L->oc; o++) {
-            float *restrict y = out + (size_t)o * OH * OW;
-            for (size_t i = 0; i < (size_t)OH * OW; i++) y[i] += L->b[o];
+            float *restrict y = out + (size_t)o * total;
+            for (size_t i = 0; i < total; i++) y[i] += L->b[o];
         }
 }
 

@@ -389,7 +389,7 @@ expect_error "X-Request-Id on 405" 405 invalid_request_error - - "$CLS" &&
   check "X-Request-Id present on 405" has_header X-Request-Id
 
 # ---- not built yet: 501 with a message ---------------------------------------------------
-for ep in stylizations images/generations; do
+for ep in images/generations; do
   expect_status "POST /v1/$ep 501" 501 "${J[@]}" -d '{}' "$BASE/v1/$ep" &&
     check "POST /v1/$ep: error body with a message" python3 "$PYH" err "$BODY"
 done

@@ -22,7 +22,8 @@ Writes, in transformer_net_tiny/:
     ref.txt      one array per line, "<name> <count> <v0> ...":
                  dims [B, H, W]; x [B,3,H,W] input pixels 0..255 (integers);
                  y [B,3,H,W] PyTorch's output cropped to H x W (not clamped);
-                 full_dims [Hn, Wn] the network's own output size
+                 full_dims [Hn, Wn] the network's own output size;
+                 big_dims [H2, W2], big_x [1,3,H2,W2], big_y: one 37x61 image
     input.png    image 0 as RGBA, alpha a gradient (the integration test)
     expected.png round(clamp(y[0], 0, 255)) with image 0's alpha
     input.jpg    image 1 as JPEG (quality 95)
@@ -42,6 +43,7 @@ OUT = os.path.join(HERE, "transformer_net_tiny")
 CONVERT = os.path.join(HERE, "..", "..", "scripts", "convert_fast_neural_style.py")
 WIDTH = 0.25
 B, H, W = 2, 18, 23   # not multiples of 4: the network's output is 20 x 24, cropped
+BIG_H, BIG_W = 37, 61  # over one im2col tile of the 9x9 convolutions (the engine's tiles split rows)
 
 
 class ConvLayer(torch.nn.Module):
@@ -174,6 +176,10 @@ def main():
         arr(f, "x", pixels.transpose(0, 3, 1, 2))
         arr(f, "y", y.numpy())
         arr(f, "full_dims", [hn, wn])
+        big = test_image(7, BIG_H, BIG_W)[None]
+        arr(f, "big_dims", [BIG_H, BIG_W])
+        arr(f, "big_x", big.transpose(0, 3, 1, 2))
+        arr(f, "big_y", run(net, big)[:, :, :BIG_H, :BIG_W].numpy())
 
     # the integration test's images: image 0 with an alpha gradient as PNG
     alpha = np.tile(np.linspace(0, 255, W).round().astype(np.uint8), (H, 1))[..., None]

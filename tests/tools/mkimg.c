@@ -9,6 +9,10 @@
 //   mkimg variants IMAGES.idx[.gz] INDEX OUTDIR
 //   mkimg huge OUT.png
 //   mkimg truncated IN OUT BYTES
+//   mkimg noise OUT.png W H [rgba]
+//   mkimg exif IN.jpg OUT.jpg ORIENTATION
+//   mkimg info IMG
+//   mkimg diff A B
 #include "engine/io/idx.h"     // eng_idx_load
 #include "engine/io/image.h"   // eng_png_encode
 #include "engine/core/util.h"    // eng_read_file, eng_write_file_atomic
@@ -31,7 +35,11 @@ static void usage(void) {
             "  mkimg idx2jpg IMAGES.idx[.gz] INDEX OUT.jpg [SCALE]  the same as JPEG, quality 95\n"
             "  mkimg variants IMAGES.idx[.gz] INDEX OUTDIR          the image in every PNG/JPEG flavour\n"
             "  mkimg huge OUT.png                                   PNG header claiming 100000x100000\n"
-            "  mkimg truncated IN OUT BYTES                         first BYTES bytes of IN\n");
+            "  mkimg truncated IN OUT BYTES                         first BYTES bytes of IN\n"
+            "  mkimg noise OUT.png W H [rgba]                       W x H random colours (seeded), RGB or RGBA\n"
+            "  mkimg exif IN.jpg OUT.jpg ORIENTATION                IN with an EXIF APP1 saying ORIENTATION (1..8)\n"
+            "  mkimg info IMG                                       prints \"W H opaque|alpha\" as decoded\n"
+            "  mkimg diff A B                                       prints the largest channel difference (RGBA), sizes must match\n");
 }
 
 __attribute__((noreturn, format(printf, 1, 2)))
@@ -310,6 +318,97 @@ static int cmd_truncated(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_noise(int argc, char **argv) {
+    if (argc != 5 && argc != 6) {
+        usage();
+        return 2;
+    }
+    int w = (int)parse_long(argv[3], "W", 1, 20000), h = (int)parse_long(argv[4], "H", 1, 20000);
+    int ch = argc == 6 && strcmp(argv[5], "rgba") == 0 ? 4 : 3;
+    uint8_t *px = malloc((size_t)w * h * ch);
+    if (!px) die("out of memory");
+    uint32_t s = 12345;
+    for (size_t i = 0; i < (size_t)w * h * ch; i++) {
+        s = s * 1664525u + 1013904223u;
+        px[i] = (uint8_t)(s >> 24);
+    }
+    write_png_eng(argv[2], px, w, h, ch);
+    free(px);
+    return 0;
+}
+
+// An EXIF APP1 (big-endian TIFF, one IFD0 entry: Orientation) right after SOI.
+static int cmd_exif(int argc, char **argv) {
+    if (argc != 5) {
+        usage();
+        return 2;
+    }
+    size_t len;
+    char *err = NULL;
+    uint8_t *in = (uint8_t *)eng_read_file(argv[2], &len, &err);
+    if (!in) die("%s", err);
+    if (len < 4 || in[0] != 0xff || in[1] != 0xd8) die("%s is not a JPEG", argv[2]);
+    long o = parse_long(argv[4], "ORIENTATION", 1, 8);
+    static const uint8_t app1[] = {0xff, 0xe1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0,
+                                   'M', 'M', 0, 42, 0, 0, 0, 8,   // TIFF header, IFD0 at 8
+                                   0, 1,                          // one entry
+                                   0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0,   // Orientation, SHORT, 1, value
+                                   0, 0, 0, 0};                   // no next IFD
+    uint8_t *out = malloc(len + sizeof app1);
+    if (!out) die("out of memory");
+    memcpy(out, in, 2);
+    memcpy(out + 2, app1, sizeof app1);
+    out[2 + 2 + 2 + 6 + 8 + 2 + 8 + 1] = (uint8_t)o;
+    memcpy(out + 2 + sizeof app1, in + 2, len - 2);
+    save(argv[3], out, len + sizeof app1);
+    free(out);
+    free(in);
+    return 0;
+}
+
+static eng_image decode_file(const char *path) {
+    size_t len;
+    char *err = NULL;
+    char *data = eng_read_file(path, &len, &err);
+    if (!data) die("%s", err);
+    eng_image img;
+    if (eng_image_decode(&img, data, len, (size_t)1 << 28, &err) != ENG_IMG_OK) die("%s: %s", path, err);
+    free(data);
+    return img;
+}
+
+static int cmd_info(int argc, char **argv) {
+    if (argc != 3) {
+        usage();
+        return 2;
+    }
+    eng_image img = decode_file(argv[2]);
+    int alpha = 0;
+    for (size_t i = 0; i < (size_t)img.width * img.height; i++) alpha |= img.rgba[4 * i + 3] != 255;
+    printf("%d %d %s\n", img.width, img.height, alpha ? "alpha" : "opaque");
+    eng_image_free(&img);
+    return 0;
+}
+
+static int cmd_diff(int argc, char **argv) {
+    if (argc != 4) {
+        usage();
+        return 2;
+    }
+    eng_image a = decode_file(argv[2]), b = decode_file(argv[3]);
+    if (a.width != b.width || a.height != b.height)
+        die("sizes differ: %dx%d and %dx%d", a.width, a.height, b.width, b.height);
+    int maxd = 0;
+    for (size_t i = 0; i < (size_t)a.width * a.height * 4; i++) {
+        int d = abs((int)a.rgba[i] - (int)b.rgba[i]);
+        if (d > maxd) maxd = d;
+    }
+    printf("%d\n", maxd);
+    eng_image_free(&a);
+    eng_image_free(&b);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage();
@@ -321,6 +420,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "variants") == 0) return cmd_variants(argc, argv);
     if (strcmp(cmd, "huge") == 0) return cmd_huge(argc, argv);
     if (strcmp(cmd, "truncated") == 0) return cmd_truncated(argc, argv);
+    if (strcmp(cmd, "noise") == 0) return cmd_noise(argc, argv);
+    if (strcmp(cmd, "exif") == 0) return cmd_exif(argc, argv);
+    if (strcmp(cmd, "info") == 0) return cmd_info(argc, argv);
+    if (strcmp(cmd, "diff") == 0) return cmd_diff(argc, argv);
     fprintf(stderr, "mkimg: unknown command '%s'\n", cmd);
     usage();
     return 2;
