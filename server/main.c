@@ -78,6 +78,12 @@ static void print_progress(void *ctx, const eng_train_progress *p) {
         return;
     }
     int eta = (int)p->eta_s;
+    if (p->gan) {
+        fprintf(stderr, "step %6d/%d  epoch %2d  D loss %.4f  G loss %.4f  D(x) %.3f  D(G(z)) %.3f  %6.0f ex/s  ETA %dm%02ds\n",
+                p->step, p->total_steps, p->epoch, (double)p->loss, (double)p->g_loss, (double)p->d_real,
+                (double)p->d_fake, p->examples_per_s, eta / 60, eta % 60);
+        return;
+    }
     char val[48] = "";
     if (p->val_loss >= 0 && p->val_accuracy >= 0)
         snprintf(val, sizeof val, "  val %.4f acc %.2f%%", (double)p->val_loss, 100.0 * p->val_accuracy);
@@ -96,6 +102,7 @@ static int cmd_train(int argc, char **argv) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: inferd train --task T --data PATH --out DIR [options]\n\n"
                    "  --task T          image-classification | text-generation | text-classification | translation\n"
+                   "                    | image-generation (DCGAN; --dim sets its base width, --labels none: unconditional)\n"
                    "  --data PATH       dataset (image-classification: a directory with MNIST-style IDX files,\n"
                    "                    e.g. /usr/share/datasets/fashion-mnist, or a tar (gzip'd or not) of label\n"
                    "                    folders: label/image.png|jpg, trained as gray 28x28; text-generation: a text file or a\n"
@@ -170,6 +177,7 @@ static int cmd_train(int argc, char **argv) {
     }
     if (!o.task || !o.data || !o.out) { fprintf(stderr, "inferd train: --task, --data and --out are required\n"); return 2; }
     if (!lr_given && strcmp(o.task, "text-classification") == 0) o.lr = 0.5f;   // SGD, as fastText, not AdamW
+    if (!lr_given && strcmp(o.task, "image-generation") == 0) o.lr = 2e-4f;     // DCGAN's Adam rate
     if (threads > 0) openblas_set_num_threads(threads);
     // the README of the model records the exact command
     char command[2048] = "inferd train";
@@ -200,14 +208,44 @@ static int cmd_train(int argc, char **argv) {
 }
 
 // ---------------------------------------------------------------- eval
+// An image generator judged by a classifier (eng_eval_generation).
+static int eval_generation(const char *model, const char *classifier, int n, uint64_t seed, const char *grid) {
+    eng_gen_report r;
+    char *err = NULL;
+    if (eng_eval_generation(model, classifier, n, seed, grid, &r, &err) != 0) {
+        fprintf(stderr, "inferd eval: %s\n", err);
+        free(err);
+        return 1;
+    }
+    int present = 0;
+    for (int k = 0; k < r.n_labels; k++) present += r.counts[k] > 0;
+    printf("images %ld  mean top-1 confidence %.4f  classes represented %d/%d", r.n, r.mean_confidence, present, r.n_labels);
+    if (r.conditional) printf("  classified as the requested label %.4f", (double)r.matched / (double)r.n);
+    printf("\n");
+    for (int k = 0; k < r.n_labels; k++) printf("label %-12s %.4f (%ld images)\n", r.labels[k], (double)r.counts[k] / (double)r.n, r.counts[k]);
+    eng_gen_report_free(&r);
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL;
+    const char *model = NULL, *data = NULL, *classifier = NULL, *grid = NULL;
+    int n_images = 1000;
+    uint64_t seed = 1;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) { printf("usage: inferd eval --model DIR --data PATH\n"); return 0; }
+        if (strcmp(argv[i], "--help") == 0) {
+            printf("usage: inferd eval --model DIR --data PATH\n"
+                   "       inferd eval --model GENERATOR --classifier DIR [--n 1000] [--seed 1] [--grid out.png]\n");
+            return 0;
+        }
         if (i + 1 < argc && strcmp(argv[i], "--model") == 0) model = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--data") == 0) data = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--classifier") == 0) classifier = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--grid") == 0) grid = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--n") == 0) { if (flag_int(argv[++i], 1, 1000000, &n_images, "--n") != 0) return 2; }
+        else if (i + 1 < argc && strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[++i], NULL, 10);
         else { fprintf(stderr, "inferd eval: unknown option %s\n", argv[i]); return 2; }
     }
+    if (model && classifier) return eval_generation(model, classifier, n_images, seed, grid);
     if (!model || !data) { fprintf(stderr, "inferd eval: --model and --data are required\n"); return 2; }
     double score, exact;
     long n;

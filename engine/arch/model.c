@@ -6,6 +6,7 @@
 #include <sys/stat.h>       // stat
 #include "engine/arch/bert.h"    // BERT / DistilBERT text classifiers
 #include "engine/arch/cnn.h"     // the CNN classifier architecture
+#include "engine/arch/dcgan.h"   // DCGAN image generators
 #include "engine/arch/fasttext.h"  // fastText-style text classifiers
 #include "engine/arch/lstm.h"    // char-RNN LSTM language models
 #include "engine/arch/marian.h"  // MarianMT translation (HF directories)
@@ -65,6 +66,51 @@ static void cnn_classify(eng_model *m, eng_tape *t, const float *x, int B, float
     eng_var *in = eng_tape_wrap(t, (float *)x, 4, (int[]){B, c->in_c, c->in_h, c->in_w});
     eng_var *p = eng_t_softmax(t, eng_cnn_forward(c, t, in));
     memcpy(probs, p->val, (size_t)B * (size_t)c->n_classes * sizeof(float));
+}
+
+// ---------------------------------------------------------------- arch: dcgan (image generation)
+static int dcgan_load(eng_model *m, char **err) {
+    eng_dcgan *g = calloc(1, sizeof *g);
+    if (!g) return eng_errorf(err, "%s: out of memory", m->dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", m->dir);
+    if (eng_dcgan_init(g, m->config, 0, err) != 0 || eng_dcgan_load(g, path, err) != 0) {
+        eng_dcgan_free(g);
+        free(g);
+        return -1;
+    }
+    m->impl = g;
+    m->n_params = g->n_g_params;
+    m->n_latent = g->n_latent;
+    m->out_channels = g->channels; m->out_height = g->height; m->out_width = g->width;
+    const json_t *labels = json_object_get(m->config, "labels");   // a conditional model's classes
+    if (g->n_classes) {
+        if (!(m->labels = calloc((size_t)g->n_classes, sizeof(char *)))) return eng_errorf(err, "%s: out of memory", m->dir);
+        for (int i = 0; i < g->n_classes; i++) {
+            const char *s = json_string_value(json_array_get(labels, (size_t)i));
+            if (!s) return eng_errorf(err, "config: labels[%d] is not a string", i);
+            if (!(m->labels[i] = strdup(s))) return eng_errorf(err, "%s: out of memory", m->dir);
+            m->n_labels = i + 1;
+        }
+    }
+    return 0;
+}
+
+static void dcgan_free(eng_model *m) {
+    eng_dcgan_free(m->impl);
+    free(m->impl);
+}
+
+// One forward per image (batch invariance: see dcgan.h), running statistics.
+static void dcgan_generate(eng_model *m, eng_tape *t, const float *z, const int *labels, int B, float *y) {
+    eng_dcgan *g = m->impl;
+    size_t img = (size_t)g->channels * g->height * g->width;
+    for (int b = 0; b < B; b++) {
+        eng_tape_reset(t);
+        eng_var *zb = eng_tape_wrap(t, (float *)z + (size_t)b * g->n_latent, 2, (int[]){1, g->n_latent});
+        eng_var *x = eng_dcgan_generate(g, t, zb, labels ? labels + b : NULL, 0);
+        for (size_t k = 0; k < img; k++) y[(size_t)b * img + k] = 0.5f * (x->val[k] + 1.0f);
+    }
 }
 
 // ---------------------------------------------------------------- arch: gpt2 / llama (text generation)
@@ -324,6 +370,8 @@ static const eng_model_arch archs[] = {
     {.name = "lstm-attention", .task = ENG_TASK_TRANSLATION, .load = la_load, .s2s = &eng_la_s2s_ops},
     {.name = "transformer_net", .task = ENG_TASK_IMAGE_STYLIZATION, .load = tnet_load, .free = tnet_free,
      .image_to_image = tnet_stylize, .image_to_image_bytes = tnet_bytes, .image_min_side = ENG_TNET_MIN_SIDE},
+    {.name = "dcgan", .task = ENG_TASK_IMAGE_GENERATION, .load = dcgan_load, .free = dcgan_free,
+     .generate_images = dcgan_generate},
 };
 
 // Foreign layouts say what they are with "model_type" (Hugging Face) or

@@ -64,8 +64,11 @@ typedef struct {
     //      them), and the smallest side the network takes
     size_t (*image_to_image_bytes)(const eng_model *m, int H, int W);
     int image_min_side;
-    // ---- image-generation: latent z[B, n_latent] -> images y[B, C, H, W]
-    void (*generate_images)(eng_model *m, eng_tape *t, const float *z, int B, float *y);
+    // ---- image-generation: latent z[B, n_latent] and labels[B] (class
+    //      indices into m->labels; NULL for an unconditional model) -> images
+    //      y[B, C, H, W] with values in [0, 1]. Image b depends only on
+    //      z[b] and labels[b], never on the rest of the batch.
+    void (*generate_images)(eng_model *m, eng_tape *t, const float *z, const int *labels, int B, float *y);
 } eng_model_arch;
 
 struct eng_model {
@@ -86,6 +89,9 @@ struct eng_model {
     eng_s2s *s2s;                // the encoder-decoder's weights, or NULL
     eng_tokenizer *tok_tgt;      // translation: the target side (NULL: tok serves both)
     int max_text_ids;            // text input: most ids one text may have (0: no limit)
+    // image generation
+    int n_latent;                // latent size (z[B, n_latent])
+    int out_channels, out_height, out_width;   // generated image shape
 };
 
 // Loads the model in `dir`. Returns 0 and *out, or -1 with *err (naming the

@@ -51,6 +51,7 @@ int eng_params_save(eng_param_table t, const char *path,
         e[i].ndim = p->ndim;
         e[i].shape[0] = shape[0];
         e[i].shape[1] = shape[1];
+        for (int d = 2; d < p->ndim; d++) e[i].shape[d] = p->shape[d];   // kernels: as they are
         e[i].data = tmp[i] ? tmp[i] : p->val;
     }
     const char *meta[] = {"format", "pt", NULL};

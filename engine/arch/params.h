@@ -11,8 +11,8 @@
 
 #define ENG_PARAM_FIELDS                                                          \
     char name[80];   /* checkpoint name, e.g. "h.0.attn.c_attn.weight" */         \
-    int ndim;        /* 1 or 2 */                                                 \
-    int shape[2];    /* our layout: a matrix is [out, in] (y = x W^T) */          \
+    int ndim;        /* 1..4 (4: convolution kernels) */                          \
+    int shape[4];    /* our layout: a matrix is [out, in] (y = x W^T) */          \
     size_t n;        /* elements */                                               \
     float *val;      /* [n] mapped or owned values, or NULL */                    \
     float *grad;     /* [n] gradient, or NULL */

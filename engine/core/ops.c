@@ -483,6 +483,74 @@ void eng_conv2d_backward(float *din, float *dw, float *db, float *col, const flo
     }
 }
 
+// ---------------------------------------------------------------- conv_transpose2d
+// The adjoint of conv2d (PyTorch's ConvTranspose2d, output_padding 0): with
+// w[C,OC,K,K] read as a conv2d weight mapping OC channels to C, the forward is
+// conv2d's input gradient (cols = w^T @ x, scattered by col2im) and the
+// backward is conv2d's forward (im2col of dout) plus its weight gradient.
+int eng_conv_transpose2d_out_dim(int in, int k, int stride, int pad)
+{
+    return (in - 1) * stride - 2 * pad + k;
+}
+
+size_t eng_conv_transpose2d_col_size(int C, int H, int W, int OC, int K, int stride, int pad)
+{
+    (void)C;
+    return (size_t)OC * K * K * H * W;   // the column matrix of one output image, [OC*K*K, H*W]
+}
+
+void eng_conv_transpose2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
+                                  int B, int C, int H, int W, int OC, int K, int stride, int pad)
+{
+    int OH = eng_conv_transpose2d_out_dim(H, K, stride, pad), OW = eng_conv_transpose2d_out_dim(W, K, stride, pad);
+    int P = H * W, CK = OC * K * K;
+    for (int n = 0; n < B; n++) {
+        float *o = out + (size_t)n * OC * OH * OW;
+        memset(o, 0, (size_t)OC * OH * OW * sizeof(float));
+        // col[OC*K*K, P] = w^T[OC*K*K, C] @ x[C, P]  (w is [C, OC*K*K])
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CK, P, C, 1.0f, w, CK,
+                    in + (size_t)n * C * P, P, 0.0f, col, P);
+        col2im_add(o, col, OC, OH, OW, K, K, stride, pad, H, W);
+        if (b)
+            for (int oc = 0; oc < OC; oc++) {
+                float *plane = o + (size_t)oc * OH * OW;
+                for (int p = 0; p < OH * OW; p++) plane[p] += b[oc];
+            }
+    }
+}
+
+void eng_conv_transpose2d_backward(float *din, float *dw, float *db, float *col, const float *dout,
+                                   const float *in, const float *w,
+                                   int B, int C, int H, int W, int OC, int K, int stride, int pad)
+{
+    int OH = eng_conv_transpose2d_out_dim(H, K, stride, pad), OW = eng_conv_transpose2d_out_dim(W, K, stride, pad);
+    int P = H * W, CK = OC * K * K;
+    for (int n = 0; n < B; n++) {
+        const float *g = dout + (size_t)n * OC * OH * OW;
+        if (db)
+            for (int oc = 0; oc < OC; oc++) db[oc] += v_sum(g + (size_t)oc * OH * OW, (size_t)OH * OW);
+        if (!din && !dw) continue;
+        im2col(col, g, OC, OH, OW, K, K, stride, pad, H, W);   // [CK, P]
+        if (din)   // din[C,P] += w[C,CK] @ col[CK,P]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, P, CK, 1.0f, w, CK, col, P, 1.0f,
+                        din + (size_t)n * C * P, P);
+        if (dw)    // dw[C,CK] += x[C,P] @ col^T[P,CK]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, CK, P, 1.0f, in + (size_t)n * C * P, P, col, P,
+                        1.0f, dw, CK);
+    }
+}
+
+// ---------------------------------------------------------------- leaky relu
+void eng_leaky_relu_forward(float *out, const float *in, size_t n, float slope)
+{
+    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0 ? in[i] : slope * in[i];
+}
+
+void eng_leaky_relu_backward(float *din, const float *dout, const float *in, size_t n, float slope)
+{
+    for (size_t i = 0; i < n; i++) din[i] += in[i] > 0 ? dout[i] : slope * dout[i];
+}
+
 // ---------------------------------------------------------------- pooling
 
 // One row of max-pooling windows, plain loops: o[ow], am[ow] for ow < OW,

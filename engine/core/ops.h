@@ -44,6 +44,26 @@ void eng_conv2d_backward(float *din, float *dw, float *db, float *col, const flo
                          const float *in, const float *w,
                          int B, int C, int H, int W, int OC, int KH, int KW, int stride, int pad);
 
+// ---------------------------------------------------------------- conv_transpose2d
+// PyTorch's ConvTranspose2d (square kernel, output_padding 0, groups 1): the
+// adjoint of conv2d, <conv2d(y, w), x> = <y, conv_transpose2d(x, w)>.
+// in[B,C,H,W], w[C,OC,K,K] (PyTorch's layout), b[OC] or NULL -> out[B,OC,OH,OW]
+// with OH = (H-1)*stride - 2*pad + K. `col` is scratch of
+// eng_conv_transpose2d_col_size() floats (one image).
+int eng_conv_transpose2d_out_dim(int in, int k, int stride, int pad);
+size_t eng_conv_transpose2d_col_size(int C, int H, int W, int OC, int K, int stride, int pad);
+void eng_conv_transpose2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
+                                  int B, int C, int H, int W, int OC, int K, int stride, int pad);
+// din[B,C,H,W] += ; dw[C,OC,K,K] += ; db[OC] += (any may be NULL). `col` as above.
+void eng_conv_transpose2d_backward(float *din, float *dw, float *db, float *col, const float *dout,
+                                   const float *in, const float *w,
+                                   int B, int C, int H, int W, int OC, int K, int stride, int pad);
+
+// ---------------------------------------------------------------- leaky relu
+// out = in > 0 ? in : slope*in; the backward accumulates into din.
+void eng_leaky_relu_forward(float *out, const float *in, size_t n, float slope);
+void eng_leaky_relu_backward(float *din, const float *dout, const float *in, size_t n, float slope);
+
 // ---------------------------------------------------------------- pooling
 // Max pooling, window K, stride S, no padding: out[B,C,OH,OW], OH = (H-K)/S+1.
 // argmax[B*C*OH*OW] records the flat input index (within the image plane) of each max.

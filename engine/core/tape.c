@@ -126,6 +126,48 @@ eng_var *eng_t_conv2d(eng_tape *t, eng_var *x, eng_var *w, eng_var *b, int strid
     return out;
 }
 
+// ---------------------------------------------------------------- conv_transpose2d
+// forward: out = conv_transpose(x, w) + b; i = {B, C, H, W, OC, K, stride, pad}
+static void conv_transpose2d_back(eng_tape_entry *e) {
+    eng_var *x = e->in[0], *w = e->in[1], *b = e->in[2];
+    int *i = e->i;
+    eng_conv_transpose2d_backward(x->grad, w->grad, b ? b->grad : NULL, e->aux, e->out->grad, x->val, w->val,
+                                  i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7]);
+}
+
+eng_var *eng_t_conv_transpose2d(eng_tape *t, eng_var *x, eng_var *w, eng_var *b, int stride, int pad) {
+    int B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int OC = w->shape[1], K = w->shape[2];
+    int OH = eng_conv_transpose2d_out_dim(H, K, stride, pad), OW = eng_conv_transpose2d_out_dim(W, K, stride, pad);
+    int rec = wants_grad(t, x, w, b);
+    eng_var *out = new_var(t, 4, (int[]){B, OC, OH, OW}, rec);
+    float *col = eng_arena_alloc(&t->arena, eng_conv_transpose2d_col_size(C, H, W, OC, K, stride, pad) * sizeof(float));
+    eng_conv_transpose2d_forward(out->val, col, x->val, w->val, b ? b->val : NULL, B, C, H, W, OC, K, stride, pad);
+    if (rec) {
+        eng_tape_entry *e = record(t, conv_transpose2d_back, out, x, w, b);
+        int args[8] = {B, C, H, W, OC, K, stride, pad};
+        memcpy(e->i, args, sizeof args);
+        e->aux = col;   // reused as scratch by the backward
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- leaky relu
+// i[0] holds the slope's bits.
+static void leaky_relu_back(eng_tape_entry *e) {
+    float slope;
+    memcpy(&slope, &e->i[0], sizeof slope);
+    if (e->in[0]->grad) eng_leaky_relu_backward(e->in[0]->grad, e->out->grad, e->in[0]->val, e->out->n, slope);
+}
+
+eng_var *eng_t_leaky_relu(eng_tape *t, eng_var *x, float slope) {
+    int rec = wants_grad(t, x, NULL, NULL);
+    eng_var *out = new_var(t, x->ndim, x->shape, rec);
+    eng_leaky_relu_forward(out->val, x->val, x->n, slope);
+    if (rec) memcpy(&record(t, leaky_relu_back, out, x, NULL, NULL)->i[0], &slope, sizeof slope);
+    return out;
+}
+
 // ---------------------------------------------------------------- linear
 // forward: out[N,OC] = x[N,C] w^T + b; i = {N, C, OC}
 static void linear_back(eng_tape_entry *e) {

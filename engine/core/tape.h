@@ -58,12 +58,15 @@ void eng_var_param(eng_var *v, float *val, float *grad, int ndim, const int *sha
 // ---------------------------------------------------------------- ops (see engine/core/ops.h for semantics)
 // x[B,C,H,W], w[OC,C,K,K], b[OC] or NULL -> [B,OC,OH,OW]
 eng_var *eng_t_conv2d(eng_tape *t, eng_var *x, eng_var *w, eng_var *b, int stride, int pad);
+// x[B,C,H,W], w[C,OC,K,K] (PyTorch's ConvTranspose2d layout), b[OC] or NULL -> [B,OC,(H-1)*stride-2*pad+K, ...]
+eng_var *eng_t_conv_transpose2d(eng_tape *t, eng_var *x, eng_var *w, eng_var *b, int stride, int pad);
 // x[N,C] (or any shape whose last dim is C), w[OC,C], b[OC] or NULL -> [N,OC]
 eng_var *eng_t_linear(eng_tape *t, eng_var *x, eng_var *w, eng_var *b);
 eng_var *eng_t_relu(eng_tape *t, eng_var *x);
 eng_var *eng_t_gelu(eng_tape *t, eng_var *x);
 eng_var *eng_t_tanh(eng_tape *t, eng_var *x);
 eng_var *eng_t_sigmoid(eng_tape *t, eng_var *x);
+eng_var *eng_t_leaky_relu(eng_tape *t, eng_var *x, float slope);   // x > 0 ? x : slope*x
 // x[B,C,H,W] -> [B,C,(H-K)/S+1,(W-K)/S+1]
 eng_var *eng_t_maxpool2d(eng_tape *t, eng_var *x, int k, int s);
 eng_var *eng_t_avgpool2d(eng_tape *t, eng_var *x, int k, int s);

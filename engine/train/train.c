@@ -30,6 +30,7 @@ static int (*const loops[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) 
     [ENG_TASK_TEXT_GENERATION] = eng__train_text_generation,
     [ENG_TASK_TEXT_CLASSIFICATION] = eng__train_text_classification,
     [ENG_TASK_TRANSLATION] = eng__train_translation,
+    [ENG_TASK_IMAGE_GENERATION] = eng__train_image_generation,
 };
 
 // Checks shared by eng_train and eng_train_check; the task's index, or -1 with *err.
@@ -96,6 +97,7 @@ static int (*const checks[ENG_TASK__COUNT])(const eng_train_opts *o, char **err)
     [ENG_TASK_TEXT_GENERATION] = eng__check_text_generation,
     [ENG_TASK_TEXT_CLASSIFICATION] = eng__check_text_classification,
     [ENG_TASK_TRANSLATION] = eng__check_translation,
+    [ENG_TASK_IMAGE_GENERATION] = eng__check_image_generation,
 };
 
 int eng_train_check(const eng_train_opts *o, char **err) {

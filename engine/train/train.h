@@ -15,6 +15,9 @@ typedef struct {
     double eta_s;              // estimated seconds left
     float val_loss;            // < 0 when not evaluated in this report
     float val_accuracy;        // < 0 when not evaluated in this report
+    int gan;                   // 1: a GAN's report: loss is the discriminator's, and
+    float g_loss;              //    the generator's loss,
+    float d_real, d_fake;      //    mean D(x) and D(G(z)) (not kept in checkpoint histories)
 } eng_train_progress;
 
 typedef struct {
@@ -91,6 +94,25 @@ typedef struct {
 // a label the model does not know. 0 or -1 with *err.
 int eng_eval_text(const char *model_dir, const char *data, eng_eval_report *r, char **err);
 void eng_eval_report_free(eng_eval_report *r);
+
+// Image generators (eval_generation.c): n images from latents of `seed`
+// (eng_dcgan_latents; a conditional model's image i asks for label i % L),
+// each classified by an image classifier: its mean top-1 probability, how
+// often each of its labels won, and (conditional) how often the requested
+// label won. grid_png (may be NULL): a PNG of the first 100 images, ten per
+// row. 0 or -1 with *err.
+typedef struct {
+    long n;
+    double mean_confidence;
+    int n_labels;                 // the classifier's
+    char **labels;                // [n_labels]
+    long *counts;                 // [n_labels] images classified as each label
+    int conditional;
+    long matched;                 // conditional: images classified as their requested label
+} eng_gen_report;
+int eng_eval_generation(const char *model_dir, const char *classifier_dir, int n, uint64_t seed, const char *grid_png,
+                        eng_gen_report *r, char **err);
+void eng_gen_report_free(eng_gen_report *r);
 
 // Translation models (translation.c): greedy outputs on a TSV of
 // "source<TAB>reference" lines scored by chrF2 (sacrebleu's definition,
