@@ -1,6 +1,6 @@
 // api.h — the route table and its handlers (one file per group:
 // api_probes.c, api_models.c, api_classify.c, api_translations.c,
-// api_completions.c, api_files.c, api_jobs.c, and
+// api_completions.c, api_files.c, api_jobs.c, api_images.c, and
 // api_common.c for shared helpers and the 501 answer of unbuilt endpoints),
 // plus the batch runners (image and text classification, translation) the scheduler calls. Each
 // handler answers through srv_request_* or hands the request to the
@@ -65,6 +65,19 @@ typedef struct {
 // settings, every sentence tokenized into r->task. 0 = ready to queue,
 // -1 = r answered.
 int srv_api_translations_parse(srv_request *r, const json_t *j);
+// image generation (api_images.c)
+int srv_api_images_generations(srv_request *r, const char *arg);
+void srv_run_generate_images(srv_worker *w, srv_model *m, srv_request **reqs, int n);
+// The task state of an image-generation request (srv_request.task): its
+// latents, drawn on the HTTP thread from the seed, and each image's label.
+typedef struct {
+    int n;                      // images
+    uint64_t seed;              // the request's seed (given or drawn)
+    int label;                  // the requested label's index, or -1 (unconditional, or every label in turn)
+    int grid;                   // 1: one grid PNG (Accept: image/png)
+    float *z;                   // [n, n_latent]
+    int *labels;                // [n] label index of each image (0 for an unconditional model)
+} srv_gen_images_req;
 // text generation (OpenAI-compatible completions)
 int srv_api_completions(srv_request *r, const char *arg);
 // Validates a completions body for model m into q (prompt tokenized); 0, or

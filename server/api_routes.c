@@ -14,6 +14,7 @@ const srv_route srv_api_routes[] = {
     {"POST", "/v1/completions", 0, "/v1/completions", srv_api_completions, 0, NULL},
     {"POST", "/v1/translations", 0, "/v1/translations", srv_api_translations, 0, NULL},
     {"POST", "/v1/stylizations", 0, "/v1/stylizations", srv_api_stylize, 0, NULL},
+    {"POST", "/v1/images/generations", 0, "/v1/images/generations", srv_api_images_generations, 0, NULL},
     {"GET", "/v1/files", 0, "/v1/files", srv_api_files_list, 0, NULL},
     {"POST", "/v1/files", 0, "/v1/files", srv_api_files_upload, 0, &srv_api_files_sink},   // body streamed to disk
     {"GET", "/v1/files/", 1, "/v1/files/{id}", srv_api_files_get, 0, NULL},
@@ -22,7 +23,5 @@ const srv_route srv_api_routes[] = {
     {"POST", "/v1/jobs", 0, "/v1/jobs", srv_api_jobs_create, 0, NULL},
     {"GET", "/v1/jobs/", 2, "/v1/jobs/{id}", srv_api_jobs_get, 0, NULL},          // {id}, {id}/events, {id}/loss.png
     {"POST", "/v1/jobs/", 2, "/v1/jobs/{id}/cancel", srv_api_jobs_post, 0, NULL},
-    // the rest of API.md: answered 501 with a message until they are built
-    {"POST", "/v1/images/generations", 0, "/v1/images/generations", srv_api_unbuilt, 0, NULL},
 };
 const int srv_api_n_routes = (int)(sizeof srv_api_routes / sizeof srv_api_routes[0]);

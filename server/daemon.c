@@ -83,6 +83,7 @@ int srv_daemon_run(const srv_config *c) {
     srv_sched_set_runner(ENG_TASK_TRANSLATION, srv_run_translate);
     srv_sched_set_runner(ENG_TASK_TEXT_CLASSIFICATION, srv_run_classify_text);
     srv_sched_set_runner(ENG_TASK_IMAGE_STYLIZATION, srv_run_stylize);
+    srv_sched_set_runner(ENG_TASK_IMAGE_GENERATION, srv_run_generate_images);
     srv_sched_set_stepper(ENG_TASK_TEXT_GENERATION, srv_gen_step, srv_gen_abort);
     // One thread pool: with several workers each calls OpenBLAS single-threaded
     // (PERF-NOTES: OpenBLAS threads and ours fight on 2 vCPUs).
