@@ -56,6 +56,9 @@
 #      examples/shoe.png back to back: p50/p90/p99 latency idle, then while a
 #      training job (a small GPT on the fortunes) runs; the job's steps/s
 #      (tests/bench/jobs_latency.py)
+#  10. image generation: the DCGAN (models/fashion-dcgan) through the engine on one
+#      thread, generations/s at n = 1 and 64 per request: latents + generate_images +
+#      one PNG per image (tests/bench/bench_dcgan.c)
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -70,8 +73,9 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,translate,text,bert,jobs: "image" = sections 1-3, "lm" = section 4,
-#                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9
+#   BENCH_PARTS         default image,lm,translate,text,bert,jobs,gen: "image" = sections 1-3, "lm" = section 4,
+#                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9,
+#                       "gen" = section 10
 #   BENCH_JOBS_SECONDS  seconds per phase of section 9 (default 10)
 #   BENCH_BERT_ROUNDS   timed rounds per BERT configuration (default 3; a batch-32 call takes seconds)
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
@@ -115,7 +119,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs}
+PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs,gen}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -504,6 +508,25 @@ if part jobs; then
   fi
 fi
 
+# ---------------------------------------------------------------- 10. image generation
+GEN_OK=0
+if part gen; then
+  hr
+  say "== 10. image generation: fashion-dcgan through the engine, 1 thread, ${SECS}s per line (median of 5 rounds)"
+  GEN_BIN=$BUILD/bench/bench_dcgan
+  # shellcheck disable=SC2086
+  if [ ! -f "$MODELS_DIR/fashion-dcgan/config.json" ]; then
+    say "   skipped: $MODELS_DIR/fashion-dcgan is missing (make models)"
+  elif ! $CC $BENCH_CFLAGS -o "$GEN_BIN" tests/bench/bench_dcgan.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-gen.log"; then
+    say "   skipped: cannot build bench_dcgan:"; cat "$OUT/cc-gen.log"
+  else
+    say "   images_s = latents + generate_images + one PNG per image; generate_only = the generator alone"
+    OPENBLAS_NUM_THREADS=1 "$GEN_BIN" --seconds "$SECS" --n 1,64 "$MODELS_DIR/fashion-dcgan" 2>&1 \
+      | sed 's/^/   /' | tee "$OUT/gen.txt"
+    grep -q 'images_s=' "$OUT/gen.txt" && GEN_OK=1
+  fi
+fi
+
 # ---------------------------------------------------------------- 6. summary
 # field NAME from the line of FILE matching PATTERN
 get() { grep -E "$2" "$1" 2>/dev/null | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"; }
@@ -671,6 +694,16 @@ if [ "$JOBS_OK" = 1 ]; then
       "the job meanwhile: $(get "$OUT/jobs.txt" "jobs training " steps_s) steps/s"
 elif part jobs; then
   say "training jobs: not measured"
+fi
+say ""
+if [ "$GEN_OK" = 1 ]; then
+  say "image generation (fashion-dcgan, 1 thread; generations/s):"
+  for N in 1 64; do
+    say "  n=$N: $(num "$(get "$OUT/gen.txt" "n=$N " images_s)") images/s ($(get "$OUT/gen.txt" "n=$N " requests_s) requests/s)," \
+        "$(num "$(get "$OUT/gen.txt" "n=$N " generate_only_images_s)") images/s generator alone"
+  done
+elif part gen; then
+  say "image generation: not measured"
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -388,11 +388,7 @@ expect_status "X-Request-Id on a classification (echo)" 200 -D "$HDRS" -H 'X-Req
 expect_error "X-Request-Id on 405" 405 invalid_request_error - - "$CLS" &&
   check "X-Request-Id present on 405" has_header X-Request-Id
 
-# ---- not built yet: 501 with a message ---------------------------------------------------
-for ep in images/generations; do
-  expect_status "POST /v1/$ep 501" 501 "${J[@]}" -d '{}' "$BASE/v1/$ep" &&
-    check "POST /v1/$ep: error body with a message" python3 "$PYH" err "$BODY"
-done
+# (/v1/images/generations is built: tests/integration/test_images.sh)
 # (/v1/jobs is built: tests/integration/test_jobs.sh)
 
 # ---- metrics ---------------------------------------------------------------------------
