@@ -218,6 +218,7 @@ static void fill_opts(const srv_job_spec *s, eng_train_opts *o) {
     if (s->batch_size) o->batch_size = s->batch_size;
     if (s->learning_rate > 0) o->lr = (float)s->learning_rate;
     else if (strcmp(s->task, "text-classification") == 0) o->lr = 0.5f;   // SGD, as `inferd train` does
+    else if (strcmp(s->task, "image-generation") == 0) o->lr = 2e-4f;     // DCGAN's Adam rate, as `inferd train` does
     if (s->weight_decay >= 0) o->weight_decay = (float)s->weight_decay;
     if (s->seed >= 0) o->seed = (uint64_t)s->seed;
     // a job's events are its progress: by default about 50 of them
