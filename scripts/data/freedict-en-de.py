@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """English -> German sentence pairs from Debian's dict-freedict-eng-deu.
 
-Usage: scripts/data/freedict-en-de.py [OUT.tsv] [--dict DIR]
+Usage: scripts/data/freedict-en-de.py [OUT.tsv] [--dict DIR] [--min-freq N] [--max-len N]
 Writes "english<TAB>german" lines (stdout when no OUT), python3 stdlib only.
 
 The dictionary (FreeDict's conversion of TU Chemnitz's Ding) lists every
@@ -115,10 +115,19 @@ def parse(text):
 def main():
     args = sys.argv[1:]
     dict_dir = "/usr/share/dictd"
+    global MIN_FREQ, MAX_LEN
     if "--dict" in args:
         i = args.index("--dict")
         dict_dir = args[i + 1]
         del args[i:i + 2]
+    for opt in ("--min-freq", "--max-len"):   # a smaller, more common vocabulary: more passes per word
+        if opt in args:
+            i = args.index(opt)
+            if opt == "--min-freq":
+                MIN_FREQ = int(args[i + 1])
+            else:
+                MAX_LEN = int(args[i + 1])
+            del args[i:i + 2]
     out = open(args[0], "w", encoding="utf-8") if args else sys.stdout
 
     parsed = [parse(t) for t in entries(dict_dir)]

@@ -398,6 +398,8 @@ else
   OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_marian_torch.py --threads 2 --batches 1,16 \
       --rounds 3 --check "$OUT/mt-dump.txt" "$OUT/mt-models/marian-base" 2>&1 | sed 's/^/   /' | tee -a "$OUT/mt.txt"
   grep -q 'sent_s=' "$OUT/mt.txt" && MT_OK=1
+  # the default translator too (character LSTM with attention: small, fast steps)
+  [ -f "$MODELS_DIR/en-de/config.json" ] && ln -s "$(cd "$MODELS_DIR/en-de" && pwd)" "$OUT/mt-models/en-de"
   "$INFERD" serve --host 127.0.0.1 --port 0 --models "$OUT/mt-models" --access-log false --log-level info \
       >"$OUT/mt-daemon.out" 2>"$OUT/mt-daemon.err" &
   DAEMON_PID=$!
@@ -412,8 +414,11 @@ else
     say "   HTTP: daemon did not start:"; tail -5 "$OUT/mt-daemon.err"
   else
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-    python3 tests/bench/translate_http.py --port "$PORT" --model marian-base --concurrency 1,16 --beams 1,4 \
-        --seconds "${BENCH_MT_SECONDS:-5}" 2>&1 | sed 's/^/   HTTP /' | tee -a "$OUT/mt.txt"
+    for M in marian-base en-de; do
+      [ -e "$OUT/mt-models/$M" ] || continue
+      python3 tests/bench/translate_http.py --port "$PORT" --model "$M" --concurrency 1,16 --beams 1,4 \
+          --seconds "${BENCH_MT_SECONDS:-5}" 2>&1 | sed 's/^/   HTTP /' | tee -a "$OUT/mt.txt"
+    done
   fi
   kill -TERM "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
   rm -rf "$OUT/mt-models"   # ~300 MB
