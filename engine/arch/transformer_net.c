@@ -6,6 +6,7 @@
 // image size (a 9x9 conv over 32 channels would need 2592 floats per pixel).
 #include "engine/arch/transformer_net.h"
 #include <cblas.h>     // cblas_sgemm
+#include <immintrin.h> // AVX2/FMA multiply-add rows (the build targets x86-64-v3)
 #include <math.h>      // lroundf, sqrt
 #include <stdio.h>     // snprintf
 #include <stdlib.h>    // calloc, free
@@ -170,7 +171,7 @@ static size_t col_floats(const eng_tnet *n, dims d) {
     return max_z(m, tile_floats(&n->deconv3, d.H, d.W));
 }
 
-typedef struct { size_t full, half, quarter, col, xidx; } scratch;   // floats (xidx: ints)
+typedef struct { size_t full, half, quarter, col, rows, xidx; } scratch;   // floats (xidx: ints)
 
 static scratch scratch_of(const eng_tnet *n, dims d) {
     scratch s;
@@ -178,13 +179,14 @@ static scratch scratch_of(const eng_tnet *n, dims d) {
     s.half = (size_t)n->c2 * (size_t)(2 * d.H4) * (size_t)(2 * d.W4);   // >= c2 * H2 * W2
     s.quarter = (size_t)n->c3 * (size_t)d.H4 * (size_t)d.W4;
     s.col = col_floats(n, d);
+    s.rows = (size_t)9 * (size_t)(n->c1 > 3 ? n->c1 : 3) * (size_t)(d.Wf + 8);   // conv_direct's padded rows
     s.xidx = 9 * (size_t)(d.Wf + 8);
     return s;
 }
 
 size_t eng_tnet_scratch_bytes(const eng_tnet *n, int H, int W) {
     scratch s = scratch_of(n, dims_of(H, W));
-    return (s.full + s.half + 3 * s.quarter + s.col) * sizeof(float) + s.xidx * sizeof(int) + 6 * 64;
+    return (s.full + s.half + 3 * s.quarter + s.col + s.rows) * sizeof(float) + s.xidx * sizeof(int) + 8 * 64;
 }
 
 // ---------------------------------------------------------------- kernels
@@ -235,6 +237,64 @@ static void conv(const eng_tnet_conv *L, const float *in, int H, int W, float *o
         }
 }
 
+// The 9x9 stride-1 convolutions (conv1: 3 inputs; deconv3: 3 outputs)
+// directly: their im2col would hold 81 rows per channel and feed a GEMM of 3
+// inputs or 3 outputs, moving far more memory than it computes. Per output
+// row, the C*k source rows it reads are reflection-padded once into `rows`
+// (C*k rows of OW + 2p floats); each run of 32 outputs then stays in four
+// AVX registers over all C*k*k weights.
+static void conv_direct(const eng_tnet_conv *L, const float *in, int H, int W, float *out, int OH, int OW, int bias,
+                        float *rows) {
+    const int k = L->k, p = k / 2, C = L->c, Wp = OW + 2 * p;
+    for (int oh = 0; oh < OH; oh++) {
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < k; ky++) {
+                const float *r = in + ((size_t)c * H + (size_t)reflect(oh + ky - p, H)) * W;
+                float *pr = rows + (size_t)(c * k + ky) * Wp;
+                for (int j = 0; j < Wp; j++) pr[j] = r[reflect(j - p, W)];
+            }
+        for (int o = 0; o < L->oc; o++) {
+            float *restrict y = out + ((size_t)o * OH + oh) * OW;
+            const float *wo = L->w + (size_t)o * C * k * k;
+            const float b0 = bias ? L->b[o] : 0.0f;
+            int x = 0;
+#ifdef __FMA__
+            for (; x + 32 <= OW; x += 32) {
+                __m256 a0 = _mm256_set1_ps(b0), a1 = a0, a2 = a0, a3 = a0;
+                for (int ck = 0; ck < C * k; ck++) {
+                    const float *pr = rows + (size_t)ck * Wp + x, *wk = wo + (size_t)ck * k;
+                    for (int kx = 0; kx < k; kx++) {
+                        const __m256 wv = _mm256_broadcast_ss(wk + kx);
+                        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx), a0);
+                        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 8), a1);
+                        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 16), a2);
+                        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 24), a3);
+                    }
+                }
+                _mm256_storeu_ps(y + x, a0);
+                _mm256_storeu_ps(y + x + 8, a1);
+                _mm256_storeu_ps(y + x + 16, a2);
+                _mm256_storeu_ps(y + x + 24, a3);
+            }
+            for (; x + 8 <= OW; x += 8) {
+                __m256 a0 = _mm256_set1_ps(b0);
+                for (int ck = 0; ck < C * k; ck++) {
+                    const float *pr = rows + (size_t)ck * Wp + x, *wk = wo + (size_t)ck * k;
+                    for (int kx = 0; kx < k; kx++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wk + kx), _mm256_loadu_ps(pr + kx), a0);
+                }
+                _mm256_storeu_ps(y + x, a0);
+            }
+#endif
+            for (; x < OW; x++) {
+                float a = b0;
+                for (int ck = 0; ck < C * k; ck++)
+                    for (int kx = 0; kx < k; kx++) a += wo[(size_t)ck * k + kx] * rows[(size_t)ck * Wp + x + kx];
+                y[x] = a;
+            }
+        }
+    }
+}
+
 enum { NORM, NORM_RELU, NORM_ADD };
 
 // InstanceNorm2d(affine) over each plane of x[c][n] (biased variance, eps
@@ -268,11 +328,12 @@ void eng_tnet_forward(const eng_tnet *n, eng_arena *a, const float *x, int B, in
     float *q1 = eng_arena_alloc(a, s.quarter * sizeof(float));
     float *q2 = eng_arena_alloc(a, s.quarter * sizeof(float));
     float *col = eng_arena_alloc(a, s.col * sizeof(float));
+    float *rows = eng_arena_alloc(a, s.rows * sizeof(float));
     int *xidx = eng_arena_alloc(a, s.xidx * sizeof(int));
     const size_t n1 = (size_t)H * W, n2 = (size_t)d.H2 * d.W2, n4 = (size_t)d.H4 * d.W4;
     const size_t nd1 = 4 * n4, nf = 16 * n4;
     for (int b = 0; b < B; b++) {
-        conv(&n->conv1, x + (size_t)b * 3 * n1, H, W, full, H, W, col, xidx, 0);
+        conv_direct(&n->conv1, x + (size_t)b * 3 * n1, H, W, full, H, W, 0, rows);
         inorm(full, n1, &n->in1, NORM_RELU, NULL);
         conv(&n->conv2, full, H, W, half, d.H2, d.W2, col, xidx, 0);
         inorm(half, n2, &n->in2, NORM_RELU, NULL);
@@ -289,6 +350,6 @@ void eng_tnet_forward(const eng_tnet *n, eng_arena *a, const float *x, int B, in
         conv(&n->deconv2, half, 2 * d.H4, 2 * d.W4, full, d.Hf, d.Wf, col, xidx, 0);
         inorm(full, nf, &n->in5, NORM_RELU, NULL);
         // only the top-left H x W of the network's Hf x Wf output
-        conv(&n->deconv3, full, d.Hf, d.Wf, y + (size_t)b * 3 * n1, H, W, col, xidx, 1);
+        conv_direct(&n->deconv3, full, d.Hf, d.Wf, y + (size_t)b * 3 * n1, H, W, 1, rows);
     }
 }
