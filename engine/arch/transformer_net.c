@@ -221,7 +221,16 @@ static void conv(const eng_tnet_conv *L, const float *in, int H, int W, float *o
                     for (int i = 0; i < np; oh++, ow = 0) {   // the tile's pieces of output rows
                         const float *restrict src = plane + (size_t)(reflect(oh * s + ky - p, Hu) / up) * W;
                         int end = ow + (np - i) < OW ? ow + (np - i) : OW;
-                        for (int x = ow; x < end; x++) *dst++ = src[xi[x]];
+                        if (s == 1 && up == 1) {   // the source run is contiguous but for reflected edges
+                            int lo = ow > p - kx ? ow : p - kx, hi = end < W + p - kx ? end : W + p - kx;
+                            if (lo > hi) lo = hi = end;
+                            for (int x = ow; x < lo; x++) *dst++ = src[xi[x]];
+                            memcpy(dst, src + lo + kx - p, (size_t)(hi - lo) * sizeof(float));
+                            dst += hi - lo;
+                            for (int x = hi; x < end; x++) *dst++ = src[xi[x]];
+                        } else {
+                            for (int x = ow; x < end; x++) *dst++ = src[xi[x]];
+                        }
                         i += end - ow;
                     }
                 }
@@ -297,23 +306,61 @@ static void conv_direct(const eng_tnet_conv *L, const float *in, int H, int W, f
 
 enum { NORM, NORM_RELU, NORM_ADD };
 
+// Sum of x[0..n) and sum of (x - m)^2, in eight float lanes (then double):
+// a plane is at most a few million values, well within float's range.
+static void plane_stats(const float *restrict x, size_t n, double *sum, double m, double *sq) {
+    size_t i = 0;
+    double s0 = 0, q0 = 0;
+#ifdef __FMA__
+    __m256 vs = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + i));
+    float l[8];
+    _mm256_storeu_ps(l, vs);
+    for (int j = 0; j < 8; j++) s0 += l[j];
+#endif
+    for (; i < n; i++) s0 += x[i];
+    if (sum) { *sum = s0; return; }
+    i = 0;
+#ifdef __FMA__
+    const __m256 vm = _mm256_set1_ps((float)m);
+    __m256 vq = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        vq = _mm256_fmadd_ps(d, d, vq);
+    }
+    _mm256_storeu_ps(l, vq);
+    for (int j = 0; j < 8; j++) q0 += l[j];
+#endif
+    for (; i < n; i++) { double d = x[i] - m; q0 += d * d; }
+    *sq = q0;
+}
+
 // InstanceNorm2d(affine) over each plane of x[c][n] (biased variance, eps
 // 1e-5), then relu, or added into `into` (the residual) instead of stored.
 static void inorm(float *x, size_t n, const eng_tnet_norm *N, int mode, float *into) {
     for (int c = 0; c < N->c; c++) {
         float *restrict v = x + (size_t)c * n;
-        double sum = 0, sq = 0;
-        for (size_t i = 0; i < n; i++) sum += v[i];
-        const float mean = (float)(sum / (double)n);
-        for (size_t i = 0; i < n; i++) { double d = v[i] - mean; sq += d * d; }
-        const float scale = (float)(N->g[c] / sqrt(sq / (double)n + NORM_EPS)), shift = N->b[c];
-        if (mode == NORM_ADD) {
-            float *restrict o = into + (size_t)c * n;
-            for (size_t i = 0; i < n; i++) o[i] += (v[i] - mean) * scale + shift;
-        } else if (mode == NORM_RELU) {
-            for (size_t i = 0; i < n; i++) { float y = (v[i] - mean) * scale + shift; v[i] = y > 0 ? y : 0; }
-        } else {
-            for (size_t i = 0; i < n; i++) v[i] = (v[i] - mean) * scale + shift;
+        double sum, sq;
+        plane_stats(v, n, &sum, 0, NULL);
+        const double mean = sum / (double)n;
+        plane_stats(v, n, NULL, mean, &sq);
+        const float scale = (float)(N->g[c] / sqrt(sq / (double)n + NORM_EPS));
+        const float shift = (float)(N->b[c] - mean * scale);   // y = x * scale + shift
+        float *restrict o = mode == NORM_ADD ? into + (size_t)c * n : v;
+        size_t i = 0;
+#ifdef __FMA__
+        const __m256 vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(shift), z = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            __m256 y = _mm256_fmadd_ps(_mm256_loadu_ps(v + i), vs, vb);
+            if (mode == NORM_ADD) y = _mm256_add_ps(y, _mm256_loadu_ps(o + i));
+            else if (mode == NORM_RELU) y = _mm256_max_ps(y, z);
+            _mm256_storeu_ps(o + i, y);
+        }
+#endif
+        for (; i < n; i++) {
+            float y = v[i] * scale + shift;
+            if (mode == NORM_ADD) o[i] += y;
+            else o[i] = mode == NORM_RELU ? (y > 0 ? y : 0) : y;
         }
     }
 }
