@@ -59,6 +59,13 @@
 #  10. image generation: the DCGAN (models/fashion-dcgan) through the engine on one
 #      thread, generations/s at n = 1 and 64 per request: latents + generate_images +
 #      one PNG per image (tests/bench/bench_dcgan.c)
+#  11. stylization: a full-width TransformerNet (pytorch/examples fast_neural_style, random
+#      weights, written by tests/bench/bench_stylize.py through scripts/convert_fast_neural_style.py):
+#        engine:  tests/bench/bench_stylize.c, arch->image_to_image of one 256x256 and one 512x512
+#                 image, OpenBLAS 1 and 2 threads
+#        PyTorch: tests/bench/bench_stylize.py, the same network and weights, 2 threads,
+#                 OMP_WAIT_POLICY=passive, inference_mode; first checks that its output for the
+#                 engine's 256x256 input is within 1/255 of the engine's
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -73,9 +80,9 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,translate,text,bert,jobs,gen: "image" = sections 1-3, "lm" = section 4,
+#   BENCH_PARTS         default image,lm,translate,text,bert,jobs,gen,style: "image" = sections 1-3, "lm" = section 4,
 #                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9,
-#                       "gen" = section 10
+#                       "gen" = section 10, "style" = section 11
 #   BENCH_JOBS_SECONDS  seconds per phase of section 9 (default 10)
 #   BENCH_BERT_ROUNDS   timed rounds per BERT configuration (default 3; a batch-32 call takes seconds)
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
@@ -119,7 +126,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs,gen}
+PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs,gen,style}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -700,6 +707,7 @@ if [ "$JOBS_OK" = 1 ]; then
 elif part jobs; then
   say "training jobs: not measured"
 fi
+
 say ""
 if [ "$GEN_OK" = 1 ]; then
   say "image generation (fashion-dcgan, 1 thread; generations/s):"
@@ -709,6 +717,29 @@ if [ "$GEN_OK" = 1 ]; then
   done
 elif part gen; then
   say "image generation: not measured"
+fi
+
+# ---------------------------------------------------------------- 11. stylization
+say ""
+if ! part style; then
+  say "== 11. stylization: skipped (BENCH_PARTS=$PARTS)"
+elif ! $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_stylize" tests/bench/bench_stylize.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-st.log"; then
+  say "== 11. stylization: skipped (cannot build bench_stylize):"; cat "$OUT/cc-st.log"
+elif ! "$TORCH_PYTHON" tests/bench/bench_stylize.py make "$OUT/style-full" >"$OUT/st-make.log" 2>&1; then
+  say "== 11. stylization: skipped (bench_stylize.py needs $TORCH_PYTHON with torch):"; tail -3 "$OUT/st-make.log"
+else
+  say "== 11. stylization: TransformerNet, full width (1.68 M parameters, random weights), one image per call"
+  : >"$OUT/st.txt"
+  for T in 2 1; do
+    "$BUILD/bench/bench_stylize" --threads "$T" --sizes 256,512 --rounds 3 --dump "$OUT/st-dump.bin" "$OUT/style-full" \
+      2>&1 | sed 's/^/   /' | tee -a "$OUT/st.txt"
+  done
+  OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_stylize.py run --threads 2 --sizes 256,512 \
+      --rounds 3 --check "$OUT/st-dump.bin" "$OUT/style-full" 2>&1 | sed 's/^/   /' | tee -a "$OUT/st.txt"
+  for S in 256 512; do
+    e=$(get "$OUT/st.txt" "engine threads=2 size=$S " ms_image); t=$(get "$OUT/st.txt" "torch threads=2p size=$S " ms_image)
+    say "   ${S}x${S}, 2 threads: engine ${e:--} ms, PyTorch ${t:--} ms; PyTorch/engine $(ratio "$t" "$e") (aim > 1)"
+  done
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
