@@ -7,8 +7,11 @@
 // eng_model_image_input as the handler does) and a 3-channel 32x24 one with
 // a grey background (alpha compositing, colour path, bilinear growth). Every
 // decoded image must have positive dimensions within the limit, and every
-// input value must be finite.
+// input value must be finite. The EXIF orientation (read from every input,
+// decodable or not) must be 1..8, and turning the image by it keeps its
+// pixel count and swaps the sides for 5..8 (what /v1/stylizations does).
 #include <math.h>              // isfinite
+#include "engine/io/exif.h"       // eng_jpeg_orientation, eng_image_orient
 #include "engine/io/image.h"      // eng_image_decode, eng_image_to_tensor
 #include "engine/arch/model.h"      // eng_model_image_input
 #include "fuzz/fuzz.h"         // FUZZ_CHECK
@@ -28,6 +31,8 @@ void fuzz_image_one(const uint8_t *data, size_t size) {
     eng_image img;
     char *err = NULL;
     size_t max_pixels = (size_t)srv_http_config()->max_image_pixels;
+    int orientation = eng_jpeg_orientation(data, size);
+    FUZZ_CHECK(orientation >= 1 && orientation <= 8);
     int rc = eng_image_decode(&img, data, size, max_pixels, &err);
     if (rc != ENG_IMG_OK) {
         FUZZ_CHECK(rc == ENG_IMG_EFORMAT || rc == ENG_IMG_ECORRUPT || rc == ENG_IMG_ETOOLARGE);
@@ -44,6 +49,9 @@ void fuzz_image_one(const uint8_t *data, size_t size) {
     float out[3 * 24 * 32];
     eng_image_to_tensor(out, &img, &rgb);
     for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) FUZZ_CHECK(isfinite(out[i]));
+    int w = img.width, h = img.height;
+    if (eng_image_orient(&img, orientation) == 0)
+        FUZZ_CHECK(orientation >= 5 ? (img.width == h && img.height == w) : (img.width == w && img.height == h));
     eng_image_free(&img);
 }
 
