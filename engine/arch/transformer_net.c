@@ -153,10 +153,14 @@ static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 // im2col floats of one conv producing OH x OW: a tile of TILE_FLOATS (a
 // run of output pixels in raster order, however wide the image), or the whole
 // output when smaller.
+static size_t tile_target = TILE_FLOATS;
+
+void eng_tnet_set_tile_floats(size_t floats) { tile_target = floats ? floats : TILE_FLOATS; }
+
 static size_t tile_floats(const eng_tnet_conv *L, int OH, int OW) {
     size_t ckk = (size_t)L->c * (size_t)L->k * (size_t)L->k;
-    size_t px = TILE_FLOATS / ckk;
-    if (px < 16) px = 16;
+    size_t px = tile_target / ckk;
+    if (px < 8) px = 8;
     if (px > (size_t)OH * (size_t)OW) px = (size_t)OH * (size_t)OW;
     return px * ckk;
 }

@@ -59,4 +59,9 @@ size_t eng_tnet_scratch_bytes(const eng_tnet *n, int H, int W);
 // `a` (the caller resets it).
 void eng_tnet_forward(const eng_tnet *n, eng_arena *a, const float *x, int B, int H, int W, float *y);
 
+// Tests only: the im2col tile target in floats (0 = the default, 2 MB), so
+// small images exercise tiles that split output rows. Process-wide; not for
+// use while a forward runs.
+void eng_tnet_set_tile_floats(size_t floats);
+
 #endif

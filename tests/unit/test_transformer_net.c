@@ -106,7 +106,13 @@ START_TEST(test_pytorch_ref) {
     eng_model *m = load_tiny();
     ck_assert_uint_eq(m->n_params, 108771);   // what the converter counted
     check_against(m, f.x, f.y, f.B, f.H, f.W, "2 x 18x23");
-    check_against(m, f.x2, f.y2, 1, f.H2, f.W2, "37x61 (several im2col tiles)");
+    check_against(m, f.x2, f.y2, 1, f.H2, f.W2, "37x61");
+    // tiles of 3000 floats: 10..41 output pixels per GEMM, so every 3x3
+    // convolution's tiles start and end inside output rows
+    eng_tnet_set_tile_floats(3000);
+    check_against(m, f.x, f.y, f.B, f.H, f.W, "2 x 18x23, small tiles");
+    check_against(m, f.x2, f.y2, 1, f.H2, f.W2, "37x61, small tiles");
+    eng_tnet_set_tile_floats(0);
     eng_model_free(m);
     fixture_free(&f);
 }
