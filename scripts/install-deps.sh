@@ -51,8 +51,11 @@ INTEGRATION_TEST_PKGS=(curl ca-certificates procps python3 systemd)
 DATA_PKGS=(dataset-fashion-mnist dict-freedict-eng-deu
   fortunes fortunes-min fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl
   fortunes-cs fortunes-br fortunes-ga fortunes-eo fortunes-bg fortunes-zh)
-# Benchmarks only (--bench): PyTorch, the reference `make bench` compares with.
-BENCH_PKGS=(python3-torch wrk)
+# Benchmarks only (--bench): PyTorch, the reference `make bench` compares with
+# (also what the tests/ref/make_*_ref.py fixture scripts and
+# scripts/convert_fast_neural_style.py run on); python3-pil writes and decodes
+# the stylization fixture's PNG/JPEG (tests/ref/make_transformer_net_ref.py).
+BENCH_PKGS=(python3-torch python3-pil wrk)
 # Fuzzing only (--fuzz): Debian's clang with libFuzzer and the sanitizer runtimes.
 FUZZ_PKGS=(clang libfuzzer-14-dev)
 # Node.js tooling for tests (npm fetches the GPT-2 vocabulary the tokenizer
