@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """English -> German sentence pairs from Debian's dict-freedict-eng-deu.
 
-Usage: scripts/data/freedict-en-de.py [OUT.tsv] [--dict DIR] [--min-freq N] [--max-len N]
+Usage: scripts/data/freedict-en-de.py [OUT.tsv] [--dict DIR] [--min-freq N] [--max-len N] [--phrase-repeat N]
 Writes "english<TAB>german" lines (stdout when no OUT), python3 stdlib only.
 
 The dictionary (FreeDict's conversion of TU Chemnitz's Ding) lists every
@@ -39,6 +39,7 @@ import sys
 
 MAX_LEN = 48
 MIN_FREQ = 5   # a headword's words must each occur in this many example phrases
+PHRASE_REPEAT = 2   # times each interjection ("good morning") is written, lower-cased
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
@@ -115,18 +116,20 @@ def parse(text):
 def main():
     args = sys.argv[1:]
     dict_dir = "/usr/share/dictd"
-    global MIN_FREQ, MAX_LEN
+    global MIN_FREQ, MAX_LEN, PHRASE_REPEAT
     if "--dict" in args:
         i = args.index("--dict")
         dict_dir = args[i + 1]
         del args[i:i + 2]
-    for opt in ("--min-freq", "--max-len"):   # a smaller, more common vocabulary: more passes per word
+    for opt in ("--min-freq", "--max-len", "--phrase-repeat"):   # a smaller, more common vocabulary: more passes per word
         if opt in args:
             i = args.index(opt)
             if opt == "--min-freq":
                 MIN_FREQ = int(args[i + 1])
-            else:
+            elif opt == "--max-len":
                 MAX_LEN = int(args[i + 1])
+            else:
+                PHRASE_REPEAT = int(args[i + 1])
             del args[i:i + 2]
     out = open(args[0], "w", encoding="utf-8") if args else sys.stdout
 
@@ -207,7 +210,7 @@ def main():
         if src.endswith("!") and de.endswith("!"):   # "Good morning!" -> "good morning"
             lo, up = case.get(de.split(" ")[0].rstrip("!").lower(), [0, 0])
             low_de = de[0].lower() + de[1:-1] if lo > up else de[:-1]
-            add(src[0].lower() + src[1:-1], low_de, 2)
+            add(src[0].lower() + src[1:-1], low_de, PHRASE_REPEAT)
     for en, de in ex_pairs:
         add(en, de)
 
