@@ -189,6 +189,7 @@ static int same_opts(const eng_translate_opts *a, const eng_translate_opts *b) {
 }
 
 void srv_run_translate(srv_worker *w, srv_model *m, srv_request **reqs, int n) {
+    if (n <= 0) return;
     eng_model *em = m->m;
     int items = 0;
     for (int i = 0; i < n; i++) items += reqs[i]->n_items;
