@@ -1,0 +1,253 @@
+// test_style_loss.c — the perceptual loss (engine/arch/style_loss.h): the
+// loss network is a function of its seed alone; the style target's Gram
+// matrices match a double-precision Gram of the features; an image compared
+// with itself has zero loss; the batch broadcasts the style target; and the
+// gradient of the whole loss w.r.t. the pixels matches central differences.
+#include "engine/arch/style_loss.h"
+
+#include <check.h>        // Check unit-test framework
+#include <math.h>         // fabs, sin
+#include <stdio.h>        // fprintf
+#include <stdlib.h>       // malloc, free
+#include <string.h>       // memcpy, memcmp
+#include "engine/core/rng.h"       // eng_rng
+#include "tests/unit/testutil.h"   // tu_compare
+
+// A smooth synthetic picture with some texture: gradients, stripes, noise.
+static void picture(float *x, int H, int W, uint64_t seed) {
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    double f = 0.2 + 0.3 * eng_rng_uniform(&r);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                double v = 128 + 60 * sin(f * (i + 2 * c) + 0.1 * j * (c + 1)) + 40.0 * (j - W / 2) / W * (c - 1) +
+                           20 * (eng_rng_uniform(&r) - 0.5);
+                x[((size_t)c * H + i) * W + j] = (float)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+}
+
+static eng_lossnet *net(uint64_t seed) {
+    eng_lossnet *n = NULL;
+    char *err = NULL;
+    ck_assert_msg(eng_lossnet_new(&n, seed, &err) == 0, "lossnet: %s", err ? err : "?");
+    return n;
+}
+
+// Features of x under the net, copied into one malloc'd buffer (sizes in *len).
+static float *features_copy(const eng_lossnet *n, const float *x, int H, int W, size_t *len) {
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    eng_var *f[ENG_LOSSNET_MAX_LAYERS];
+    int L = eng_lossnet_features(&t, n, eng_tape_wrap(&t, (float *)x, 4, (int[]){1, 3, H, W}), f);
+    size_t total = 0;
+    for (int l = 0; l < L; l++) total += f[l]->n;
+    float *out = malloc(total * sizeof(float)), *p = out;
+    for (int l = 0; l < L; l++) { memcpy(p, f[l]->val, f[l]->n * sizeof(float)); p += f[l]->n; }
+    eng_tape_free(&t);
+    *len = total;
+    return out;
+}
+
+START_TEST(test_seed_determines_features) {
+    enum { H = 40, W = 36 };
+    float x[3 * H * W];
+    picture(x, H, W, 1);
+    eng_lossnet *a = net(7), *b = net(7), *c = net(8);
+    ck_assert_int_ge(eng_lossnet_n_layers(a), 3);
+    ck_assert_int_le(eng_lossnet_n_layers(a), ENG_LOSSNET_MAX_LAYERS);
+    size_t na, nb, nc;
+    float *fa = features_copy(a, x, H, W, &na), *fb = features_copy(b, x, H, W, &nb), *fc = features_copy(c, x, H, W, &nc);
+    ck_assert(na == nb && na == nc);
+    ck_assert_msg(memcmp(fa, fb, na * sizeof(float)) == 0, "same seed, different features");
+    size_t differ = 0, nonzero = 0;
+    for (size_t i = 0; i < na; i++) { differ += fa[i] != fc[i]; nonzero += fa[i] != 0; }
+    ck_assert_msg(differ > na / 4, "another seed changed only %zu of %zu features", differ, na);
+    // ReLU features of a textured picture: a healthy share is active at every depth
+    ck_assert_msg(nonzero > na / 5, "only %zu of %zu features active", nonzero, na);
+    free(fa); free(fb); free(fc);
+    eng_lossnet_free(a); eng_lossnet_free(b); eng_lossnet_free(c);
+}
+END_TEST
+
+START_TEST(test_style_target_is_gram_of_features) {
+    enum { H = 48, W = 40 };
+    float x[3 * H * W];
+    picture(x, H, W, 2);
+    eng_lossnet *n = net(ENG_LOSSNET_DEFAULT_SEED);
+    eng_style_target st;
+    char *err = NULL;
+    ck_assert_msg(eng_style_target_compute(&st, n, x, H, W, &err) == 0, "%s", err);
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    eng_var *f[ENG_LOSSNET_MAX_LAYERS];
+    int L = eng_lossnet_features(&t, n, eng_tape_wrap(&t, x, 4, (int[]){1, 3, H, W}), f);
+    ck_assert_int_eq(st.n_layers, L);
+    for (int l = 0; l < L; l++) {
+        int C = f[l]->shape[1];
+        size_t N = (size_t)f[l]->shape[2] * f[l]->shape[3];
+        ck_assert_int_eq(C, st.channels[l]);
+        ck_assert_int_eq(C, eng_lossnet_channels(n, l));
+        float *want = malloc((size_t)C * C * sizeof(float));
+        double ss = 0;
+        for (int i = 0; i < C; i++)
+            for (int j = 0; j < C; j++) {
+                double s = 0;
+                for (size_t k = 0; k < N; k++) s += (double)f[l]->val[i * N + k] * f[l]->val[j * N + k];
+                want[i * C + j] = (float)(s / ((double)C * N));
+                ss += (double)want[i * C + j] * want[i * C + j];
+            }
+        ck_assert_int_eq(tu_compare("gram", st.gram[l], want, (size_t)C * C, 1e-4, 1e-6), 0);
+        ck_assert(fabs(st.norm[l] - ss / ((double)C * C)) <= 1e-4 * ss / ((double)C * C));
+        free(want);
+    }
+    eng_tape_free(&t);
+
+    // The style image against its own target: zero style loss; against itself as content: zero content loss.
+    eng_tape_init(&t, 0, 0);
+    eng_style_weights w;
+    eng_style_weights_default(&w);
+    eng_style_loss_parts p;
+    eng_var *xv = eng_tape_wrap(&t, x, 4, (int[]){1, 3, H, W});
+    eng_var *loss = eng_style_loss(&t, n, xv, xv, &st, &w, &p);
+    ck_assert_msg(fabs(loss->val[0]) < 1e-5 && p.style < 1e-6 && p.content == 0,
+                  "self loss %g (style %g content %g)", loss->val[0], p.style, p.content);
+    eng_tape_free(&t);
+
+    // Too small a style image is an error, not a crash.
+    eng_style_target bad;
+    ck_assert_int_eq(eng_style_target_compute(&bad, n, x, 8, 8, &err), -1);
+    ck_assert_ptr_nonnull(err);
+    free(err);
+    eng_style_target_free(&st);
+    eng_lossnet_free(n);
+}
+END_TEST
+
+// A batch of two images: the style term is the mean of each image's own.
+START_TEST(test_batch_broadcasts_style_target) {
+    enum { H = 32, W = 32 };
+    float s[3 * H * W], xy[2 * 3 * H * W];
+    picture(s, H, W, 3);
+    picture(xy, H, W, 4);
+    picture(xy + 3 * H * W, H, W, 5);
+    eng_lossnet *n = net(ENG_LOSSNET_DEFAULT_SEED);
+    eng_style_target st;
+    ck_assert_int_eq(eng_style_target_compute(&st, n, s, H, W, NULL), 0);
+    eng_style_weights w;
+    eng_style_weights_default(&w);
+    float one[2];
+    eng_style_loss_parts both;
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    eng_style_loss(&t, n, eng_tape_wrap(&t, xy, 4, (int[]){2, 3, H, W}), NULL, &st, &w, &both);
+    for (int b = 0; b < 2; b++) {
+        eng_style_loss_parts p;
+        eng_style_loss(&t, n, eng_tape_wrap(&t, xy + b * 3 * H * W, 4, (int[]){1, 3, H, W}), NULL, &st, &w, &p);
+        one[b] = p.style;
+    }
+    eng_tape_free(&t);
+    ck_assert_msg(one[0] > 1e-3 && one[1] > 1e-3, "different pictures, no style loss");
+    ck_assert_msg(fabs(both.style - (one[0] + one[1]) / 2) <= 1e-4 * both.style,
+                  "batch %g vs mean of singles %g", both.style, (one[0] + one[1]) / 2);
+    eng_style_target_free(&st);
+    eng_lossnet_free(n);
+}
+END_TEST
+
+// Loss of pixels x (forward only).
+static double loss_at(const eng_lossnet *n, float *x, float *c, int H, int W, const eng_style_target *st,
+                      const eng_style_weights *w) {
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    eng_var *l = eng_style_loss(&t, n, eng_tape_wrap(&t, x, 4, (int[]){1, 3, H, W}),
+                                eng_tape_wrap(&t, c, 4, (int[]){1, 3, H, W}), st, w, NULL);
+    double v = l->val[0];
+    eng_tape_free(&t);
+    return v;
+}
+
+// d(loss)/d(pixels) against central differences along random directions
+// (the ReLU kinks make single-pixel differences noisy; a direction over all
+// pixels averages them) and at single pixels with a looser bound.
+START_TEST(test_gradient_matches_finite_differences) {
+    enum { H = 32, W = 32, N = 3 * H * W };
+    static float s[N], c[N], x[N], g[N], xp[N];
+    picture(s, H, W, 10);
+    picture(c, H, W, 11);
+    picture(x, H, W, 12);
+    eng_lossnet *n = net(ENG_LOSSNET_DEFAULT_SEED);
+    eng_style_target st;
+    ck_assert_int_eq(eng_style_target_compute(&st, n, s, H, W, NULL), 0);
+    eng_style_weights w;
+    eng_style_weights_default(&w);
+    w.tv_weight = 5.0f;   // exercise the TV term's backward too
+    w.layer_weight[1] = 2.0f;
+
+    eng_tape t;
+    eng_tape_init(&t, 1, 1);
+    eng_var *xv = eng_tape_var(&t, 4, (int[]){1, 3, H, W});
+    memcpy(xv->val, x, sizeof x);
+    eng_var *cv = eng_tape_wrap(&t, c, 4, (int[]){1, 3, H, W});
+    eng_style_loss_parts p;
+    eng_var *loss = eng_style_loss(&t, n, xv, cv, &st, &w, &p);
+    ck_assert(p.content > 0 && p.style > 0 && p.tv > 0);
+    ck_assert(fabs(p.total - (p.content + w.style_weight * p.style + w.tv_weight * p.tv)) <= 1e-4 * p.total);
+    eng_tape_backward(&t, loss);
+    memcpy(g, xv->grad, sizeof g);
+    eng_tape_free(&t);
+
+    eng_rng r;
+    eng_rng_seed(&r, 99);
+    const double h = 0.02;
+    for (int trial = 0; trial < 3; trial++) {
+        static float d[N];
+        double gd = 0;
+        for (int i = 0; i < N; i++) { d[i] = eng_rng_uniform(&r) < 0.5f ? -1.0f : 1.0f; gd += (double)g[i] * d[i]; }
+        for (int i = 0; i < N; i++) xp[i] = x[i] + (float)h * d[i];
+        double lp = loss_at(n, xp, c, H, W, &st, &w);
+        for (int i = 0; i < N; i++) xp[i] = x[i] - (float)h * d[i];
+        double lm = loss_at(n, xp, c, H, W, &st, &w);
+        double fd = (lp - lm) / (2 * h);
+        fprintf(stderr, "direction %d: analytic %.6g, finite difference %.6g\n", trial, gd, fd);
+        ck_assert_msg(fabs(fd - gd) <= 0.02 * fabs(gd) + 1e-6, "direction %d: analytic %g vs fd %g", trial, gd, fd);
+    }
+    // single pixels with large gradients
+    int checked = 0, good = 0;
+    for (int i = 0; i < N && checked < 12; i += 97) {
+        if (fabs(g[i]) < 1e-4) continue;
+        memcpy(xp, x, sizeof x);
+        double hp = 0.5;
+        xp[i] = x[i] + (float)hp;
+        double lp = loss_at(n, xp, c, H, W, &st, &w);
+        xp[i] = x[i] - (float)hp;
+        double lm = loss_at(n, xp, c, H, W, &st, &w);
+        double fd = (lp - lm) / (2 * hp);
+        checked++;
+        good += fabs(fd - g[i]) <= 0.1 * fabs(g[i]) + 1e-6;
+    }
+    ck_assert_msg(checked >= 6 && good >= checked - 2, "%d of %d pixels match", good, checked);
+    eng_style_target_free(&st);
+    eng_lossnet_free(n);
+}
+END_TEST
+
+static Suite *style_loss_suite(void) {
+    Suite *s = suite_create("style_loss");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_seed_determines_features);
+    tcase_add_test(tc, test_style_target_is_gram_of_features);
+    tcase_add_test(tc, test_batch_broadcasts_style_target);
+    tcase_add_test(tc, test_gradient_matches_finite_differences);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(style_loss_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
