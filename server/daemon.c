@@ -6,6 +6,7 @@
 #include <malloc.h>           // mallopt
 #include <signal.h>           // SIGTERM, SIGPIPE
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
+#include "engine/core/cpu.h"       // eng_cpu_init, eng_cpu_describe
 #include "engine/core/util.h"      // eng_now
 #include "server/api.h"       // srv_api_routes, srv_run_classify_images, srv_run_classify_text
 #include "server/files.h"     // srv_files_init
@@ -73,6 +74,14 @@ int srv_daemon_run(const srv_config *c) {
     // threshold keeps large blocks mmapped, returned to the system on free.
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     srv_metrics_init();
+    // Kernels follow the CPU found at run time (INFERD_CPU may lower the choice).
+    if (eng_cpu_init(&err) != 0) {
+        log_warn("%s", err);
+        free(err);
+        err = NULL;
+    }
+    char cpu_line[160];
+    log_info("cpu kernels: %s", eng_cpu_describe(cpu_line, sizeof cpu_line));
     if (srv_files_init(c->data_dir, c->max_file_bytes, &err) != 0) {
         log_error("%s (HINT: --data-dir names a writable directory for uploads and jobs)", err);
         free(err);

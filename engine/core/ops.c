@@ -21,6 +21,8 @@
 // called with out == in. Everything else needs distinct buffers.
 #include "engine/core/ops.h"
 
+#include "engine/core/gemm.h"  // eng_gemm_nt (the M < 16 and batch-invariant matmuls)
+
 #include <assert.h>   // assert (caller bugs only)
 #include <cblas.h>    // cblas_sgemm
 #include <math.h>     // expf, tanhf, fmaf, sqrt, log, INFINITY, isnan
@@ -143,101 +145,13 @@ static void v_scale_shift(float *restrict y, const float *restrict x, float scal
 
 // ---------------------------------------------------------------- matmul
 
-enum {
-    MM_SGEMM_MIN_M = 16,   // rows from which sgemm beats the loop below
-    MM_LANES = 8,          // floats per partial-sum vector (one AVX register); the reduction assumes 8
-    MM_CHAINS = 8,         // independent partial-sum vectors: enough to hide FMA latency
-};
+enum { MM_SGEMM_MIN_M = 16 };   // rows from which sgemm beats the loop kernels of gemm.c
 
-// Multiply-add for the M < 16 loop: a fused instruction where the target has
-// one (-march=x86-64-v3); elsewhere fmaf would be a slow libm call.
-#ifdef __FMA__
-#define MM_FMA(a, b, c) fmaf((a), (b), (c))
-#else
-#define MM_FMA(a, b, c) ((a) * (b) + (c))
-#endif
-
-// A tile of dot products: out[r*ldo] (+)= dot(a + r*lda, b) over K values,
-// for the R rows r < R of A. Inlined with constant R and G (R*G <=
-// MM_CHAINS) so gcc unrolls the r/g loops and vectorises the lane loop: the
-// R*G partial-sum vectors stay in registers, each load of b feeds R FMAs,
-// and G lane groups per row keep enough FMAs in flight when R is small.
-// (Without the unroll pragmas gcc -O2 keeps the sums on the stack.)
-static inline __attribute__((always_inline)) void
-mm_tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda,
-        const float *restrict b, int K, int accumulate, const int R, const int G)
-{
-    float s[MM_CHAINS][MM_LANES];   // [r*G + g][lane] partial sums
-#pragma GCC unroll 8
-    for (int q = 0; q < R * G; q++)
-        for (int l = 0; l < MM_LANES; l++) s[q][l] = 0.0f;
-    int k = 0;
-    for (; k + G * MM_LANES <= K; k += G * MM_LANES)
-#pragma GCC unroll 8
-        for (int g = 0; g < G; g++)
-#pragma GCC unroll 8
-            for (int r = 0; r < R; r++)
-                for (int l = 0; l < MM_LANES; l++) {
-                    int kk = k + g * MM_LANES + l;
-                    s[r * G + g][l] = MM_FMA(a[r * lda + kk], b[kk], s[r * G + g][l]);
-                }
-    for (; k + MM_LANES <= K; k += MM_LANES)   // leftover whole vectors
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-            for (int l = 0; l < MM_LANES; l++) s[r * G][l] = MM_FMA(a[r * lda + k + l], b[k + l], s[r * G][l]);
-    // Reduce with vector adds (G groups into one, then a lane tree): a
-    // serial sum of all G*8 lanes would cost more than the dot product.
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        float *t = s[r * G];
-#pragma GCC unroll 8
-        for (int g = 1; g < G; g++)
-            for (int l = 0; l < MM_LANES; l++) t[l] += s[r * G + g][l];
-        float v = ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
-        for (int kk = k; kk < K; kk++) v += a[r * lda + kk] * b[kk];   // the last K % 8
-        out[r * ldo] = accumulate ? out[r * ldo] + v : v;
-    }
-}
-
-// The M < 16 path: for each weight row of B (usually streamed from DRAM)
-// compute its dot products with all rows of A (which stay in cache), so the
-// weights are read exactly once, front to back. (Taking two B rows at a time
-// saves loads but halved the DRAM read rate here: measured in bench_ops.)
-static void mm_small(float *restrict out, const float *restrict A, const float *restrict B,
-                     int M, int N, int K, int accumulate)
-{
-    for (int j = 0; j < N; j++) {
-        const float *b = B + (size_t)j * K;
-        int i = 0;
-        for (; i + 4 <= M; i += 4)
-            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 4, 2);
-        if (M - i >= 2) {
-            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 2, 4);
-            i += 2;
-        }
-        if (i < M)
-            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 1, 8);
-    }
-}
-
-// The batch-invariant path: like mm_small but with the same lane grouping
-// (G = 2) for every tile height, so each output row is summed in exactly the
-// same order whatever the number of rows M: a row's result never depends on
-// which other rows share the call. Serving uses it so that a sequence's
-// tokens do not change with what else is in the batch (same seed, same text).
+// The batch-invariant rows (gemm.h); the contiguous-layout wrappers below are
+// what the serving paths call.
 void eng_matmul_nt_rowwise(float *out, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
-    if (M <= 0 || N <= 0) return;
-    for (int j = 0; j < N; j++) {
-        const float *b = B + (size_t)j * K;
-        int i = 0;
-        for (; i + 4 <= M; i += 4)
-            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 4, 2);
-        for (; i + 2 <= M; i += 2)
-            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 2, 2);
-        for (; i < M; i++)
-            mm_tile(out + (size_t)i * N + j, (size_t)N, A + (size_t)i * K, (size_t)K, b, K, accumulate, 1, 2);
-    }
+    eng_gemm_nt(out, (size_t)N, A, (size_t)K, B, (size_t)K, M, N, K, accumulate);
 }
 
 void eng_linear_forward_rowwise(float *out, const float *in, const float *w, const float *b, int N, int C, int OC)
@@ -247,11 +161,13 @@ void eng_linear_forward_rowwise(float *out, const float *in, const float *w, con
     eng_matmul_nt_rowwise(out, in, w, N, OC, C, b != NULL);
 }
 
+// Fewer than 16 rows are bandwidth-bound (the weights stream from DRAM once):
+// gemm.c's loop kernels read them ~2x faster than sgemm/sgemv there.
 void eng_matmul_nt(float *out, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
     if (M <= 0 || N <= 0) return;
     if (M < MM_SGEMM_MIN_M || K <= 0) {
-        mm_small(out, A, B, M, N, K, accumulate);
+        eng_matmul_nt_rowwise(out, A, B, M, N, K, accumulate);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K,
