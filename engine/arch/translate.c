@@ -12,7 +12,9 @@
 // of them (HF's early_stopping=False test: best live logp / cur_len^lp).
 // The pad token is never produced (its logit is masked before the softmax).
 #include "engine/arch/translate.h"
+#include "engine/core/arena.h"   // eng_arena_oom_jump, eng_arena_set_oom_jump, eng_arena_oom
 #include <math.h>      // expf, logf, powf, INFINITY
+#include <setjmp.h>    // catching an out-of-memory escape to free the search
 #include <stdlib.h>    // malloc, calloc, free, qsort
 #include <string.h>    // memcpy
 
@@ -127,7 +129,9 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
     for (int b = 0; b < B; b++) out[b] = (eng_translation){0};
 
     int rc = -1;
-    eng_s2s_mem *mem = NULL;
+    jmp_buf *outer = eng_arena_oom_jump(), jb;   // see the setjmp below
+    volatile int oom = 0;
+    eng_s2s_mem *volatile mem = NULL;   // volatile: assigned after the setjmp below
     source_state *st = calloc((size_t)B, sizeof *st);
     eng_s2s_dec **decs = malloc((size_t)B * K * sizeof *decs);
     int *tokens = malloc((size_t)B * K * sizeof(int));
@@ -136,6 +140,15 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
     float *logits = malloc((size_t)B * K * (size_t)V * sizeof(float));
     cand *cands = malloc((size_t)K * 2 * K * sizeof *cands);
     if (!st || !decs || !tokens || !owner || !live_ix || !logits || !cands) goto out;
+    // Memory running out inside a forward pass longjmps to the worker's
+    // recovery point (engine/core/arena.h) and would leak every hypothesis
+    // above: catch the escape here, free the search, then pass it on.
+    if (setjmp(jb) != 0) {
+        oom = 1;
+        rc = -1;
+        goto out;
+    }
+    eng_arena_set_oom_jump(&jb);
     if (!(mem = ops->encode(m, scratch, src, n_src, B))) goto out;
     for (int b = 0; b < B; b++) {
         int Tb = o->max_tokens_each ? o->max_tokens_each[b] : o->max_tokens;
@@ -249,6 +262,7 @@ int eng_translate(const eng_s2s_ops *ops, const eng_s2s *m, eng_tape *scratch, c
     }
     rc = 0;
 out:
+    if (outer != eng_arena_oom_jump()) eng_arena_set_oom_jump(outer);
     for (int b = 0; st && b < B; b++) {
         for (int k = 0; k < K; k++) {
             free_hyp(ops, &st[b].live[k]);
@@ -263,5 +277,6 @@ out:
         }
     if (mem) ops->mem_free(mem);
     free(st); free(decs); free(tokens); free(owner); free(live_ix); free(logits); free(cands);
+    if (oom) eng_arena_oom("translation search", 0);   // on to the caller's recovery point (or abort)
     return rc;
 }

@@ -37,6 +37,11 @@ void eng_arena_set_oom_jump(jmp_buf *jb)
     oom_jump = jb;
 }
 
+jmp_buf *eng_arena_oom_jump(void)
+{
+    return oom_jump;
+}
+
 void eng_arena_oom(const char *what, size_t bytes)
 {
     if (oom_jump) longjmp(*oom_jump, 1);

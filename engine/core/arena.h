@@ -30,6 +30,9 @@ void  eng_arena_free(eng_arena *a);
 // fails longjmps there, and the worker answers that batch 503, resets its
 // tape and keeps serving. Per thread; NULL restores the abort.
 void eng_arena_set_oom_jump(jmp_buf *jb);
+// The current recovery point (NULL: none), so code that holds heap memory
+// across a forward pass can catch the escape, free it and pass it on.
+jmp_buf *eng_arena_oom_jump(void);
 // Escapes to the recovery point, or aborts when none is set.
 _Noreturn void eng_arena_oom(const char *what, size_t bytes);
 

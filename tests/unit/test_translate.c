@@ -5,18 +5,21 @@
 // beam search must match when the beam holds every path (and lp = 0, where
 // the early-stop test is exact).
 #include <check.h>
+#include <setjmp.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "engine/arch/translate.h"
+#include "engine/core/arena.h"   // eng_arena_set_oom_jump, eng_arena_oom
 
 #define V 4          // 0 = pad/start, 1 = eos, 2..3 words
 #define PAD 0
 #define EOS 1
 #define MAXLEN 16
 
-struct eng_s2s { int calls, max_rows; };
+struct eng_s2s { int calls, max_rows, oom_at; };   // oom_at > 0: step oom_at runs out of memory
+static int live_states;   // encoder memories + decoder states not yet freed
 struct eng_s2s_mem { int B; int seed[8]; };
 struct eng_s2s_dec { const struct eng_s2s_mem *mem; int b, max_len, n; int hist[MAXLEN]; };
 
@@ -38,14 +41,16 @@ static eng_s2s_info f_info(const eng_s2s *m) {
 }
 static eng_s2s_mem *f_encode(const eng_s2s *m, eng_tape *t, const int *const *src, const int *n_src, int B) {
     eng_s2s_mem *mem = calloc(1, sizeof *mem);
+    live_states++;
     mem->B = B;
     for (int b = 0; b < B; b++) mem->seed[b] = src[b][0] * 31 + n_src[b];
     return mem;
 }
-static void f_mem_free(eng_s2s_mem *mem) { free(mem); }
+static void f_mem_free(eng_s2s_mem *mem) { if (mem) live_states--; free(mem); }
 static eng_s2s_dec *f_dec_new(const eng_s2s *m, const eng_s2s_mem *mem, int b, int max_len) {
     ck_assert_int_le(max_len, MAXLEN);
     eng_s2s_dec *d = calloc(1, sizeof *d);
+    live_states++;
     d->mem = mem; d->b = b; d->max_len = max_len;
     return d;
 }
@@ -53,9 +58,9 @@ static void f_dec_copy(eng_s2s_dec *dst, const eng_s2s_dec *src) {
     ck_assert_int_eq(dst->max_len, src->max_len);
     *dst = *src;
 }
-static void f_dec_free(eng_s2s_dec *d) { free(d); }
+static void f_dec_free(eng_s2s_dec *d) { if (d) live_states--; free(d); }
 static void f_step(const eng_s2s *m, eng_tape *t, eng_s2s_dec **decs, const int *tokens, int n, float *logits) {
-    ((eng_s2s *)m)->calls++;
+    if (++((eng_s2s *)m)->calls == m->oom_at) eng_arena_oom("test step", 1);   // as an arena would
     if (n > ((eng_s2s *)m)->max_rows) ((eng_s2s *)m)->max_rows = n;
     for (int i = 0; i < n; i++) {
         eng_s2s_dec *d = decs[i];
@@ -259,6 +264,39 @@ START_TEST(test_max_tokens) {
 }
 END_TEST
 
+
+// Memory running out inside a step escapes to the caller's recovery point
+// (a server worker's); the search must free its states on the way.
+START_TEST(test_oom_frees_the_search) {
+    int a[2] = {3, 7}, b[3] = {5, 6, 2};
+    const int *srcs[2] = {a, b};
+    int n_src[2] = {2, 3};
+    eng_translate_opts o = {4, 10, 1.0f, NULL};
+    eng_translation out[2];
+    eng_s2s whole = {0};
+    ck_assert_int_eq(eng_translate(&fake_ops, &whole, NULL, srcs, n_src, 2, &o, out), 0);
+    free(out[0].ids);
+    free(out[1].ids);
+    ck_assert_int_ge(whole.calls, 2);
+    for (int at = 1; at <= whole.calls; at++) {   // out of memory at each step in turn
+        live_states = 0;
+        eng_s2s m = {.oom_at = at};
+        jmp_buf jb;
+        volatile int escaped = 0;
+        if (setjmp(jb) == 0) {
+            eng_arena_set_oom_jump(&jb);
+            eng_translate(&fake_ops, &m, NULL, srcs, n_src, 2, &o, out);
+        } else {
+            escaped = 1;
+        }
+        eng_arena_set_oom_jump(NULL);
+        ck_assert_msg(escaped == 1, "at %d: no escape (calls %d)", at, m.calls);
+        ck_assert_int_eq(m.calls, at);
+        ck_assert_int_eq(live_states, 0);   // (make asan also checks the plain buffers)
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("translate");
     TCase *tc = tcase_create("core");
@@ -270,6 +308,7 @@ int main(void) {
     tcase_add_test(tc, test_batch_equals_alone);
     tcase_add_test(tc, test_max_tokens);
     tcase_add_test(tc, test_max_tokens_each);
+    tcase_add_test(tc, test_oom_frees_the_search);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
