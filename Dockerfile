@@ -15,8 +15,10 @@ COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN bash scripts/install-deps.sh --build-only \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
-# The Makefile targets x86-64-v3 (AVX2) by default; for older hosts build with
-# e.g.  docker build --build-arg OPT="-O2 -march=x86-64-v2" .
+# The Makefile builds for baseline x86-64 (the image runs on any x86-64 host);
+# the matmul kernels pick AVX2 / AVX-512 at run time (INFERD_CPU=generic|avx2|avx512
+# lowers the choice). To build for one CPU family only, e.g.
+#   docker build --build-arg OPT="-O2 -march=x86-64-v4" .
 ARG OPT
 RUN make -j"$(nproc)" ${OPT:+"OPT=$OPT"} \
  && ./inferd --version

@@ -1,6 +1,6 @@
 # inferd — build, test, run.  `make` leaves ./inferd in the repository root.
 #
-#   make            build ./inferd
+#   make            build ./inferd (baseline x86-64; NATIVE=1 for this CPU only)
 #   make run        install missing Debian packages, build, serve models/ on 127.0.0.1:8080
 #   make test       unit tests (Check) + integration tests against a live daemon
 #   make asan       the same tests under AddressSanitizer + UBSan
@@ -23,7 +23,15 @@ PKGS    := libmicrohttpd jansson libuv libpng zlib libarchive nettle
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lopenblas -ljpeg -lsentencepiece -lstdc++ -lpthread -lm
 
-OPT     ?= -O2 -march=x86-64-v3 -mtune=native
+# Baseline x86-64, so the binary runs on any x86-64 CPU: the matmul kernels
+# pick AVX2 / AVX-512 at run time (engine/core/cpu.h; INFERD_CPU lowers the
+# choice). NATIVE=1 builds everything for this machine's CPU (-march=native)
+# instead; OPT=... overrides both.
+ifeq ($(NATIVE),1)
+OPT     ?= -O2 -march=native -mtune=native
+else
+OPT     ?= -O2 -march=x86-64 -mtune=generic
+endif
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter
 ifeq ($(WERROR),1)
 WARN    += -Werror

@@ -9,6 +9,8 @@
 // weights streamed from DRAM.
 #include "engine/core/gemm.h"
 
+#include "engine/core/gemm_internal.h"  // eng__gemm_nt_avx2, eng__gemm_nt_avx512
+
 
 // ---------------------------------------------------------------- plain C
 // Built for baseline x86-64 (SSE2). gcc -O2 vectorises a loop only when the
@@ -75,8 +77,11 @@ void eng_gemm_nt_level(eng_cpu_level lvl, float *out, size_t ldo, const float *A
 {
     if (M <= 0 || N <= 0) return;
     if (K < 0) K = 0;
-    (void)lvl;  // one path so far: the AVX2 and AVX-512 kernels are being written
-    gemm_nt_generic(out, ldo, A, lda, B, ldb, M, N, K, accumulate);
+    switch (lvl) {
+    case ENG_CPU_AVX512: eng__gemm_nt_avx512(out, ldo, A, lda, B, ldb, M, N, K, accumulate); return;
+    case ENG_CPU_AVX2: eng__gemm_nt_avx2(out, ldo, A, lda, B, ldb, M, N, K, accumulate); return;
+    default: gemm_nt_generic(out, ldo, A, lda, B, ldb, M, N, K, accumulate); return;
+    }
 }
 
 void eng_gemm_nt(float *out, size_t ldo, const float *A, size_t lda, const float *B, size_t ldb, int M, int N, int K,

@@ -1,0 +1,105 @@
+// gemm_avx512.c — eng_gemm_nt's AVX-512 path (gemm_internal.h).
+//
+// Fixed order of every output element (whatever M, N or the column range):
+// one 16-lane sum; element k of the dot product is added into lane k % 16,
+// blocks of 16 in increasing k, with one fused multiply-add each; the last
+// K % 16 elements are a masked block (zeros elsewhere) into the same sum; then
+// the lanes are added as a fixed tree: l + (l+8), then + 4, + 2, + 1.
+// Register tiles of R rows of A x C rows of B (R*C sums) only decide which
+// dot products run side by side: each A load feeds C FMAs and each B load R.
+#include "engine/core/gemm_internal.h"
+
+#include <immintrin.h>  // AVX-512 intrinsics
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+enum { MAX_R = 4, MAX_C = 8 };
+
+// The fixed lane tree (see the top): 16 lanes -> 8 -> 4 -> 2 -> 1.
+static inline __attribute__((always_inline)) T512 float hsum16(__m512 v)
+{
+    __m256 w = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));  // l + (l+8)
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1));       // l + (l+4)
+    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));                                       // l + (l+2)
+    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));                                        // 0 + 1
+    return _mm_cvtss_f32(z);
+}
+
+// out[r*ldo + c] (+)= dot(a + r*lda, b + c*ldb) for r < R, c < C (constants).
+static inline __attribute__((always_inline)) T512 void
+tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, int K,
+     int accumulate, const int R, const int C)
+{
+    __m512 s[MAX_R][MAX_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) s[r][c] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 bv[MAX_C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) bv[c] = _mm512_loadu_ps(b + c * ldb + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_loadu_ps(a + r * lda + k);
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) s[r][c] = _mm512_fmadd_ps(av, bv[c], s[r][c]);
+        }
+    }
+    if (k < K) {   // the last K % 16: masked loads give zeros in the other lanes
+        __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+        __m512 bv[MAX_C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) bv[c] = _mm512_maskz_loadu_ps(m, b + c * ldb + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_maskz_loadu_ps(m, a + r * lda + k);
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) s[r][c] = _mm512_fmadd_ps(av, bv[c], s[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            float v = hsum16(s[r][c]);
+            out[r * ldo + c] = accumulate ? out[r * ldo + c] + v : v;
+        }
+}
+
+// All rows of A against C rows of B (kept in L1 while A's rows pass by).
+static inline __attribute__((always_inline)) T512 void
+column_block(float *out, size_t ldo, const float *A, size_t lda, const float *b, size_t ldb, int M, int K,
+             int accumulate, const int C)
+{
+    int i = 0;
+    for (; i + 4 <= M; i += 4) tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 4, C);
+    switch (M - i) {
+    case 3: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 3, C); break;
+    case 2: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 2, C); break;
+    case 1: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 1, C); break;
+    default: break;
+    }
+}
+
+// C columns (B rows) at a time, then the last N % C one by one.
+static inline __attribute__((always_inline)) T512 void
+columns(float *out, size_t ldo, const float *A, size_t lda, const float *B, size_t ldb, int M, int N, int K,
+        int accumulate, const int C)
+{
+    int j = 0;
+    for (; j + C <= N; j += C) column_block(out + j, ldo, A, lda, B + j * ldb, ldb, M, K, accumulate, C);
+    for (; j < N; j++) column_block(out + j, ldo, A, lda, B + j * ldb, ldb, M, K, accumulate, 1);
+}
+
+// One or two rows (decode) stream the weights from DRAM: 8 independent sums
+// (1 x 8 or 2 x 4 tiles) keep enough loads in flight; a chain-bound loop
+// with fewer issues them too slowly. More rows use the 4-wide tiles.
+T512 void eng__gemm_nt_avx512(float *out, size_t ldo, const float *A, size_t lda, const float *B, size_t ldb, int M,
+                              int N, int K, int accumulate)
+{
+    if (M == 1) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 8);
+    else if (M == 2) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4);
+    else columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4);
+}
