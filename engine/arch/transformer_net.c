@@ -6,11 +6,12 @@
 // image size (a 9x9 conv over 32 channels would need 2592 floats per pixel).
 #include "engine/arch/transformer_net.h"
 #include <cblas.h>     // cblas_sgemm
-#include <immintrin.h> // AVX2/FMA multiply-add rows (the build targets x86-64-v3)
+#include <immintrin.h> // AVX2/FMA multiply-add rows (target("avx2,fma") functions, picked at run time)
 #include <math.h>      // lroundf, sqrt
 #include <stdio.h>     // snprintf
 #include <stdlib.h>    // calloc, free
 #include <string.h>    // strcmp, strncmp
+#include "engine/core/cpu.h"    // eng_cpu_level_get
 #include "engine/core/util.h"   // eng_errorf
 
 #define TILE_FLOATS ((size_t)1 << 19)   // im2col tile: 2 MB, a few hundred output pixels of the widest conv
@@ -250,6 +251,44 @@ static void conv(const eng_tnet_conv *L, const float *in, int H, int W, float *o
         }
 }
 
+// The binary is built for baseline x86-64: the AVX2 rows below are compiled
+// for AVX2 + FMA on their own and used when the CPU has them (engine/core/cpu.h);
+// each returns how far it got, and plain C finishes the row.
+#define TNET_AVX2 __attribute__((target("avx2,fma")))
+static int tnet_avx2(void) { return eng_cpu_level_get() >= ENG_CPU_AVX2; }
+
+// conv_direct's outputs y[x] for x < OW in runs of 32, then 8 (see below).
+static TNET_AVX2 int conv_row_avx2(float *restrict y, const float *rows, const float *wo, float b0, int C, int k,
+                                   int Wp, int OW) {
+    int x = 0;
+    for (; x + 32 <= OW; x += 32) {
+        __m256 a0 = _mm256_set1_ps(b0), a1 = a0, a2 = a0, a3 = a0;
+        for (int ck = 0; ck < C * k; ck++) {
+            const float *pr = rows + (size_t)ck * Wp + x, *wk = wo + (size_t)ck * k;
+            for (int kx = 0; kx < k; kx++) {
+                const __m256 wv = _mm256_broadcast_ss(wk + kx);
+                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 8), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 16), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 24), a3);
+            }
+        }
+        _mm256_storeu_ps(y + x, a0);
+        _mm256_storeu_ps(y + x + 8, a1);
+        _mm256_storeu_ps(y + x + 16, a2);
+        _mm256_storeu_ps(y + x + 24, a3);
+    }
+    for (; x + 8 <= OW; x += 8) {
+        __m256 a0 = _mm256_set1_ps(b0);
+        for (int ck = 0; ck < C * k; ck++) {
+            const float *pr = rows + (size_t)ck * Wp + x, *wk = wo + (size_t)ck * k;
+            for (int kx = 0; kx < k; kx++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wk + kx), _mm256_loadu_ps(pr + kx), a0);
+        }
+        _mm256_storeu_ps(y + x, a0);
+    }
+    return x;
+}
+
 // The 9x9 stride-1 convolutions (conv1: 3 inputs; deconv3: 3 outputs)
 // directly: their im2col would hold 81 rows per channel and feed a GEMM of 3
 // inputs or 3 outputs, moving far more memory than it computes. Per output
@@ -270,34 +309,7 @@ static void conv_direct(const eng_tnet_conv *L, const float *in, int H, int W, f
             float *restrict y = out + ((size_t)o * OH + oh) * OW;
             const float *wo = L->w + (size_t)o * C * k * k;
             const float b0 = bias ? L->b[o] : 0.0f;
-            int x = 0;
-#ifdef __FMA__
-            for (; x + 32 <= OW; x += 32) {
-                __m256 a0 = _mm256_set1_ps(b0), a1 = a0, a2 = a0, a3 = a0;
-                for (int ck = 0; ck < C * k; ck++) {
-                    const float *pr = rows + (size_t)ck * Wp + x, *wk = wo + (size_t)ck * k;
-                    for (int kx = 0; kx < k; kx++) {
-                        const __m256 wv = _mm256_broadcast_ss(wk + kx);
-                        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx), a0);
-                        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 8), a1);
-                        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 16), a2);
-                        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pr + kx + 24), a3);
-                    }
-                }
-                _mm256_storeu_ps(y + x, a0);
-                _mm256_storeu_ps(y + x + 8, a1);
-                _mm256_storeu_ps(y + x + 16, a2);
-                _mm256_storeu_ps(y + x + 24, a3);
-            }
-            for (; x + 8 <= OW; x += 8) {
-                __m256 a0 = _mm256_set1_ps(b0);
-                for (int ck = 0; ck < C * k; ck++) {
-                    const float *pr = rows + (size_t)ck * Wp + x, *wk = wo + (size_t)ck * k;
-                    for (int kx = 0; kx < k; kx++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wk + kx), _mm256_loadu_ps(pr + kx), a0);
-                }
-                _mm256_storeu_ps(y + x, a0);
-            }
-#endif
+            int x = tnet_avx2() ? conv_row_avx2(y, rows, wo, b0, C, k, Wp, OW) : 0;
             for (; x < OW; x++) {
                 float a = b0;
                 for (int ck = 0; ck < C * k; ck++)
@@ -310,33 +322,56 @@ static void conv_direct(const eng_tnet_conv *L, const float *in, int H, int W, f
 
 enum { NORM, NORM_RELU, NORM_ADD };
 
-// Sum of x[0..n) and sum of (x - m)^2, in eight float lanes (then double):
-// a plane is at most a few million values, well within float's range.
-static void plane_stats(const float *restrict x, size_t n, double *sum, double m, double *sq) {
+// plane_stats' eight-lane sums over whole blocks of 8 (returns where they stopped).
+static TNET_AVX2 size_t sum_avx2(const float *restrict x, size_t n, double *s0) {
     size_t i = 0;
-    double s0 = 0, q0 = 0;
-#ifdef __FMA__
     __m256 vs = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + i));
     float l[8];
     _mm256_storeu_ps(l, vs);
-    for (int j = 0; j < 8; j++) s0 += l[j];
-#endif
-    for (; i < n; i++) s0 += x[i];
-    if (sum) { *sum = s0; return; }
-    i = 0;
-#ifdef __FMA__
-    const __m256 vm = _mm256_set1_ps((float)m);
+    for (int j = 0; j < 8; j++) *s0 += l[j];
+    return i;
+}
+
+static TNET_AVX2 size_t sq_dev_avx2(const float *restrict x, size_t n, float m, double *q0) {
+    size_t i = 0;
+    const __m256 vm = _mm256_set1_ps(m);
     __m256 vq = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
         __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
         vq = _mm256_fmadd_ps(d, d, vq);
     }
+    float l[8];
     _mm256_storeu_ps(l, vq);
-    for (int j = 0; j < 8; j++) q0 += l[j];
-#endif
+    for (int j = 0; j < 8; j++) *q0 += l[j];
+    return i;
+}
+
+// Sum of x[0..n) and sum of (x - m)^2, in eight float lanes (then double):
+// a plane is at most a few million values, well within float's range.
+static void plane_stats(const float *restrict x, size_t n, double *sum, double m, double *sq) {
+    size_t i = 0;
+    double s0 = 0, q0 = 0;
+    if (tnet_avx2()) i = sum_avx2(x, n, &s0);
+    for (; i < n; i++) s0 += x[i];
+    if (sum) { *sum = s0; return; }
+    i = 0;
+    if (tnet_avx2()) i = sq_dev_avx2(x, n, (float)m, &q0);
     for (; i < n; i++) { double d = x[i] - m; q0 += d * d; }
     *sq = q0;
+}
+
+// inorm's y = x * scale + shift (+ relu or + residual) over whole blocks of 8.
+static TNET_AVX2 size_t norm_avx2(float *o, const float *v, size_t n, float scale, float shift, int mode) {
+    size_t i = 0;
+    const __m256 vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(shift), z = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 y = _mm256_fmadd_ps(_mm256_loadu_ps(v + i), vs, vb);
+        if (mode == NORM_ADD) y = _mm256_add_ps(y, _mm256_loadu_ps(o + i));
+        else if (mode == NORM_RELU) y = _mm256_max_ps(y, z);
+        _mm256_storeu_ps(o + i, y);
+    }
+    return i;
 }
 
 // InstanceNorm2d(affine) over each plane of x[c][n] (biased variance, eps
@@ -352,15 +387,7 @@ static void inorm(float *x, size_t n, const eng_tnet_norm *N, int mode, float *i
         const float shift = (float)(N->b[c] - mean * scale);   // y = x * scale + shift
         float *restrict o = mode == NORM_ADD ? into + (size_t)c * n : v;
         size_t i = 0;
-#ifdef __FMA__
-        const __m256 vs = _mm256_set1_ps(scale), vb = _mm256_set1_ps(shift), z = _mm256_setzero_ps();
-        for (; i + 8 <= n; i += 8) {
-            __m256 y = _mm256_fmadd_ps(_mm256_loadu_ps(v + i), vs, vb);
-            if (mode == NORM_ADD) y = _mm256_add_ps(y, _mm256_loadu_ps(o + i));
-            else if (mode == NORM_RELU) y = _mm256_max_ps(y, z);
-            _mm256_storeu_ps(o + i, y);
-        }
-#endif
+        if (tnet_avx2()) i = norm_avx2(o, v, n, scale, shift, mode);
         for (; i < n; i++) {
             float y = v[i] * scale + shift;
             if (mode == NORM_ADD) o[i] += y;

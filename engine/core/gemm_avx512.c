@@ -15,6 +15,8 @@
 
 enum { MAX_R = 4, MAX_C = 8 };
 
+static const size_t A_BLOCK_BYTES = 256 * 1024;   // rows of A kept in L2 at a time (see the driver)
+
 // The fixed lane tree (see the top): 16 lanes -> 8 -> 4 -> 2 -> 1.
 static inline __attribute__((always_inline)) T512 float hsum16(__m512 v)
 {
@@ -23,6 +25,22 @@ static inline __attribute__((always_inline)) T512 float hsum16(__m512 v)
     __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));                                       // l + (l+2)
     __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));                                        // 0 + 1
     return _mm_cvtss_f32(z);
+}
+
+// hsum16 of four vectors at once, [a, b, c, d] in a 128-bit result: the same
+// pairings as hsum16 (each add sees the same two values), done on 512-bit
+// shuffles of two and four vectors instead of 4 x 4 narrowing steps.
+static inline __attribute__((always_inline)) T512 __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));  // l + (l+8): [a' b']
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));  // [c' d']
+    __m512 x = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));  // l + (l+4): [a b c d]
+    __m512 y = _mm512_add_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(1, 0, 3, 2)));       // l + (l+2)
+    __m512 z = _mm512_add_ps(y, _mm512_permute_ps(y, _MM_SHUFFLE(2, 3, 0, 1)));       // 0 + 1
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), z));
 }
 
 // out[r*ldo + c] (+)= dot(a + r*lda, b + c*ldb) for r < R, c < C (constants).
@@ -60,12 +78,20 @@ tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda, const
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int c = 0; c < C; c++) {
+    for (int r = 0; r < R; r++) {
+        int c = 0;
+#pragma GCC unroll 2
+        for (; c + 4 <= C; c += 4) {
+            __m128 v = hsum16x4(s[r][c], s[r][c + 1], s[r][c + 2], s[r][c + 3]);
+            if (accumulate) v = _mm_add_ps(_mm_loadu_ps(out + r * ldo + c), v);
+            _mm_storeu_ps(out + r * ldo + c, v);
+        }
+#pragma GCC unroll 4
+        for (; c < C; c++) {
             float v = hsum16(s[r][c]);
             out[r * ldo + c] = accumulate ? out[r * ldo + c] + v : v;
         }
+    }
 }
 
 // All rows of A against C rows of B (kept in L1 while A's rows pass by).
@@ -101,5 +127,16 @@ T512 void eng__gemm_nt_avx512(float *out, size_t ldo, const float *A, size_t lda
 {
     if (M == 1) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 8);
     else if (M == 2) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4);
-    else columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4);
+    else {
+        // Many rows: every 4 weight rows meet all rows of A, so A should stay
+        // in L2 (1 MB on Zen 4); with long rows (K = 3072: 12 KB each) take
+        // the rows in chunks that fit, and read the weights once per chunk.
+        int mc = M;
+        if ((size_t)M * K * sizeof(float) > A_BLOCK_BYTES) {
+            mc = (int)(A_BLOCK_BYTES / ((size_t)K * sizeof(float))) / 4 * 4;
+            if (mc < 4) mc = 4;
+        }
+        for (int i0 = 0; i0 < M; i0 += mc)
+            columns(out + i0 * ldo, ldo, A + i0 * lda, lda, B, ldb, M - i0 < mc ? M - i0 : mc, N, K, accumulate, 4);
+    }
 }

@@ -11,6 +11,8 @@
 // and kernel (median of rounds):
 //   gemm model=.. M=.. kernel=generic|avx2|avx512|sgemm ms_step=.. GFLOP_s=.. [GB_s=..] [of_sgemm=..]
 // GB_s (M <= 4) = weight bytes / step time; of_sgemm = GFLOP/s / sgemm's.
+// First the CPU line the daemon logs (engine/core/cpu.h):
+//   gemm cpu=avx512 (cpu: avx2 fma ...)
 // And the streaming-read rate of the same weight array (one thread, a
 // vectorised sum with 8 accumulators):
 //   gemm model=.. stream_read_GB_s=..
@@ -104,6 +106,8 @@ int main(int argc, char **argv)
             if (atoi(t) > max_rows) max_rows = atoi(t);
         }
     openblas_set_num_threads(1);
+    char cpu_line[200];
+    printf("gemm cpu=%s\n", eng_cpu_describe(cpu_line, sizeof cpu_line));
     int max_level = (int)eng_cpu_level_max();
     for (size_t mi = 0; mi < sizeof MODELS / sizeof *MODELS; mi++) {
         const model_shape *m = &MODELS[mi];

@@ -66,6 +66,13 @@
 #        PyTorch: tests/bench/bench_stylize.py, the same network and weights, 2 threads,
 #                 OMP_WAIT_POLICY=passive, inference_mode; first checks that its output for the
 #                 engine's 256x256 input is within 1/255 of the engine's
+#  12. matmul kernels (tests/bench/bench_gemm.c): eng_gemm_nt on each ISA path this CPU runs
+#      (generic, avx2, avx512; engine/core/cpu.h) next to OpenBLAS cblas_sgemm on 1 thread, in
+#      one process, over every matmul of a stories110M-shaped and a GPT-2-small-shaped step
+#      (weights from DRAM) at M = 1, 4, 16, 64, 128 rows: GFLOP/s, the fraction of sgemm, and
+#      at M <= 4 the GB/s drawn next to a plain streaming read of the same weights; then
+#      single-stream decode tokens/s of a stories110M-shaped random llama (mkmodel, ~540 MB) on
+#      one core, per path (INFERD_CPU), through bench_lm
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -80,9 +87,9 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,translate,text,bert,jobs,gen,style: "image" = sections 1-3, "lm" = section 4,
+#   BENCH_PARTS         default image,lm,translate,text,bert,jobs,gen,style,gemm: "image" = sections 1-3, "lm" = section 4,
 #                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9,
-#                       "gen" = section 10, "style" = section 11
+#                       "gen" = section 10, "style" = section 11, "gemm" = section 12
 #   BENCH_JOBS_SECONDS  seconds per phase of section 9 (default 10)
 #   BENCH_BERT_ROUNDS   timed rounds per BERT configuration (default 3; a batch-32 call takes seconds)
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
@@ -126,7 +133,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs,gen,style}
+PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs,gen,style,gemm}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -740,6 +747,50 @@ else
     e=$(get "$OUT/st.txt" "engine threads=2 size=$S " ms_image); t=$(get "$OUT/st.txt" "torch threads=2p size=$S " ms_image)
     say "   ${S}x${S}, 2 threads: engine ${e:--} ms, PyTorch ${t:--} ms; PyTorch/engine $(ratio "$t" "$e") (aim > 1)"
   done
+fi
+
+# ---------------------------------------------------------------- 12. matmul kernels
+say ""
+if ! part gemm; then
+  say "== 12. matmul kernels: skipped (BENCH_PARTS=$PARTS)"
+elif ! $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_gemm" tests/bench/bench_gemm.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-gemm.log"; then
+  say "== 12. matmul kernels: skipped (cannot build bench_gemm):"; cat "$OUT/cc-gemm.log"
+else
+  say "== 12. matmul kernels: eng_gemm_nt per ISA path vs OpenBLAS sgemm (1 thread), whole-model steps, weights from DRAM"
+  "$BUILD/bench/bench_gemm" --rows 1,4,16,64,128 --rounds 3 2>&1 | sed 's/^/   /' | tee "$OUT/gemm.txt"
+  for m in stories110m gpt2; do
+    for M in 1 16 128; do
+      best=; bestk=
+      for k in avx512 avx2 generic; do
+        g=$(get "$OUT/gemm.txt" "model=$m M=$M kernel=$k " GFLOP_s)
+        [ -n "$g" ] && [ -z "$best" ] && best=$g && bestk=$k
+      done
+      sg=$(get "$OUT/gemm.txt" "model=$m M=$M kernel=sgemm " GFLOP_s)
+      line="   $m M=$M: $bestk ${best:--} GFLOP/s, sgemm ${sg:--}: $(ratio "$best" "$sg") of sgemm"
+      [ "$M" = 16 ] && line="$line (aim >= 0.60)"
+      if [ "$M" = 1 ]; then
+        gb=$(get "$OUT/gemm.txt" "model=$m M=1 kernel=$bestk " GB_s); st=$(get "$OUT/gemm.txt" "model=$m weight_MB" stream_read_GB_s)
+        line="$line; ${gb:--} GB/s drawn vs ${st:--} GB/s plain streaming read ($(ratio "$gb" "$st"))"
+      fi
+      say "$line"
+    done
+  done
+  # end to end: one stream of a stories110M-shaped llama (dim 768, 12 layers, 12 heads, hidden 2048)
+  LLAMA_TOKENIZER=${LLAMA_TOKENIZER:-../shared/data/tokenizer.bin}
+  [ -x "$BUILD/tools/mkmodel" ] || make -s BUILD="$BUILD" "$BUILD/tools/mkmodel" >/dev/null 2>&1
+  [ -x "$BUILD/bench/bench_lm" ] || $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_lm" tests/bench/bench_lm.c $ENGINE_OBJS $BENCH_LIBS 2>/dev/null
+  if [ -f "$LLAMA_TOKENIZER" ] && [ -x "$BUILD/bench/bench_lm" ] &&
+     "$BUILD/tools/mkmodel" llama "$OUT/s110m" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$OUT/mkmodel-110m.log" 2>&1; then
+    say "   stories110M shape, one stream, one core (OpenBLAS 1 thread), median of 3 rounds of 32 steps:"
+    : >"$OUT/gemm-lm.txt"
+    for k in generic avx2 avx512; do
+      INFERD_CPU=$k "$BUILD/bench/bench_lm" --batches 1 --threads 1 --steps 32 --rounds 3 --bw-mib 256 --bw-rounds 3 \
+          --name "s110m-$k" "$OUT/s110m" 2>/dev/null | grep -E 'batch=1 |ttft' | sed "s/^/   INFERD_CPU=$k /" | tee -a "$OUT/gemm-lm.txt"
+    done
+    rm -rf "$OUT/s110m"
+  else
+    say "   stories110M end to end: skipped (no $LLAMA_TOKENIZER, or mkmodel/bench_lm missing)"
+  fi
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
