@@ -6,6 +6,7 @@
 #include <stdio.h>           // snprintf
 #include <stdlib.h>          // calloc, free
 #include <string.h>          // strcmp, memcpy
+#include "engine/core/cpu.h"       // eng_cpu_level_get (the AVX2 GELU)
 #include "engine/core/ops.h"       // eng_linear_forward, eng_gelu_forward, eng_softmax_forward
 #include "engine/core/util.h"      // eng_errorf
 #include "engine/io/safetensors.h" // eng_st_file
@@ -240,14 +241,18 @@ static void add_layer_norm(float *x, const float *r, const norm *n, int N, int H
 }
 
 // GELU as BERT defines it, 0.5 x (1 + erf(x / sqrt 2)), eight values at a
-// time (GCC vector extensions: AVX on x86-64-v3; erff would be a scalar libm
+// time (GCC vector extensions: one AVX register where the CPU has AVX2, picked
+// at run time, else two SSE ones; erff would be a scalar libm
 // call per element, 6% of a BERT-base forward). erf on [-4, 4] (beyond, erf is
 // +-1 in float) as x P(x^2) / Q(x^2), the rational approximation Eigen and
 // TensorFlow use, within ~1e-7 of erff.
 typedef float v8f __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 
-static inline v8f erf8(v8f x) {
+// (In place through a pointer: a 32-byte vector passed by value would change
+// the ABI of a baseline-x86-64 build.)
+static inline __attribute__((always_inline)) void erf8(v8f *px) {
+    v8f x = *px;
     const v8f hi = {4, 4, 4, 4, 4, 4, 4, 4};
     v8i over = x > hi, under = x < -hi;   // clamp to [-4, 4] with lane masks
     x = (v8f)(((v8i)x & ~over & ~under) | ((v8i)hi & over) | ((v8i)(-hi) & under));
@@ -262,23 +267,35 @@ static inline v8f erf8(v8f x) {
     q = x2 * q + -1.68282697438203e-03f;
     q = x2 * q + -7.37332916720468e-03f;
     q = x2 * q + -1.42647390514189e-02f;
-    return x * p / q;
+    *px = x * p / q;
 }
 
-static void gelu_erf(float *x, size_t n) {
+static inline __attribute__((always_inline)) void gelu_erf_body(float *x, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         v8f v;
         memcpy(&v, x + i, sizeof v);
-        v = 0.5f * v * (1.0f + erf8(v * 0.70710678118654752f));
+        v8f e = v * 0.70710678118654752f;
+        erf8(&e);
+        v = 0.5f * v * (1.0f + e);
         memcpy(x + i, &v, sizeof v);
     }
     if (i < n) {   // the tail through one padded vector
         v8f v = {0};
         memcpy(&v, x + i, (n - i) * sizeof(float));
-        v = 0.5f * v * (1.0f + erf8(v * 0.70710678118654752f));
+        v8f e = v * 0.70710678118654752f;
+        erf8(&e);
+        v = 0.5f * v * (1.0f + e);
         memcpy(x + i, &v, (n - i) * sizeof(float));
     }
+}
+
+// The same code either way (no contraction under -std=c11: the same bits).
+static __attribute__((target("avx2"))) void gelu_erf_avx2(float *x, size_t n) { gelu_erf_body(x, n); }
+
+static void gelu_erf(float *x, size_t n) {
+    if (eng_cpu_level_get() >= ENG_CPU_AVX2) gelu_erf_avx2(x, n);
+    else gelu_erf_body(x, n);
 }
 
 static void activation(float *x, size_t n, int act) {
