@@ -3,6 +3,7 @@
 // saves the ymm/zmm state, so a feature reported here is usable.
 #include "engine/core/cpu.h"
 
+#include <cpuid.h>     // __get_cpuid_count
 #include <pthread.h>   // pthread_once
 #include <stdatomic.h> // atomic_int
 #include <stdio.h>     // snprintf, fprintf
@@ -28,7 +29,10 @@ static void detect(void)
     feats.avx512bw = __builtin_cpu_supports("avx512bw") != 0;
     feats.avx512vl = __builtin_cpu_supports("avx512vl") != 0;
     feats.avx512vnni = __builtin_cpu_supports("avx512vnni") != 0;
-    feats.avxvnni = __builtin_cpu_supports("avxvnni") != 0;
+    // AVX-VNNI: cpuid leaf 7 sub-leaf 1, EAX bit 4 (clang 14's builtin does not
+    // know the name); its ymm state is the one AVX2 needs, checked above.
+    unsigned a, b, c, d;
+    feats.avxvnni = feats.avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1);
     level_max_ = ENG_CPU_GENERIC;
     if (feats.avx2 && feats.fma) level_max_ = ENG_CPU_AVX2;
     if (level_max_ == ENG_CPU_AVX2 && feats.avx512f && feats.avx512bw && feats.avx512vl) level_max_ = ENG_CPU_AVX512;
