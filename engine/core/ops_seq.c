@@ -1,9 +1,10 @@
 // ops_seq.c — sequence-model operators (see ops_seq.h for contracts and
 // shapes): embeddings, residual add, layer/RMS norm, rotary embeddings,
 // causal grouped-query attention (training, and serving against a KV cache),
-// SwiGLU. Attention over whole sequences goes through cblas_sgemm per
-// (sequence, head) with row strides, so no head is ever copied out; decode
-// (few new tokens) uses plain loops written so gcc vectorises them.
+// SwiGLU. Training attention over whole sequences goes through cblas_sgemm
+// per (sequence, head) with row strides, so no head is ever copied out;
+// serving attention against a KV cache uses plain loops written so gcc
+// vectorises them, row by row, so that a row never depends on its chunk.
 // Nothing here allocates, keeps state, or sets BLAS threads.
 #include "engine/core/ops_seq.h"
 
@@ -13,7 +14,6 @@
 #include <string.h>   // memcpy, memset
 
 enum {
-    ATT_SGEMM_MIN_N = 16,   // new tokens from which cached attention uses sgemm per head
     ROPE_MAX_HALF = 1024,   // largest hd/2 the rope table supports
 };
 
@@ -367,22 +367,13 @@ size_t eng_attention_cached_scratch(int n, int pos)
 void eng_attention_cached_forward(float *out, float *scratch, const float *q, const float *kc,
                                   const float *vc, int n, int pos, int NH, int NKV, int hd)
 {
-    int rep = NH / NKV, qs = NH * hd, ks = NKV * hd, L = pos + n;
+    int rep = NH / NKV, qs = NH * hd, ks = NKV * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    if (n >= ATT_SGEMM_MIN_N) {
-        // Prefill: per head, S[n, L] = scale Q K^T over the whole cache, the
-        // causal mask per row, then O = S V; the heads' columns are strided in place.
-        for (int h = 0; h < NH; h++) {
-            const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, scale, q + (size_t)h * hd, qs,
-                        K, ks, 0.0f, scratch, L);
-            for (int i = 0; i < n; i++) masked_softmax_row(scratch + (size_t)i * L, pos + i + 1, L);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, scratch, L, V, ks,
-                        0.0f, out + (size_t)h * hd, qs);
-        }
-        return;
-    }
-    // Decode: scores against every cached key, softmax, weighted sum of values.
+    // Row by row, prefill or decode alike: each new token's scores against
+    // every key it sees, softmax, weighted sum of values. A row's result
+    // depends only on its position and the cache, never on how many rows
+    // came with it (batch invariance: a prompt prefilled in chunks gives the
+    // bits of one prefilled at once; sgemm over the chunk would not).
     for (int i = 0; i < n; i++) {
         int len = pos + i + 1;
         for (int h = 0; h < NH; h++) {

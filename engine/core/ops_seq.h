@@ -88,8 +88,10 @@ void eng_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
 // kc / vc [pos+n, NKV*hd]. New token i attends to positions 0 .. pos+i:
 //   q[n, NH*hd] -> out[n, NH*hd]
 // scratch: eng_attention_cached_scratch(n, pos) floats. Matches
-// eng_attention_forward on the same rows; n >= 16 (prefill) uses sgemm per
-// head, smaller n a vectorised loop.
+// eng_attention_forward on the same rows (within float rounding). Row by row
+// (a vectorised loop): each row's output bits depend only on its position and
+// the cache, whatever n is, so a prompt prefilled in chunks of any size gives
+// the same bits (tests/unit/test_prefill_chunks.c).
 size_t eng_attention_cached_scratch(int n, int pos);
 void eng_attention_cached_forward(float *out, float *scratch, const float *q, const float *kc,
                                   const float *vc, int n, int pos, int NH, int NKV, int hd);
