@@ -108,6 +108,9 @@ static const opt_def options[] = {
         "most optimizer steps one training job may take (steps, or epochs x batches)"),
     OPT(train_threads, OPT_INT, 1, 256, "1", NULL, NULL, 0,
         "CPUs the training jobs may use (at a lower priority than serving)"),
+    OPT(prefill_chunk, OPT_INT, 0, 1048576, "16", NULL, NULL, 0,
+        "prompt tokens one text-generation step feeds, shared by the prompts being prefilled, next to one token per "
+        "decoding stream (long prompts are prefilled in chunks); 0 = whole prompts at once; a model's config.json may set its own"),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 _Static_assert(NOPTIONS == SRV_CONFIG_NOPTIONS,

@@ -36,13 +36,15 @@ typedef struct {
     int max_queued_jobs;        // jobs waiting for a slot before POST /v1/jobs gets 503, default 16
     int max_job_steps;          // most optimizer steps one job may take, default 100000
     int train_threads;          // CPUs the training pool may run on (nice +10), default 1
+    int prefill_chunk;          // prompt tokens one text-generation step feeds (shared by the prompts
+                                // being prefilled, on top of one token per decoding sequence); 0 = no limit
     char *config_path;          // the file this came from, or NULL (not an option itself)
 } srv_config;
 
 // Number of options in the table = every srv_config field but config_path.
 // config.c static_asserts that its table has exactly this many entries and
 // that each entry's type matches its field: add a field, add a table row.
-#define SRV_CONFIG_NOPTIONS 23
+#define SRV_CONFIG_NOPTIONS 24
 
 // Fills every field with its default (strings malloc'd). Aborts only if
 // memory runs out at startup or a built-in default fails its own check (a bug).

@@ -88,6 +88,7 @@ int srv_daemon_run(const srv_config *c) {
         return 1;
     }
     srv_registry_init(c->models);
+    srv_registry_set_prefill_chunk(c->prefill_chunk);
     srv_sched_set_runner(ENG_TASK_IMAGE_CLASSIFICATION, srv_run_classify_images);
     srv_sched_set_runner(ENG_TASK_TRANSLATION, srv_run_translate);
     srv_sched_set_runner(ENG_TASK_TEXT_CLASSIFICATION, srv_run_classify_text);

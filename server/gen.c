@@ -7,10 +7,15 @@
 //   2. admits queued requests while sequence slots (max_batch_size) and the
 //      KV-cache budget (kv_cache_mb) allow; a request that does not fit waits
 //      (one that could never fit was refused with 400 when it arrived);
-//   3. advances every running sequence by one eng_lm_step call: new
-//      sequences feed their whole prompt (prefill), running ones their last
-//      token, all stacked into one batch so weights are read once;
-//   4. samples each choice's next token with its own RNG (seeded from the
+//   3. advances the running sequences by one eng_lm_step call: decoding
+//      ones feed their last token, and prompts being prefilled share the
+//      step's prefill budget (the model's prefill_chunk tokens: chunked
+//      prefill, so a long prompt never stalls the streams decoding beside
+//      it; see plan_prefill), all stacked into one batch so weights are
+//      read once. Kernels are batch-invariant per row, so the chunking
+//      changes no bit of any result;
+//   4. samples the next token of each choice whose prompt is consumed, with
+//      its own RNG (seeded from the
 //      request, so batch neighbours never change a choice's random stream),
 //      appends the token's text, checks EOS / stop strings / max_tokens,
 //      streams the new text (never splitting a UTF-8 character, holding back
@@ -34,7 +39,8 @@ typedef struct gen_choice {
     eng_lm_seq *seq;           // KV cache / recurrent state
     size_t kv_bytes;           // what seq counts against the budget
     eng_rng rng;               // this choice's random stream
-    int fed;                   // 1 once the prompt was consumed
+    int prefilled;             // prompt tokens consumed (n_prompt once decoding)
+    int feed;                  // tokens this step feeds (0: sits this step out)
     int last;                  // last token fed or generated
     int *toks;                 // generated ids [max_tokens]
     int n_toks;
@@ -58,6 +64,8 @@ typedef struct {
     const int **toks;
     int *ntok;
     srv_request **aborting;    // srv_gen_abort's list of distinct requests [cap + 1]
+    gen_choice **filling;      // plan_prefill's prompts being prefilled [cap]
+    unsigned turn;             // rotates who gets the prefill budget's remainder
 } gen_state;
 
 static void choice_free(gen_choice *c) {
@@ -81,6 +89,7 @@ static void state_free(void *p) {
     gen_state *g = p;
     if (!g) return;
     free(g->run); free(g->scratch); free(g->seqs); free(g->toks); free(g->ntok); free(g->aborting);
+    free(g->filling);
     free(g);
 }
 
@@ -110,8 +119,9 @@ static gen_state *state_of(srv_model *m) {
     g->toks = calloc((size_t)g->cap, sizeof *g->toks);
     g->ntok = calloc((size_t)g->cap, sizeof *g->ntok);
     g->aborting = calloc((size_t)g->cap + 1, sizeof *g->aborting);
+    g->filling = calloc((size_t)g->cap, sizeof *g->filling);
     g->scratch = malloc(2 * (size_t)info.vocab_size * sizeof(float));
-    if (!g->run || !g->seqs || !g->toks || !g->ntok || !g->aborting || !g->scratch) { state_free(g); return NULL; }
+    if (!g->run || !g->seqs || !g->toks || !g->ntok || !g->aborting || !g->filling || !g->scratch) { state_free(g); return NULL; }
     srv_sched_set_runner_state(m, g, state_free);
     return g;
 }
@@ -395,32 +405,71 @@ static void mark_cancelled(gen_state *g) {
     }
 }
 
-// Fills the step's arguments with every running, unfinished choice: the
-// whole prompt of a new one, the last token of the others. Returns how many.
+// Sets c->feed for every choice still prefilling its prompt: together at most
+// `budget` tokens (0 = no limit: whole prompts), shared fairly. Each prompt
+// gets an equal share of what is left (at least 1 token), a prompt that needs
+// less than its share leaves the rest to the others, and who comes first in
+// a round (and so gets the remainder of an uneven split) rotates from step to
+// step. Decoding sequences are not counted: they feed one token each, always.
+static void plan_prefill(gen_state *g, int budget) {
+    int nf = 0;
+    for (int i = 0; i < g->n_run; i++) {
+        gen_choice *c = g->run[i];
+        if (c->finish) continue;
+        int need = ((srv_gen_req *)c->r->task)->n_prompt - c->prefilled;
+        c->feed = need > 0 ? (budget > 0 ? 0 : need) : 1;
+        if (need > 0 && budget > 0) g->filling[nf++] = c;
+    }
+    if (nf == 0) return;
+    int left = budget, start = (int)(g->turn++ % (unsigned)nf);
+    for (int wanting = nf; left > 0 && wanting > 0;) {
+        int share = left / wanting > 0 ? left / wanting : 1;
+        wanting = 0;
+        for (int k = 0; k < nf && left > 0; k++) {
+            gen_choice *c = g->filling[(start + k) % nf];
+            int need = ((srv_gen_req *)c->r->task)->n_prompt - c->prefilled - c->feed;
+            int give = need < share ? need : share;
+            if (give > left) give = left;
+            c->feed += give;
+            left -= give;
+            if (need > give) wanting++;
+        }
+    }
+}
+
+// Fills the step's arguments with every choice that feeds tokens this step
+// (plan_prefill): the next prompt chunk of one being prefilled, the last
+// token of one decoding. Returns how many.
 static int gather_inputs(gen_state *g) {
     int n = 0;
     for (int i = 0; i < g->n_run; i++) {
         gen_choice *c = g->run[i];
-        if (c->finish) continue;
+        if (c->finish || c->feed == 0) continue;
         srv_gen_req *q = c->r->task;
+        int decoding = c->prefilled == q->n_prompt;
         g->seqs[n] = c->seq;
-        g->toks[n] = c->fed ? &c->last : q->prompt;
-        g->ntok[n] = c->fed ? 1 : q->n_prompt;
+        g->toks[n] = decoding ? &c->last : q->prompt + c->prefilled;
+        g->ntok[n] = c->feed;
         n++;
     }
     return n;
 }
 
-// Samples each unfinished choice's next token from its row of logits (in
-// gather order), appends it and streams what may be sent.
+// Samples the next token of each choice in the step whose prompt is now all
+// consumed, from its row of logits (in gather order), appends it and streams
+// what may be sent. A choice that fed only part of its prompt waits for the
+// next step (its row's logits are not a prediction anyone asked for).
 static void sample_all(srv_model *m, gen_state *g, const float *logits, int vocab) {
     int k = 0;
     for (int i = 0; i < g->n_run; i++) {
         gen_choice *c = g->run[i];
-        if (c->finish) continue;
+        if (c->finish || c->feed == 0) continue;
         srv_gen_req *q = c->r->task;
         const float *lg = logits + (size_t)k++ * vocab;
-        c->fed = 1;
+        if (c->prefilled < q->n_prompt) {
+            c->prefilled += c->feed;
+            if (c->prefilled < q->n_prompt) continue;
+        }
         int tok = eng_sample(&q->sampler, lg, vocab, &c->rng, g->scratch);
         if (tok < 0 || tok >= vocab) {   // never: eng_sample's contract; the step would assert on it
             log_error("model %s: sampler returned token %d of %d; request %s failed", m->id, tok, vocab, c->r->id);
@@ -439,6 +488,7 @@ static void sample_all(srv_model *m, gen_state *g, const float *logits, int voca
 static int advance(srv_worker *w, srv_model *m, gen_state *g) {
     eng_model *em = m->m;
     int vocab = em->arch->lm->info(em->lm).vocab_size;
+    plan_prefill(g, m->prefill_chunk);
     int n = gather_inputs(g);
     if (n == 0) return 0;
     float *logits = srv_worker_out(w, (size_t)n * (size_t)vocab);

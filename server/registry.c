@@ -27,6 +27,10 @@ static expected_model *expected;       // models /readyz waits for
 static int n_expected;
 static char *load_only;                // the startup --load list ("" = every directory)
 
+static int prefill_chunk = 16;         // the daemon's default for text-generation models
+
+void srv_registry_set_prefill_chunk(int tokens) { prefill_chunk = tokens; }
+
 void srv_registry_init(const char *repo) {
     repository = strdup(repo);
 }
@@ -121,7 +125,8 @@ static void note_expected(const char *id, const char *error) {
 }
 
 // The serving settings of a model's config.json, all read here: batching
-// (Triton's names and semantics) and the KV-cache budget of text generation.
+// (Triton's names and semantics), the KV-cache budget and the prefill chunk
+// of text generation.
 static void read_settings(srv_model *m) {
     const json_t *cfg = m->m->config;
     m->max_batch_size = batch_setting(cfg, "max_batch_size", 32, 1, 1024);
@@ -130,6 +135,7 @@ static void read_settings(srv_model *m) {
     m->timeout_ms = batch_setting(cfg, "timeout_ms", 30000, 1, 3600000);
     const json_t *kv = json_object_get(cfg, "kv_cache_mb");
     m->kv_cache_bytes = (size_t)(json_is_integer(kv) && json_integer_value(kv) > 0 ? json_integer_value(kv) : 2048) << 20;
+    m->prefill_chunk = batch_setting(cfg, "prefill_chunk", prefill_chunk, 0, 1048576);
 }
 
 int srv_registry_load(const char *id, const char *path, int *replaced, char **err) {

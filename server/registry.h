@@ -21,6 +21,7 @@ typedef struct srv_model {
     int max_queue_size;          // queued items before 503, default 256
     int timeout_ms;              // per-request deadline from arrival, default 30000
     size_t kv_cache_bytes;       // text generation: KV caches of running sequences at most (kv_cache_mb, default 2048)
+    int prefill_chunk;           // text generation: prompt tokens per step, 0 = no limit (daemon's prefill_chunk)
     atomic_int refs;             // registry + requests + running batches
     // the scheduler's per-model state (its queue, a continuous runner's
     // sequences): opaque here, created by server/sched.c, freed with the model
@@ -35,6 +36,8 @@ typedef struct srv_model {
 
 // repository: the models directory; expected: ids that must load for /readyz.
 void srv_registry_init(const char *repository);
+// The daemon's prefill_chunk, for models whose config.json sets none (default 16).
+void srv_registry_set_prefill_chunk(int tokens);
 void srv_registry_free(void);
 
 // Valid model id: [A-Za-z0-9._-]{1,64}, and not "." or "..".

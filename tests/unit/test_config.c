@@ -115,6 +115,7 @@ START_TEST(test_defaults) {
     ck_assert_int_eq(c.max_queued_jobs, 16);
     ck_assert_int_eq(c.max_job_steps, 100000);
     ck_assert_int_eq(c.train_threads, 1);
+    ck_assert_int_eq(c.prefill_chunk, 16);
     ck_assert_ptr_null(c.config_path);
     srv_config_free(&c);
     ck_assert_ptr_null(c.host);
@@ -131,7 +132,7 @@ START_TEST(test_each_option_own_field) {
         { "threads", "7" }, { "workers", "255" }, { "log_level", "debug" }, { "access_log", "false" },
         { "max_body_bytes", "2048" }, { "max_body_bytes_total", "2097152" }, { "max_file_bytes", "4096" }, { "max_image_pixels", "5" }, { "max_image_bytes", "2097152" }, { "cors_origins", "*" },
         { "shutdown_timeout_s", "3" }, { "max_running_jobs", "3" }, { "max_queued_jobs", "5" }, { "max_job_steps", "77" },
-        { "train_threads", "2" },
+        { "train_threads", "2" }, { "prefill_chunk", "0" },
     };
     const int nalt = (int)(sizeof alt / sizeof alt[0]);
     ck_assert_int_eq(nalt, SRV_CONFIG_NOPTIONS);
