@@ -275,12 +275,49 @@ static void decode_scores(float *s, const float *q, const float *K, size_t ks, i
     for (; t < len; t++) s[t] = scale * vdot(q, K + (size_t)t * ks, hd);
 }
 
-// o[hd] = sum_t p[t] * V[t] over t < len (rows ks floats apart), four rows
-// per pass over o so its read-modify-write is not the bottleneck.
-static void decode_weighted_sum(float *o, const float *p, const float *V, size_t ks, int len, int hd)
+// The scores of four query rows at once (keys two at a time, each key row
+// loaded once for the four): every s[r][t] is computed exactly as
+// decode_scores computes it (lanes, lane sum, tail, scale), so grouping rows
+// changes no bit. Keys t < len (the longest of the four rows' lengths).
+static void scores_rows4(float *const s[4], const float *const q[4], const float *K, size_t ks, int len, int hd,
+                         float scale)
 {
-    memset(o, 0, (size_t)hd * sizeof(float));
     int t = 0;
+    for (; t + 2 <= len; t += 2) {
+        const float *k0 = K + (size_t)t * ks, *k1 = k0 + ks;
+        vf a[4][2] = {{{0}}};
+        int d = 0;
+        for (; d + VL <= hd; d += VL) {
+            vf x0 = vld(k0 + d), x1 = vld(k1 + d);
+#pragma GCC unroll 4   // the eight sums stay in registers
+            for (int r = 0; r < 4; r++) {
+                vf qv = vld(q[r] + d);
+                a[r][0] += qv * x0;
+                a[r][1] += qv * x1;
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            float r0 = vsum(a[r][0]), r1 = vsum(a[r][1]);
+            for (int e = d; e < hd; e++) {
+                r0 += q[r][e] * k0[e];
+                r1 += q[r][e] * k1[e];
+            }
+            s[r][t] = scale * r0;
+            s[r][t + 1] = scale * r1;
+        }
+    }
+    for (; t < len; t++)
+        for (int r = 0; r < 4; r++) s[r][t] = scale * vdot(q[r], K + (size_t)t * ks, hd);
+}
+
+// o[hd] += sum_t p[t] * V[t] over from <= t < len (rows ks floats apart), in
+// the order decode_weighted_sum uses from t = 0: blocks of four while they
+// fit, then one row at a time. Four rows per pass over o so its
+// read-modify-write is not the bottleneck.
+static void weighted_sum_from(float *o, const float *p, const float *V, size_t ks, int from, int len, int hd)
+{
+    int t = from;
     for (; t + 4 <= len; t += 4) {
         const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks, *v2 = v1 + ks, *v3 = v2 + ks;
         float p0 = p[t], p1 = p[t + 1], p2 = p[t + 2], p3 = p[t + 3];
@@ -295,6 +332,42 @@ static void decode_weighted_sum(float *o, const float *p, const float *V, size_t
         for (; d + VL <= hd; d += VL) vst(o + d, vld(o + d) + p[t] * vld(vt + d));
         for (; d < hd; d++) o[d] += p[t] * vt[d];
     }
+}
+
+// o[hd] = sum_t p[t] * V[t] over t < len.
+static void decode_weighted_sum(float *o, const float *p, const float *V, size_t ks, int len, int hd)
+{
+    memset(o, 0, (size_t)hd * sizeof(float));
+    weighted_sum_from(o, p, V, ks, 0, len, hd);
+}
+
+// decode_weighted_sum for four rows of lengths len[0] <= .. <= len[3]: the
+// blocks of four every row has are done together (each value row loaded once
+// for the four), then each row finishes alone, so each o[r] is summed in
+// exactly decode_weighted_sum's order.
+static void weighted_sum_rows4(float *const o[4], const float *const p[4], const float *V, size_t ks,
+                               const int len[4], int hd)
+{
+    for (int r = 0; r < 4; r++) memset(o[r], 0, (size_t)hd * sizeof(float));
+    int t = 0;
+    for (; t + 4 <= len[0]; t += 4) {
+        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks, *v2 = v1 + ks, *v3 = v2 + ks;
+        int d = 0;
+        for (; d + VL <= hd; d += VL) {
+            vf x0 = vld(v0 + d), x1 = vld(v1 + d), x2 = vld(v2 + d), x3 = vld(v3 + d);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const float *pr = p[r] + t;
+                vst(o[r] + d, vld(o[r] + d) + ((pr[0] * x0 + pr[1] * x1) + (pr[2] * x2 + pr[3] * x3)));
+            }
+        }
+        for (; d < hd; d++)
+            for (int r = 0; r < 4; r++) {
+                const float *pr = p[r] + t;
+                o[r][d] += (pr[0] * v0[d] + pr[1] * v1[d]) + (pr[2] * v2[d] + pr[3] * v3[d]);
+            }
+    }
+    for (int r = 0; r < 4; r++) weighted_sum_from(o[r], p[r], V, ks, t, len[r], hd);
 }
 
 // ---------------------------------------------------------------- causal attention (training)
@@ -374,11 +447,30 @@ void eng_attention_cached_forward(float *out, float *scratch, const float *q, co
     // depends only on its position and the cache, never on how many rows
     // came with it (batch invariance: a prompt prefilled in chunks gives the
     // bits of one prefilled at once; sgemm over the chunk would not).
-    for (int i = 0; i < n; i++) {
-        int len = pos + i + 1;
-        for (int h = 0; h < NH; h++) {
+    // Heads outside rows: one head's keys and values stay in cache for all
+    // rows; rows four at a time where there are four (each key and value row
+    // read once for the four; the same bits as one at a time).
+    int L = pos + n;
+    for (int h = 0; h < NH; h++) {
+        const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {
+            float *sr[4], *o[4];
+            const float *qr[4];
+            int len[4];
+            for (int r = 0; r < 4; r++) {
+                sr[r] = scratch + (size_t)r * L;   // n >= 4 rows of L floats
+                qr[r] = q + (size_t)(i + r) * qs + (size_t)h * hd;
+                o[r] = out + (size_t)(i + r) * qs + (size_t)h * hd;
+                len[r] = pos + i + r + 1;
+            }
+            scores_rows4(sr, qr, K, (size_t)ks, len[3], hd, scale);
+            for (int r = 0; r < 4; r++) masked_softmax_row(sr[r], len[r], len[r]);
+            weighted_sum_rows4(o, (const float *const *)sr, V, (size_t)ks, len, hd);
+        }
+        for (; i < n; i++) {
+            int len = pos + i + 1;
             const float *qv = q + (size_t)i * qs + (size_t)h * hd;
-            const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
             decode_scores(scratch, qv, K, (size_t)ks, len, hd, scale);
             masked_softmax_row(scratch, len, len);
             decode_weighted_sum(out + (size_t)i * qs + (size_t)h * hd, scratch, V, (size_t)ks, len, hd);
