@@ -23,7 +23,7 @@
 #        HTTP:   `inferd serve` with both models, tests/bench/lm_http.py streaming
 #                /v1/completions at 1/4/16 concurrent requests (64 tokens, temperature 0),
 #                and the TTFT of one 128-token-prompt request
-#        chunked prefill: a stories110M-shaped llama (dim 768, 12 layers, hidden 2048, context 1024),
+#    4b. chunked prefill: a stories110M-shaped llama (dim 768, 12 layers, hidden 2048, context 1024),
 #                tests/bench/prefill_http.py: 8 streams decoding, inter-token latency median / p99 / max
 #                without and with a 1000-token prompt arriving mid-run, prefill_chunk at the default and
 #                at 0 (whole prompts); the p99 / base-median ratio and the long prompt's own TTFT
@@ -91,7 +91,8 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,translate,text,bert,jobs,gen,style,gemm: "image" = sections 1-3, "lm" = section 4,
+#   BENCH_PARTS         default image,lm,prefill,translate,text,bert,jobs,gen,style,gemm: "image" = sections 1-3,
+#                       "lm" = section 4, "prefill" = section 4b,
 #                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9,
 #                       "gen" = section 10, "style" = section 11, "gemm" = section 12
 #   BENCH_JOBS_SECONDS  seconds per phase of section 9 (default 10)
@@ -101,7 +102,6 @@
 #   BENCH_LM_STEPS      engine decode steps per round (default 48; 3 rounds + warm-up per line)
 #   BENCH_LM_HTTP_ROUNDS  waves per HTTP concurrency (default 2)   BENCH_LM_MAX_TOKENS  default 64
 #   BENCH_LM_MM         0 skips the matmul-only figures (tests/bench/bench_lm_mm.c, ~15 s)
-#   BENCH_PREFILL       0 skips the chunked-prefill figures (tests/bench/prefill_http.py, minutes)
 #   BENCH_PF_STREAMS    default 8   BENCH_PF_MAX_TOKENS  default 160   BENCH_PF_PROMPT  default 1000
 #   BENCH_PF_ROUNDS     default 1
 #   GPT2_VOCAB          default tests/ref/gpt2-vocab  LLAMA_TOKENIZER  default ../shared/data/tokenizer.bin
@@ -140,7 +140,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,translate,text,bert,jobs,gen,style,gemm}
+PARTS=${BENCH_PARTS:-image,lm,prefill,translate,text,bert,jobs,gen,style,gemm}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -398,51 +398,60 @@ else
     say "   HTTP: skipped (no model directory was written)"
   fi
   rm -rf "$LM_REPO"   # ~600 MB
-
-  # chunked prefill: 8 streams decoding on a stories110M-shaped llama, a 1000-token prompt arriving
-  # mid-run; the same weights under two ids: the daemon's default prefill_chunk and 0 (whole prompts)
-  PF_REPO=$OUT/pf-models
-  FREE_MB=$(df -Pm "$OUT" 2>/dev/null | awk 'NR == 2 { print $4 }')
-  if [ "${BENCH_PREFILL:-1}" = 0 ]; then
-    say "   chunked prefill: skipped (BENCH_PREFILL=0)"
-  elif [ ! -f "$LLAMA_TOKENIZER" ]; then
-    say "   chunked prefill: skipped (no $LLAMA_TOKENIZER)"
-  elif [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt 1500 ]; then
-    say "   chunked prefill: skipped (only $FREE_MB MB free under $OUT; it needs ~540 MB)"
-  elif ! "$MKMODEL" llama "$PF_REPO/s110m" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$OUT/mkmodel-pf.log" 2>&1; then
-    say "   chunked prefill: mkmodel failed:"; tail -3 "$OUT/mkmodel-pf.log"
-  else
-    mkdir -p "$PF_REPO/s110m-whole"
-    ln -s "$PF_REPO/s110m/model.safetensors" "$PF_REPO/s110m/tokenizer.bin" "$PF_REPO/s110m-whole/"
-    python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["prefill_chunk"] = 0; json.dump(c, open(sys.argv[2], "w"))' \
-      "$PF_REPO/s110m/config.json" "$PF_REPO/s110m-whole/config.json"
-    "$INFERD" serve --host 127.0.0.1 --port 0 --models "$PF_REPO" --access-log false --log-level info \
-        >"$OUT/pf-daemon.out" 2>"$OUT/pf-daemon.err" &
-    DAEMON_PID=$!
-    PORT=
-    for _ in $(seq 300); do
-      PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$OUT/pf-daemon.err" | head -1)
-      [ -n "$PORT" ] && break
-      kill -0 "$DAEMON_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    if [ -z "$PORT" ]; then
-      say "   chunked prefill: daemon did not start:"; tail -5 "$OUT/pf-daemon.err"
-    else
-      PF_CHUNK=$("$INFERD" serve --help 2>&1 | sed -n 's/.*--prefill-chunk .*default: \([0-9][0-9]*\)).*/\1/p' | head -1)
-      say "   chunked prefill: stories110M shape (dim 768, 12 layers, hidden 2048, context 1024, untied head: 134M"
-      say "   params), ${BENCH_PF_STREAMS:-8} streams (max_tokens ${BENCH_PF_MAX_TOKENS:-160}, greedy) and a ${BENCH_PF_PROMPT:-1000}-token prompt arriving after"
-      say "   their 24th token; s110m = prefill_chunk ${PF_CHUNK:-default}, s110m-whole = 0 (whole prompts); ITL = gap between"
-      say "   a stream's text chunks; base = the same streams without the long prompt; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-      python3 tests/bench/prefill_http.py --port "$PORT" --model s110m --model s110m-whole \
-          --streams "${BENCH_PF_STREAMS:-8}" --max-tokens "${BENCH_PF_MAX_TOKENS:-160}" --arrive-after 24 \
-          --long-prompt "${BENCH_PF_PROMPT:-1000}" --rounds "${BENCH_PF_ROUNDS:-1}" 2>&1 | sed 's/^/   /' | tee "$OUT/pf.txt"
-      say "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-    fi
-    kill -TERM "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
-  fi
-  rm -rf "$PF_REPO"   # ~540 MB
 fi
+
+# ---------------------------------------------------------------- 4b. chunked prefill
+# 8 streams decoding on a stories110M-shaped llama, a 1000-token prompt arriving mid-run; the
+# same weights under two ids: the daemon's default prefill_chunk and 0 (whole prompts)
+hr
+PF_REPO=$OUT/pf-models
+FREE_MB=$(df -Pm "$OUT" 2>/dev/null | awk 'NR == 2 { print $4 }')
+if part prefill; then
+  [ -x "$MKMODEL" ] || make -s BUILD="$BUILD" "$MKMODEL" >"$OUT/mkmodel-build.log" 2>&1
+  mkdir -p "$PF_REPO"
+fi
+if ! part prefill; then
+  say "== 4b. chunked prefill: skipped (BENCH_PARTS=$PARTS)"
+elif [ ! -x "$MKMODEL" ]; then
+  say "== 4b. chunked prefill: skipped ($MKMODEL is missing and 'make $MKMODEL' failed)"
+elif [ ! -f "$LLAMA_TOKENIZER" ]; then
+  say "== 4b. chunked prefill: skipped (no $LLAMA_TOKENIZER)"
+elif [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt 1500 ]; then
+  say "== 4b. chunked prefill: skipped (only $FREE_MB MB free under $OUT; it needs ~540 MB)"
+elif ! "$MKMODEL" llama "$PF_REPO/s110m" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$OUT/mkmodel-pf.log" 2>&1; then
+  say "== 4b. chunked prefill: mkmodel failed:"; tail -3 "$OUT/mkmodel-pf.log"
+else
+  mkdir -p "$PF_REPO/s110m-whole"
+  ln -s "$PF_REPO/s110m/model.safetensors" "$PF_REPO/s110m/tokenizer.bin" "$PF_REPO/s110m-whole/"
+  python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["prefill_chunk"] = 0; json.dump(c, open(sys.argv[2], "w"))' \
+    "$PF_REPO/s110m/config.json" "$PF_REPO/s110m-whole/config.json"
+  "$INFERD" serve --host 127.0.0.1 --port 0 --models "$PF_REPO" --access-log false --log-level info \
+      >"$OUT/pf-daemon.out" 2>"$OUT/pf-daemon.err" &
+  DAEMON_PID=$!
+  PORT=
+  for _ in $(seq 300); do
+    PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$OUT/pf-daemon.err" | head -1)
+    [ -n "$PORT" ] && break
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$PORT" ]; then
+    say "== 4b. chunked prefill: daemon did not start:"; tail -5 "$OUT/pf-daemon.err"
+  else
+    PF_CHUNK=$("$INFERD" serve --help 2>&1 | sed -n 's/.*--prefill-chunk .*default: \([0-9][0-9]*\)).*/\1/p' | head -1)
+    say "== 4b. chunked prefill: stories110M shape (dim 768, 12 layers, hidden 2048, context 1024, untied head: 134M"
+    say "   params), ${BENCH_PF_STREAMS:-8} streams (max_tokens ${BENCH_PF_MAX_TOKENS:-160}, greedy) and a ${BENCH_PF_PROMPT:-1000}-token prompt arriving after"
+    say "   their 24th token; s110m = prefill_chunk ${PF_CHUNK:-default}, s110m-whole = 0 (whole prompts); ITL = gap between"
+    say "   a stream's text chunks; base = the same streams without the long prompt; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    python3 tests/bench/prefill_http.py --port "$PORT" --model s110m --model s110m-whole \
+        --streams "${BENCH_PF_STREAMS:-8}" --max-tokens "${BENCH_PF_MAX_TOKENS:-160}" --arrive-after 24 \
+        --long-prompt "${BENCH_PF_PROMPT:-1000}" --rounds "${BENCH_PF_ROUNDS:-1}" 2>&1 | sed 's/^/   /' | tee "$OUT/pf.txt"
+    say "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  fi
+  kill -TERM "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
+fi
+rm -rf "$PF_REPO"   # ~540 MB
+
 
 # ---------------------------------------------------------------- 5. translation (Marian)
 MT_OK=0
