@@ -8,6 +8,7 @@
 #include "engine/io/image.h"     // eng_image_decode (run)
 #include "engine/arch/model.h"     // eng_model_load (run)
 #include "engine/train/train.h"     // eng_train, eng_eval
+#include "engine/train/stylize.h"   // eng_stylize
 #include "engine/core/util.h"      // eng_read_file
 #include "server/config.h"    // srv_config
 #include "server/daemon.h"    // srv_daemon_run
@@ -22,6 +23,7 @@ static void usage(FILE *f) {
         "  inferd train --task T --data PATH --out DIR [--arch A] [--epochs N] [--steps N] [...]\n"
         "  inferd eval  --model DIR --data PATH\n"
         "  inferd run   --model DIR INPUT\n"
+        "  inferd stylize --style ART --content PHOTO --out RESULT.png [--steps N] [--size S] [...]\n"
         "  inferd --version | --help | <subcommand> --help\n", INFERD_VERSION);
 }
 
@@ -282,6 +284,100 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
+// ---------------------------------------------------------------- stylize
+static void print_stylize_progress(void *ctx, const eng_stylize_progress *p) {
+    (void)ctx;
+    printf("step %5d/%d  loss %.4f  content %.4f  style %.4f  tv %.5f  %.1fs\n", p->step, p->total_steps,
+           (double)p->loss, (double)p->content, (double)p->style, (double)p->tv, p->elapsed_s);
+    fflush(stdout);
+}
+
+// Reads and decodes an image file for stylize; NULL after printing why.
+static float *stylize_read(const char *path, const char *what, int size, int *H, int *W) {
+    char *err = NULL;
+    size_t len;
+    char *bytes = eng_read_file(path, &len, &err);
+    float *x = NULL;
+    if (bytes && eng_stylize_decode(bytes, len, size, 100000000, &x, H, W, &err) == ENG_IMG_OK) {
+        free(bytes);
+        return x;
+    }
+    fprintf(stderr, "inferd stylize: %s %s: %s\n", what, path, err ? err : "cannot read");
+    free(err);
+    free(bytes);
+    return NULL;
+}
+
+static int cmd_stylize(int argc, char **argv) {
+    eng_stylize_opts o;
+    eng_stylize_opts_init(&o);
+    const char *style = NULL, *content = NULL, *out = NULL;
+    int size = ENG_STYLIZE_DEFAULT_SIZE, style_size = 0, seed = (int)ENG_LOSSNET_DEFAULT_SEED;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: inferd stylize --style ART --content PHOTO --out RESULT.png [options]\n\n"
+                   "Paints PHOTO in the style of ART by optimising the result's pixels (Gatys et al.),\n"
+                   "starting from the photo; PNG or JPEG in, PNG out.\n\n"
+                   "  --steps N           Adam steps (default %d)\n"
+                   "  --size S            longest side of the result, in pixels (default %d; the photo is shrunk)\n"
+                   "  --style-size S      longest side the style image is shrunk to (default: --size)\n"
+                   "  --style-weight W    weight of the style term (default %g)\n"
+                   "  --content-weight W  weight of the content term (default 1)\n"
+                   "  --tv-weight W       weight of the smoothness term (default %g)\n"
+                   "  --lr R              Adam's step, in pixel levels (default %g)\n"
+                   "  --seed N            the loss network's seed (default %u)\n"
+                   "  --log-every N       steps between progress lines (default %d)\n",
+                   ENG_STYLIZE_DEFAULT_STEPS, ENG_STYLIZE_DEFAULT_SIZE, (double)ENG_STYLE_DEFAULT_STYLE_WEIGHT,
+                   (double)ENG_STYLE_DEFAULT_TV_WEIGHT, (double)o.lr, ENG_LOSSNET_DEFAULT_SEED, o.log_every);
+            return 0;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) { fprintf(stderr, "inferd stylize: %s needs a value (or is unknown)\n", a); return 2; }
+        i++;
+        int bad = 0;
+        if (strcmp(a, "--style") == 0) style = v;
+        else if (strcmp(a, "--content") == 0) content = v;
+        else if (strcmp(a, "--out") == 0) out = v;
+        else if (strcmp(a, "--steps") == 0) bad = flag_int(v, 0, ENG_STYLIZE_MAX_STEPS, &o.steps, a);
+        else if (strcmp(a, "--size") == 0) bad = flag_int(v, ENG_LOSSNET_MIN_SIDE, ENG_STYLIZE_MAX_SIDE, &size, a);
+        else if (strcmp(a, "--style-size") == 0) bad = flag_int(v, ENG_LOSSNET_MIN_SIDE, ENG_STYLIZE_MAX_SIDE, &style_size, a);
+        else if (strcmp(a, "--style-weight") == 0) bad = flag_float(v, &o.weights.style_weight, a);
+        else if (strcmp(a, "--content-weight") == 0) bad = flag_float(v, &o.weights.content_weight, a);
+        else if (strcmp(a, "--tv-weight") == 0) bad = flag_float(v, &o.weights.tv_weight, a);
+        else if (strcmp(a, "--lr") == 0) bad = flag_float(v, &o.lr, a);
+        else if (strcmp(a, "--seed") == 0) bad = flag_int(v, 0, 2147483647, &seed, a);
+        else if (strcmp(a, "--log-every") == 0) bad = flag_int(v, 1, 1000000, &o.log_every, a);
+        else { fprintf(stderr, "inferd stylize: unknown option %s (see inferd stylize --help)\n", a); return 2; }
+        if (bad) return 2;
+    }
+    if (!style || !content || !out) { fprintf(stderr, "inferd stylize: --style, --content and --out are required\n"); return 2; }
+    o.seed = (uint64_t)seed;
+    o.progress = print_stylize_progress;
+    int H, W, SH, SW;
+    float *c = stylize_read(content, "content", size, &H, &W);
+    float *s = c ? stylize_read(style, "style", style_size ? style_size : size, &SH, &SW) : NULL;
+    float *y = s ? malloc((size_t)3 * H * W * sizeof(float)) : NULL;
+    if (!y) { free(c); free(s); return 1; }
+    printf("stylize: content %s (%dx%d), style %s (%dx%d), %d steps\n", content, W, H, style, SW, SH, o.steps);
+    char *err = NULL;
+    eng_style_loss_parts first, last;
+    uint8_t *png = NULL;
+    size_t len = 0;
+    int rc = 1;
+    if (eng_stylize(&o, c, H, W, s, SH, SW, y, &first, &last, &err) != 0 ||
+        eng_stylize_encode_png(y, H, W, &png, &len, &err) != 0 || eng_write_file_atomic(out, png, len, &err) != 0) {
+        fprintf(stderr, "inferd stylize: %s\n", err);
+        free(err);
+    } else {
+        printf("loss %.4f -> %.4f (content %.4f, style %.4f -> %.4f); wrote %s\n", (double)first.total,
+               (double)last.total, (double)last.content, (double)first.style, (double)last.style, out);
+        rc = 0;
+    }
+    free(png); free(c); free(s); free(y);
+    return rc;
+}
+
 // ---------------------------------------------------------------- run
 static int cmd_run(int argc, char **argv) {
     const char *model_dir = NULL, *input = NULL;
@@ -365,6 +461,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "stylize") == 0) return cmd_stylize(argc - 2, argv + 2);
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "inferd: unknown subcommand '%s'\n", argv[1]);
         usage(stderr);
