@@ -6,6 +6,7 @@
 #include <string.h>           // strcmp, strncmp
 #include "engine/arch/model.h"     // eng_task_parse
 #include "server/api.h"       // declarations
+#include "server/job_stylize.h"   // srv_job_is_stylize
 #include "server/jobs.h"      // srv_jobs_*
 #include "server/log.h"       // log_warn
 #include "server/registry.h"  // srv_registry_valid_id
@@ -57,14 +58,25 @@ static int create(srv_request *r) {
         opt_string(r, j, "base_model", &s.base_model) || opt_string(r, j, "output_model", &s.output_model))
         goto out;
     if (!s.task) { srv_request_fail(r, SRV_E_MISSING, "task", "\"task\" is required (e.g. \"text-generation\")"); goto out; }
-    if (eng_task_parse(s.task) < 0) {
+    int image_job = srv_job_is_stylize(s.task);
+    if (eng_task_parse(s.task) < 0 && !image_job) {
         srv_request_fail(r, SRV_E_BAD_VALUE, "task", "unknown task \"%s\" (text-generation, translation, text-classification, "
-                         "image-classification, image-stylization, image-generation)", s.task);
+                         "image-classification, image-stylization, image-generation, image-stylization-optimize)", s.task);
         goto out;
     }
-    if (!s.training_file) { srv_request_fail(r, SRV_E_MISSING, "training_file", "\"training_file\" (a file id from POST /v1/files) is required"); goto out; }
-    if (!s.output_model) { srv_request_fail(r, SRV_E_MISSING, "output_model", "\"output_model\" (the new model's id) is required"); goto out; }
-    if (!srv_registry_valid_id(s.output_model)) {
+    if (image_job) {   // its inputs are hyperparameters.style_file and .content_file; it makes an image
+        static const char *const unused[] = {"arch", "training_file", "validation_file", "base_model", "output_model"};
+        for (size_t i = 0; i < sizeof unused / sizeof unused[0]; i++) {
+            const json_t *u = json_object_get(j, unused[i]);
+            if (u && !json_is_null(u)) {
+                srv_request_fail(r, SRV_E_BAD_VALUE, unused[i], "%s does not apply to image-stylization-optimize (it makes an "
+                                 "image from hyperparameters.style_file and .content_file)", unused[i]);
+                goto out;
+            }
+        }
+    } else if (!s.training_file) { srv_request_fail(r, SRV_E_MISSING, "training_file", "\"training_file\" (a file id from POST /v1/files) is required"); goto out; }
+    if (!image_job && !s.output_model) { srv_request_fail(r, SRV_E_MISSING, "output_model", "\"output_model\" (the new model's id) is required"); goto out; }
+    if (!image_job && !srv_registry_valid_id(s.output_model)) {
         srv_request_fail(r, SRV_E_BAD_VALUE, "output_model", "output_model must match [A-Za-z0-9._-]{1,64} (and not be . or ..)");
         goto out;
     }
@@ -185,6 +197,25 @@ static int loss_png(srv_request *r, const char *id) {
     return SRV_HANDLER_DONE;
 }
 
+static int result_png(srv_request *r, const char *id) {
+    uint8_t *png = NULL;
+    size_t len = 0;
+    char *msg = NULL;
+    srv_err e = srv_jobs_result(id, &png, &len, &msg);
+    if (e == SRV_E_NOT_FOUND && !msg) return no_job(r, id);
+    if (e != SRV_OK) {
+        srv_request_fail(r, e, "id", "%s", msg ? msg : "no result");
+        free(msg);
+        return SRV_HANDLER_DONE;
+    }
+    free(r->resp_body);
+    r->resp_body = (char *)png;
+    r->resp_len = len;
+    r->resp_type = "image/png";
+    r->status = 200;
+    return SRV_HANDLER_DONE;
+}
+
 // Splits "/v1/jobs/<id>[/<what>]": copies the id, returns the rest ("" or
 // "events", ...), or NULL when the path has more segments or a long id.
 static const char *split(const char *path, char id[64]) {
@@ -213,7 +244,9 @@ int srv_api_jobs_get(srv_request *r, const char *arg) {
     }
     if (strcmp(what, "events") == 0) { r->route = "/v1/jobs/{id}/events"; return events(r, id); }
     if (strcmp(what, "loss.png") == 0) { r->route = "/v1/jobs/{id}/loss.png"; return loss_png(r, id); }
-    srv_request_fail(r, SRV_E_NOT_FOUND, NULL, "no such endpoint: GET %.200s (a job has /events and /loss.png)", r->path);
+    if (strcmp(what, "result.png") == 0) { r->route = "/v1/jobs/{id}/result.png"; return result_png(r, id); }
+    srv_request_fail(r, SRV_E_NOT_FOUND, NULL, "no such endpoint: GET %.200s (a job has /events, /loss.png and, when it "
+                     "makes an image, /result.png)", r->path);
     return SRV_HANDLER_DONE;
 }
 

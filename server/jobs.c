@@ -21,9 +21,11 @@
 #include <unistd.h>           // write, close, fsync, gettid
 #include "engine/arch/model.h"     // eng_task_parse
 #include "engine/core/util.h"      // eng_errorf, eng_read_file, eng_write_file_atomic
+#include "engine/io/image.h"       // ENG_IMG_BYTES_PER_PIXEL
 #include "engine/io/plot.h"        // eng_plot_png
 #include "engine/train/train.h"    // eng_train, eng_train_check
 #include "server/files.h"          // srv_files_path
+#include "server/job_stylize.h"    // srv_job_stylize_*
 #include "server/log.h"            // log_*
 #include "server/metrics.h"        // srv_metrics_training_jobs
 #include "server/registry.h"       // srv_registry_load, srv_registry_get, srv_registry_valid_id
@@ -69,6 +71,7 @@ static int n_pool;
 static int stopping, started;
 static char jobs_dir[4000], models_dir[4000];   // shorter than a job's dir (4096)
 static int max_queued, max_steps, train_threads;
+static long long max_image_pixels;   // image jobs decode at most this many pixels
 
 int srv_jobs_valid_id(const char *id) {
     if (!id || strncmp(id, "job-", 4) != 0 || strlen(id) != 28) return 0;
@@ -152,6 +155,12 @@ static const hparam hparams[] = {
     HP("maxn", 'i', 1, 16, maxn),
     HP("labels", 's', 1, 65536, labels),
     HP("sample_prompt", 's', 1, 4096, sample_prompt),
+    HP("style_file", 's', 1, 64, style_file),
+    HP("content_file", 's', 1, 64, content_file),
+    HP("size", 'i', ENG_LOSSNET_MIN_SIDE, ENG_STYLIZE_MAX_SIDE, size),
+    HP("style_weight", 'n', 0, 1e6, style_weight),
+    HP("content_weight", 'n', 0, 1e6, content_weight),
+    HP("tv_weight", 'n', 0, 1e6, tv_weight),
 };
 #define N_HPARAMS ((int)(sizeof hparams / sizeof hparams[0]))
 
@@ -160,6 +169,7 @@ void srv_job_spec_init(srv_job_spec *s) {
     s->augment = s->balance = -1;
     s->learning_rate = s->weight_decay = -1;
     s->seed = -1;
+    s->style_weight = s->content_weight = s->tv_weight = -1;
 }
 
 int srv_jobs_hparams_parse(const json_t *hp, srv_job_spec *s, char **msg, const char **param) {
@@ -175,7 +185,8 @@ int srv_jobs_hparams_parse(const json_t *hp, srv_job_spec *s, char **msg, const 
             *param = "hyperparameters";
             return eng_errorf(msg, "unknown hyperparameter \"%.64s\" (known: steps, epochs, batch_size, learning_rate, "
                               "weight_decay, seed, log_every, checkpoint_every, augment, balance, dim, layers, heads, context_len, "
-                              "buckets, minn, maxn, labels, sample_prompt)", key);
+                              "buckets, minn, maxn, labels, sample_prompt, style_file, content_file, size, style_weight, "
+                              "content_weight, tv_weight)", key);
         }
         void *field = (char *)s + h->off;
         *param = h->param;
@@ -244,15 +255,16 @@ static int spec_from_request(const json_t *req, srv_job_spec *s, char **msg) {
     s->output_model = json_string_value(json_object_get(req, "output_model"));
     s->replace = json_is_true(json_object_get(req, "replace"));
     s->hyperparameters = json_object_get(req, "hyperparameters");
-    if (!s->task || !s->training_file || !s->output_model || !srv_registry_valid_id(s->output_model))
-        return eng_errorf(msg, "job request lacks task, training_file or a valid output_model");
+    if (!s->task) return eng_errorf(msg, "job request lacks a task");
+    if (!srv_job_is_stylize(s->task) && (!s->training_file || !s->output_model || !srv_registry_valid_id(s->output_model)))
+        return eng_errorf(msg, "job request lacks training_file or a valid output_model");
     return srv_jobs_hparams_parse(s->hyperparameters, s, msg, &param);
 }
 
 // The request as kept in job.json (new reference).
 static json_t *request_json(const srv_job_spec *s) {
     json_t *hp = s->hyperparameters && json_is_object(s->hyperparameters) ? json_deep_copy(s->hyperparameters) : json_object();
-    return json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s, s:b, s:o}", "task", s->task, "arch", s->arch,
+    return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:o}", "task", s->task, "arch", s->arch,
                      "training_file", s->training_file, "validation_file", s->validation_file,
                      "base_model", s->base_model, "output_model", s->output_model, "replace", s->replace,
                      "hyperparameters", hp);
@@ -288,6 +300,11 @@ static json_t *job_json_locked(const job *j) {
     json_object_set_new(o, "created_at", time_or_null(j->created_at));
     json_object_set_new(o, "started_at", time_or_null(j->started_at));
     json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+    if (srv_job_is_stylize(j->spec.task)) {   // an image, not a model
+        char url[64];
+        snprintf(url, sizeof url, "/v1/jobs/%s/result.png", j->id);
+        json_object_set_new(o, "result", j->status == JOB_SUCCEEDED ? json_string(url) : json_null());
+    }
     json_object_set_new(o, "error", j->error ? json_pack("{s:s,s:s}", "code", j->status == JOB_CANCELLED ? "cancelled" : "training_failed",
                                                           "message", j->error) : json_null());
     return o;
@@ -377,7 +394,12 @@ static json_t *status_event_locked(const job *j) {
                            "created_at", (json_int_t)time(NULL), "step", j->step);
     if (j->total_steps) json_object_set_new(ev, "total_steps", json_integer(j->total_steps));
     if (j->error) json_object_set_new(ev, "error", json_string(j->error));
-    if (j->status == JOB_SUCCEEDED) json_object_set_new(ev, "output_model", json_deep_copy(json_object_get(j->req, "output_model")));
+    if (j->status == JOB_SUCCEEDED && srv_job_is_stylize(j->spec.task)) {
+        char url[64];
+        snprintf(url, sizeof url, "/v1/jobs/%s/result.png", j->id);
+        json_object_set_new(ev, "result", json_string(url));
+    } else if (j->status == JOB_SUCCEEDED)
+        json_object_set_new(ev, "output_model", json_deep_copy(json_object_get(j->req, "output_model")));
     return ev;
 }
 
@@ -434,6 +456,29 @@ static void on_progress(void *ctx, const eng_train_progress *p) {
         j->cancel = 1;
     }
     char *line = emit_locked(j, ev);
+    snapshot s = snapshot_locked(j);
+    pthread_mutex_unlock(&mu);
+    if (line) append_event_file(j, line);
+    free(line);
+    write_snapshot(s);
+}
+
+// The optimiser's progress callback for image-stylization-optimize jobs.
+static void on_stylize_progress(void *ctx, const eng_stylize_progress *p) {
+    job *j = ctx;
+    double eta = p->step > 0 ? p->elapsed_s / p->step * (p->total_steps - p->step) : NAN;
+    pthread_mutex_lock(&mu);
+    j->step = p->step;
+    j->total_steps = p->total_steps;
+    j->loss = p->loss;
+    j->eta_s = eta;
+    j->examples_per_s = p->elapsed_s > 0 ? p->step / p->elapsed_s : NAN;   // steps per second
+    curve_push(&j->train, (float)p->step, p->loss);
+    json_t *ev = json_pack("{s:s,s:i,s:i,s:I,s:f,s:f,s:f,s:f,s:f}", "type", "progress", "step", p->step,
+                           "total_steps", p->total_steps, "created_at", (json_int_t)time(NULL), "loss", (double)p->loss,
+                           "content_loss", (double)p->content, "style_loss", (double)p->style,
+                           "elapsed_seconds", p->elapsed_s, "eta_seconds", isfinite(eta) ? eta : 0.0);
+    char *line = ev ? emit_locked(j, ev) : NULL;
     snapshot s = snapshot_locked(j);
     pthread_mutex_unlock(&mu);
     if (line) append_event_file(j, line);
@@ -599,7 +644,44 @@ static int install_model(job *j, char **err) {
 }
 
 // ---------------------------------------------------------------- the pool
+// An image-stylization-optimize job: no checkpoint (a restart starts it
+// again), no model; the image lands in the job's directory.
+static void run_stylize_job(job *j) {
+    const srv_job_spec *s = &j->spec;
+    eng_stylize_opts o;
+    eng_stylize_opts_init(&o);
+    if (s->steps > 0) o.steps = s->steps;
+    if (s->learning_rate > 0) o.lr = (float)s->learning_rate;
+    if (s->seed >= 0) o.seed = (uint64_t)s->seed;
+    if (s->style_weight >= 0) o.weights.style_weight = (float)s->style_weight;
+    if (s->content_weight >= 0) o.weights.content_weight = (float)s->content_weight;
+    if (s->tv_weight >= 0) o.weights.tv_weight = (float)s->tv_weight;
+    // a job's events are its progress: by default about 50 of them
+    o.log_every = s->log_every ? s->log_every : (o.steps / 50 > 0 ? o.steps / 50 : 1);
+    o.cancel = &j->cancel;
+    o.progress = on_stylize_progress;
+    o.progress_ctx = j;
+    char *err = NULL;
+    log_info("job %s: stylizing %s in the style of %s", j->id, s->content_file, s->style_file);
+    if (srv_job_stylize_run(s->style_file, s->content_file, s->size, &o, j->dir, max_image_pixels, &err) == 0) {
+        set_status(j, JOB_SUCCEEDED, NULL);
+        log_info("job %s: succeeded; GET /v1/jobs/%s/result.png", j->id, j->id);
+        return;
+    }
+    pthread_mutex_lock(&mu);
+    int by_user = j->cancel_by_user, shutdown = stopping && !by_user;
+    pthread_mutex_unlock(&mu);
+    if (shutdown) log_info("job %s: stopped at step %d for shutdown; it starts again at the next start", j->id, j->step);
+    else if (by_user) set_status(j, JOB_CANCELLED, "cancelled by request");
+    else {
+        log_warn("job %s: failed: %s", j->id, err ? err : "unknown error");
+        set_status(j, JOB_FAILED, err ? err : "unknown error");
+    }
+    free(err);
+}
+
 static void run_job(job *j) {
+    if (srv_job_is_stylize(j->spec.task)) { run_stylize_job(j); return; }
     char *err = NULL, *data = NULL, *val = NULL, base[4200] = "";
     char out[4200], ckpt[4200], command[256];
     srv_model *bm = NULL;
@@ -746,11 +828,17 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
         return SRV_E_BAD_VALUE;
     }
     // the files
-    char *data = srv_files_path(spec->training_file), *val = NULL;
+    char *data = NULL, *val = NULL;
     srv_err e = SRV_OK;
     srv_model *bm = NULL;
     json_t *req = NULL;
     job *j = NULL;
+    if (srv_job_is_stylize(spec->task)) {   // two images, no dataset and no model
+        if ((e = srv_job_stylize_check(spec->style_file, spec->content_file, spec->size, max_image_pixels, msg, param)) != SRV_OK)
+            goto done;
+        goto table;
+    }
+    data = srv_files_path(spec->training_file);
     if (!data) {
         *param = "training_file";
         eng_errorf(msg, "training_file %s is not an uploaded file (GET /v1/files lists them)", spec->training_file);
@@ -808,6 +896,7 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
         e = SRV_E_BAD_VALUE;
         goto done;
     }
+table:
     // the table
     if (!(req = request_json(spec)) || !(j = job_new())) { eng_errorf(msg, "out of memory"); e = SRV_E_UNAVAILABLE; goto done; }
     j->req = req;
@@ -817,7 +906,8 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
     int queued = 0;
     for (int i = 0; i < n_jobs; i++) {
         if (jobs[i]->status == JOB_QUEUED) queued++;
-        if (active(jobs[i]) && strcmp(jobs[i]->spec.output_model, spec->output_model) == 0) {
+        if (active(jobs[i]) && spec->output_model && jobs[i]->spec.output_model &&
+            strcmp(jobs[i]->spec.output_model, spec->output_model) == 0) {
             pthread_mutex_unlock(&mu);
             *param = "output_model";
             eng_errorf(msg, "job %s is already training model %s", jobs[i]->id, spec->output_model);
@@ -869,7 +959,7 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
     update_metrics_locked();
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
-    log_info("job %s: queued (%s -> %s)", j->id, spec->task, spec->output_model);
+    log_info("job %s: queued (%s -> %s)", j->id, spec->task, spec->output_model ? spec->output_model : "an image");
     j = NULL;
 done:
     job_free(j);
@@ -925,6 +1015,24 @@ srv_err srv_jobs_cancel(const char *id, json_t **out) {
     pthread_mutex_lock(&mu);
     *out = job_json_locked(j);   // a running job: still "running" until its next step
     pthread_mutex_unlock(&mu);
+    return SRV_OK;
+}
+
+srv_err srv_jobs_result(const char *id, uint8_t **png, size_t *len, char **msg) {
+    *png = NULL;
+    pthread_mutex_lock(&mu);
+    job *j = find_locked(id);
+    if (!j) { pthread_mutex_unlock(&mu); return SRV_E_NOT_FOUND; }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/result.png", j->dir);
+    int image = srv_job_is_stylize(j->spec.task);
+    job_status st = j->status;
+    pthread_mutex_unlock(&mu);
+    if (!image) { eng_errorf(msg, "job %s makes a model, not an image (GET /v1/models/...)", id); return SRV_E_NOT_FOUND; }
+    if (st != JOB_SUCCEEDED) { eng_errorf(msg, "job %s is %s; its image is ready when it has succeeded", id, status_names[st]); return SRV_E_CONFLICT; }
+    char *err = NULL;
+    *png = (uint8_t *)eng_read_file(path, len, &err);   // written before the job was marked succeeded
+    if (!*png) { eng_errorf(msg, "reading the result: %s", err); free(err); return SRV_E_INTERNAL; }
     return SRV_OK;
 }
 
@@ -1034,6 +1142,8 @@ int srv_jobs_start(const srv_config *cfg, char **err) {
     max_queued = cfg->max_queued_jobs;
     max_steps = cfg->max_job_steps;
     train_threads = cfg->train_threads;
+    max_image_pixels = cfg->max_image_pixels;
+    if (max_image_pixels > cfg->max_image_bytes / ENG_IMG_BYTES_PER_PIXEL) max_image_pixels = cfg->max_image_bytes / ENG_IMG_BYTES_PER_PIXEL;
     if (mkdir_p(jobs_dir, err) != 0) return -1;
     // OpenBLAS 0.3.21's thread count is process-wide (a per-thread limit,
     // openblas_set_num_threads_local, came in 0.3.27), and its threaded calls

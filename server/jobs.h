@@ -64,6 +64,10 @@ typedef struct {
     long long seed;                      // < 0: default
     int dim, layers, heads, context_len, buckets, minn, maxn;
     const char *labels, *sample_prompt;
+    // image-stylization-optimize (server/job_stylize.h): no training_file, no output_model
+    const char *style_file, *content_file;                // file ids
+    int size;                                              // longest side of the result (0: default)
+    double style_weight, content_weight, tv_weight;        // < 0: default
 } srv_job_spec;
 
 // Defaults: nothing set (the trainer's defaults apply).
@@ -97,6 +101,10 @@ srv_err srv_jobs_follow(const char *id, srv_request *r);
 // The loss plot of a job (train and validation loss by step), PNG w x h.
 // SRV_OK with *png (malloc'd), SRV_E_NOT_FOUND, or SRV_E_INTERNAL with *msg.
 srv_err srv_jobs_plot(const char *id, int w, int h, uint8_t **png, size_t *len, char **msg);
+// The result image of a succeeded image-stylization-optimize job (PNG).
+// SRV_OK with *png (malloc'd), SRV_E_NOT_FOUND (no job, or not an image
+// job: *msg says which), or SRV_E_CONFLICT (not succeeded yet) with *msg.
+srv_err srv_jobs_result(const char *id, uint8_t **png, size_t *len, char **msg);
 // 1 if id has the shape of a job id ("job-" + 24 lowercase hex digits).
 int srv_jobs_valid_id(const char *id);
 

@@ -372,6 +372,10 @@ static int cmd_stylize(int argc, char **argv) {
     } else {
         printf("loss %.4f -> %.4f (content %.4f, style %.4f -> %.4f); wrote %s\n", (double)first.total,
                (double)last.total, (double)last.content, (double)first.style, (double)last.style, out);
+        printf("style per layer:");
+        for (int l = 0; l < ENG_LOSSNET_MAX_LAYERS && (first.style_layer[l] > 0 || last.style_layer[l] > 0); l++)
+            printf("  %.4f -> %.4f", (double)first.style_layer[l], (double)last.style_layer[l]);
+        printf("\n");
         rc = 0;
     }
     free(png); free(c); free(s); free(y);

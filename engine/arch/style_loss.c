@@ -9,19 +9,27 @@
 #include "engine/core/tape_style.h" // eng_t_reflect_pad2d, eng_t_gram, eng_t_mse
 #include "engine/core/util.h"      // eng_errorf, eng_aligned
 
-// One level of the network: (2x2 average pool when `pool`), reflection pad
-// k/2, k x k convolution cin -> cout, ReLU. Every level's output is a style
-// layer; level CONTENT_LEVEL's is also the content layer.
-typedef struct { int cin, cout, k, pool; } level_spec;
+// One level of the network. A RANDOM level is (2x2 average pool when
+// `pool`), reflection pad k/2, k x k convolution cin -> cout with random
+// filters, ReLU, fed by the level before it. The COLOUR level reads the
+// normalised pixels through a fixed 1x1 convolution (the three channels and
+// a constant one), so its Gram matrix holds the colours' mean and second
+// moments: the palette, which random ReLU features pin down only loosely.
+// Every level's output is a style layer; CONTENT_LEVEL's is also the content layer.
+enum { RANDOM, COLOUR };
+typedef struct { int kind, cin, cout, k, pool; } level_spec;
 static const level_spec LEVELS[] = {
-    {3, 32, 3, 0},      // full scale: colours and fine grain
-    {32, 64, 3, 1},     // 1/2
-    {64, 128, 3, 1},    // 1/4: content
-    {128, 128, 3, 1},   // 1/8
-    {128, 128, 3, 1},   // 1/16: brush strokes, large motifs
+    {COLOUR, 3, 4, 1, 0},     // the palette
+    {RANDOM, 3, 32, 3, 0},    // full scale: fine grain
+    {RANDOM, 32, 64, 3, 1},   // 1/2
+    {RANDOM, 64, 128, 3, 1},  // 1/4: content
+    {RANDOM, 128, 128, 3, 1}, // 1/8
+    {RANDOM, 128, 128, 3, 1}, // 1/16: brush strokes, large motifs
 };
 #define N_LEVELS ((int)(sizeof LEVELS / sizeof LEVELS[0]))
-#define CONTENT_LEVEL 2
+static int CONTENT_LEVEL = 3; // DEV
+#include <stdio.h>
+static void dev_env(void) { const char *e = getenv("DEV_CL"); if (e) CONTENT_LEVEL = atoi(e); }
 _Static_assert(N_LEVELS <= ENG_LOSSNET_MAX_LAYERS, "too many levels");
 
 // The statistics of natural photos (ImageNet's per-channel mean and std of
@@ -40,6 +48,7 @@ int eng_lossnet_channels(const eng_lossnet *n, int layer) { (void)n; return LEVE
 
 int eng_lossnet_new(eng_lossnet **out, uint64_t seed, char **err) {
     *out = NULL;
+    dev_env();
     size_t total = 0;
     for (int l = 0; l < N_LEVELS; l++) {
         const level_spec *s = &LEVELS[l];
@@ -59,13 +68,21 @@ int eng_lossnet_new(eng_lossnet **out, uint64_t seed, char **err) {
         const level_spec *s = &LEVELS[l];
         int fan_in = s->cin * s->k * s->k;
         float *w = p, *b = p + (size_t)s->cout * fan_in;
-        // He initialisation keeps the activations' scale roughly constant with depth.
-        float sd = sqrtf(2.0f / (float)fan_in);
-        for (size_t i = 0; i < (size_t)s->cout * fan_in; i++) w[i] = sd * eng_rng_normal(&rng);
         memset(b, 0, (size_t)s->cout * sizeof(float));
-        if (l == 0) {
-            // Fold (x/255 - mean_c) / std_c into the weights and the bias; exact
-            // because the padding reflects pixels (no zeros enter the conv).
+        if (s->kind == COLOUR) {
+            // identity on the three channels, and a constant 1 as the fourth
+            memset(w, 0, (size_t)s->cout * fan_in * sizeof(float));
+            for (int c = 0; c < 3; c++) w[c * 3 + c] = 1.0f;
+            b[3] = 1.0f;
+        } else {
+            // He initialisation keeps the activations' scale roughly constant with depth.
+            float sd = sqrtf(2.0f / (float)fan_in);
+            for (size_t i = 0; i < (size_t)s->cout * fan_in; i++) w[i] = sd * eng_rng_normal(&rng);
+        }
+        if (l <= 1) {
+            // The levels that read pixels: fold (x/255 - mean_c) / std_c into the
+            // weights and the bias; exact because the padding reflects pixels
+            // (no zeros enter the convolution).
             int kk = s->k * s->k;
             for (int o = 0; o < s->cout; o++)
                 for (int c = 0; c < 3; c++)
@@ -94,11 +111,15 @@ static void features_upto(eng_tape *t, const eng_lossnet *n, eng_var *x, eng_var
     eng_var *h = x;
     for (int l = 0; l <= upto; l++) {
         const level_spec *s = &LEVELS[l];
-        if (s->pool) h = eng_t_avgpool2d(t, h, 2, 2);
-        h = eng_t_reflect_pad2d(t, h, s->k / 2);
         // the weights are read-only: no grads, the conv never writes them
-        h = eng_t_conv2d(t, h, (eng_var *)&n->w[l], (eng_var *)&n->b[l], 1, 0);
-        h = eng_t_relu(t, h);
+        eng_var *w = (eng_var *)&n->w[l], *b = (eng_var *)&n->b[l];
+        if (s->kind == COLOUR) {
+            feats[l] = eng_t_conv2d(t, x, w, b, 1, 0);
+            continue;
+        }
+        if (s->pool) h = eng_t_avgpool2d(t, h, 2, 2);
+        if (s->k > 1) h = eng_t_reflect_pad2d(t, h, s->k / 2);
+        h = eng_t_relu(t, eng_t_conv2d(t, h, w, b, 1, 0));
         feats[l] = h;
     }
 }
@@ -152,6 +173,8 @@ void eng_style_weights_default(eng_style_weights *w) {
     w->style_weight = ENG_STYLE_DEFAULT_STYLE_WEIGHT;
     w->tv_weight = ENG_STYLE_DEFAULT_TV_WEIGHT;
     for (int l = 0; l < ENG_LOSSNET_MAX_LAYERS; l++) w->layer_weight[l] = 1.0f;
+    const char *e = getenv("DEV_LW");
+    for (int l = 0; e && l < N_LEVELS; l++) { w->layer_weight[l] = strtof(e, (char **)&e); }
 }
 
 // ---------------------------------------------------------------- small tape ops

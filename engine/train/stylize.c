@@ -1,7 +1,7 @@
 // stylize.c — style transfer by optimising pixels (see stylize.h).
 #include "engine/train/stylize.h"
 
-#include <math.h>                 // lroundf
+#include <math.h>                 // lroundf, cosf
 #include <stdlib.h>               // malloc, free
 #include <string.h>               // memcpy
 #include "engine/core/optim.h"    // eng_adamw_step
@@ -63,7 +63,9 @@ int eng_stylize(const eng_stylize_opts *o, const float *content, int H, int W, c
         eng_var *loss = eng_style_loss(&t, net, y, c, &st, &o->weights, &p);
         if (step == 1 && first) *first = p;
         eng_tape_backward(&t, loss);
-        eng_adamw_step(out, y->grad, m, v, n, o->lr, 0.9f, 0.999f, 1e-8f, 0.0f, step);
+        // cosine decay to a tenth: large steps move colours and shapes, small ones settle the grain
+        float lr = o->lr * (0.1f + 0.45f * (1.0f + cosf(3.14159265f * (float)(step - 1) / (float)o->steps)));
+        eng_adamw_step(out, y->grad, m, v, n, lr, 0.9f, 0.999f, 1e-8f, 0.0f, step);
         for (size_t i = 0; i < n; i++) out[i] = out[i] < 0 ? 0 : out[i] > 255 ? 255 : out[i];
         if (step == 1 || (o->log_every > 0 && step % o->log_every == 0) || step == o->steps) report(o, step, &p, t0);
     }
