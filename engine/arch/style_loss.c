@@ -27,9 +27,7 @@ static const level_spec LEVELS[] = {
     {RANDOM, 128, 128, 3, 1}, // 1/16: brush strokes, large motifs
 };
 #define N_LEVELS ((int)(sizeof LEVELS / sizeof LEVELS[0]))
-static int CONTENT_LEVEL = 3; // DEV
-#include <stdio.h>
-static void dev_env(void) { const char *e = getenv("DEV_CL"); if (e) CONTENT_LEVEL = atoi(e); }
+#define CONTENT_LEVEL 3
 _Static_assert(N_LEVELS <= ENG_LOSSNET_MAX_LAYERS, "too many levels");
 
 // The statistics of natural photos (ImageNet's per-channel mean and std of
@@ -48,7 +46,6 @@ int eng_lossnet_channels(const eng_lossnet *n, int layer) { (void)n; return LEVE
 
 int eng_lossnet_new(eng_lossnet **out, uint64_t seed, char **err) {
     *out = NULL;
-    dev_env();
     size_t total = 0;
     for (int l = 0; l < N_LEVELS; l++) {
         const level_spec *s = &LEVELS[l];
@@ -173,8 +170,6 @@ void eng_style_weights_default(eng_style_weights *w) {
     w->style_weight = ENG_STYLE_DEFAULT_STYLE_WEIGHT;
     w->tv_weight = ENG_STYLE_DEFAULT_TV_WEIGHT;
     for (int l = 0; l < ENG_LOSSNET_MAX_LAYERS; l++) w->layer_weight[l] = 1.0f;
-    const char *e = getenv("DEV_LW");
-    for (int l = 0; e && l < N_LEVELS; l++) { w->layer_weight[l] = strtof(e, (char **)&e); }
 }
 
 // ---------------------------------------------------------------- small tape ops

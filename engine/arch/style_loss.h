@@ -26,7 +26,7 @@
 #define ENG_LOSSNET_MAX_LAYERS 8
 #define ENG_LOSSNET_DEFAULT_SEED 20161127u
 #define ENG_LOSSNET_MIN_SIDE 32   // the deepest level (1/16 scale) needs 2 pixels to reflect-pad
-#define ENG_STYLE_DEFAULT_STYLE_WEIGHT 10.0f
+#define ENG_STYLE_DEFAULT_STYLE_WEIGHT 3.0f
 #define ENG_STYLE_DEFAULT_TV_WEIGHT 0.0f
 
 typedef struct eng_lossnet eng_lossnet;

@@ -12,7 +12,7 @@
 void eng_stylize_opts_init(eng_stylize_opts *o) {
     memset(o, 0, sizeof *o);
     o->steps = ENG_STYLIZE_DEFAULT_STEPS;
-    o->lr = 4.0f;
+    o->lr = 10.0f;
     eng_style_weights_default(&o->weights);
     o->seed = ENG_LOSSNET_DEFAULT_SEED;
     o->log_every = 10;
