@@ -214,9 +214,11 @@ START_TEST(test_gradient_matches_finite_differences) {
         ck_assert_msg(fabs(fd - gd) <= 0.02 * fabs(gd) + 1e-6, "direction %d: analytic %g vs fd %g", trial, gd, fd);
     }
     // single pixels with large gradients
+    double gmax = 0;
+    for (int i = 0; i < N; i++) gmax = fmax(gmax, fabs(g[i]));
     int checked = 0, good = 0;
-    for (int i = 0; i < N && checked < 12; i += 97) {
-        if (fabs(g[i]) < 1e-4) continue;
+    for (int i = 0; i < N && checked < 12; i += 37) {
+        if (fabs(g[i]) < 0.1 * gmax) continue;
         memcpy(xp, x, sizeof x);
         double hp = 0.5;
         xp[i] = x[i] + (float)hp;
@@ -227,6 +229,7 @@ START_TEST(test_gradient_matches_finite_differences) {
         checked++;
         good += fabs(fd - g[i]) <= 0.1 * fabs(g[i]) + 1e-6;
     }
+    fprintf(stderr, "single pixels: %d of %d match\n", good, checked);
     ck_assert_msg(checked >= 6 && good >= checked - 2, "%d of %d pixels match", good, checked);
     eng_style_target_free(&st);
     eng_lossnet_free(n);
