@@ -9,8 +9,8 @@
 #include "engine/core/tape_style.h" // eng_t_reflect_pad2d, eng_t_gram, eng_t_mse
 #include "engine/core/util.h"      // eng_errorf, eng_aligned
 
-// One level of the network. A RANDOM level is (2x2 average pool when
-// `pool`), reflection pad k/2, k x k convolution cin -> cout with random
+// One level of the network. A RANDOM level is (anti-aliased halving,
+// blur_pool, when `pool`), reflection pad k/2, k x k convolution cin -> cout with random
 // filters, ReLU, fed by the level before it. The COLOUR level reads the
 // normalised pixels through a fixed 1x1 convolution (the three channels and
 // a constant one), so its Gram matrix holds the colours' mean and second
@@ -20,9 +20,9 @@ enum { RANDOM, COLOUR };
 typedef struct { int kind, cin, cout, k, pool; } level_spec;
 static const level_spec LEVELS[] = {
     {COLOUR, 3, 4, 1, 0},     // the palette
-    {RANDOM, 3, 32, 3, 0},    // full scale: fine grain
-    {RANDOM, 32, 64, 3, 1},   // 1/2
-    {RANDOM, 64, 128, 3, 1},  // 1/4: content
+    {RANDOM, 3, 48, 3, 0},    // full scale: fine grain
+    {RANDOM, 48, 96, 3, 1},   // 1/2
+    {RANDOM, 96, 128, 3, 1},  // 1/4: content
     {RANDOM, 128, 128, 3, 1}, // 1/8
     {RANDOM, 128, 128, 3, 1}, // 1/16: brush strokes, large motifs
 };
@@ -31,7 +31,7 @@ static const level_spec LEVELS[] = {
 _Static_assert(N_LEVELS <= ENG_LOSSNET_MAX_LAYERS, "too many levels");
 
 // The statistics of natural photos (ImageNet's per-channel mean and std of
-// 0..1 pixels), folded into the first convolution so its input is centred.
+// 0..1 pixels), folded into the convolutions that read pixels so their input is centred.
 static const float IN_MEAN[3] = {0.485f, 0.456f, 0.406f};
 static const float IN_STD[3] = {0.229f, 0.224f, 0.225f};
 
@@ -103,6 +103,78 @@ void eng_lossnet_free(eng_lossnet *n) {
     free(n);
 }
 
+// ---------------------------------------------------------------- anti-aliased downsampling
+// Halves a plane with the binomial filter [1 2 1]/4 in each direction at
+// stride 2 (reflected at the borders): x[B,C,H,W] -> [B,C,ceil(H/2),ceil(W/2)].
+// A 2x2 average pool aliases: its gradient paints a lattice of 2^k-pixel
+// blocks into the optimised image; the blur (Zhang 2019, "Making
+// convolutional networks shift-invariant again") does not.
+static const float BLUR[3] = {0.25f, 0.5f, 0.25f};
+
+static int refl(int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; }
+
+// One direction: rows of length n (count `rows`, stride n) -> length (n+1)/2.
+// back = 0: out = blur(in); back = 1: in += blur^T(out).
+static void blur_rows(float *in, float *out, int rows, int n, int back) {
+    int m = (n + 1) / 2;
+    for (int r = 0; r < rows; r++) {
+        float *x = in + (size_t)r * n, *y = out + (size_t)r * m;
+        for (int j = 0; j < m; j++)
+            for (int d = -1; d <= 1; d++) {
+                int src = refl(2 * j + d, n);
+                if (back) x[src] += BLUR[d + 1] * y[j];
+                else y[j] = (d == -1 ? 0 : y[j]) + BLUR[d + 1] * x[src];
+            }
+    }
+}
+
+// The same down columns of an H x W plane -> (H+1)/2 x W.
+static void blur_cols(float *in, float *out, int H, int W, int back) {
+    int m = (H + 1) / 2;
+    for (int i = 0; i < m; i++) {
+        float *y = out + (size_t)i * W;
+        if (!back) memset(y, 0, (size_t)W * sizeof(float));
+        for (int d = -1; d <= 1; d++) {
+            float *x = in + (size_t)refl(2 * i + d, H) * W, k = BLUR[d + 1];
+            if (back) for (int j = 0; j < W; j++) x[j] += k * y[j];
+            else for (int j = 0; j < W; j++) y[j] += k * x[j];
+        }
+    }
+}
+
+typedef struct { eng_var *x; float *tmp; } blur_ctx;   // tmp: [P][H][(W+1)/2], the horizontal pass
+
+static void blur_back(void *vc, eng_var *out) {
+    blur_ctx *c = vc;
+    eng_var *x = c->x;
+    int P = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3], w2 = (W + 1) / 2, h2 = (H + 1) / 2;
+    for (int q = 0; q < P; q++) {
+        float *t = c->tmp + (size_t)q * H * w2;
+        memset(t, 0, (size_t)H * w2 * sizeof(float));
+        blur_cols(t, out->grad + (size_t)q * h2 * w2, H, w2, 1);
+        blur_rows(x->grad + (size_t)q * H * W, t, H, W, 1);
+    }
+}
+
+static eng_var *blur_pool(eng_tape *t, eng_var *x) {
+    int B = x->shape[0], C = x->shape[1], P = B * C, H = x->shape[2], W = x->shape[3], w2 = (W + 1) / 2, h2 = (H + 1) / 2;
+    int rec = t->grad_enabled && x->grad;
+    eng_var *out = eng_tape_var(t, 4, (int[]){B, C, h2, w2});
+    if (!rec) out->grad = NULL;
+    float *tmp = eng_arena_alloc(&t->arena, (size_t)P * H * w2 * sizeof(float));
+    for (int q = 0; q < P; q++) {
+        blur_rows(x->val + (size_t)q * H * W, tmp + (size_t)q * H * w2, H, W, 0);
+        blur_cols(tmp + (size_t)q * H * w2, out->val + (size_t)q * h2 * w2, H, w2, 0);
+    }
+    if (rec) {
+        blur_ctx *c = eng_arena_alloc(&t->arena, sizeof *c);
+        c->x = x;
+        c->tmp = tmp;
+        eng__tape_record(t, out, blur_back, c);
+    }
+    return out;
+}
+
 // Levels 0..upto of x's features into feats.
 static void features_upto(eng_tape *t, const eng_lossnet *n, eng_var *x, eng_var **feats, int upto) {
     eng_var *h = x;
@@ -114,7 +186,7 @@ static void features_upto(eng_tape *t, const eng_lossnet *n, eng_var *x, eng_var
             feats[l] = eng_t_conv2d(t, x, w, b, 1, 0);
             continue;
         }
-        if (s->pool) h = eng_t_avgpool2d(t, h, 2, 2);
+        if (s->pool) h = blur_pool(t, h);
         if (s->k > 1) h = eng_t_reflect_pad2d(t, h, s->k / 2);
         h = eng_t_relu(t, eng_t_conv2d(t, h, w, b, 1, 0));
         feats[l] = h;

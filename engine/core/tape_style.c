@@ -1,9 +1,10 @@
 // tape_style.c — eng_t_* ops for style training (see tape_style.h). The
 // kernels are plain loops over contiguous rows (the compiler vectorises the
-// inner ones); the Gram forward goes through eng_matmul_nt (sgemm).
+// inner ones); the Gram forward and backward go through sgemm.
 #include "engine/core/tape_style.h"
 
 #include <assert.h>           // assert (caller bugs only)
+#include <cblas.h>            // cblas_sgemm (Gram backward)
 #include <math.h>             // sqrt
 #include "engine/core/ops.h"  // eng_matmul_nt
 
@@ -168,8 +169,10 @@ eng_var *eng_t_upsample_nearest(eng_tape *t, eng_var *x, int s) {
 }
 
 // ---------------------------------------------------------------- Gram matrix
+typedef struct { eng_var *x; float *sym; } gram_ctx;   // sym: [C*C] scratch for the backward
+
 static void gram_back(void *vc, eng_var *out) {
-    img_ctx *c = vc;
+    gram_ctx *c = vc;
     eng_var *x = c->x;
     int B = x->shape[0], C = x->shape[1];
     size_t N = (size_t)x->shape[2] * x->shape[3];
@@ -177,16 +180,12 @@ static void gram_back(void *vc, eng_var *out) {
     for (int bi = 0; bi < B; bi++) {
         const float *F = x->val + (size_t)bi * C * N;
         const float *dG = out->grad + (size_t)bi * C * C;
-        float *dF = x->grad + (size_t)bi * C * N;
-        // dF[i,:] += sum_j (dG[i,j] + dG[j,i]) / (C*N) * F[j,:]
+        // dF += S F with S = (dG + dG^T) / (C*N): one sgemm (the loss network
+        // runs this at full resolution every step)
         for (int i = 0; i < C; i++)
-            for (int j = 0; j < C; j++) {
-                float a = (dG[(size_t)i * C + j] + dG[(size_t)j * C + i]) * scale;
-                if (a == 0.0f) continue;
-                const float *fj = F + (size_t)j * N;
-                float *di = dF + (size_t)i * N;
-                for (size_t k = 0; k < N; k++) di[k] += a * fj[k];
-            }
+            for (int j = 0; j < C; j++) c->sym[(size_t)i * C + j] = (dG[(size_t)i * C + j] + dG[(size_t)j * C + i]) * scale;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)N, C, 1.0f, c->sym, C, F, (int)N, 1.0f,
+                    x->grad + (size_t)bi * C * N, (int)N);
     }
 }
 
@@ -203,7 +202,13 @@ eng_var *eng_t_gram(eng_tape *t, eng_var *x) {
         eng_matmul_nt(G, F, F, C, C, (int)N, 0);   // F F^T
         for (int i = 0; i < C * C; i++) G[i] *= scale;
     }
-    return rec ? record1(t, out, gram_back, x, 0) : out;
+    if (rec) {
+        gram_ctx *c = eng_arena_alloc(&t->arena, sizeof *c);
+        c->x = x;
+        c->sym = eng_arena_alloc(&t->arena, (size_t)C * C * sizeof(float));
+        eng__tape_record(t, out, gram_back, c);
+    }
+    return out;
 }
 
 // ---------------------------------------------------------------- mean squared error
