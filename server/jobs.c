@@ -834,6 +834,13 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
     json_t *req = NULL;
     job *j = NULL;
     if (srv_job_is_stylize(spec->task)) {   // two images, no dataset and no model
+        if (!spec->steps && ENG_STYLIZE_DEFAULT_STEPS > max_steps) {
+            *param = "hyperparameters.steps";
+            eng_errorf(msg, "the default of %d steps is over this server's max_job_steps (%d): give fewer steps",
+                       ENG_STYLIZE_DEFAULT_STEPS, max_steps);
+            e = SRV_E_BAD_VALUE;
+            goto done;
+        }
         if ((e = srv_job_stylize_check(spec->style_file, spec->content_file, spec->size, max_image_pixels, msg, param)) != SRV_OK)
             goto done;
         goto table;
