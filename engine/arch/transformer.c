@@ -15,7 +15,9 @@
 #include <sys/stat.h>           // fstat
 #include <unistd.h>             // close
 #include "engine/core/ops.h"         // eng_linear_forward, eng_gelu_forward
+#include "engine/core/ops_par.h"     // eng_par_linear(s): linears split across the pool
 #include "engine/core/ops_seq.h"     // norms, rope, attention, swiglu, embedding
+#include "engine/core/pool.h"        // eng_pool_for: attention split by (sequence, head)
 #include "engine/core/rng.h"         // eng_rng for init
 #include "engine/core/tape_seq.h"    // eng_t_* sequence ops
 #include "engine/core/util.h"        // eng_errorf, eng_xmalloc, eng_xaligned
@@ -771,7 +773,9 @@ typedef struct {
     float *q, *k, *v;      // [T, NH*hd], [T, NKV*hd], [T, NKV*hd]
     float *att;            // [T, NH*hd] attention output
     float *f1, *f3;        // [T, H] MLP hidden (gate), llama's up (NULL for GPT-2)
-    float *sc;             // attention scores of one sequence
+    float *sc;             // attention scores: sc_floats per pool thread
+    size_t sc_floats;
+    int *row0;             // [n] first row of each sequence
     float *cos_t, *sin_t;  // [T, hd/2] RoPE tables (llama), else NULL
 } tf_work;
 
@@ -802,10 +806,13 @@ static void work_init(tf_work *w, const eng_transformer *m, eng_tape *scratch, e
     w->att = scratch_floats(scratch, (size_t)T * qd);
     w->f1 = scratch_floats(scratch, (size_t)T * Hd);
     w->f3 = c->arch == ENG_TF_GPT2 ? NULL : scratch_floats(scratch, (size_t)T * Hd);
-    w->sc = scratch_floats(scratch, att_floats);
+    w->sc_floats = att_floats;
+    w->sc = scratch_floats(scratch, att_floats * (size_t)eng_pool_threads());
+    w->row0 = eng_arena_alloc(&scratch->arena, (size_t)n * sizeof(int));
     w->cos_t = w->sin_t = NULL;
     for (int i = 0, r = 0; i < n; i++) {
         const eng_tf_seq *s = (const eng_tf_seq *)seqs[i];
+        w->row0[i] = r;
         for (int j = 0; j < n_tokens[i]; j++, r++) {
             assert(tokens[i][j] >= 0 && tokens[i][j] < c->vocab_size);
             w->ids[r] = tokens[i][j];
@@ -829,6 +836,28 @@ static void embed_rows(const eng_transformer *m, tf_work *w, eng_tape *scratch) 
     }
 }
 
+// Attention of one layer split by (sequence, head): task t is head t % NH
+// of sequence t / NH over that sequence's cache, with the running thread's
+// scratch. A head's result does not depend on which thread computes it.
+typedef struct {
+    const eng_transformer *m;
+    int l;
+    tf_work *w;
+    eng_lm_seq **seqs;
+    const int *n_tokens;
+} att_job;
+
+static void att_task(void *ctx, int t) {
+    const att_job *J = ctx;
+    const eng_tf_config *c = &J->m->cfg;
+    int NH = c->n_heads, hd = c->head_dim, qd = NH * hd, kvd = c->n_kv_heads * hd, i = t / NH, h = t % NH;
+    const eng_tf_seq *s = (const eng_tf_seq *)J->seqs[i];
+    size_t layer_off = (size_t)J->l * s->max_len * kvd, r = (size_t)J->w->row0[i];
+    float *sc = J->w->sc + (size_t)eng_pool_self() * J->w->sc_floats;
+    eng_attention_cached_heads(J->w->att + r * qd, sc, J->w->q + r * qd, s->k + layer_off, s->v + layer_off,
+                               J->n_tokens[i], s->pos, NH, c->n_kv_heads, hd, h, h + 1);
+}
+
 // Layer l's attention: q/k/v of all rows at once, each sequence's new k/v
 // rows into its cache, its queries over its own cache; x += output projection.
 static void attention_block(const eng_transformer *m, int l, tf_work *w, eng_lm_seq **seqs, const int *n_tokens, int n) {
@@ -836,23 +865,25 @@ static void attention_block(const eng_transformer *m, int l, tf_work *w, eng_lm_
     const eng_tf_layer *L = &m->layers[l];
     int T = w->T, C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim, qd = NH * hd, kvd = NKV * hd;
     norm_rows(m, w->h, w->x, &L->ln1_w, &L->ln1_b, T);
-    eng_linear_forward_rowwise(w->q, w->h, L->wq.val, L->bq.val, T, C, qd);
-    eng_linear_forward_rowwise(w->k, w->h, L->wk.val, L->bk.val, T, C, kvd);
-    eng_linear_forward_rowwise(w->v, w->h, L->wv.val, L->bv.val, T, C, kvd);
+    eng_par_linears((const eng_par_lin[]){{w->q, L->wq.val, L->bq.val, qd}, {w->k, L->wk.val, L->bk.val, kvd},
+                                          {w->v, L->wv.val, L->bv.val, kvd}}, 3, w->h, T, C);
     if (c->arch != ENG_TF_GPT2) {
         eng_rope_forward(w->q, w->q, w->cos_t, w->sin_t, T, NH, hd, c->rope_interleaved);
         eng_rope_forward(w->k, w->k, w->cos_t, w->sin_t, T, NKV, hd, c->rope_interleaved);
     }
+    double flops = 0;   // scores and weighted sums: 4 flops per (query, key, dim)
     for (int i = 0, r = 0; i < n; r += n_tokens[i], i++) {
         eng_tf_seq *s = (eng_tf_seq *)seqs[i];
         size_t layer_off = (size_t)l * s->max_len * kvd;
         float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [max_len, kvd]
         memcpy(kc + (size_t)s->pos * kvd, w->k + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
         memcpy(vc + (size_t)s->pos * kvd, w->v + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
-        eng_attention_cached_forward(w->att + (size_t)r * qd, w->sc, w->q + (size_t)r * qd, kc, vc, n_tokens[i], s->pos,
-                                     NH, NKV, hd);
+        flops += 4.0 * n_tokens[i] * (s->pos + n_tokens[i]) * qd;
     }
-    eng_linear_forward_rowwise(w->h, w->att, L->wo.val, L->bo.val, T, qd, C);
+    att_job J = {m, l, w, seqs, n_tokens};
+    if (eng_pool_width(flops) > 1) eng_pool_for(n * NH, att_task, &J);
+    else for (int t = 0; t < n * NH; t++) att_task(&J, t);
+    eng_par_linear(w->h, w->att, L->wo.val, L->bo.val, T, qd, C);
     eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
 }
 
@@ -863,14 +894,13 @@ static void mlp_block(const eng_transformer *m, int l, tf_work *w) {
     int T = w->T, C = c->dim, Hd = c->hidden_dim;
     norm_rows(m, w->h, w->x, &L->ln2_w, &L->ln2_b, T);
     if (c->arch == ENG_TF_GPT2) {
-        eng_linear_forward_rowwise(w->f1, w->h, L->w1.val, L->b1.val, T, C, Hd);
+        eng_par_linear(w->f1, w->h, L->w1.val, L->b1.val, T, C, Hd);
         eng_gelu_forward(w->f1, w->f1, (size_t)T * Hd);
     } else {
-        eng_linear_forward_rowwise(w->f1, w->h, L->w1.val, NULL, T, C, Hd);
-        eng_linear_forward_rowwise(w->f3, w->h, L->w3.val, NULL, T, C, Hd);
+        eng_par_linears((const eng_par_lin[]){{w->f1, L->w1.val, NULL, Hd}, {w->f3, L->w3.val, NULL, Hd}}, 2, w->h, T, C);
         eng_swiglu_forward(w->f1, w->f1, w->f3, (size_t)T * Hd);
     }
-    eng_linear_forward_rowwise(w->h, w->f1, L->w2.val, L->b2.val, T, Hd, C);
+    eng_par_linear(w->h, w->f1, L->w2.val, L->b2.val, T, Hd, C);
     eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
 }
 
@@ -894,7 +924,7 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
         ((eng_tf_seq *)seqs[i])->pos += n_tokens[i];
     }
     norm_rows(m, w.h, w.h, &m->lnf_w, &m->lnf_b, n);
-    eng_linear_forward_rowwise(logits, w.h, m->head.val, NULL, n, C, m->cfg.vocab_size);
+    eng_par_linear(logits, w.h, m->head.val, NULL, n, C, m->cfg.vocab_size);
 }
 
 static void tf_free(eng_lm *lm) { eng_tf_destroy((eng_transformer *)lm); }

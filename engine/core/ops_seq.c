@@ -440,6 +440,12 @@ size_t eng_attention_cached_scratch(int n, int pos)
 void eng_attention_cached_forward(float *out, float *scratch, const float *q, const float *kc,
                                   const float *vc, int n, int pos, int NH, int NKV, int hd)
 {
+    eng_attention_cached_heads(out, scratch, q, kc, vc, n, pos, NH, NKV, hd, 0, NH);
+}
+
+void eng_attention_cached_heads(float *out, float *scratch, const float *q, const float *kc, const float *vc,
+                                int n, int pos, int NH, int NKV, int hd, int h0, int h1)
+{
     int rep = NH / NKV, qs = NH * hd, ks = NKV * hd;
     float scale = 1.0f / sqrtf((float)hd);
     // Row by row, prefill or decode alike: each new token's scores against
@@ -451,7 +457,7 @@ void eng_attention_cached_forward(float *out, float *scratch, const float *q, co
     // rows; rows four at a time where there are four (each key and value row
     // read once for the four; the same bits as one at a time).
     int L = pos + n;
-    for (int h = 0; h < NH; h++) {
+    for (int h = h0; h < h1; h++) {
         const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
         int i = 0;
         for (; i + 4 <= n; i += 4) {

@@ -95,6 +95,11 @@ void eng_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
 size_t eng_attention_cached_scratch(int n, int pos);
 void eng_attention_cached_forward(float *out, float *scratch, const float *q, const float *kc,
                                   const float *vc, int n, int pos, int NH, int NKV, int hd);
+// The same for heads h0 <= h < h1 only (their columns of out): each head's
+// result is bit-identical to the all-heads call, so heads can be split
+// across threads (engine/core/pool.h), each with its own scratch.
+void eng_attention_cached_heads(float *out, float *scratch, const float *q, const float *kc, const float *vc,
+                                int n, int pos, int NH, int NKV, int hd, int h0, int h1);
 
 // ---------------------------------------------------------------- SwiGLU (Llama MLP)
 // out[n] = silu(gate[n]) * up[n], silu(g) = g * sigmoid(g); gate = x W1^T

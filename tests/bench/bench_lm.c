@@ -48,8 +48,14 @@
 //    median of --rounds after a warm-up:
 //      lm model=NAME threads=T ttft_prompt=128 ttft_ms=.. prefill_tok_s=..
 //
-// --threads sets OpenBLAS's thread count; the serving step's matmuls are
-// engine loops (eng_matmul_nt_rowwise), so it changes little today.
+// --threads 1,2 runs everything above once per compute-pool size
+// (engine/core/pool.h: the daemon's compute_threads; one step split across
+// that many threads); OpenBLAS stays single-threaded, as in the daemon.
+// The bandwidth is measured on 1 thread and on the largest pool size (each
+// thread summing its own half of the array, through the pool):
+//      lm bandwidth pages=4k|huge mib=512 threads=T GB_s_median=.. GB_s_best=..
+// and each decode line's bw_frac = weights_GB_s / that T-thread 4k figure
+// (the aim: >= 0.95 at one stream).
 //
 // Build from the repository root after `make` (tests/bench/run.sh does this):
 //   cc -std=c11 -D_GNU_SOURCE -O2 -march=x86-64-v3 -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
@@ -70,6 +76,7 @@
 #include "engine/core/tape.h"           // eng_tape (the worker's scratch)
 #include "engine/arch/transformer.h"    // eng_transformer, eng_tf_lm_ops
 #include "engine/core/util.h"           // eng_now
+#include "engine/core/pool.h"           // eng_pool_start/stop/for (compute threads)
 
 // Declared here in case this cblas.h does not (OpenBLAS-specific).
 void openblas_set_num_threads(int num_threads);
@@ -126,10 +133,27 @@ static float sum_floats(const float *x, size_t n) {
 
 static volatile float bw_sink;   // keeps the sums alive
 
+// Sum of the array split in `parts` contiguous pieces, one pool task each.
+typedef struct { const float *x; size_t n; int parts; float sums[64]; } bw_job;
+
+static void bw_task(void *ctx, int t) {
+    bw_job *J = ctx;
+    size_t per = (J->n / J->parts + 63) / 64 * 64, lo = (size_t)t * per, hi = lo + per < J->n ? lo + per : J->n;
+    J->sums[t] = lo < hi ? sum_floats(J->x + lo, hi - lo) : 0;
+}
+
+static float sum_floats_par(const float *x, size_t n, int parts) {
+    bw_job J = {.x = x, .n = n, .parts = parts};
+    eng_pool_for(parts, bw_task, &J);
+    float s = 0;
+    for (int t = 0; t < parts; t++) s += J.sums[t];
+    return s;
+}
+
 // Read bandwidth (GB/s) of one thread over a fresh `mib` MiB array, median
 // and best of `rounds` passes; huge = madvise(MADV_HUGEPAGE) before touching.
 // Returns 0 (and *med = *best = 0) when the memory cannot be mapped.
-static int bandwidth(size_t mib, int rounds, int huge, double *med, double *best) {
+static int bandwidth(size_t mib, int rounds, int huge, int threads, double *med, double *best) {
     size_t bytes = mib << 20, n = bytes / sizeof(float);
     *med = *best = 0;
     float *x = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -139,10 +163,10 @@ static int bandwidth(size_t mib, int rounds, int huge, double *med, double *best
 #endif
     for (size_t i = 0; i < n; i++) x[i] = 1.0f;   // real pages, not the shared zero page
     double *gbs = malloc((size_t)rounds * sizeof(double));
-    bw_sink = sum_floats(x, n);                    // warm-up pass (TLB, page tables)
+    bw_sink = sum_floats_par(x, n, threads);       // warm-up pass (TLB, page tables)
     for (int r = 0; r < rounds; r++) {
         double t0 = eng_now();
-        bw_sink = sum_floats(x, n);
+        bw_sink = sum_floats_par(x, n, threads);
         gbs[r] = (double)bytes / (eng_now() - t0) / 1e9;
         *best = gbs[r] > *best ? gbs[r] : *best;
     }
@@ -343,11 +367,22 @@ int main(int argc, char **argv) {
     }
 
     // 1. bandwidth, before the model is loaded (the array must not share RAM with it)
-    double bw4k, bw4k_best, bwh, bwh_best;
-    if (bandwidth((size_t)bw_mib, bw_rounds, 0, &bw4k, &bw4k_best))
+    openblas_set_num_threads(1);
+    int maxt = 1;
+    for (int i = 0; i < nt; i++) maxt = threads[i] > maxt ? threads[i] : maxt;
+    maxt = maxt > 64 ? 64 : maxt;
+    double bw4k, bw4k_best, bwh, bwh_best, bwT = 0, bwT_best;
+    if (bandwidth((size_t)bw_mib, bw_rounds, 0, 1, &bw4k, &bw4k_best))
         printf("lm bandwidth pages=4k mib=%d threads=1 GB_s_median=%.1f GB_s_best=%.1f\n", bw_mib, bw4k, bw4k_best);
-    if (bandwidth((size_t)bw_mib, bw_rounds, 1, &bwh, &bwh_best))
+    if (bandwidth((size_t)bw_mib, bw_rounds, 1, 1, &bwh, &bwh_best))
         printf("lm bandwidth pages=huge mib=%d threads=1 GB_s_median=%.1f GB_s_best=%.1f\n", bw_mib, bwh, bwh_best);
+    if (maxt > 1) {
+        eng_pool_start(maxt);
+        if (bandwidth((size_t)bw_mib, bw_rounds, 0, maxt, &bwT, &bwT_best))
+            printf("lm bandwidth pages=4k mib=%d threads=%d GB_s_median=%.1f GB_s_best=%.1f\n", bw_mib, maxt, bwT,
+                   bwT_best);
+        eng_pool_stop();
+    }
     fflush(stdout);
 
     // 2. the model
@@ -390,7 +425,9 @@ int main(int argc, char **argv) {
     float *logits = malloc((size_t)c->vocab_size * sizeof(float));
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
     for (int ti = 0; ti < nt; ti++) {
-        openblas_set_num_threads(threads[ti]);
+        eng_pool_stop();
+        eng_pool_start(threads[ti]);
+        double bw_t = threads[ti] > 1 && bwT > 0 ? bwT : bw4k;   // the read bandwidth of this many threads
         // 3. decode
         double first_total = 0, last_total = 0;
         for (int bi = 0; bi < nb; bi++) {
@@ -399,9 +436,9 @@ int main(int argc, char **argv) {
             for (int r = 0; r < rounds; r++) sec[r] = decode_round(m, &t, N, prompt, steps, 11 + (unsigned)r);
             double per_step = median(sec, rounds) / steps, stream = 1.0 / per_step;
             printf("lm model=%s threads=%d batch=%d tok_s_stream=%.1f tok_s_total=%.1f ms_step=%.3f "
-                   "weights_GB_s=%.1f roofline_frac=%.2f\n",
+                   "weights_GB_s=%.1f roofline_frac=%.2f bw_frac=%.2f\n",
                    name, threads[ti], N, stream, N * stream, 1e3 * per_step, bytes / per_step / 1e9,
-                   roof > 0 ? stream / roof : 0);
+                   roof > 0 ? stream / roof : 0, bw_t > 0 ? bytes / per_step / 1e9 / bw_t : 0);
             fflush(stdout);
             if (bi == 0) first_total = N * stream;
             last_total = N * stream;
@@ -418,6 +455,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     free(toks); free(logits); free(scratch); free(sec);
+    eng_pool_stop();
     eng_tape_free(&t);
     eng_tf_destroy(m);
     return 0;

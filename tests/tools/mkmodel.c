@@ -3,8 +3,12 @@
 //   mkmodel gpt2  OUT VOCAB_DIR [dim layers heads ctx seed]   HF GPT-2 dir, vocab.json+merges.txt copied from VOCAB_DIR
 //   mkmodel llama OUT TOKENIZER_BIN [dim layers heads kv_heads hidden ctx seed]
 //                                       HF Llama dir + llama2.c tokenizer.bin (config "tokenizer")
+//   mkmodel llama2c OUT TOKENIZER_BIN [dim layers heads kv_heads hidden ctx seed]
+//                                       the same weights as a legacy llama2.c checkpoint (model.bin,
+//                                       tied classifier; what ../shared/tools/llamacpp/anchor reads)
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "engine/text/tokenizer.h"
@@ -19,6 +23,47 @@ static int copy_file(const char *from, const char *to) {
     if (rc) { fprintf(stderr, "mkmodel: %s\n", err); free(err); }
     free(buf);
     return rc;
+}
+
+static int put(FILE *f, const float *p, size_t n) { return fwrite(p, sizeof(float), n, f) == n ? 0 : -1; }
+
+// model.bin in run.c's legacy layout: 7 int32 (dim, hidden, layers, heads,
+// kv heads, vocab (> 0: classifier shared with the embedding), seq_len), the
+// embedding, every per-layer kind stacked over layers, the final norm, then
+// run.c's two RoPE tables. The weights are random, so the HF-vs-llama2.c
+// q/k row order does not matter: they are written as they are.
+static int write_llama2c(const eng_transformer *m, const char *out) {
+    const eng_tf_config *c = &m->cfg;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.bin", out);
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); return 1; }
+    int32_t h[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->context_len};
+    int rc = fwrite(h, sizeof h, 1, f) == 1 ? 0 : -1;
+    rc |= put(f, m->wte.val, m->wte.n);
+#define STACK(field) for (int l = 0; l < c->n_layers; l++) rc |= put(f, m->layers[l].field.val, m->layers[l].field.n)
+    STACK(ln1_w); STACK(wq); STACK(wk); STACK(wv); STACK(wo); STACK(ln2_w); STACK(w1); STACK(w2); STACK(w3);
+#undef STACK
+    rc |= put(f, m->lnf_w.val, m->lnf_w.n);
+    int half = c->head_dim / 2;
+    float *tab = malloc((size_t)c->context_len * half * 2 * sizeof(float));
+    for (int p = 0; p < c->context_len; p++)
+        for (int i = 0; i < half; i++) {
+            double a = p * pow(c->rope_theta, -2.0 * i / c->head_dim);
+            tab[(size_t)p * half + i] = (float)cos(a);
+            tab[(size_t)(c->context_len + p) * half + i] = (float)sin(a);
+        }
+    rc |= put(f, tab, (size_t)c->context_len * half * 2);
+    free(tab);
+    rc |= fclose(f);
+    if (rc) { fprintf(stderr, "mkmodel: cannot write %s\n", path); return 1; }
+    snprintf(path, sizeof path, "%s/config.json", out);
+    json_t *j = json_pack("{s:s, s:s, s:i, s:i}", "format", "llama2c", "tokenizer", "tokenizer.bin",
+                          "max_batch_size", 16, "max_queue_delay_us", 0);
+    if (json_dump_file(j, path, JSON_INDENT(2)) != 0) { fprintf(stderr, "mkmodel: cannot write %s\n", path); return 1; }
+    json_decref(j);
+    printf("%s: llama2c, %zu parameters\n", out, m->n_params);
+    return 0;
 }
 
 static int arg(int argc, char **argv, int i, int def) { return argc > i ? atoi(argv[i]) : def; }
@@ -52,7 +97,7 @@ int main(int argc, char **argv) {
         if (copy_file(a, b)) return 1;
         snprintf(a, sizeof a, "%s/merges.txt", src); snprintf(b, sizeof b, "%s/merges.txt", out);
         if (copy_file(a, b)) return 1;
-    } else if (strcmp(kind, "llama") == 0) {
+    } else if (strcmp(kind, "llama") == 0 || strcmp(kind, "llama2c") == 0) {
         cfg.arch = ENG_TF_LLAMA;
         cfg.dim = arg(argc, argv, 4, 64);
         cfg.n_layers = arg(argc, argv, 5, 2);
@@ -66,6 +111,7 @@ int main(int argc, char **argv) {
         cfg.rope_theta = 10000;
         cfg.bos_token_id = 1;
         cfg.eos_token_id = 2;
+        cfg.tied = strcmp(kind, "llama2c") == 0;   // llama2.c's stories models share the classifier
         char b[4096];
         snprintf(b, sizeof b, "%s/tokenizer.bin", out);
         if (copy_file(src, b)) return 1;
@@ -76,6 +122,11 @@ int main(int argc, char **argv) {
     eng_transformer m;
     if (eng_tf_init(&m, &cfg, &err) != 0) { fprintf(stderr, "mkmodel: %s\n", err); return 1; }
     eng_tf_init_params(&m, (uint64_t)seed);
+    if (strcmp(kind, "llama2c") == 0) {
+        int rc = write_llama2c(&m, out);
+        eng_tf_free(&m);
+        return rc;
+    }
     snprintf(path, sizeof path, "%s/model.safetensors", out);
     if (eng_tf_save(&m, path, &err) != 0) { fprintf(stderr, "mkmodel: %s\n", err); return 1; }
     json_t *c = eng_tf_config_to_json(&cfg);

@@ -19,6 +19,7 @@
 #include <unistd.h>             // unlink, rmdir
 #include "engine/core/ops_seq.h"     // the ops, for finite differences
 #include "engine/core/optim.h"       // eng_adamw_step
+#include "engine/core/pool.h"        // eng_pool_start/stop: steps split across threads
 #include "engine/io/safetensors.h" // fixtures are safetensors files
 #include "engine/core/tape.h"        // eng_tape
 #include "engine/core/util.h"        // eng_read_file, eng_write_file_atomic
@@ -247,6 +248,76 @@ START_TEST(test_mixed_batch) {
     free(logits);
     eng_tape_free(&t);
     ops->free(eng_tf_as_lm(m));
+    fx_free(&x);
+}
+END_TEST
+
+// Batch invariance with the compute pool: every sequence of the mixed plan
+// gets the same logits, bit for bit, run alone on one thread, alone on the
+// pool, batched on one thread and batched on the pool (2 and 3 threads,
+// every op split: threshold 0). Each sequence keeps its own chunking (a
+// 20-token prefill uses the sgemm attention, a 1-token step the loop), so
+// the runs differ only in what shares the step and how it is split.
+static void run_mix(eng_transformer *m, const fixture *x, int batched, float *out /* [MIX_STEPS][MIX_SEQS][V] */) {
+    const eng_lm_ops *ops = &eng_tf_lm_ops;
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    eng_lm_seq *all[MIX_SEQS];
+    for (int q = 0; q < MIX_SEQS; q++) all[q] = ops->seq_new(eng_tf_as_lm(m), x->TL);
+    float *logits = malloc((size_t)MIX_SEQS * x->V * sizeof(float));
+    for (int st = 0; st < MIX_STEPS; st++) {
+        eng_lm_seq *seqs[MIX_SEQS];
+        const int *toks[MIX_SEQS];
+        int n[MIX_SEQS], which[MIX_SEQS], k = 0;
+        for (int r = 0; r < MIX_SEQS; r++) {
+            int q = (r + st) % MIX_SEQS;
+            if (!mix_plan[st][q]) continue;
+            seqs[k] = all[q];
+            toks[k] = x->tokens + (size_t)mix_ref[q] * x->TL + ops->seq_pos(all[q]);
+            n[k] = mix_plan[st][q];
+            which[k++] = q;
+        }
+        if (batched) {
+            step(m, &t, seqs, toks, n, k, logits);
+        } else {
+            for (int j = 0; j < k; j++) step(m, &t, &seqs[j], &toks[j], &n[j], 1, logits + (size_t)j * x->V);
+        }
+        for (int j = 0; j < k; j++)
+            memcpy(out + ((size_t)st * MIX_SEQS + which[j]) * x->V, logits + (size_t)j * x->V, (size_t)x->V * sizeof(float));
+    }
+    for (int q = 0; q < MIX_SEQS; q++) ops->seq_free(all[q]);
+    free(logits);
+    eng_tape_free(&t);
+}
+
+START_TEST(test_pool_invariance) {
+    fixture x;
+    fx_load(&x, families[_i].ref);
+    eng_transformer *m = load_family(_i);
+    size_t n = (size_t)MIX_STEPS * MIX_SEQS * x.V;
+    float *want = calloc(n, sizeof(float)), *got = calloc(n, sizeof(float));
+    eng_pool_set_min_flops(0);
+    run_mix(m, &x, 0, want);   // alone, one thread
+    // and it is the model: the last step's logits against the reference
+    for (int q = 0; q < MIX_SEQS; q++)
+        for (int st = MIX_STEPS - 1; st >= 0; st--)
+            if (mix_plan[st][q]) {
+                ck_assert_int_eq(tu_compare("pool mix", want + ((size_t)st * MIX_SEQS + q) * x.V,
+                                            ref_logits(&x, mix_ref[q], x.TL - 1), (size_t)x.V, LOGIT_RTOL, LOGIT_ATOL), 0);
+                break;
+            }
+    static const struct { int threads, batched; } runs[] = {{1, 1}, {2, 0}, {2, 1}, {3, 1}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        eng_pool_stop();
+        ck_assert_int_eq(eng_pool_start(runs[r].threads), 0);
+        memset(got, 0, n * sizeof(float));
+        run_mix(m, &x, runs[r].batched, got);
+        ck_assert_msg(!memcmp(got, want, n * sizeof(float)), "%s: %d thread(s), %s: logits differ from one thread alone",
+                      families[_i].dir, runs[r].threads, runs[r].batched ? "batched" : "alone");
+    }
+    eng_pool_stop();
+    free(want); free(got);
+    eng_tf_lm_ops.free(eng_tf_as_lm(m));
     fx_free(&x);
 }
 END_TEST
@@ -705,6 +776,7 @@ static Suite *transformer_suite(void) {
     tcase_add_loop_test(tc, test_prefill, 0, N_FAMILIES);
     tcase_add_loop_test(tc, test_decode, 0, N_FAMILIES);
     tcase_add_loop_test(tc, test_mixed_batch, 0, N_FAMILIES);
+    tcase_add_loop_test(tc, test_pool_invariance, 0, N_FAMILIES);
     tcase_add_loop_test(tc, test_forward_logits, 0, N_FAMILIES);
     tcase_add_loop_test(tc, test_train_gradients, 0, N_FAMILIES);
     tcase_add_loop_test(tc, test_adamw_trajectory, 0, N_FAMILIES);
