@@ -82,6 +82,8 @@ static const opt_def options[] = {
         "HTTP threads (parse and validate requests; never run models)"),
     OPT(workers, OPT_INT, 1, 256, "auto", online_cpus, NULL, 0,
         "compute worker threads; auto = number of online CPUs"),
+    OPT(compute_threads, OPT_INT, 1, 256, "auto", online_cpus, NULL, 0,
+        "threads one model step is split across (the compute pool); auto = number of online CPUs, 1 = no pool"),
     OPT(log_level, OPT_STRING, 0, 0, "info", NULL, check_log_level, 0,
         "error, warn, info or debug"),
     OPT(access_log, OPT_BOOL, 0, 1, "true", NULL, NULL, 0,

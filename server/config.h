@@ -23,6 +23,7 @@ typedef struct {
     int auth_probes;            // 1: probes and /metrics need the key too (default 0)
     int threads;                // HTTP threads (libmicrohttpd pool), default 4
     int workers;                // compute workers, default = number of CPUs ("auto")
+    int compute_threads;        // threads one step is split across (engine/core/pool.h), default = CPUs; 1 = off
     char *log_level;            // error|warn|info|debug, default "info"
     int access_log;             // one line per request on stderr, default 1
     long long max_body_bytes;   // request body limit in bytes, default 32 MiB
@@ -62,7 +63,7 @@ int srv_config_load_file(srv_config *c, const char *path, char **err);
 
 // Sets one option by name (dashes allowed for underscores) from a string,
 // with type and range checks. Bools take true/false/yes/no/on/off/1/0
-// (any case); workers also takes "auto". Returns 0, or -1 with
+// (any case); workers and compute_threads also take "auto". Returns 0, or -1 with
 // *err = "NAME: 'VALUE': reason" (or "unknown option 'NAME'"); *c unchanged then.
 int srv_config_set(srv_config *c, const char *name, const char *value, char **err);
 

@@ -7,6 +7,7 @@
 #include <signal.h>           // SIGTERM, SIGPIPE
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
 #include "engine/core/cpu.h"       // eng_cpu_init, eng_cpu_describe
+#include "engine/core/pool.h"      // eng_pool_start/stop (compute_threads)
 #include "engine/core/util.h"      // eng_now
 #include "server/api.h"       // srv_api_routes, srv_run_classify_images, srv_run_classify_text
 #include "server/files.h"     // srv_files_init
@@ -95,9 +96,12 @@ int srv_daemon_run(const srv_config *c) {
     srv_sched_set_runner(ENG_TASK_IMAGE_STYLIZATION, srv_run_stylize);
     srv_sched_set_runner(ENG_TASK_IMAGE_GENERATION, srv_run_generate_images);
     srv_sched_set_stepper(ENG_TASK_TEXT_GENERATION, srv_gen_step, srv_gen_abort);
-    // One thread pool: with several workers each calls OpenBLAS single-threaded
-    // (PERF-NOTES: OpenBLAS threads and ours fight on 2 vCPUs).
-    if (c->workers > 1) openblas_set_num_threads(1);
+    // One thread pool: with several workers, or a compute pool whose tasks
+    // call OpenBLAS, OpenBLAS runs single-threaded (PERF-NOTES: OpenBLAS
+    // threads and ours fight on 2 vCPUs).
+    if (c->workers > 1 || c->compute_threads > 1) openblas_set_num_threads(1);
+    if (eng_pool_start(c->compute_threads) != 0)
+        log_warn("compute pool: no helper thread could be started; steps run on their worker's thread");
     if (srv_sched_start(c->workers) != 0) return 1;
 
     int n = srv_registry_load_all(c->load);
@@ -120,7 +124,8 @@ int srv_daemon_run(const srv_config *c) {
         return 1;
     }
     log_info("listening on http://%s:%d", c->host, port);
-    log_info("inferd %s ready: %d worker(s), %d HTTP thread(s)", INFERD_VERSION, c->workers, c->threads);
+    log_info("inferd %s ready: %d worker(s), %d compute thread(s), %d HTTP thread(s)", INFERD_VERSION, c->workers,
+             eng_pool_threads(), c->threads);
     srv_notify("READY=1");
 
     uv_loop_init(&loop);
@@ -138,6 +143,7 @@ int srv_daemon_run(const srv_config *c) {
     // start), answer what is left, then close everything
     srv_jobs_stop();
     srv_sched_stop();
+    eng_pool_stop();
     for (int i = 0; i < 100 && srv_http_inflight() > 0; i++) uv_sleep(10);   // let resumed responses go out
     srv_http_stop();
     uv_close((uv_handle_t *)&sig_term, NULL);

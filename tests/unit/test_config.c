@@ -105,6 +105,7 @@ START_TEST(test_defaults) {
     ck_assert_int_eq(c.threads, 4);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert_int_eq(c.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+    ck_assert_int_eq(c.compute_threads, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
     ck_assert_str_eq(c.log_level, "info");
     ck_assert_int_eq(c.access_log, 1);
     ck_assert_int_eq(c.max_body_bytes, 32LL * 1024 * 1024);
@@ -129,7 +130,7 @@ START_TEST(test_each_option_own_field) {
     static const char *const alt[][2] = {
         { "host", "0.0.0.0" }, { "port", "9" }, { "models", "m2" }, { "data_dir", "d2" },
         { "load", "a,b" }, { "api_key", "k" }, { "api_key_file", "/k" }, { "auth_probes", "true" },
-        { "threads", "7" }, { "workers", "255" }, { "log_level", "debug" }, { "access_log", "false" },
+        { "threads", "7" }, { "workers", "255" }, { "compute_threads", "254" }, { "log_level", "debug" }, { "access_log", "false" },
         { "max_body_bytes", "2048" }, { "max_body_bytes_total", "2097152" }, { "max_file_bytes", "4096" }, { "max_image_pixels", "5" }, { "max_image_bytes", "2097152" }, { "cors_origins", "*" },
         { "shutdown_timeout_s", "3" }, { "max_running_jobs", "3" }, { "max_queued_jobs", "5" }, { "max_job_steps", "77" },
         { "train_threads", "2" }, { "prefill_chunk", "0" },
@@ -315,6 +316,7 @@ START_TEST(test_int_ranges) {
     ck_assert_int_eq(srv_config_set(&c, "workers", "AUTO", NULL), 0);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert_int_eq(c.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+    ck_assert_int_eq(c.compute_threads, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
     srv_config_free(&c);
 }
 END_TEST
