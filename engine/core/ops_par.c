@@ -2,67 +2,14 @@
 // (see ops_par.h).
 #include "engine/core/ops_par.h"
 
-#include <pthread.h>            // pthread_once, thread-specific buffer
-#include <stdlib.h>             // free
 #include <string.h>             // memcpy
-#include "engine/core/ops.h"    // eng_matmul_nt_rowwise
+#include "engine/core/gemm.h"   // eng_gemm_nt (column ranges give the same bits)
 #include "engine/core/pool.h"   // eng_pool_for, eng_pool_width
-#include "engine/core/util.h"   // eng_aligned
 
 enum {
     PAR_TASKS_PER_THREAD = 4,   // a few ranges per thread: a thread slowed by other work takes fewer
     PAR_ALIGN = 16,             // range boundaries on multiples of 16 columns (one cache line of out)
 };
-
-// ---------------------------------------------------------------- the column-range kernel
-// out[i*ldo + j] (+)= dot(A row i, B row j) for j in [j0, j1), i < M, every
-// element summed in eng_matmul_nt_rowwise's fixed order. A one-row call
-// writes in place; more rows go through a per-thread buffer, as
-// eng_matmul_nt_rowwise writes rows of stride N (its column count).
-static pthread_key_t buf_key;
-static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
-typedef struct { float *p; size_t cap; } tbuf;
-
-static void tbuf_free(void *v) {
-    tbuf *b = v;
-    free(b->p);
-    free(b);
-}
-
-static void buf_key_make(void) { (void)pthread_key_create(&buf_key, tbuf_free); }
-
-static float *thread_buf(size_t n) {
-    pthread_once(&buf_once, buf_key_make);
-    tbuf *b = pthread_getspecific(buf_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(buf_key, b) != 0) { free(b); return NULL; }
-    }
-    if (n > b->cap) {
-        free(b->p);
-        b->p = eng_aligned(n * sizeof(float));
-        b->cap = b->p ? n : 0;
-    }
-    return b->p;
-}
-
-static void gemm_cols(float *out, size_t ldo, const float *A, const float *B, int M, int K, int j0, int j1,
-                      int accumulate) {
-    int n = j1 - j0;
-    const float *Bj = B + (size_t)j0 * K;
-    float *tmp = M > 1 ? thread_buf((size_t)M * n) : NULL;
-    if (!tmp) {   // one row (or no buffer): row by row, in place
-        for (int i = 0; i < M; i++) eng_matmul_nt_rowwise(out + (size_t)i * ldo + j0, A + (size_t)i * K, Bj, 1, n, K, accumulate);
-        return;
-    }
-    eng_matmul_nt_rowwise(tmp, A, Bj, M, n, K, 0);
-    for (int i = 0; i < M; i++) {
-        float *o = out + (size_t)i * ldo + j0;
-        const float *t = tmp + (size_t)i * n;
-        if (accumulate) for (int j = 0; j < n; j++) o[j] += t[j];
-        else memcpy(o, t, (size_t)n * sizeof(float));
-    }
-}
 
 // ---------------------------------------------------------------- the split
 typedef struct {
@@ -84,7 +31,8 @@ static void lin_range(const lin_job *J, long c0, long c1) {
         if (L->b)
             for (int i = 0; i < J->N; i++)
                 memcpy(L->out + (size_t)i * L->OC + lo, L->b + lo, (size_t)(hi - lo) * sizeof(float));
-        gemm_cols(L->out, (size_t)L->OC, J->in, L->w, J->N, J->C, (int)lo, (int)hi, L->b != NULL);
+        eng_gemm_nt(L->out + lo, (size_t)L->OC, J->in, (size_t)J->C, L->w + (size_t)lo * J->C, (size_t)J->C, J->N,
+                    (int)(hi - lo), J->C, L->b != NULL);
     }
 }
 
