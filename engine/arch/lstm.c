@@ -9,6 +9,7 @@
 #include <stdlib.h>             // free
 #include <string.h>             // memcpy, memset, strcmp
 #include "engine/core/ops.h"         // eng_linear_*, eng_matmul_nt, eng_sigmoid/tanh_forward
+#include "engine/core/ops_par.h"     // eng_par_linear: the serving step's matmuls across the compute pool
 #include "engine/core/ops_seq.h"     // eng_embedding_forward
 #include "engine/core/rng.h"         // eng_rng for init
 #include "engine/core/tape_seq.h"    // eng_t_embedding
@@ -479,7 +480,7 @@ static void lstm_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, co
     eng_embedding_forward(x, m->embed.val, ids, T, H);
     for (int l = 0; l < m->cfg.num_layers; l++) {
         const eng_lstm_layer *L = &m->layers[l];
-        eng_linear_forward_rowwise(xg, x, L->w_ih.val, L->b_ih.val, T, H, G);
+        eng_par_linear(xg, x, L->w_ih.val, L->b_ih.val, T, H, G);
         for (int j = 0; j < maxn; j++) {
             int na = 0;
             for (int i = 0; i < n; i++) {
@@ -488,7 +489,7 @@ static void lstm_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, co
                 memcpy(hb + (size_t)na * H, s->h + (size_t)l * H, (size_t)H * sizeof(float));
                 act[na++] = i;
             }
-            eng_matmul_nt_rowwise(rg, hb, L->w_hh.val, na, G, H, 0);
+            eng_par_linear(rg, hb, L->w_hh.val, NULL, na, H, G);
             for (int a = 0; a < na; a++) {
                 eng_lstm_seq *s = (eng_lstm_seq *)seqs[act[a]];
                 size_t row = (size_t)first[act[a]] + j;
@@ -508,7 +509,7 @@ static void lstm_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, co
         memcpy(hb + (size_t)i * H, x + (size_t)(first[i] + n_tokens[i] - 1) * H, (size_t)H * sizeof(float));
         ((eng_lstm_seq *)seqs[i])->pos += n_tokens[i];
     }
-    eng_linear_forward_rowwise(logits, hb, m->head_w.val, m->head_b.val, n, H, V);
+    eng_par_linear(logits, hb, m->head_w.val, m->head_b.val, n, H, V);
 }
 
 static void lstm_free(eng_lm *lm) { eng_lstm_destroy((eng_lstm *)lm); }

@@ -9,6 +9,7 @@
 #include <stdlib.h>             // malloc, calloc, free
 #include <string.h>             // memcpy, memset, strcmp
 #include "engine/core/ops.h"         // eng_linear_forward_rowwise, eng_softmax_forward, eng_gelu_forward
+#include "engine/core/ops_par.h"     // eng_par_linear (decoder steps across the compute pool)
 #include "engine/core/ops_seq.h"     // eng_layernorm_forward, eng_attention_cached_forward, eng_add_forward
 #include "engine/core/util.h"        // eng_errorf
 #include "engine/io/safetensors.h"   // eng_st_file
@@ -284,13 +285,14 @@ fail:
 // ---------------------------------------------------------------- kernels
 
 // out[N, OUT] = x[N, IN] W^T + b (b may be NULL). Few rows (a decoder step
-// of a few hypotheses, a short source): eng_linear_forward_rowwise, which
-// reads W once and sums every row in the same order whatever N, so results
-// do not depend on the batch; from 16 rows on: OpenBLAS sgemm (packing W
-// pays off there; below, it costs more than the product).
+// of a few hypotheses, a short source): eng_par_linear, which reads W once,
+// split by columns across the compute pool, and sums every row in the same
+// order whatever N or the split, so results do not depend on the batch; from
+// 16 rows on: OpenBLAS sgemm (packing W pays off there; below, it costs more
+// than the product).
 static void linear_wb(float *out, const float *x, const float *w, const float *b, int N, int in, int outd) {
     if (N < 16) {
-        eng_linear_forward_rowwise(out, x, w, b, N, in, outd);
+        eng_par_linear(out, x, w, b, N, in, outd);
         return;
     }
     for (int r = 0; r < N; r++) {
