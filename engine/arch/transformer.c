@@ -913,6 +913,7 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
     tf_work w;
     work_init(&w, m, scratch, seqs, tokens, n_tokens, n);
     embed_rows(m, &w, scratch);
+    eng_pool_enter();   // shares the pool with other workers' steps (pool.h); nothing below allocates
     for (int l = 0; l < m->cfg.n_layers; l++) {
         attention_block(m, l, &w, seqs, n_tokens, n);
         mlp_block(m, l, &w);
@@ -925,6 +926,7 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
     }
     norm_rows(m, w.h, w.h, &m->lnf_w, &m->lnf_b, n);
     eng_par_linear(logits, w.h, m->head.val, NULL, n, C, m->cfg.vocab_size);
+    eng_pool_leave();
 }
 
 static void tf_free(eng_lm *lm) { eng_tf_destroy((eng_transformer *)lm); }

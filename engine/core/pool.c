@@ -54,6 +54,7 @@ static struct {
 } P = {.threads = 1};
 
 static _Atomic double min_flops = 2e5;
+static _Atomic int active;               // callers between eng_pool_enter and eng_pool_leave
 static _Thread_local int self_index;     // 0: a caller; 1..: helper
 static _Thread_local int in_task;        // inside a task: nested calls run inline
 
@@ -136,8 +137,13 @@ void eng_pool_set_min_flops(double flops) { atomic_store(&min_flops, flops); }
 
 int eng_pool_width(double flops) {
     if (P.threads <= 1 || in_task || flops < atomic_load(&min_flops)) return 1;
-    return P.threads;
+    int a = atomic_load(&active), w = a > 1 ? P.threads / a : P.threads;
+    return w > 1 ? w : 1;
 }
+
+void eng_pool_enter(void) { atomic_fetch_add(&active, 1); }
+
+void eng_pool_leave(void) { atomic_fetch_sub(&active, 1); }
 
 int eng_pool_self(void) { return self_index; }
 

@@ -18,11 +18,12 @@
 //
 // Who runs inline (no helper woken, tasks in order on the calling thread):
 // a pool of 1 thread; n <= 1; a call from inside a task (nesting); and a
-// call made while another thread holds the pool (two server workers
-// stepping two models at once): the second one runs its tasks on its own
-// thread, so the cores are never oversubscribed by more than the callers
-// themselves. Callers pass the op's size to eng_pool_width so tiny ops (a
-// 1 MB model) stay inline, where waking a helper would cost more than the op.
+// call made while another thread holds the pool: the second one runs its
+// tasks on its own thread. Callers ask eng_pool_width how many tasks an op
+// is worth: tiny ops (a 1 MB model) stay inline, where waking a helper would
+// cost more than the op; and when two server workers step two models at
+// once (both inside eng_pool_enter/leave) each gets threads / 2, so the
+// cores are not asked for more threads than they have.
 #ifndef ENG_POOL_H
 #define ENG_POOL_H
 
@@ -41,9 +42,16 @@ int eng_pool_threads(void);
 void eng_pool_for(int n_tasks, void (*fn)(void *ctx, int task), void *ctx);
 
 // How many tasks an op of `flops` floating-point operations is worth
-// splitting into: 1 below the threshold (eng_pool_min_flops) or when the
-// pool is off or busy, else eng_pool_threads().
+// splitting into: 1 below the threshold (eng_pool_min_flops), when the pool
+// is off, or inside a task; else eng_pool_threads() shared out among the
+// callers inside eng_pool_enter/leave (2 threads, 2 callers: 1 each).
 int eng_pool_width(double flops);
+// Brackets a unit of work that splits its ops (a model step). While several
+// callers are inside, each splits into threads / callers (at least 1): two
+// workers stepping two models on 2 cores then run one thread each instead
+// of three threads fighting for two cores.
+void eng_pool_enter(void);
+void eng_pool_leave(void);
 // The threshold (default 2e5: ~5 µs of work on one core, the order of a
 // futex wake). Tests set it to 0 to force splitting.
 double eng_pool_min_flops(void);

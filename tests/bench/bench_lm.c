@@ -4,7 +4,7 @@
 // Prints key=value lines; asserts nothing.
 //
 //   bench_lm [--batches 1,4,16] [--threads 1] [--steps 120] [--prompt 8] [--rounds 3]
-//            [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--name NAME] [MODEL_DIR]
+//            [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--callers C] [--name NAME] [MODEL_DIR]
 //
 // MODEL_DIR is any directory the server loads (e.g. what `mkmodel gpt2 OUT
 // VOCAB 768 12 12 1024` writes: GPT-2-small shape). Without it the model is
@@ -43,6 +43,9 @@
 //    roofline_frac = tok_s_stream / roofline_tok_s (meaningful at N = 1;
 //    more than 1 means the weights partly came from cache).
 //      lm model=NAME threads=T scaling=16/1 total_ratio=..   (largest / smallest batch)
+//    With --callers C (2..16): C threads decode one sequence each at once
+//    (two workers stepping two models; the second finds the pool busy):
+//      lm model=NAME threads=T callers=C batch=1 tok_s_total=..
 // 4. Time to first token of one request with a --ttft-prompt-token prompt:
 //    the prefill step plus sampling the first token (greedy; eng_sample),
 //    median of --rounds after a warm-up:
@@ -62,6 +65,7 @@
 //      $(pkg-config --cflags jansson) -o build/bench/bench_lm tests/bench/bench_lm.c build/engine/*/*.o
 //      $(pkg-config --libs jansson libpng zlib) -lopenblas -ljpeg -lm -lpthread
 #include <jansson.h>               // json_load_file (MODEL_DIR/config.json)
+#include <pthread.h>               // --callers
 #include <stdint.h>                // uint64_t, uintptr_t
 #include <stdio.h>                 // printf, fprintf, snprintf, fseeko
 #include <stdlib.h>                // malloc, free, atoi, qsort
@@ -316,6 +320,33 @@ static double decode_round(eng_transformer *m, eng_tape *t, int N, int prompt, i
     return dt;
 }
 
+// --callers C: C threads at once, each decoding its own batch-1 sequence on
+// the same model with its own scratch (two server workers stepping two
+// models): what the pool does when a second caller finds it busy.
+typedef struct { eng_transformer *m; int prompt, steps; unsigned seed; double sec; } caller_arg;
+
+static void *caller_main(void *p) {
+    caller_arg *a = p;
+    eng_tape t;
+    eng_tape_init(&t, 0, 0);
+    a->sec = decode_round(a->m, &t, 1, a->prompt, a->steps, a->seed);
+    eng_tape_free(&t);
+    return NULL;
+}
+
+// Total tokens/s of C callers decoding `steps` tokens each at once.
+static double callers_round(eng_transformer *m, int C, int prompt, int steps, unsigned seed) {
+    pthread_t th[MAX_LIST];
+    caller_arg a[MAX_LIST];
+    double t0 = eng_now();
+    for (int c = 0; c < C; c++) {
+        a[c] = (caller_arg){m, prompt, steps, seed + (unsigned)c, 0};
+        pthread_create(&th[c], NULL, caller_main, &a[c]);
+    }
+    for (int c = 0; c < C; c++) pthread_join(th[c], NULL);
+    return (double)C * steps / (eng_now() - t0);
+}
+
 // Seconds from a fresh sequence's P-token prompt to its first sampled token.
 static double ttft_once(eng_transformer *m, eng_tape *t, const int *toks, int P, float *logits, float *scratch) {
     eng_lm *lm = eng_tf_as_lm(m);
@@ -335,7 +366,7 @@ static double ttft_once(eng_transformer *m, eng_tape *t, const int *toks, int P,
 
 int main(int argc, char **argv) {
     int batches[MAX_LIST] = {1, 4, 16}, nb = 3, threads[MAX_LIST] = {1}, nt = 1;
-    int steps = 120, prompt = 8, rounds = 3, ttft_prompt = 128, bw_mib = 512, bw_rounds = 7;
+    int steps = 120, prompt = 8, rounds = 3, ttft_prompt = 128, bw_mib = 512, bw_rounds = 7, callers = 0;
     const char *dir = NULL, *name = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batches") && i + 1 < argc) nb = parse_list(argv[++i], batches);
@@ -347,6 +378,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--bw-mib") && i + 1 < argc) bw_mib = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--bw-rounds") && i + 1 < argc) bw_rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
+        else if (!strcmp(argv[i], "--callers") && i + 1 < argc) callers = atoi(argv[++i]);
         else if (argv[i][0] != '-') dir = argv[i];
         else {
             fprintf(stderr, "usage: bench_lm [--batches 1,4,16] [--threads 1] [--steps N] [--prompt P] [--rounds R]\n"
@@ -446,6 +478,14 @@ int main(int argc, char **argv) {
         if (nb > 1)
             printf("lm model=%s threads=%d scaling=%d/%d total_ratio=%.2f\n", name, threads[ti], batches[nb - 1],
                    batches[0], last_total / first_total);
+        // 3b. several callers at once
+        if (callers > 1 && callers <= MAX_LIST) {
+            callers_round(m, callers, prompt, steps < 8 ? steps : 8, 5);   // warm-up
+            for (int r = 0; r < rounds; r++) sec[r] = callers_round(m, callers, prompt, steps, 21 + (unsigned)r);
+            printf("lm model=%s threads=%d callers=%d batch=1 tok_s_total=%.1f (each caller its own sequence)\n", name,
+                   threads[ti], callers, median(sec, rounds));
+            fflush(stdout);
+        }
         // 4. time to first token
         ttft_once(m, &t, toks, ttft_prompt, logits, scratch);   // warm-up
         for (int r = 0; r < rounds; r++) sec[r] = ttft_once(m, &t, toks, ttft_prompt, logits, scratch);

@@ -30,6 +30,10 @@
 #      The GPT-2 model needs tests/ref/gpt2-vocab (scripts/fetch-test-vocab.sh), the llama
 #      one ../shared/data/tokenizer.bin (else the engine figure uses an in-memory model and
 #      HTTP is skipped for it); without mkmodel the section is skipped.
+#  4c. the compute pool: a stories110M-shaped llama2.c checkpoint (mkmodel llama2c, ~440 MB in the
+#      temp dir) through bench_lm at compute_threads 1 and 2 (decode 1 and 16 streams, 128-token
+#      prefill, 1- and 2-thread read bandwidth), next to ../shared/tools/llamacpp/anchor's llama.cpp
+#      figures for the same file when ../shared is there (BENCH_LM110=0 / BENCH_ANCHOR=0 skip them)
 #   5. translation (Marian): a Marian-base-shaped MarianMT directory (d_model 512, 6+6
 #      layers, 8 heads, ffn 2048, vocab 58101, random weights; ~300 MB written by
 #      tests/bench/make_marian_bench.py into the temp dir, deleted at exit):
@@ -91,8 +95,8 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,prefill,translate,text,bert,jobs,gen,style,gemm: "image" = sections 1-3,
-#                       "lm" = section 4, "prefill" = section 4b,
+#   BENCH_PARTS         default image,lm,prefill,lm110,translate,text,bert,jobs,gen,style,gemm: "image" = sections 1-3,
+#                       "lm" = section 4, "prefill" = section 4b, "lm110" = section 4c,
 #                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9,
 #                       "gen" = section 10, "style" = section 11, "gemm" = section 12
 #   BENCH_JOBS_SECONDS  seconds per phase of section 9 (default 10)
@@ -140,7 +144,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,prefill,translate,text,bert,jobs,gen,style,gemm}
+PARTS=${BENCH_PARTS:-image,lm,prefill,lm110,translate,text,bert,jobs,gen,style,gemm}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -308,7 +312,7 @@ LLAMA_TOKENIZER=${LLAMA_TOKENIZER:-../shared/data/tokenizer.bin}
 MKMODEL=$BUILD/tools/mkmodel
 LM_BIN=$BUILD/bench/bench_lm
 LM_CC=1
-if part lm; then
+if part lm || part lm110; then
   [ -x "$MKMODEL" ] || make -s BUILD="$BUILD" "$MKMODEL" >"$OUT/mkmodel-build.log" 2>&1
   # shellcheck disable=SC2086
   $CC $BENCH_CFLAGS -o "$LM_BIN" tests/bench/bench_lm.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-lm.log" || LM_CC=0
@@ -452,6 +456,39 @@ else
 fi
 rm -rf "$PF_REPO"   # ~540 MB
 
+# ---------------------------------------------------------------- 4c. compute pool, stories110M, llama.cpp
+# A stories110M-shaped llama2.c checkpoint (dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000,
+# context 1024, random weights, ~440 MB; build/tools/mkmodel llama2c) through bench_lm with the
+# compute pool at 1 and 2 threads (compute_threads; engine/core/pool.h), next to llama.cpp's own
+# figures for the same file (../shared/tools/llamacpp/anchor: F32 and Q8_0, 2 threads; a few
+# minutes; run while nothing else of this script runs). BENCH_LM110=0 skips it (as does
+# BENCH_PARTS without lm110); BENCH_ANCHOR=0 skips llama.cpp only.
+LM110_OK=0
+ANCHOR=${ANCHOR:-../shared/tools/llamacpp/anchor}
+if part lm110 && [ "${BENCH_LM110:-1}" != 0 ] && [ "$LM_CC" = 1 ] && [ -x "$MKMODEL" ] && [ -f "$LLAMA_TOKENIZER" ]; then
+  say "== 4c. compute pool: stories110M-shaped llama2.c checkpoint, compute_threads 1 and 2, beside llama.cpp"
+  L110=$OUT/lm110/stories110m
+  mkdir -p "$OUT/lm110"
+  if "$MKMODEL" llama2c "$L110" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$OUT/mk110.log" 2>&1; then
+    say "   engine: ${LM_STEPS} decode steps per round after an 8-token prompt, median of 3 rounds; bandwidth 1 and 2 threads"
+    "$LM_BIN" --threads 1,2 --batches 1,16 --steps "$LM_STEPS" --ttft-prompt 128 --name stories110m "$L110" 2>&1 \
+      | sed 's/^/   /' | tee "$OUT/lm110.txt"
+    grep -q 'tok_s_total=' "$OUT/lm110.txt" && LM110_OK=1
+    : >"$OUT/anchor.txt"
+    if [ "${BENCH_ANCHOR:-1}" != 0 ] && [ -x "$ANCHOR" ]; then
+      say "   llama.cpp (anchor, 2 threads; load average now $(cut -d' ' -f1 /proc/loadavg)):"
+      "$ANCHOR" "$L110/model.bin" "$L110/tokenizer.bin" 2 2>"$OUT/anchor.err" | sed 's/^/   anchor /' | tee "$OUT/anchor.txt"
+      [ -s "$OUT/anchor.txt" ] || { say "   anchor printed nothing:"; tail -3 "$OUT/anchor.err"; }
+    else
+      say "   llama.cpp: skipped (no $ANCHOR)"
+    fi
+  else
+    say "   mkmodel llama2c failed:"; tail -3 "$OUT/mk110.log"
+  fi
+  rm -rf "$OUT/lm110"
+elif part lm110; then
+  say "== 4c. compute pool / stories110M: skipped (BENCH_LM110=0, or no bench_lm, mkmodel or $LLAMA_TOKENIZER)"
+fi
 
 # ---------------------------------------------------------------- 5. translation (Marian)
 MT_OK=0
@@ -737,6 +774,26 @@ if [ -s "$OUT/pf.txt" ] && grep -q 'run=long' "$OUT/pf.txt"; then
       "$(get "$OUT/pf.txt" "model=$name run=long" p99_over_base_med)" "$(get "$OUT/pf.txt" "model=$name run=long" long_ttft_ms)"
   done
   say "  (aim: p99 within 3x the median with chunking; the whole-prompt run's stall is its max: one gap per stream)"
+fi
+say ""
+if [ "$LM110_OK" = 1 ]; then
+  f110() { get "$OUT/lm110.txt" "model=stories110m threads=$1 $2" "$3"; }
+  anc() { awk -F'\t' -v f="$1" -v k="$2" '$1 ~ "anchor " f "$" && $2 == k { print $3; exit }' "$OUT/anchor.txt" 2>/dev/null; }
+  say "stories110M shape (llama2.c checkpoint, random weights), tokens/s; inferd by compute_threads; llama.cpp 2 threads:"
+  printf '%-26s %10s %10s %10s %12s %12s %14s\n' "" "inferd 1t" "inferd 2t" "2t/1t" "llama.cpp F32" "Q8_0" "inferd 2t/F32"
+  for row in "decode, 1 stream|batch=1 |tok_s_stream|tg128" "decode, 16 streams total|batch=16 |tok_s_total|gen_b16" \
+             "prefill, 128-token prompt|ttft_prompt=|prefill_tok_s|pp128"; do
+    IFS='|' read -r label sel key ak <<<"$row"
+    a=$(f110 1 "$sel" "$key"); b=$(f110 2 "$sel" "$key"); c=$(anc f32 "$ak"); d=$(anc q8_0 "$ak")
+    printf '%-26s %10s %10s %10s %12s %12s %14s\n' "$label" "$(num "$a")" "$(num "$b")" "$(ratio "$b" "$a")" \
+      "$(num "$c")" "$(num "$d")" "$(ratio "$b" "$c")"
+  done
+  say "  1 stream at 2 threads: weights read at $(f110 2 'batch=1 ' weights_GB_s) GB/s = $(f110 2 'batch=1 ' bw_frac) of the" \
+      "2-thread read bandwidth ($(get "$OUT/lm110.txt" 'bandwidth pages=4k mib=[0-9]* threads=2 ' GB_s_median) GB/s; aim >= 0.95);" \
+      "16 streams / 1 stream at 2 threads: $(get "$OUT/lm110.txt" 'model=stories110m threads=2 scaling=' total_ratio)x (aim >= 6)"
+  say "  (llama.cpp's 16-stream figure: llama-batched-bench, 16-token prompts, 64 new tokens each)"
+elif part lm110; then
+  say "stories110M / compute pool: not measured"
 fi
 say ""
 if [ "$MT_OK" = 1 ]; then

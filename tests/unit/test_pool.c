@@ -153,6 +153,20 @@ START_TEST(test_width) {
     ck_assert_int_eq(eng_pool_start(2), 0);
     ck_assert_int_eq(eng_pool_width(1e12), 2);
     ck_assert_int_eq(eng_pool_width(eng_pool_min_flops() / 2), 1);   // tiny ops stay inline
+    eng_pool_enter();                                   // one step running: the whole pool
+    ck_assert_int_eq(eng_pool_width(1e12), 2);
+    eng_pool_enter();                                   // two at once: one thread each
+    ck_assert_int_eq(eng_pool_width(1e12), 1);
+    eng_pool_leave();
+    ck_assert_int_eq(eng_pool_width(1e12), 2);
+    eng_pool_leave();
+    eng_pool_stop();
+    ck_assert_int_eq(eng_pool_start(4), 0);             // 4 threads, 2 steps: 2 each
+    eng_pool_enter();
+    eng_pool_enter();
+    ck_assert_int_eq(eng_pool_width(1e12), 2);
+    eng_pool_leave();
+    eng_pool_leave();
     eng_pool_stop();
 }
 END_TEST
