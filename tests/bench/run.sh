@@ -480,7 +480,7 @@ if part lm110 && [ "${BENCH_LM110:-1}" != 0 ] && [ "$LM_CC" = 1 ] && [ -x "$MKMO
       "$ANCHOR" "$L110/model.bin" "$L110/tokenizer.bin" 2 2>"$OUT/anchor.err" | sed 's/^/   anchor /' | tee "$OUT/anchor.txt"
       [ -s "$OUT/anchor.txt" ] || { say "   anchor printed nothing:"; tail -3 "$OUT/anchor.err"; }
     else
-      say "   llama.cpp: skipped (no $ANCHOR)"
+      say "   llama.cpp: skipped (BENCH_ANCHOR=0, or no $ANCHOR)"
     fi
   else
     say "   mkmodel llama2c failed:"; tail -3 "$OUT/mk110.log"

@@ -5,7 +5,7 @@
 // once; many tiny jobs in a row lose no wake-up (a lost one hangs: the case
 // timeout fails it); start/stop cycles; and the split linears are
 // bit-identical to eng_linear_forward_rowwise for every row count, column
-// count and pool size. Run under `make asan` too (and TSan: see the end).
+// count and pool size. Run under `make asan` too; TSan (see the end) finds no race.
 #include "engine/core/pool.h"
 
 #include <check.h>                 // Check unit-test framework
@@ -235,8 +235,9 @@ static Suite *pool_suite(void) {
 }
 
 // TSan: cc -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=thread -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
-//   tests/unit/test_pool.c engine/core/pool.c engine/core/ops_par.c engine/core/ops.c engine/core/util.c
-//   $(pkg-config --cflags --libs check jansson) -lopenblas -lm -o /tmp/test_pool_tsan && CK_FORK=no /tmp/test_pool_tsan
+//   tests/unit/test_pool.c engine/core/pool.c engine/core/ops_par.c engine/core/ops.c engine/core/gemm.c engine/core/cpu.c
+//   engine/core/util.c
+//   $(pkg-config --cflags --libs check jansson) -lopenblas -lm -lpthread -o /tmp/test_pool_tsan && CK_FORK=no /tmp/test_pool_tsan
 int main(void) {
     SRunner *sr = srunner_create(pool_suite());
     srunner_run_all(sr, CK_NORMAL);
