@@ -316,7 +316,6 @@ START_TEST(test_int_ranges) {
     ck_assert_int_eq(srv_config_set(&c, "workers", "AUTO", NULL), 0);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert_int_eq(c.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
-    ck_assert_int_eq(c.compute_threads, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
     srv_config_free(&c);
 }
 END_TEST
