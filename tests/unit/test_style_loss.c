@@ -125,6 +125,41 @@ START_TEST(test_style_target_is_gram_of_features) {
 }
 END_TEST
 
+// A hand example: a flat image of colour (200, 100, 50). The colour level's
+// features at every pixel are v = ((p/255 - mean) / std for each channel, 1)
+// with ImageNet's mean and std, so its Gram is v v^T / 4 (eng_t_gram divides
+// by C*H*W and every pixel adds v v^T). The random levels of a flat image
+// are flat too (reflection padding keeps it flat): their Grams are rank one.
+START_TEST(test_style_target_by_hand) {
+    enum { H = 32, W = 40 };
+    static float x[3 * H * W];
+    const float px[3] = {200, 100, 50}, mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < H * W; i++) x[c * H * W + i] = px[c];
+    eng_lossnet *n = net(ENG_LOSSNET_DEFAULT_SEED);
+    eng_style_target st;
+    ck_assert_int_eq(eng_style_target_compute(&st, n, x, H, W, NULL), 0);
+    ck_assert_int_eq(st.channels[0], 4);
+    double v[4] = {0, 0, 0, 1};
+    for (int c = 0; c < 3; c++) v[c] = (px[c] / 255.0 - mean[c]) / sd[c];
+    float want[16];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) want[i * 4 + j] = (float)(v[i] * v[j] / 4);
+    ck_assert_int_eq(tu_compare("colour gram", st.gram[0], want, 16, 1e-5, 1e-6), 0);
+    for (int l = 1; l < st.n_layers; l++) {   // rank one: G_ij^2 = G_ii G_jj
+        int C = st.channels[l];
+        const float *G = st.gram[l];
+        for (int i = 0; i < C; i++)
+            for (int j = 0; j < C; j++)
+                ck_assert_msg(fabs((double)G[i * C + j] * G[i * C + j] - (double)G[i * C + i] * G[j * C + j]) <=
+                                  1e-3 * ((double)G[i * C + i] * G[j * C + j]) + 1e-12,
+                              "level %d: G[%d][%d] not rank one", l, i, j);
+    }
+    eng_style_target_free(&st);
+    eng_lossnet_free(n);
+}
+END_TEST
+
 // A batch of two images: the style term is the mean of each image's own.
 START_TEST(test_batch_broadcasts_style_target) {
     enum { H = 32, W = 32 };
@@ -289,6 +324,7 @@ static Suite *style_loss_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_seed_determines_features);
     tcase_add_test(tc, test_style_target_is_gram_of_features);
+    tcase_add_test(tc, test_style_target_by_hand);
     tcase_add_test(tc, test_batch_broadcasts_style_target);
     tcase_add_test(tc, test_gradient_matches_finite_differences);
     tcase_add_test(tc, test_stylize_lowers_the_loss);
