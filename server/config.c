@@ -108,6 +108,8 @@ static const opt_def options[] = {
         "training jobs that may wait for a slot; more get 503"),
     OPT(max_job_steps, OPT_INT, 1, 100000000, "100000", NULL, NULL, 0,
         "most optimizer steps one training job may take (steps, or epochs x batches)"),
+    OPT(max_job_image_bytes, OPT_INT64, 1 * MIB, 1024 * GIB, "1073741824", NULL, NULL, 0,
+        "memory an image-stylization-optimize job's optimisation may take (about 5 KB per pixel of the result); a larger size gets 400"),
     OPT(train_threads, OPT_INT, 1, 256, "1", NULL, NULL, 0,
         "CPUs the training jobs may use (at a lower priority than serving)"),
     OPT(prefill_chunk, OPT_INT, 0, 1048576, "16", NULL, NULL, 0,

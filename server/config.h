@@ -36,6 +36,7 @@ typedef struct {
     int max_running_jobs;       // training jobs run at once (the training pool's threads), default 1
     int max_queued_jobs;        // jobs waiting for a slot before POST /v1/jobs gets 503, default 16
     int max_job_steps;          // most optimizer steps one job may take, default 100000
+    long long max_job_image_bytes; // memory an image-stylization-optimize job's optimisation may take, default 1 GiB
     int train_threads;          // CPUs the training pool may run on (nice +10), default 1
     int prefill_chunk;          // prompt tokens one text-generation step feeds (shared by the prompts
                                 // being prefilled, on top of one token per decoding sequence); 0 = no limit

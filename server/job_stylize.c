@@ -1,5 +1,6 @@
 // job_stylize.c — the image-stylization-optimize job task (see job_stylize.h).
 #include "server/job_stylize.h"
+#include <math.h>                 // sqrt
 #include <stdio.h>                // snprintf
 #include <stdlib.h>               // free
 #include <string.h>               // strcmp
@@ -43,15 +44,30 @@ static srv_err load(const char *id, const char *key, const char *param_name, int
     return SRV_OK;
 }
 
+// The memory of the optimisation at this size, against max_bytes. SRV_OK or 400.
+static srv_err check_bytes(const char *what, int H, int W, int size, long long max_bytes, char **msg, const char **param) {
+    double need = (double)H * W * ENG_STYLIZE_BYTES_PER_PIXEL;
+    if (need <= (double)max_bytes) return SRV_OK;
+    // the largest side that fits at this aspect ratio, for the message
+    double aspect = (double)(H > W ? H : W) / (H > W ? W : H);
+    long fits = (long)sqrt((double)max_bytes / ENG_STYLIZE_BYTES_PER_PIXEL * aspect);
+    *param = "hyperparameters.size";
+    eng_errorf(msg, "optimising at size %d (the %s image is %dx%d) takes about %.0f MiB, over max_job_image_bytes (%.0f MiB): "
+               "give a size of at most %ld", size, what, W, H, need / 1048576.0, (double)max_bytes / 1048576.0, fits);
+    return SRV_E_BAD_VALUE;
+}
+
 srv_err srv_job_stylize_check(const char *style_file, const char *content_file, int size, long long max_pixels,
-                              char **msg, const char **param) {
+                              long long max_bytes, char **msg, const char **param) {
     float *x;
     int H, W;
     srv_err e = load(style_file, "style", "hyperparameters.style_file", side(size), max_pixels, &x, &H, &W, msg, param);
     free(x);
+    if (e == SRV_OK) e = check_bytes("style", H, W, side(size), max_bytes, msg, param);
     if (e != SRV_OK) return e;
     e = load(content_file, "content", "hyperparameters.content_file", side(size), max_pixels, &x, &H, &W, msg, param);
     free(x);
+    if (e == SRV_OK) e = check_bytes("content", H, W, side(size), max_bytes, msg, param);
     return e;
 }
 

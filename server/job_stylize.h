@@ -18,8 +18,10 @@ int srv_job_is_stylize(const char *task);
 // (400/413/415 naming hyperparameters.style_file or .content_file).
 // SRV_OK, or an error with *msg (malloc'd) and *param (static).
 // size: the longest side the images are shrunk to (0: ENG_STYLIZE_DEFAULT_SIZE).
+// max_bytes bounds the optimisation's memory (ENG_STYLIZE_BYTES_PER_PIXEL a
+// pixel of the result or the style image): more is 400 naming hyperparameters.size.
 srv_err srv_job_stylize_check(const char *style_file, const char *content_file, int size, long long max_pixels,
-                              char **msg, const char **param);
+                              long long max_bytes, char **msg, const char **param);
 // Runs the optimisation with o (steps, weights, progress, cancel flag set by
 // the caller) and writes <dir>/result.png atomically. 0, or -1 with *err
 // ("cancelled" when o->cancel stopped it).

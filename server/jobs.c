@@ -71,7 +71,8 @@ static int n_pool;
 static int stopping, started;
 static char jobs_dir[4000], models_dir[4000];   // shorter than a job's dir (4096)
 static int max_queued, max_steps, train_threads;
-static long long max_image_pixels;   // image jobs decode at most this many pixels
+static long long max_image_pixels;      // image jobs decode at most this many pixels
+static long long max_job_image_bytes;   // and optimise at most this much memory
 
 int srv_jobs_valid_id(const char *id) {
     if (!id || strncmp(id, "job-", 4) != 0 || strlen(id) != 28) return 0;
@@ -841,7 +842,8 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
             e = SRV_E_BAD_VALUE;
             goto done;
         }
-        if ((e = srv_job_stylize_check(spec->style_file, spec->content_file, spec->size, max_image_pixels, msg, param)) != SRV_OK)
+        if ((e = srv_job_stylize_check(spec->style_file, spec->content_file, spec->size, max_image_pixels,
+                                       max_job_image_bytes, msg, param)) != SRV_OK)
             goto done;
         goto table;
     }
@@ -1150,6 +1152,7 @@ int srv_jobs_start(const srv_config *cfg, char **err) {
     max_steps = cfg->max_job_steps;
     train_threads = cfg->train_threads;
     max_image_pixels = cfg->max_image_pixels;
+    max_job_image_bytes = cfg->max_job_image_bytes;
     if (max_image_pixels > cfg->max_image_bytes / ENG_IMG_BYTES_PER_PIXEL) max_image_pixels = cfg->max_image_bytes / ENG_IMG_BYTES_PER_PIXEL;
     if (mkdir_p(jobs_dir, err) != 0) return -1;
     // OpenBLAS 0.3.21's thread count is process-wide (a per-thread limit,

@@ -13,6 +13,11 @@
 #define ENG_STYLIZE_DEFAULT_STEPS 200
 #define ENG_STYLIZE_MAX_SIDE 2048
 #define ENG_STYLIZE_MAX_STEPS 100000
+// Memory one optimisation step holds, per pixel of the result: the loss
+// network's activations, gradients and im2col buffers on the tape, for the
+// result and (without gradients) the content image. Measured: 4.7 KB
+// (process RSS at 256x160 minus 128x80, divided by the pixels added).
+#define ENG_STYLIZE_BYTES_PER_PIXEL 5120
 
 typedef struct {
     int step, total_steps;

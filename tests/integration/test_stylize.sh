@@ -28,10 +28,11 @@ def style(x, y):
     return (int(127 + 120 * t), 40, int(127 - 120 * t)) if (x // 6 + y // 6) % 2 else (240, 200, 30)
 def content(x, y):
     inside = (x - 30) ** 2 + (y - 22) ** 2 < 150
-    return (30, 160, 60) if inside else (90 + x, 120, 200 - y)
+    return (30, 160, 60) if inside else (90 + x % 150, 120, 200 - y % 150)
 png(f"{d}/style.png", 80, 64, style)
 png(f"{d}/content.png", 64, 48, content)
 png(f"{d}/tiny.png", 16, 16, content)
+png(f"{d}/big.png", 200, 150, content)
 open(f"{d}/junk.png", "wb").write(b"this is not an image at all")
 PY
 S=$TEST_TMP/style.png C=$TEST_TMP/content.png
@@ -63,13 +64,15 @@ check "16x16 content: exit 1, says the minimum" sh -c "test $? -eq 1 && grep -q 
 check "negative steps: exit 2" test $? -eq 2
 
 # ---- over HTTP ---------------------------------------------------------------------
-start_daemon --max-job-steps 5000 --max-running-jobs 1 --train-threads 1 || { finish; exit; }
+# 32 MiB of optimisation memory: about 6,500 pixels (80x64 fits, 200x150 does not)
+start_daemon --max-job-steps 5000 --max-running-jobs 1 --train-threads 1 --max-job-image-bytes 33554432 || { finish; exit; }
 upload() {
   curl -s -X POST --data-binary @"$1" -H 'Content-Type: application/octet-stream' \
     "$BASE/v1/files?purpose=train&filename=$(basename "$1")" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 SF=$(upload "$S"); CF=$(upload "$C"); JUNK=$(upload "$TEST_TMP/junk.png"); TINY=$(upload "$TEST_TMP/tiny.png")
-check "uploaded" test -n "$SF" -a -n "$CF" -a -n "$JUNK" -a -n "$TINY"
+BIG=$(upload "$TEST_TMP/big.png")
+check "uploaded" test -n "$SF" -a -n "$CF" -a -n "$JUNK" -a -n "$TINY" -a -n "$BIG"
 post_job() { expect_status "$1" "$2" "${J[@]}" -X POST "$BASE/v1/jobs" -d "$3"; }
 error_param() { test "$(json_get "$BODY" .error.param)" = "$1"; }
 T='"task":"image-stylization-optimize"'
@@ -87,6 +90,8 @@ post_job "size out of range" 400 "{$T,\"hyperparameters\":{\"style_file\":\"$SF\
 check "size: param" error_param hyperparameters.size
 post_job "style_weight negative" 400 "{$T,\"hyperparameters\":{\"style_file\":\"$SF\",\"content_file\":\"$CF\",\"style_weight\":-1}}"
 check "style_weight: param" error_param hyperparameters.style_weight
+post_job "over max_job_image_bytes" 400 "{$T,\"hyperparameters\":{\"style_file\":\"$SF\",\"content_file\":\"$BIG\"}}"
+check "over max_job_image_bytes: param, and the size that fits" sh -c "test \"\$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))[\"error\"]; print(e[\"param\"], \"max_job_image_bytes\" in e[\"message\"], \"at most\" in e[\"message\"])' '$BODY')\" = 'hyperparameters.size True True'"
 post_job "output_model does not apply" 400 "{$T,\"output_model\":\"m\",\"hyperparameters\":{\"style_file\":\"$SF\",\"content_file\":\"$CF\"}}"
 check "output_model: param" error_param output_model
 post_job "steps over max_job_steps" 400 "{$T,\"hyperparameters\":{\"style_file\":\"$SF\",\"content_file\":\"$CF\",\"steps\":5001}}"

@@ -132,7 +132,7 @@ START_TEST(test_each_option_own_field) {
         { "load", "a,b" }, { "api_key", "k" }, { "api_key_file", "/k" }, { "auth_probes", "true" },
         { "threads", "7" }, { "workers", "255" }, { "compute_threads", "254" }, { "log_level", "debug" }, { "access_log", "false" },
         { "max_body_bytes", "2048" }, { "max_body_bytes_total", "2097152" }, { "max_file_bytes", "4096" }, { "max_image_pixels", "5" }, { "max_image_bytes", "2097152" }, { "cors_origins", "*" },
-        { "shutdown_timeout_s", "3" }, { "max_running_jobs", "3" }, { "max_queued_jobs", "5" }, { "max_job_steps", "77" },
+        { "shutdown_timeout_s", "3" }, { "max_running_jobs", "3" }, { "max_queued_jobs", "5" }, { "max_job_steps", "77" }, { "max_job_image_bytes", "2097152" },
         { "train_threads", "2" }, { "prefill_chunk", "0" },
     };
     const int nalt = (int)(sizeof alt / sizeof alt[0]);
