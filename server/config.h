@@ -46,7 +46,7 @@ typedef struct {
 // Number of options in the table = every srv_config field but config_path.
 // config.c static_asserts that its table has exactly this many entries and
 // that each entry's type matches its field: add a field, add a table row.
-#define SRV_CONFIG_NOPTIONS 25
+#define SRV_CONFIG_NOPTIONS 26
 
 // Fills every field with its default (strings malloc'd). Aborts only if
 // memory runs out at startup or a built-in default fails its own check (a bug).
