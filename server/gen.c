@@ -27,11 +27,14 @@
 #include <stdio.h>             // snprintf
 #include <stdlib.h>            // malloc
 #include <string.h>            // memcpy, memmem
+#include "engine/core/util.h"       // eng_now
 #include "engine/text/tokenizer.h"  // eng_tok_piece
 #include "engine/text/utf8.h"       // eng_utf8_valid, eng_utf8_decode, eng_utf8_complete_prefix
 #include "server/log.h"        // log_debug
 #include "server/metrics.h"    // srv_metrics_tokens
 #include "server/stream.h"     // srv_stream_*
+
+enum { KEEPALIVE_S = 15 };   // seconds without bytes before a prefilling stream gets an SSE comment
 
 typedef struct gen_choice {
     srv_request *r;            // the request (the runner holds a reference)
@@ -41,6 +44,7 @@ typedef struct gen_choice {
     eng_rng rng;               // this choice's random stream
     int prefilled;             // prompt tokens consumed (n_prompt once decoding)
     int feed;                  // tokens this step feeds (0: sits this step out)
+    double quiet_since;        // streams: when the client last got bytes (keep-alives during a long prefill)
     int last;                  // last token fed or generated
     int *toks;                 // generated ids [max_tokens]
     int n_toks;
@@ -296,6 +300,7 @@ static int admit(srv_model *m, gen_state *g, srv_request *r) {
         g->run[g->n_run++] = q->choices[i];
     }
     if (q->stream && q->n_prompt > 256) srv_stream_write(r->stream, ": keep-alive\n\n", 14);   // long prefill ahead
+    q->choices[0]->quiet_since = eng_now();
     if (q->stream && q->echo)   // echo: the prompt is the first text of every choice
         for (int i = 0; i < q->n; i++) stream_chunk(r, q, i, q->prompt_text, q->prompt_text_len, NULL);
     return 0;
@@ -468,7 +473,15 @@ static void sample_all(srv_model *m, gen_state *g, const float *logits, int voca
         const float *lg = logits + (size_t)k++ * vocab;
         if (c->prefilled < q->n_prompt) {
             c->prefilled += c->feed;
-            if (c->prefilled < q->n_prompt) continue;
+            if (c->prefilled < q->n_prompt) {
+                // a prompt prefilled in chunks can take minutes on a busy model: an SSE
+                // comment now and then keeps proxies from timing the stream out
+                if (q->stream && c->index == 0 && eng_now() - c->quiet_since > KEEPALIVE_S) {
+                    srv_stream_write(c->r->stream, ": keep-alive\n\n", 14);
+                    c->quiet_since = eng_now();
+                }
+                continue;
+            }
         }
         int tok = eng_sample(&q->sampler, lg, vocab, &c->rng, g->scratch);
         if (tok < 0 || tok >= vocab) {   // never: eng_sample's contract; the step would assert on it
