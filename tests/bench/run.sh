@@ -153,6 +153,8 @@ say "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)   (machine is shar
 
 # ---------------------------------------------------------------- build
 PKGS="libmicrohttpd jansson libuv libpng zlib libarchive"   # libarchive: engine/io/dataset_tar.c
+# The bench programs are built for x86-64-v3 (some time AVX loops of their own); the engine
+# objects they link are the Makefile's (baseline x86-64, kernels picked at run time).
 BENCH_CFLAGS="-std=c11 -D_GNU_SOURCE -g -O2 -march=x86-64-v3 -mtune=native -Wall -Wextra -Wno-unused-parameter \
   -I. $(pkg-config --cflags $PKGS 2>/dev/null) -I/usr/include/x86_64-linux-gnu/openblas-pthread"
 BENCH_LIBS="$(pkg-config --libs $PKGS 2>/dev/null) -lopenblas -ljpeg -lsentencepiece -lstdc++ -lpthread -lm"
