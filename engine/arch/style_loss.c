@@ -198,6 +198,50 @@ int eng_lossnet_features(eng_tape *t, const eng_lossnet *n, eng_var *x, eng_var 
     return N_LEVELS;
 }
 
+// ---------------------------------------------------------------- centring
+// Each (b, c) plane minus its own mean: y = x - mean(x); dx = dy - mean(dy).
+static void centre_back(void *vc, eng_var *out) {
+    eng_var *x = vc;
+    size_t P = (size_t)x->shape[0] * x->shape[1], N = (size_t)x->shape[2] * x->shape[3];
+    for (size_t q = 0; q < P; q++) {
+        const float *g = out->grad + q * N;
+        float *dx = x->grad + q * N;
+        double s = 0;
+        for (size_t i = 0; i < N; i++) s += g[i];
+        float m = (float)(s / N);
+        for (size_t i = 0; i < N; i++) dx[i] += g[i] - m;
+    }
+}
+
+static eng_var *centre(eng_tape *t, eng_var *x) {
+    size_t P = (size_t)x->shape[0] * x->shape[1], N = (size_t)x->shape[2] * x->shape[3];
+    int rec = t->grad_enabled && x->grad;
+    eng_var *out = eng_tape_var(t, 4, x->shape);
+    if (!rec) out->grad = NULL;
+    for (size_t q = 0; q < P; q++) {
+        const float *v = x->val + q * N;
+        float *o = out->val + q * N;
+        double s = 0;
+        for (size_t i = 0; i < N; i++) s += v[i];
+        float m = (float)(s / N);
+        for (size_t i = 0; i < N; i++) o[i] = v[i] - m;
+    }
+    if (rec) eng__tape_record(t, out, centre_back, x);
+    return out;
+}
+
+// The style statistic of level l's features f: the Gram matrix of the
+// colour level; of the random levels, the Gram of the centred features (their
+// covariance: ReLU features of random filters have large means, which
+// otherwise dominate the Gram, so that a photo already "matches" most of a
+// painting's Gram and the texture in it moves the loss little — a truchet
+// pattern's relative Gram error against a flower photo was 0.1 uncentred,
+// 3.5 centred).
+static eng_var *style_stat(eng_tape *t, eng_var *f, int l) {
+    if (LEVELS[l].kind == RANDOM) f = centre(t, f);
+    return eng_t_gram(t, f);
+}
+
 // ---------------------------------------------------------------- style target
 int eng_style_target_compute(eng_style_target *st, const eng_lossnet *n, const float *style,
                              int H, int W, char **err) {
@@ -212,7 +256,7 @@ int eng_style_target_compute(eng_style_target *st, const eng_lossnet *n, const f
     int L = eng_lossnet_features(&t, n, x, feats);
     st->n_layers = L;
     for (int l = 0; l < L; l++) {
-        eng_var *g = eng_t_gram(&t, feats[l]);
+        eng_var *g = style_stat(&t, feats[l], l);
         int C = feats[l]->shape[1];
         st->channels[l] = C;
         st->gram[l] = malloc((size_t)C * C * sizeof(float));
@@ -224,7 +268,15 @@ int eng_style_target_compute(eng_style_target *st, const eng_lossnet *n, const f
         memcpy(st->gram[l], g->val, (size_t)C * C * sizeof(float));
         double ss = 0;
         for (int i = 0; i < C * C; i++) ss += (double)g->val[i] * g->val[i];
-        st->norm[l] = (float)(ss / ((double)C * C)) + 1e-12f;
+        if (LEVELS[l].kind == RANDOM) {
+            // plus a thousandth of the uncentred Gram's: a flat style image has no
+            // covariance at all, and its loss must not divide by ~0
+            eng_var *gu = eng_t_gram(&t, feats[l]);
+            double su = 0;
+            for (int i = 0; i < C * C; i++) su += (double)gu->val[i] * gu->val[i];
+            ss += 1e-3 * su;
+        }
+        st->norm[l] = (float)(ss / ((double)C * C)) + 1e-20f;
     }
     eng_tape_free(&t);
     return 0;
@@ -331,7 +383,7 @@ eng_var *eng_style_loss(eng_tape *t, const eng_lossnet *n, eng_var *y, eng_var *
 
     for (int l = 0; l < L && l < st->n_layers; l++) {
         int C = st->channels[l];
-        eng_var *gy = eng_t_gram(t, fy[l]);
+        eng_var *gy = style_stat(t, fy[l], l);
         // the style Gram repeated for each image of the batch (no grad)
         float *rep = eng_arena_alloc(&t->arena, (size_t)B * C * C * sizeof(float));
         for (int b = 0; b < B; b++) memcpy(rep + (size_t)b * C * C, st->gram[l], (size_t)C * C * sizeof(float));

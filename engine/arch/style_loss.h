@@ -26,7 +26,7 @@
 #define ENG_LOSSNET_MAX_LAYERS 8
 #define ENG_LOSSNET_DEFAULT_SEED 20161127u
 #define ENG_LOSSNET_MIN_SIDE 32   // the deepest level (1/16 scale) needs 2 pixels to reflect-pad
-#define ENG_STYLE_DEFAULT_STYLE_WEIGHT 3.0f
+#define ENG_STYLE_DEFAULT_STYLE_WEIGHT 1.0f
 #define ENG_STYLE_DEFAULT_TV_WEIGHT 0.0f
 
 typedef struct eng_lossnet eng_lossnet;
@@ -46,8 +46,10 @@ int eng_lossnet_features(eng_tape *t, const eng_lossnet *n, eng_var *x, eng_var 
 typedef struct {
     int n_layers;
     int channels[ENG_LOSSNET_MAX_LAYERS];
-    float *gram[ENG_LOSSNET_MAX_LAYERS];     // [C_l * C_l] (eng_t_gram's normalisation)
-    float norm[ENG_LOSSNET_MAX_LAYERS];      // mean of gram[l]^2: the layer's loss is divided by it
+    float *gram[ENG_LOSSNET_MAX_LAYERS];     // [C_l * C_l] (eng_t_gram's normalisation; random levels: of the
+                                             // features minus each channel's mean, see style_loss.c)
+    float norm[ENG_LOSSNET_MAX_LAYERS];      // mean of gram[l]^2 (random levels: + 1e-3 x the uncentred
+                                             // Gram's): the layer's loss is divided by it
 } eng_style_target;
 
 // style[3][H][W] (0..255). 0, or -1 with *err (too small, out of memory).
@@ -78,6 +80,7 @@ typedef struct {
 // weights do not depend on the image or the layer's scale:
 //   content = mse(F_c(y), F_c(content)) / mean(F_c(content)^2)
 //   style_l = mse(G_l(y), G_l(style)) / mean(G_l(style)^2)
+//             (G_l: Gram of the colour level; of the centred features at the random levels)
 //   tv      = mean of squared differences of neighbouring pixels, / 255^2
 // parts (may be NULL) receives each term.
 eng_var *eng_style_loss(eng_tape *t, const eng_lossnet *n, eng_var *y, eng_var *content,
