@@ -92,11 +92,12 @@ columns(float *out, size_t ldo, const float *A, size_t lda, const float *B, size
 
 // One or two rows (decode) stream the weights from DRAM: 8 independent sums
 // (1 x 8 or 2 x 4 tiles) keep enough loads in flight; a chain-bound loop
-// with fewer issues them too slowly. More rows use the 2-wide tiles.
+// with fewer issues them too slowly. More rows use 4 x 3 tiles (12 sums, 3 B
+// vectors, one A: all 16 ymm registers; measured 25-45% above 4 x 2).
 T256 void eng__gemm_nt_avx2(float *out, size_t ldo, const float *A, size_t lda, const float *B, size_t ldb, int M,
                               int N, int K, int accumulate)
 {
     if (M == 1) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 8);
     else if (M == 2) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4);
-    else columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 2);
+    else columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 3);
 }

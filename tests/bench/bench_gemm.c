@@ -9,8 +9,8 @@
 // weights sit in one ~450-500 MB array (4 KiB pages, like a malloc'd
 // checkpoint), so they stream from DRAM as in serving. Prints per model, M
 // and kernel (median of rounds):
-//   gemm model=.. M=.. kernel=generic|avx2|avx512|sgemm ms_step=.. GFLOP_s=.. [GB_s=..] [of_sgemm=..]
-// GB_s (M <= 4) = weight bytes / step time; of_sgemm = GFLOP/s / sgemm's.
+//   gemm model=.. M=.. kernel=generic|avx2|avx512|sgemm ms_step=.. GFLOP_s=.. GFLOP_s_best=.. [GB_s=..] [of_sgemm=..]
+// GFLOP_s_best is the fastest round (less disturbed by other load); GB_s (M <= 4) = weight bytes / step time; of_sgemm = GFLOP/s / sgemm's.
 // First the CPU line the daemon logs (engine/core/cpu.h):
 //   gemm cpu=avx512 (cpu: avx2 fma ...)
 // And the streaming-read rate of the same weight array (one thread, a
@@ -150,7 +150,8 @@ int main(int argc, char **argv)
                 qsort(times, (size_t)rr, sizeof *times, cmp_double);
                 double t = times[rr / 2], gflops = flop_per_row * M / t / 1e9;
                 const char *name = kernel == KERNEL_SGEMM ? "sgemm" : eng_cpu_level_name((eng_cpu_level)kernel);
-                printf("gemm model=%s M=%d kernel=%s ms_step=%.2f GFLOP_s=%.1f", m->name, M, name, t * 1e3, gflops);
+                printf("gemm model=%s M=%d kernel=%s ms_step=%.2f GFLOP_s=%.1f GFLOP_s_best=%.1f", m->name, M, name, t * 1e3,
+                       gflops, flop_per_row * M / times[0] / 1e9);
                 if (M <= 4) printf(" GB_s=%.1f", (double)nw * sizeof(float) / t / 1e9);
                 if (kernel == KERNEL_SGEMM) sgemm_gflops = gflops;
                 else printf(" of_sgemm=%.2f", gflops / sgemm_gflops);
