@@ -124,8 +124,8 @@ static void step(eng_transformer *m, eng_tape *t, eng_lm_seq **seqs, const int *
 // ---------------------------------------------------------------- serving vs reference
 // Prefill: one batched step of TL sequences, sequence j prefilling the first
 // j+1 tokens; its logits are the reference's at position j. Covers the
-// whole-sequence prefill (j = TL-1), prefills below and above the sgemm
-// thresholds, and a batch of different lengths.
+// whole-sequence prefill (j = TL-1), prefills of every length up to it, and
+// a batch of different lengths.
 START_TEST(test_prefill) {
     fixture x;
     fx_load(&x, families[_i].ref);
@@ -198,7 +198,7 @@ START_TEST(test_decode) {
 END_TEST
 
 // Mixed steps: three sequences (reference sequences 0, 1 and 0 again) join
-// at different times, prefill in chunks (one above the sgemm threshold) and
+// at different times, prefill in chunks (of 5 to 20 tokens) and
 // decode in the same steps, in a different order each step.
 enum { MIX_SEQS = 3, MIX_STEPS = 8 };
 static const int mix_ref[MIX_SEQS] = {0, 1, 0};
@@ -255,9 +255,9 @@ END_TEST
 // Batch invariance with the compute pool: every sequence of the mixed plan
 // gets the same logits, bit for bit, run alone on one thread, alone on the
 // pool, batched on one thread and batched on the pool (2 and 3 threads,
-// every op split: threshold 0). Each sequence keeps its own chunking (a
-// 20-token prefill uses the sgemm attention, a 1-token step the loop), so
-// the runs differ only in what shares the step and how it is split.
+// every op split: threshold 0). Each sequence keeps its own chunking, so
+// the runs differ only in what shares the step and how it is split
+// (tests/unit/test_prefill_chunks.c varies the chunking itself).
 static void run_mix(eng_transformer *m, const fixture *x, int batched, float *out /* [MIX_STEPS][MIX_SEQS][V] */) {
     const eng_lm_ops *ops = &eng_tf_lm_ops;
     eng_tape t;
@@ -749,7 +749,7 @@ START_TEST(test_op_gradients) {
 END_TEST
 
 // Serving attention against a cache equals the training attention on the
-// same rows, for decode-size (loop) and prefill-size (sgemm) chunks.
+// same rows (within float rounding), for decode-size and prefill-size chunks.
 START_TEST(test_cached_attention) {
     enum { TT = 40, NH = 6, NKV = 3, HD = 10 };
     float *q = malloc(TT * NH * HD * sizeof(float)), *k = malloc(TT * NKV * HD * sizeof(float));
