@@ -107,7 +107,7 @@
 #   BENCH_LM_HTTP_ROUNDS  waves per HTTP concurrency (default 2)   BENCH_LM_MAX_TOKENS  default 64
 #   BENCH_LM_MM         0 skips the matmul-only figures (tests/bench/bench_lm_mm.c, ~15 s)
 #   BENCH_PF_STREAMS    default 8   BENCH_PF_MAX_TOKENS  default 160   BENCH_PF_PROMPT  default 1000
-#   BENCH_PF_ROUNDS     default 1
+#   BENCH_PF_ROUNDS     default 1      BENCH_PF_CHUNKS  more prefill_chunk values to compare, e.g. 8,32 (default none)
 #   GPT2_VOCAB          default tests/ref/gpt2-vocab  LLAMA_TOKENIZER  default ../shared/data/tokenizer.bin
 #
 # Everything runs on this machine's cores together (2 vCPUs on CI, shared with
@@ -427,10 +427,15 @@ elif [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt 1500 ]; then
 elif ! "$MKMODEL" llama "$PF_REPO/s110m" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$OUT/mkmodel-pf.log" 2>&1; then
   say "== 4b. chunked prefill: mkmodel failed:"; tail -3 "$OUT/mkmodel-pf.log"
 else
-  mkdir -p "$PF_REPO/s110m-whole"
-  ln -s "$PF_REPO/s110m/model.safetensors" "$PF_REPO/s110m/tokenizer.bin" "$PF_REPO/s110m-whole/"
-  python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["prefill_chunk"] = 0; json.dump(c, open(sys.argv[2], "w"))' \
-    "$PF_REPO/s110m/config.json" "$PF_REPO/s110m-whole/config.json"
+  # the same weights under more ids: s110m-whole (prefill_chunk 0) and s110m-cN for BENCH_PF_CHUNKS
+  PF_MODELS="s110m s110m-whole"
+  for c in 0 ${BENCH_PF_CHUNKS//,/ }; do
+    id=s110m-c$c; [ "$c" = 0 ] && id=s110m-whole || PF_MODELS="$PF_MODELS $id"
+    mkdir -p "$PF_REPO/$id"
+    ln -s "$PF_REPO/s110m/model.safetensors" "$PF_REPO/s110m/tokenizer.bin" "$PF_REPO/$id/"
+    python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["prefill_chunk"] = int(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"))' \
+      "$PF_REPO/s110m/config.json" "$PF_REPO/$id/config.json" "$c"
+  done
   "$INFERD" serve --host 127.0.0.1 --port 0 --models "$PF_REPO" --access-log false --log-level info \
       >"$OUT/pf-daemon.out" 2>"$OUT/pf-daemon.err" &
   DAEMON_PID=$!
@@ -449,7 +454,8 @@ else
     say "   params), ${BENCH_PF_STREAMS:-8} streams (max_tokens ${BENCH_PF_MAX_TOKENS:-160}, greedy) and a ${BENCH_PF_PROMPT:-1000}-token prompt arriving after"
     say "   their 24th token; s110m = prefill_chunk ${PF_CHUNK:-default}, s110m-whole = 0 (whole prompts); ITL = gap between"
     say "   a stream's text chunks; base = the same streams without the long prompt; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    python3 tests/bench/prefill_http.py --port "$PORT" --model s110m --model s110m-whole \
+    # shellcheck disable=SC2046
+    python3 tests/bench/prefill_http.py --port "$PORT" $(printf -- '--model %s ' $PF_MODELS) \
         --streams "${BENCH_PF_STREAMS:-8}" --max-tokens "${BENCH_PF_MAX_TOKENS:-160}" --arrive-after 24 \
         --long-prompt "${BENCH_PF_PROMPT:-1000}" --rounds "${BENCH_PF_ROUNDS:-1}" 2>&1 | sed 's/^/   /' | tee "$OUT/pf.txt"
     say "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -768,8 +774,12 @@ if [ -s "$OUT/pf.txt" ] && grep -q 'run=long' "$OUT/pf.txt"; then
   say "Chunked prefill: 8 streams' inter-token latency (ms), without / with a 1000-token prompt arriving mid-run"
   printf '%-30s %9s %9s %9s %9s %9s %12s %14s\n' "" "base med" "base p99" "long med" "long p99" "long max" \
     "p99/base med" "long TTFT ms"
-  for name in s110m s110m-whole; do
-    label="prefill_chunk ${PF_CHUNK:-default} (s110m)"; [ "$name" = s110m-whole ] && label="whole prompts (s110m-whole)"
+  for name in $PF_MODELS; do
+    case $name in
+      s110m) label="prefill_chunk ${PF_CHUNK:-default} (s110m)" ;;
+      s110m-whole) label="whole prompts (s110m-whole)" ;;
+      *) label="prefill_chunk ${name#s110m-c} ($name)" ;;
+    esac
     printf '%-30s %9s %9s %9s %9s %9s %12s %14s\n' "  $label" "$(get "$OUT/pf.txt" "model=$name run=base" itl_med_ms)" \
       "$(get "$OUT/pf.txt" "model=$name run=base" itl_p99_ms)" "$(get "$OUT/pf.txt" "model=$name run=long" itl_med_ms)" \
       "$(get "$OUT/pf.txt" "model=$name run=long" itl_p99_ms)" "$(get "$OUT/pf.txt" "model=$name run=long" itl_max_ms)" \
