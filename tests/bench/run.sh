@@ -26,7 +26,8 @@
 #    4b. chunked prefill: a stories110M-shaped llama (dim 768, 12 layers, hidden 2048, context 1024),
 #                tests/bench/prefill_http.py: 8 streams decoding, inter-token latency median / p99 / max
 #                without and with a 1000-token prompt arriving mid-run, prefill_chunk at the default and
-#                at 0 (whole prompts); the p99 / base-median ratio and the long prompt's own TTFT
+#                at 0 (whole prompts); the p99 / base-median ratio and the long prompt's own TTFT;
+#                tests/bench/bench_prefill.c: the same step's cost per chunk size through eng_lm, in one process
 #      The GPT-2 model needs tests/ref/gpt2-vocab (scripts/fetch-test-vocab.sh), the llama
 #      one ../shared/data/tokenizer.bin (else the engine figure uses an in-memory model and
 #      HTTP is skipped for it); without mkmodel the section is skipped.
@@ -436,6 +437,16 @@ else
     python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["prefill_chunk"] = int(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"))' \
       "$PF_REPO/s110m/config.json" "$PF_REPO/$id/config.json" "$c"
   done
+  # engine: the step's cost per chunk size in one process (tests/bench/bench_prefill.c)
+  # shellcheck disable=SC2086
+  if $CC $BENCH_CFLAGS -o "$BUILD/bench/bench_prefill" tests/bench/bench_prefill.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-pf.log"; then
+    say "== 4b. chunked prefill, engine: 8 streams' decode step alone and with a prefill chunk of a half-consumed"
+    say "   1000-token prompt (stories110M shape, compute pool of $(nproc) threads, median of 5 interleaved rounds):"
+    OPENBLAS_NUM_THREADS=1 "$BUILD/bench/bench_prefill" "$PF_REPO/s110m" --threads "$(nproc)" --chunks "8,16,32,64${BENCH_PF_CHUNKS:+,$BENCH_PF_CHUNKS}" \
+        --rounds 5 2>&1 | sed 's/^/   /' | tee "$OUT/pf-engine.txt"
+  else
+    say "== 4b. chunked prefill, engine: cannot build bench_prefill:"; cat "$OUT/cc-pf.log"
+  fi
   "$INFERD" serve --host 127.0.0.1 --port 0 --models "$PF_REPO" --access-log false --log-level info \
       >"$OUT/pf-daemon.out" 2>"$OUT/pf-daemon.err" &
   DAEMON_PID=$!
@@ -786,6 +797,11 @@ if [ -s "$OUT/pf.txt" ] && grep -q 'run=long' "$OUT/pf.txt"; then
       "$(get "$OUT/pf.txt" "model=$name run=long" p99_over_base_med)" "$(get "$OUT/pf.txt" "model=$name run=long" long_ttft_ms)"
   done
   say "  (aim: p99 within 3x the median with chunking; the whole-prompt run's stall is its max: one gap per stream)"
+fi
+if [ -s "$OUT/pf-engine.txt" ]; then
+  say "  engine, one process: step time with a prefill chunk / decode-only step (the streams' slow-down), est. TTFT:"
+  sed -n 's/.*chunk=\([0-9a-z]*\) step_ms=\([^ ]*\) ratio=\([^ ]*\)\( ttft_est_s=\([^ ]*\)\)\{0,1\}.*/    chunk \1: \2 ms, \3x\4/p' \
+    "$OUT/pf-engine.txt" | sed 's/ ttft_est_s=\(.*\)$/, TTFT ~\1 s/'
 fi
 say ""
 if [ "$LM110_OK" = 1 ]; then
