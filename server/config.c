@@ -112,7 +112,7 @@ static const opt_def options[] = {
         "memory an image-stylization-optimize job's optimisation may take (about 5 KB per pixel of the result); a larger size gets 400"),
     OPT(train_threads, OPT_INT, 1, 256, "1", NULL, NULL, 0,
         "CPUs the training jobs may use (at a lower priority than serving)"),
-    OPT(prefill_chunk, OPT_INT, 0, 1048576, "32", NULL, NULL, 0,
+    OPT(prefill_chunk, OPT_INT, 0, 1048576, "16", NULL, NULL, 0,
         "prompt tokens one text-generation step feeds, shared by the prompts being prefilled, next to one token per "
         "decoding stream (long prompts are prefilled in chunks); 0 = whole prompts at once; a model's config.json may set its own"),
 };

@@ -27,7 +27,7 @@ static expected_model *expected;       // models /readyz waits for
 static int n_expected;
 static char *load_only;                // the startup --load list ("" = every directory)
 
-static int prefill_chunk = 32;         // the daemon's default for text-generation models
+static int prefill_chunk = 16;         // the daemon's default for text-generation models
 
 void srv_registry_set_prefill_chunk(int tokens) { prefill_chunk = tokens; }
 

@@ -36,7 +36,7 @@ typedef struct srv_model {
 
 // repository: the models directory; expected: ids that must load for /readyz.
 void srv_registry_init(const char *repository);
-// The daemon's prefill_chunk, for models whose config.json sets none (default 32).
+// The daemon's prefill_chunk, for models whose config.json sets none (default 16).
 void srv_registry_set_prefill_chunk(int tokens);
 void srv_registry_free(void);
 

@@ -116,7 +116,7 @@ START_TEST(test_defaults) {
     ck_assert_int_eq(c.max_queued_jobs, 16);
     ck_assert_int_eq(c.max_job_steps, 100000);
     ck_assert_int_eq(c.train_threads, 1);
-    ck_assert_int_eq(c.prefill_chunk, 32);
+    ck_assert_int_eq(c.prefill_chunk, 16);
     ck_assert_ptr_null(c.config_path);
     srv_config_free(&c);
     ck_assert_ptr_null(c.host);
