@@ -23,7 +23,8 @@
 #        HTTP:   `inferd serve` with both models, tests/bench/lm_http.py streaming
 #                /v1/completions at 1/4/16 concurrent requests (64 tokens, temperature 0),
 #                and the TTFT of one 128-token-prompt request
-#    4b. chunked prefill: a stories110M-shaped llama (dim 768, 12 layers, hidden 2048, context 1024),
+#    4b. chunked prefill: a stories110M-shaped llama2.c checkpoint (mkmodel llama2c: dim 768, 12 layers,
+#                hidden 2048, context 1024),
 #                tests/bench/prefill_http.py: 8 streams decoding, inter-token latency median / p99 / max
 #                without and with a 1000-token prompt arriving mid-run, prefill_chunk at the default and
 #                at 0 (whole prompts); the p99 / base-median ratio and the long prompt's own TTFT;
@@ -408,7 +409,7 @@ else
 fi
 
 # ---------------------------------------------------------------- 4b. chunked prefill
-# 8 streams decoding on a stories110M-shaped llama, a 1000-token prompt arriving mid-run; the
+# 8 streams decoding on a stories110M-shaped llama2.c checkpoint, a 1000-token prompt arriving mid-run; the
 # same weights under two ids: the daemon's default prefill_chunk and 0 (whole prompts)
 hr
 PF_REPO=$OUT/pf-models
@@ -425,7 +426,7 @@ elif [ ! -f "$LLAMA_TOKENIZER" ]; then
   say "== 4b. chunked prefill: skipped (no $LLAMA_TOKENIZER)"
 elif [ -n "$FREE_MB" ] && [ "$FREE_MB" -lt 1500 ]; then
   say "== 4b. chunked prefill: skipped (only $FREE_MB MB free under $OUT; it needs ~540 MB)"
-elif ! "$MKMODEL" llama "$PF_REPO/s110m" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$OUT/mkmodel-pf.log" 2>&1; then
+elif ! "$MKMODEL" llama2c "$PF_REPO/s110m" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$OUT/mkmodel-pf.log" 2>&1; then
   say "== 4b. chunked prefill: mkmodel failed:"; tail -3 "$OUT/mkmodel-pf.log"
 else
   # the same weights under more ids: s110m-whole (prefill_chunk 0) and s110m-cN for BENCH_PF_CHUNKS
@@ -433,7 +434,7 @@ else
   for c in 0 ${BENCH_PF_CHUNKS//,/ }; do
     id=s110m-c$c; [ "$c" = 0 ] && id=s110m-whole || PF_MODELS="$PF_MODELS $id"
     mkdir -p "$PF_REPO/$id"
-    ln -s "$PF_REPO/s110m/model.safetensors" "$PF_REPO/s110m/tokenizer.bin" "$PF_REPO/$id/"
+    for f in "$PF_REPO/s110m"/*; do [ "${f##*/}" = config.json ] || ln -s "$f" "$PF_REPO/$id/"; done
     python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["prefill_chunk"] = int(sys.argv[3]); json.dump(c, open(sys.argv[2], "w"))' \
       "$PF_REPO/s110m/config.json" "$PF_REPO/$id/config.json" "$c"
   done
@@ -461,8 +462,8 @@ else
     say "== 4b. chunked prefill: daemon did not start:"; tail -5 "$OUT/pf-daemon.err"
   else
     PF_CHUNK=$("$INFERD" serve --help 2>&1 | sed -n 's/.*--prefill-chunk .*default: \([0-9][0-9]*\)).*/\1/p' | head -1)
-    say "== 4b. chunked prefill: stories110M shape (dim 768, 12 layers, hidden 2048, context 1024, untied head: 134M"
-    say "   params), ${BENCH_PF_STREAMS:-8} streams (max_tokens ${BENCH_PF_MAX_TOKENS:-160}, greedy) and a ${BENCH_PF_PROMPT:-1000}-token prompt arriving after"
+    say "== 4b. chunked prefill: stories110M-shaped llama2.c checkpoint (dim 768, 12 layers, hidden 2048, context 1024,"
+    say "   tied classifier, random weights), ${BENCH_PF_STREAMS:-8} streams (max_tokens ${BENCH_PF_MAX_TOKENS:-160}, greedy) and a ${BENCH_PF_PROMPT:-1000}-token prompt arriving after"
     say "   their 24th token; s110m = prefill_chunk ${PF_CHUNK:-default}, s110m-whole = 0 (whole prompts); ITL = gap between"
     say "   a stream's text chunks; base = the same streams without the long prompt; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     # shellcheck disable=SC2046
