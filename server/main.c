@@ -86,6 +86,12 @@ static void print_progress(void *ctx, const eng_train_progress *p) {
                 (double)p->d_fake, p->examples_per_s, eta / 60, eta % 60);
         return;
     }
+    if (p->stylization) {
+        fprintf(stderr, "step %6d/%d  loss %.4f  content %.4f  style %.4f  %6.2f img/s  ETA %dm%02ds\n", p->step,
+                p->total_steps, (double)p->loss, (double)p->content_loss, (double)p->style_loss, p->examples_per_s,
+                eta / 60, eta % 60);
+        return;
+    }
     char val[48] = "";
     if (p->val_loss >= 0 && p->val_accuracy >= 0)
         snprintf(val, sizeof val, "  val %.4f acc %.2f%%", (double)p->val_loss, 100.0 * p->val_accuracy);
@@ -98,13 +104,14 @@ static int cmd_train(int argc, char **argv) {
     eng_train_opts o;
     eng_train_opts_init(&o);
     o.task = NULL;
-    int threads = 0, lr_given = 0, check_only = 0;
+    int threads = 0, lr_given = 0, batch_given = 0, check_only = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: inferd train --task T --data PATH --out DIR [options]\n\n"
                    "  --task T          image-classification | text-generation | text-classification | translation\n"
                    "                    | image-generation (DCGAN; --dim sets its base width, --labels none: unconditional)\n"
+                   "                    | image-stylization (a fast style network: --style IMAGE --content DIR, below)\n"
                    "  --data PATH       dataset (image-classification: a directory with MNIST-style IDX files,\n"
                    "                    e.g. /usr/share/datasets/fashion-mnist, or a tar (gzip'd or not) of label\n"
                    "                    folders: label/image.png|jpg, trained as gray 28x28; text-generation: a text file or a\n"
@@ -112,6 +119,12 @@ static int cmd_train(int argc, char **argv) {
                    "                    TSV file of label<TAB>text lines, or a directory with train.tsv + test.tsv;\n"
                    "                    translation: a TSV of source<TAB>target lines, e.g. from\n"
                    "                    scripts/data/freedict-en-de.py)\n"
+                   "  --style IMAGE     image-stylization: the style (PNG or JPEG); --content DIR (= --data): a directory\n"
+                   "                    of PNG/JPEG photos, searched recursively; --width X the network's channel\n"
+                   "                    multiplier (default 0.5; 1 = pytorch/examples' size); --size N training crop side\n"
+                   "                    (default 256); --style-size N the style's longer side for its targets (default\n"
+                   "                    2 x --size); --style-weight X (default 10) --content-weight X (default 1);\n"
+                   "                    defaults --batch-size 4 --lr 0.001\n"
                    "  --val-data PATH   validation data in the layout of --data, instead of the held-out split\n"
                    "                    (image-classification tars: the test split the README's score is measured on)\n"
                    "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
@@ -149,14 +162,20 @@ static int cmd_train(int argc, char **argv) {
         if (strcmp(a, "--check") == 0) { check_only = 1; continue; }
         if (!has) { fprintf(stderr, "inferd train: %s needs a value (or is unknown)\n", a); return 2; }
         if (strcmp(a, "--task") == 0) o.task = v;
-        else if (strcmp(a, "--data") == 0) o.data = v;
+        else if (strcmp(a, "--data") == 0 || strcmp(a, "--content") == 0) o.data = v;
+        else if (strcmp(a, "--style") == 0) o.style = v;
+        else if (strcmp(a, "--width") == 0) rc = flag_float(v, &o.net_width, a);
+        else if (strcmp(a, "--size") == 0) rc = flag_int(v, 8, 1024, &o.image_size, a);
+        else if (strcmp(a, "--style-size") == 0) rc = flag_int(v, 8, 4096, &o.style_size, a);
+        else if (strcmp(a, "--style-weight") == 0) rc = flag_float(v, &o.style_weight, a);
+        else if (strcmp(a, "--content-weight") == 0) rc = flag_float(v, &o.content_weight, a);
         else if (strcmp(a, "--out") == 0) o.out = v;
         else if (strcmp(a, "--val-data") == 0) o.val_data = v;
         else if (strcmp(a, "--arch") == 0) o.arch = v;
         else if (strcmp(a, "--labels") == 0) o.labels = v;
         else if (strcmp(a, "--epochs") == 0) rc = flag_int(v, 1, 100000, &o.epochs, a);
         else if (strcmp(a, "--steps") == 0) rc = flag_int(v, 1, 100000000, &o.steps, a);
-        else if (strcmp(a, "--batch-size") == 0) rc = flag_int(v, 1, 65536, &o.batch_size, a);
+        else if (strcmp(a, "--batch-size") == 0) { rc = flag_int(v, 1, 65536, &o.batch_size, a); batch_given = 1; }
         else if (strcmp(a, "--log-every") == 0) rc = flag_int(v, 1, 100000000, &o.log_every, a);
         else if (strcmp(a, "--threads") == 0) rc = flag_int(v, 1, 256, &threads, a);
         else if (strcmp(a, "--dim") == 0) rc = flag_int(v, 1, 8192, &o.dim, a);
@@ -177,9 +196,16 @@ static int cmd_train(int argc, char **argv) {
         if (rc) return 2;
         i++;
     }
-    if (!o.task || !o.data || !o.out) { fprintf(stderr, "inferd train: --task, --data and --out are required\n"); return 2; }
+    if (!o.task || !o.data || !o.out) {
+        fprintf(stderr, "inferd train: --task, --data (image-stylization: --content) and --out are required\n");
+        return 2;
+    }
     if (!lr_given && strcmp(o.task, "text-classification") == 0) o.lr = 0.5f;   // SGD, as fastText, not AdamW
     if (!lr_given && strcmp(o.task, "image-generation") == 0) o.lr = 2e-4f;     // DCGAN's Adam rate
+    if (strcmp(o.task, "image-stylization") == 0) {   // pytorch/examples fast_neural_style's settings
+        if (!lr_given) o.lr = 1e-3f;
+        if (!batch_given) o.batch_size = 4;
+    }
     if (threads > 0) openblas_set_num_threads(threads);
     // the README of the model records the exact command
     char command[2048] = "inferd train";

@@ -1,6 +1,6 @@
 // train.c — the trainer's entry point (see train.h): options, validation,
 // and the dispatch to one training loop per task (image_classification.c,
-// text_generation.c, text_classification.c); plus what every loop's model directory needs.
+// text_generation.c, text_classification.c, ...); plus what every loop's model directory needs.
 #include "engine/train/train_internal.h"
 #include <errno.h>          // errno
 #include <stdio.h>          // snprintf
@@ -31,6 +31,7 @@ static int (*const loops[ENG_TASK__COUNT])(const eng_train_opts *o, char **err) 
     [ENG_TASK_TEXT_CLASSIFICATION] = eng__train_text_classification,
     [ENG_TASK_TRANSLATION] = eng__train_translation,
     [ENG_TASK_IMAGE_GENERATION] = eng__train_image_generation,
+    [ENG_TASK_IMAGE_STYLIZATION] = eng__train_image_stylization,
 };
 
 // Checks shared by eng_train and eng_train_check; the task's index, or -1 with *err.
@@ -98,6 +99,7 @@ static int (*const checks[ENG_TASK__COUNT])(const eng_train_opts *o, char **err)
     [ENG_TASK_TEXT_CLASSIFICATION] = eng__check_text_classification,
     [ENG_TASK_TRANSLATION] = eng__check_translation,
     [ENG_TASK_IMAGE_GENERATION] = eng__check_image_generation,
+    [ENG_TASK_IMAGE_STYLIZATION] = eng__check_image_stylization,
 };
 
 int eng_train_check(const eng_train_opts *o, char **err) {

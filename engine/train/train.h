@@ -18,6 +18,9 @@ typedef struct {
     int gan;                   // 1: a GAN's report: loss is the discriminator's, and
     float g_loss;              //    the generator's loss,
     float d_real, d_fake;      //    mean D(x) and D(G(z)) (not kept in checkpoint histories)
+    int stylization;           // 1: a style network's report: loss is the weighted total, and
+    float content_loss;        //    its content and style terms, before their weights
+    float style_loss;          //    (not kept in checkpoint histories)
 } eng_train_progress;
 
 typedef struct {
@@ -45,6 +48,13 @@ typedef struct {
     int minn, maxn;            // character n-gram lengths
     int balance;               // 1: rare labels oversampled, each label's share of an epoch
                                // growing as the square root of its count (default 1)
+    // image stylization (0 = the defaults; data = the content photos, a directory or a tar)
+    const char *style;         // the style image (PNG or JPEG)
+    float net_width;           // TransformerNet channel multiplier (default 0.5: a quarter of the full net's work)
+    int image_size;            // side of the square training crops (default 256)
+    int style_size;            // the style image's longer side for its Gram targets (default 2 x image_size)
+    float style_weight;        // default ENG_STYLE_DEFAULT_STYLE_WEIGHT (engine/arch/style_loss.h)
+    float content_weight;      // default 1
     const char *sample_prompt; // the README's sample starts here (NULL: the text's first line);
                                // translation: sources the README translates, separated by '|'
     const char *command;       // the command line that produced this run, for the model's README (may be NULL)

@@ -12,6 +12,7 @@ int eng__train_text_generation(const eng_train_opts *o, char **err);        // t
 int eng__train_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
 int eng__train_translation(const eng_train_opts *o, char **err);            // translation.c
 int eng__train_image_generation(const eng_train_opts *o, char **err);       // image_generation.c
+int eng__train_image_stylization(const eng_train_opts *o, char **err);      // image_stylization.c
 
 // One dataset check per task (eng_train_check): the task's data (and
 // val_data) read once without training; 0 or -1 with *err saying what and
@@ -21,6 +22,7 @@ int eng__check_text_generation(const eng_train_opts *o, char **err);        // t
 int eng__check_text_classification(const eng_train_opts *o, char **err);    // text_classification.c
 int eng__check_translation(const eng_train_opts *o, char **err);            // translation.c
 int eng__check_image_generation(const eng_train_opts *o, char **err);       // image_generation.c
+int eng__check_image_stylization(const eng_train_opts *o, char **err);      // image_stylization.c
 
 // One DCGAN step (image_generation.c; exposed for tests): a discriminator
 // update on real x/y and G(z, yf), then a generator update on the same

@@ -18,6 +18,7 @@
 #include <sys/stat.h>         // stat
 #include <jansson.h>          // config.json of fine-tuned models
 #include "engine/core/util.h" // eng_read_file
+#include "testutil.h"           // tu_write_picture
 
 static char dir[64];   // everything a test writes (mkdtemp)
 
@@ -415,6 +416,21 @@ static void tiny_opts(eng_train_opts *o, run_log *l, const char *task, const cha
         o->dim = 16;
         o->lr = 1e-2f;
         write_pairs(o->data, 200, 5);
+    } else if (strcmp(task, "image-stylization") == 0) {
+        o->data = path_in("photos");
+        o->style = path_in("style.png");
+        o->batch_size = 2;
+        o->lr = 1e-2f;
+        o->net_width = 1.0f / 16;   // 2/4/8 channels
+        o->image_size = 32;
+        o->style_size = 48;
+        mkdir(o->data, 0755);
+        for (int i = 0; i < 3; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "photos/p%d.png", i);
+            tu_write_picture(path_in(name), 40 + 8 * i, 48, 0, 10 + (uint64_t)i);
+        }
+        tu_write_picture(o->style, 64, 48, 1, 3);
     } else {
         o->data = path_in("corpus.txt");
         o->batch_size = 4;
@@ -500,6 +516,8 @@ END_TEST
 START_TEST(test_resume_fasttext) { resume_equals_straight("text-classification", NULL, 130); }
 END_TEST
 START_TEST(test_resume_translation) { resume_equals_straight("translation", NULL, 8); }
+END_TEST
+START_TEST(test_resume_stylization) { resume_equals_straight("image-stylization", NULL, 6); }
 END_TEST
 
 // A full disk mid-run fails the run with the checkpoint's error and keeps the previous one.
@@ -839,6 +857,7 @@ static Suite *ckpt_suite(void) {
     tcase_add_test(tc, test_resume_lstm);
     tcase_add_test(tc, test_resume_fasttext);
     tcase_add_test(tc, test_resume_translation);
+    tcase_add_test(tc, test_resume_stylization);
     tcase_add_test(tc, test_trainer_full_disk);
     tcase_add_test(tc, test_base_cnn);
     tcase_add_test(tc, test_base_gpt);

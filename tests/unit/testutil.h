@@ -11,6 +11,8 @@
 #include <stdlib.h>     // free, mkdtemp
 #include <string.h>     // strdup
 #include <unistd.h>     // unlink, rmdir
+#include "engine/core/util.h"   // eng_write_file_atomic
+#include "engine/io/image.h"    // eng_png_encode
 
 // Compares got[n] with want[n] (pass: |got - want| <= atol + rtol*|want|);
 // prints the first few mismatches and the largest difference, and returns
@@ -73,6 +75,44 @@ static inline float tu_urand(float lo, float hi) {
 
 static inline void tu_fill(float *x, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = tu_urand(lo, hi);
+}
+
+// A w x h RGB PNG at path standing in for a photo (kind 0: a colour
+// gradient with a few discs and bars, different for each seed) or for an
+// artwork (kind 1: diagonal stripes of two seeded colours with grain), for
+// style-training tests.
+static inline void tu_write_picture(const char *path, int w, int h, int kind, uint64_t seed) {
+    tu_rng_state = seed;
+    uint8_t *px = malloc((size_t)w * h * 3);
+    float c0[3], c1[3], disc[4][6];
+    for (int k = 0; k < 3; k++) c0[k] = tu_urand(0, 255), c1[k] = tu_urand(0, 255);
+    for (int d = 0; d < 4; d++)
+        for (int k = 0; k < 6; k++) disc[d][k] = tu_urand(0, 1);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float u = (float)x / w, v = (float)y / h, rgb[3];
+            for (int k = 0; k < 3; k++) {
+                if (kind == 1) rgb[k] = ((x + y) / 6) % 2 ? c0[k] : c1[k];
+                else rgb[k] = c0[k] * (1 - u) + c1[k] * v;
+            }
+            for (int d = 0; kind == 0 && d < 4; d++) {
+                float dx = u - disc[d][0], dy = v - disc[d][1];
+                int in = d % 2 ? (dx * dx + dy * dy < 0.04f * disc[d][2]) : (fabsf(dx) < 0.1f && fabsf(dy) < 0.3f);
+                if (in)
+                    for (int k = 0; k < 3; k++) rgb[k] = 255 * disc[d][3 + k];
+            }
+            for (int k = 0; k < 3; k++) {
+                float g = rgb[k] + tu_urand(-12, 12);
+                px[((size_t)y * w + x) * 3 + k] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
+            }
+        }
+    uint8_t *png;
+    size_t len;
+    char *err = NULL;
+    ck_assert_msg(eng_png_encode(&png, &len, px, w, h, 3, &err) == 0, "png: %s", err);
+    ck_assert_msg(eng_write_file_atomic(path, png, len, &err) == 0, "%s: %s", path, err);
+    free(png);
+    free(px);
 }
 
 #endif
