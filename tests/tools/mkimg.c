@@ -13,12 +13,14 @@
 //   mkimg exif IN.jpg OUT.jpg ORIENTATION
 //   mkimg info IMG
 //   mkimg diff A B
+//   mkimg change A B
 #include "engine/io/idx.h"     // eng_idx_load
 #include "engine/io/image.h"   // eng_png_encode
 #include "engine/core/util.h"    // eng_read_file, eng_write_file_atomic
 
 #include <errno.h>          // errno
 #include <limits.h>         // INT_MAX
+#include <math.h>           // fabs
 #include <png.h>            // encodings eng_png_encode does not produce
 #include <setjmp.h>         // libpng's error return
 #include <stdarg.h>         // va_list for die
@@ -39,7 +41,9 @@ static void usage(void) {
             "  mkimg noise OUT.png W H [rgba]                       W x H random colours (seeded), RGB or RGBA\n"
             "  mkimg exif IN.jpg OUT.jpg ORIENTATION                IN with an EXIF APP1 saying ORIENTATION (1..8)\n"
             "  mkimg info IMG                                       prints \"W H opaque|alpha\" as decoded\n"
-            "  mkimg diff A B                                       prints the largest channel difference (RGBA), sizes must match\n");
+            "  mkimg diff A B                                       prints the largest channel difference (RGBA), sizes must match\n"
+            "  mkimg change A B                                     prints the mean absolute RGB difference, then the same\n"
+            "                                                       after removing each image's per-channel mean (a tint's share)\n");
 }
 
 __attribute__((noreturn, format(printf, 1, 2)))
@@ -409,6 +413,34 @@ static int cmd_diff(int argc, char **argv) {
     return 0;
 }
 
+// How much B restyles A: mean |B - A| over the RGB values, and mean
+// |(B - mean_c B) - (A - mean_c A)| (what is left once a per-channel shift,
+// a tint, is taken out).
+static int cmd_change(int argc, char **argv) {
+    if (argc != 4) {
+        usage();
+        return 2;
+    }
+    eng_image a = decode_file(argv[2]), b = decode_file(argv[3]);
+    if (a.width != b.width || a.height != b.height)
+        die("sizes differ: %dx%d and %dx%d", a.width, a.height, b.width, b.height);
+    size_t n = (size_t)a.width * a.height;
+    double ma[3] = {0, 0, 0}, mb[3] = {0, 0, 0}, abs_d = 0, centred = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) ma[c] += a.rgba[4 * i + c], mb[c] += b.rgba[4 * i + c];
+    for (int c = 0; c < 3; c++) ma[c] /= (double)n, mb[c] /= (double)n;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            double d = (double)b.rgba[4 * i + c] - a.rgba[4 * i + c];
+            abs_d += fabs(d);
+            centred += fabs(d - (mb[c] - ma[c]));
+        }
+    printf("%.2f %.2f\n", abs_d / (3.0 * (double)n), centred / (3.0 * (double)n));
+    eng_image_free(&a);
+    eng_image_free(&b);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage();
@@ -424,6 +456,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "exif") == 0) return cmd_exif(argc, argv);
     if (strcmp(cmd, "info") == 0) return cmd_info(argc, argv);
     if (strcmp(cmd, "diff") == 0) return cmd_diff(argc, argv);
+    if (strcmp(cmd, "change") == 0) return cmd_change(argc, argv);
     fprintf(stderr, "mkimg: unknown command '%s'\n", cmd);
     usage();
     return 2;

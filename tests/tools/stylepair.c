@@ -4,7 +4,8 @@
 // side, and beside it what the model (a model directory of task
 // image-stylization) makes of it, as one PNG. A CLI: errors print and exit 1.
 //
-//   stylepair MODEL_DIR IN OUT.png [SIDE (default 256)] [--after-only]
+//   stylepair MODEL_DIR IN OUT.png [SIDE (default 256)] [--after-only | --before-only]
+// (--before-only: just the shrunk input, e.g. a thumbnail of the style image.)
 #include "engine/arch/model.h"   // eng_model_load
 #include "engine/core/tape.h"    // eng_tape
 #include "engine/core/util.h"    // eng_read_file, eng_write_file_atomic
@@ -22,11 +23,12 @@ static void die(const char *what, char *err) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: stylepair MODEL_DIR IN OUT.png [SIDE] [--after-only]\n");
+        fprintf(stderr, "usage: stylepair MODEL_DIR IN OUT.png [SIDE] [--after-only | --before-only]\n");
         return 2;
     }
     int side = argc > 4 && argv[4][0] != '-' ? atoi(argv[4]) : 256;
     int after_only = strcmp(argv[argc - 1], "--after-only") == 0;
+    int before_only = strcmp(argv[argc - 1], "--before-only") == 0;
     char *err = NULL;
     eng_model *m = NULL;
     if (eng_model_load(&m, argv[1], &err) != 0) die(argv[1], err);
@@ -55,15 +57,16 @@ int main(int argc, char **argv) {
         }
     eng_tape t;
     eng_tape_init(&t, 0, 0);
-    m->arch->image_to_image(m, &t, x, 1, H, W, y);
-    int OW = after_only ? W : 2 * W + 4;
+    if (before_only) memcpy(y, x, (size_t)3 * W * H * sizeof(float));
+    else m->arch->image_to_image(m, &t, x, 1, H, W, y);
+    int OW = after_only || before_only ? W : 2 * W + 4;
     uint8_t *px = calloc((size_t)3 * OW * H, 1);
     for (int r = 0; r < H; r++)
         for (int c = 0; c < W; c++)
             for (int k = 0; k < 3; k++) {
                 float a = x[((size_t)k * H + r) * W + c], b = y[((size_t)k * H + r) * W + c];
                 b = b < 0 ? 0 : b > 255 ? 255 : b;
-                if (after_only) px[((size_t)r * OW + c) * 3 + k] = (uint8_t)lroundf(b);
+                if (after_only || before_only) px[((size_t)r * OW + c) * 3 + k] = (uint8_t)lroundf(b);
                 else {
                     px[((size_t)r * OW + c) * 3 + k] = (uint8_t)lroundf(a);
                     px[((size_t)r * OW + W + 4 + c) * 3 + k] = (uint8_t)lroundf(b);
