@@ -87,9 +87,9 @@ static void print_progress(void *ctx, const eng_train_progress *p) {
         return;
     }
     if (p->stylization) {
-        fprintf(stderr, "step %6d/%d  loss %.4f  content %.4f  style %.4f  %6.2f img/s  ETA %dm%02ds\n", p->step,
-                p->total_steps, (double)p->loss, (double)p->content_loss, (double)p->style_loss, p->examples_per_s,
-                eta / 60, eta % 60);
+        fprintf(stderr, "step %6d/%d  loss %.4f  content %.4f  style %.4f  structure %.4f  %6.2f img/s  ETA %dm%02ds\n",
+                p->step, p->total_steps, (double)p->loss, (double)p->content_loss, (double)p->style_loss,
+                (double)p->structure_loss, p->examples_per_s, eta / 60, eta % 60);
         return;
     }
     char val[48] = "";
@@ -123,7 +123,8 @@ static int cmd_train(int argc, char **argv) {
                    "                    of PNG/JPEG photos, searched recursively; --width X the network's channel\n"
                    "                    multiplier (default 0.5; 1 = pytorch/examples' size); --size N training crop side\n"
                    "                    (default 256); --style-size N the style's longer side for its targets (default\n"
-                   "                    2 x --size); --style-weight X (default 10) --content-weight X (default 1);\n"
+                   "                    2 x --size); --style-weight X (default 3) --content-weight X (default 1);\n"
+                   "                    --structure-weight X (the Laplacian edge term, default 1; 0: off);\n"
                    "                    defaults --batch-size 4 --lr 0.001\n"
                    "  --val-data PATH   validation data in the layout of --data, instead of the held-out split\n"
                    "                    (image-classification tars: the test split the README's score is measured on)\n"
@@ -169,6 +170,7 @@ static int cmd_train(int argc, char **argv) {
         else if (strcmp(a, "--style-size") == 0) rc = flag_int(v, 8, 4096, &o.style_size, a);
         else if (strcmp(a, "--style-weight") == 0) rc = flag_float(v, &o.style_weight, a);
         else if (strcmp(a, "--content-weight") == 0) rc = flag_float(v, &o.content_weight, a);
+        else if (strcmp(a, "--structure-weight") == 0) rc = flag_float(v, &o.structure_weight, a);
         else if (strcmp(a, "--out") == 0) o.out = v;
         else if (strcmp(a, "--val-data") == 0) o.val_data = v;
         else if (strcmp(a, "--arch") == 0) o.arch = v;

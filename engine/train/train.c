@@ -21,6 +21,7 @@ void eng_train_opts_init(eng_train_opts *o) {
     o->log_every = 100;
     o->augment = 1;
     o->balance = 1;
+    o->structure_weight = -1;
 }
 
 // The training loop of each task; NULL = not trainable in this build. Each

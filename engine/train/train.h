@@ -20,7 +20,8 @@ typedef struct {
     float d_real, d_fake;      //    mean D(x) and D(G(z)) (not kept in checkpoint histories)
     int stylization;           // 1: a style network's report: loss is the weighted total, and
     float content_loss;        //    its content and style terms, before their weights
-    float style_loss;          //    (not kept in checkpoint histories)
+    float style_loss;          //    (not kept in checkpoint histories),
+    float structure_loss;      //    and the Laplacian structure term's
 } eng_train_progress;
 
 typedef struct {
@@ -55,6 +56,7 @@ typedef struct {
     int style_size;            // the style image's longer side for its Gram targets (default 2 x image_size)
     float style_weight;        // default ENG_STYLE_DEFAULT_STYLE_WEIGHT (engine/arch/style_loss.h)
     float content_weight;      // default 1
+    float structure_weight;    // the Laplacian structure term's weight; < 0 = default (1), 0 = off
     const char *sample_prompt; // the README's sample starts here (NULL: the text's first line);
                                // translation: sources the README translates, separated by '|'
     const char *command;       // the command line that produced this run, for the model's README (may be NULL)
