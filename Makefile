@@ -161,6 +161,7 @@ soak: deps
 	@INFERD=./$(BIN) TOOLS=$(BUILD)/tools ./tests/soak/run.sh
 
 models: $(BIN)
+	./scripts/install-deps.sh --models
 	./scripts/train-models.sh
 
 install: $(BIN)

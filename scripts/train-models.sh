@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Retrains the default models into models/ (long: ~10 minutes on 2 cores, plus ~75 for en-de
-# and ~30 for fashion-dcgan).
+# Retrains the default models into models/ (long: ~10 minutes on 2 cores, plus ~75 for en-de,
+# ~30 for fashion-dcgan and ~40 for the two styles).
 # Each model's README.md records the exact command and the score reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,3 +48,19 @@ python3 scripts/data/langid-fortunes.py build/data/langid
 OPENBLAS_NUM_THREADS=1 ./inferd train --task image-generation --data "$data" \
   --out models/fashion-dcgan --steps 7000 --batch-size 64 --log-every 250
 ./scripts/data/dcgan-readme.sh models/fashion-dcgan models/fashion-cnn
+# elephants, rhythm: fast style networks (TransformerNet width 0.25) trained
+# from artwork in Debian's background packages on mate-backgrounds' photos
+# (scripts/install-deps.sh --models; ~20 CPU-minutes each at 128-pixel crops),
+# with a before/after picture and the measured change in their READMEs
+for pkg in mate-backgrounds ukui-wallpapers; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+    { echo "train-models: scripts/install-deps.sh --models (missing $pkg)" >&2; exit 1; }
+done
+make -s build/tools/stylepair build/tools/mkimg
+photos=/usr/share/backgrounds/mate/nature
+for spec in elephants:/usr/share/backgrounds/mate/abstract/Elephants.jpg rhythm:/usr/share/backgrounds/rhythm.jpg; do
+  name=${spec%%:*} style=${spec#*:}
+  OPENBLAS_NUM_THREADS=1 ./inferd train --task image-stylization --style "$style" --content "$photos" \
+    --out "models/$name" --width 0.25 --size 128 --lr 0.002 --steps 900 --log-every 50 --threads 1
+  ./scripts/data/style-readme.sh "models/$name" "$style"
+done
