@@ -9,12 +9,14 @@
 // model directory POST /v1/stylizations serves as it is.
 //
 // The content photos (a directory searched recursively for PNG and JPEG
-// files) are decoded once and kept downscaled to twice the crop side, so a
+// files, or a tar of them: a training job's upload) are decoded once and kept downscaled to twice the crop side, so a
 // step only cuts and resamples: a crop of a random side between the crop size
 // and the photo's shorter side, at a random place, mirrored half the time,
 // area-averaged down to image_size x image_size.
 #include "engine/train/train_internal.h"
 #include "engine/train/checkpoint.h"   // eng_ckpt
+#include <archive.h>        // archive_read_* (a tar of photos)
+#include <archive_entry.h>  // archive_entry_*
 #include <dirent.h>         // opendir, readdir
 #include <errno.h>          // errno
 #include <math.h>           // lroundf
@@ -31,6 +33,7 @@
 #include "engine/core/tape.h"    // eng_tape, eng__tape_record
 #include "engine/core/tape_seq.h"  // eng_t_add
 #include "engine/core/util.h"    // eng_errorf, eng_now, eng_read_file
+#include "engine/io/dataset_tar.h"   // eng_dataset_is_tar
 #include "engine/io/image.h"     // eng_image_decode
 
 #define DEFAULT_WIDTH 0.5f            // a quarter of the full network's multiply-adds
@@ -40,6 +43,8 @@
 #define MAX_FILE_BYTES (64LL << 20)   // one photo or style image
 #define MAX_PIXELS (64LL << 20)       // one decoded image: 64 megapixels
 #define MAX_DEPTH 8                   // directory levels searched under --data
+#define MAX_TAR_MEMBERS 1000000
+#define MAX_TAR_BYTES (4LL << 30)     // photo bytes in one tar
 
 // ---------------------------------------------------------------- pixels
 // An RGB image, 8 bits, interleaved [h][w][3].
@@ -72,22 +77,15 @@ static void area_resample(const uint8_t *src, int sw, int x0, int y0, int cw, in
     }
 }
 
-// Decodes a PNG or JPEG file into RGB (alpha dropped), shrunk so its shorter
-// side (or, with longer = 1, its longer side) is at most `side`. 0 or -1 with *err.
-static int load_rgb(rgb8 *out, const char *path, int side, int longer, char **err) {
+// Decodes PNG or JPEG bytes into RGB (alpha dropped), shrunk so its shorter
+// side (or, with longer = 1, its longer side) is at most `side`. `what` names
+// it in errors. 0 or -1 with *err.
+static int decode_rgb(rgb8 *out, const char *what, const void *data, size_t len, int side, int longer, char **err) {
     memset(out, 0, sizeof *out);
-    size_t len;
-    char *data = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0) return eng_errorf(err, "%s: %s", path, strerror(errno));
-    if (st.st_size > MAX_FILE_BYTES) return eng_errorf(err, "%s: larger than %lld MB", path, MAX_FILE_BYTES >> 20);
-    if (!(data = eng_read_file(path, &len, err))) return -1;
     eng_image img;
     char *why = NULL;
-    int rc = eng_image_decode(&img, data, len, (size_t)MAX_PIXELS, &why);
-    free(data);
-    if (rc != ENG_IMG_OK) {
-        eng_errorf(err, "%s: %s", path, why ? why : "cannot decode");
+    if (eng_image_decode(&img, data, len, (size_t)MAX_PIXELS, &why) != ENG_IMG_OK) {
+        eng_errorf(err, "%s: %s", what, why ? why : "cannot decode");
         free(why);
         return -1;
     }
@@ -101,8 +99,9 @@ static int load_rgb(rgb8 *out, const char *path, int side, int longer, char **er
     if (!rgb || !out->px) {
         free(rgb);
         free(out->px);
+        out->px = NULL;
         eng_image_free(&img);
-        return eng_errorf(err, "%s: out of memory", path);
+        return eng_errorf(err, "%s: out of memory", what);
     }
     for (size_t i = 0; i < (size_t)img.width * img.height; i++)
         for (int c = 0; c < 3; c++) rgb[i * 3 + c] = img.rgba[i * 4 + c];
@@ -110,6 +109,19 @@ static int load_rgb(rgb8 *out, const char *path, int side, int longer, char **er
     free(rgb);
     eng_image_free(&img);
     return 0;
+}
+
+static int load_rgb(rgb8 *out, const char *path, int side, int longer, char **err) {
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (stat(path, &st) != 0) return eng_errorf(err, "%s: %s", path, strerror(errno));
+    if (st.st_size > MAX_FILE_BYTES) return eng_errorf(err, "%s: larger than %lld MB", path, MAX_FILE_BYTES >> 20);
+    size_t len;
+    char *data = eng_read_file(path, &len, err);
+    if (!data) return -1;
+    int rc = decode_rgb(out, path, data, len, side, longer, err);
+    free(data);
+    return rc;
 }
 
 // ---------------------------------------------------------------- the content photos
@@ -164,28 +176,108 @@ static void photo_set_free(photo_set *s) {
     memset(s, 0, sizeof *s);
 }
 
-// Finds the photos under `dir` and (when `keep`) decodes each, shrunk to a
-// shorter side of at most 2 * size; every one must be at least size x size.
-static int photo_set_load(photo_set *s, const char *dir, int size, int keep, char **err) {
+// Appends a decoded photo (shrunk to a shorter side of at most 2 * size),
+// which must be at least size x size; frees its pixels unless `keep`.
+static int add_photo(photo_set *s, const char *what, const void *data, size_t len, int size, int keep, char **err) {
+    if (s->n % 64 == 0) {
+        rgb8 *grown = realloc(s->photos, (size_t)(s->n + 64) * sizeof *grown);
+        if (!grown) return eng_errorf(err, "%s: out of memory", what);
+        s->photos = grown;
+    }
+    rgb8 *p = &s->photos[s->n];
+    if (decode_rgb(p, what, data, len, 2 * size, 0, err) != 0) return -1;
+    s->n++;
+    if (p->w < size || p->h < size)
+        return eng_errorf(err, "%s: %dx%d is smaller than the %dx%d training crops (see --size)", what, p->w, p->h, size,
+                          size);
+    if (!keep) { free(p->px); p->px = NULL; }
+    return 0;
+}
+
+// A tar (plain or gzip'd) of photos, read member by member in memory: every
+// regular file named *.png, *.jpg or *.jpeg at any depth (hidden files and
+// other names skipped), in archive order. Links and devices are refused;
+// members, bytes and pixels are bounded.
+static int load_tar(photo_set *s, const char *path, int size, int keep, char **err) {
+    struct archive *a = archive_read_new();
+    if (!a) return eng_errorf(err, "out of memory");
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_tar(a);
+    int rc = -1;
+    long members = 0;
+    long long total = 0;
+    if (archive_read_open_filename(a, path, 64 * 1024) != ARCHIVE_OK) {
+        eng_errorf(err, "%s is not a readable tar archive: %s", path, archive_error_string(a));
+        goto done;
+    }
+    for (;;) {
+        struct archive_entry *e;
+        int h = archive_read_next_header(a, &e);
+        if (h == ARCHIVE_EOF) break;
+        if (h < ARCHIVE_WARN) { eng_errorf(err, "%s: %s (truncated or corrupt archive)", path, archive_error_string(a)); goto done; }
+        if (++members > MAX_TAR_MEMBERS) { eng_errorf(err, "%s: more than %d members", path, MAX_TAR_MEMBERS); goto done; }
+        const char *name = archive_entry_pathname(e);
+        if (!name || archive_entry_filetype(e) == AE_IFDIR) continue;
+        if (archive_entry_hardlink(e) || archive_entry_filetype(e) != AE_IFREG) {
+            eng_errorf(err, "member \"%s\" is not a regular file (links and devices are not allowed)", name);
+            goto done;
+        }
+        const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+        if (base[0] == '.' || !has_image_ext(base)) continue;
+        char what[512];
+        snprintf(what, sizeof what, "member \"%s\"", name);
+        if (archive_entry_size(e) > MAX_FILE_BYTES || s->n >= MAX_PHOTOS) {
+            eng_errorf(err, "%s: larger than %lld MB, or more than %d photos", what, MAX_FILE_BYTES >> 20, MAX_PHOTOS);
+            goto done;
+        }
+        size_t len = (size_t)archive_entry_size(e), got = 0;
+        char *buf = malloc(len ? len : 1);
+        if (!buf) { eng_errorf(err, "%s: out of memory", what); goto done; }
+        while (got < len) {
+            la_ssize_t k = archive_read_data(a, buf + got, len - got);
+            if (k <= 0) break;
+            got += (size_t)k;
+        }
+        total += (long long)got;
+        int ok = got == len && total <= MAX_TAR_BYTES;
+        if (!ok) eng_errorf(err, "%s: %s", what, got != len ? "truncated" : "the archive holds too many bytes of photos");
+        else ok = add_photo(s, what, buf, len, size, keep, err) == 0;
+        free(buf);
+        if (!ok) goto done;
+    }
+    if (s->n == 0) { eng_errorf(err, "%s: no .png, .jpg or .jpeg member", path); goto done; }
+    rc = 0;
+done:
+    archive_read_free(a);
+    return rc;
+}
+
+// The content photos: a directory searched recursively (sorted names) or a
+// tar of them, each decoded and shrunk (see add_photo).
+static int photo_set_load(photo_set *s, const char *path, int size, int keep, char **err) {
     memset(s, 0, sizeof *s);
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return eng_errorf(err, "%s: the content photos must be a directory of PNG/JPEG files", dir);
-    if (find_photos(s, dir, 0, err) != 0) { photo_set_free(s); return -1; }
-    if (s->n_paths == 0) { photo_set_free(s); return eng_errorf(err, "%s: no .png, .jpg or .jpeg file found", dir); }
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && eng_dataset_is_tar(path)) {
+        if (load_tar(s, path, size, keep, err) != 0) { photo_set_free(s); return -1; }
+        return 0;
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return eng_errorf(err, "%s: the content photos must be a directory of PNG/JPEG files or a tar of them", path);
+    if (find_photos(s, path, 0, err) != 0) { photo_set_free(s); return -1; }
+    if (s->n_paths == 0) { photo_set_free(s); return eng_errorf(err, "%s: no .png, .jpg or .jpeg file found", path); }
     qsort(s->paths, (size_t)s->n_paths, sizeof *s->paths, cmp_str);
-    s->photos = eng_xcalloc((size_t)s->n_paths, sizeof *s->photos);
     for (int i = 0; i < s->n_paths; i++) {
-        rgb8 *p = &s->photos[s->n];
-        if (load_rgb(p, s->paths[i], 2 * size, 0, err) != 0) { photo_set_free(s); return -1; }
-        s->n++;
-        if (p->w < size || p->h < size) {
-            eng_errorf(err, "%s: %dx%d is smaller than the %dx%d training crops (see --size)", s->paths[i], p->w, p->h,
-                       size, size);
+        struct stat ps;
+        if (stat(s->paths[i], &ps) != 0 || ps.st_size > MAX_FILE_BYTES) {
+            eng_errorf(err, "%s: unreadable or larger than %lld MB", s->paths[i], MAX_FILE_BYTES >> 20);
             photo_set_free(s);
             return -1;
         }
-        if (!keep) { free(p->px); p->px = NULL; }
+        size_t len;
+        char *data = eng_read_file(s->paths[i], &len, err);
+        int rc = data ? add_photo(s, s->paths[i], data, len, size, keep, err) : -1;
+        free(data);
+        if (rc != 0) { photo_set_free(s); return -1; }
     }
     return 0;
 }

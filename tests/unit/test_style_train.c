@@ -11,7 +11,10 @@
 #include <stdlib.h>           // mkdtemp
 #include <string.h>           // strstr
 #include <sys/stat.h>         // mkdir
+#include <archive.h>          // archive_write_* (a tar of photos)
+#include <archive_entry.h>    // archive_entry_*
 #include "engine/arch/model.h"   // eng_model_load
+#include "engine/core/util.h"    // eng_read_file
 #include "engine/core/tape.h"    // eng_tape
 #include "testutil.h"            // tu_write_picture
 
@@ -158,6 +161,69 @@ START_TEST(test_refuses_bad_input) {
 }
 END_TEST
 
+// A gzip'd tar at path: the given files of dir under "photos/", a text file,
+// and (when `link`) a symlink.
+static void write_photo_tar(const char *path, const char *const *files, int n, int link) {
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_add_filter_gzip(a);
+    ck_assert_int_eq(archive_write_open_filename(a, path), ARCHIVE_OK);
+    for (int i = 0; i <= n + link; i++) {
+        struct archive_entry *e = archive_entry_new();
+        size_t len = 0;
+        char *data = NULL, name[128], *err = NULL;
+        if (i < n) {
+            data = eng_read_file(path_in(files[i]), &len, &err);
+            ck_assert_ptr_nonnull(data);
+            snprintf(name, sizeof name, "photos/%s", strrchr(files[i], '/') + 1);
+        } else if (i == n) {
+            data = strdup("not a photo");
+            len = strlen(data);
+            snprintf(name, sizeof name, "photos/README.txt");
+        } else {
+            snprintf(name, sizeof name, "photos/link.png");
+        }
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_perm(e, 0644);
+        if (i > n) {
+            archive_entry_set_filetype(e, AE_IFLNK);
+            archive_entry_set_symlink(e, "p0.png");
+        } else {
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_size(e, (la_int64_t)len);
+        }
+        ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+        if (len) ck_assert_int_eq(archive_write_data(a, data, len), (la_ssize_t)len);
+        archive_entry_free(e);
+        free(data);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+// A training job uploads the photos as a tar: the same training, read in memory.
+START_TEST(test_tar_of_photos) {
+    eng_train_opts o;
+    losses l;
+    tiny_opts(&o, &l);
+    const char *files[] = {"photos/p0.png", "photos/p1.png", "photos/more/p2.png", "photos/more/p3.png"};
+    o.data = path_in("photos.tar.gz");
+    write_photo_tar(o.data, files, 4, 0);
+    o.steps = 4;
+    o.log_every = 4;
+    char *err = NULL;
+    ck_assert_msg(eng_train_check(&o, &err) == 0, "check: %s", err ? err : "?");
+    ck_assert_msg(eng_train(&o, &err) == 0, "train: %s", err ? err : "?");
+    ck_assert_int_eq(l.n, 1);
+    o.data = path_in("link.tar.gz");
+    write_photo_tar(o.data, files, 2, 1);
+    refused(&o, "photos/link.png");
+    o.data = path_in("none.tar.gz");
+    write_photo_tar(o.data, files, 0, 0);
+    refused(&o, "no .png, .jpg or .jpeg member");
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("style_train");
     TCase *tc = tcase_create("trainer");
@@ -165,6 +231,7 @@ static Suite *suite(void) {
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, test_loss_falls);
     tcase_add_test(tc, test_refuses_bad_input);
+    tcase_add_test(tc, test_tar_of_photos);
     suite_add_tcase(s, tc);
     return s;
 }
