@@ -399,13 +399,14 @@ static int write_readme(const eng_train_opts *o, const style_opts *so, const eng
             "Content: %d photos under `%s`, random %dx%d crops (side between %d and the photo's shorter side, "
             "mirrored half the time). Style targets: Gram matrices of the style image at %d pixels on its longer side. "
             "Loss: inferd's perceptual loss network (engine/arch/style_loss.h, random filters, seed %u); content "
-            "weight %g, style weight %g. %d steps of batch %d, Adam lr %g, seed %llu. Training took %.0f s on this "
-            "machine; the last report's loss was %.4f (content %.4f, style %.4f, before their weights).\n",
+            "weight %g, style weight %g, structure (Laplacian) weight %g. %d steps of batch %d, Adam lr %g, seed %llu. "
+            "Training took %.0f s on this machine; the last report's loss was %.4f (content %.4f, style %.4f, "
+            "structure %.4f, before their weights).\n",
             name, (double)so->width, m->n_params, o->style, name, name,
             o->command ? o->command : "inferd train --task image-stylization ...", s->n, o->data, so->size, so->size,
             so->size, so->style_size, (unsigned)ENG_LOSSNET_DEFAULT_SEED, (double)so->content_weight,
-            (double)so->style_weight, total, o->batch_size, (double)o->lr, (unsigned long long)o->seed, train_s,
-            last[0], last[1], last[2]);
+            (double)so->style_weight, (double)so->structure_weight, total, o->batch_size, (double)o->lr,
+            (unsigned long long)o->seed, train_s, last[0], last[1], last[2], last[3]);
     fclose(mf);
     char path[4096];
     snprintf(path, sizeof path, "%s/README.md", o->out);
@@ -529,6 +530,8 @@ int eng__train_image_stylization(const eng_train_opts *o, char **err) {
                                   (double)so.style_weight, "content_weight", (double)so.content_weight,
                                   "learning_rate", (double)o->lr, "seed", (json_int_t)o->seed, "seconds", train_s,
                                   "loss", last[0], "content_loss", last[1], "style_loss", last[2]));
+    json_object_set_new(json_object_get(config, "training"), "structure_weight", json_real(so.structure_weight));
+    json_object_set_new(json_object_get(config, "training"), "structure_loss", json_real(last[3]));
     if (eng__train_write_json(o->out, "config.json", config, err) != 0) goto done;
     if (write_readme(o, &so, &m, &s, total, train_s, last, err) != 0) goto done;
     rc = 0;
