@@ -162,6 +162,8 @@ static const hparam hparams[] = {
     HP("style_weight", 'n', 0, 1e6, style_weight),
     HP("content_weight", 'n', 0, 1e6, content_weight),
     HP("tv_weight", 'n', 0, 1e6, tv_weight),
+    HP("width", 'n', 1.0 / 32, 4, width),
+    HP("structure_weight", 'n', 0, 1e6, structure_weight),
 };
 #define N_HPARAMS ((int)(sizeof hparams / sizeof hparams[0]))
 
@@ -171,6 +173,7 @@ void srv_job_spec_init(srv_job_spec *s) {
     s->learning_rate = s->weight_decay = -1;
     s->seed = -1;
     s->style_weight = s->content_weight = s->tv_weight = -1;
+    s->width = s->structure_weight = -1;
 }
 
 int srv_jobs_hparams_parse(const json_t *hp, srv_job_spec *s, char **msg, const char **param) {
@@ -187,7 +190,7 @@ int srv_jobs_hparams_parse(const json_t *hp, srv_job_spec *s, char **msg, const 
             return eng_errorf(msg, "unknown hyperparameter \"%.64s\" (known: steps, epochs, batch_size, learning_rate, "
                               "weight_decay, seed, log_every, checkpoint_every, augment, balance, dim, layers, heads, context_len, "
                               "buckets, minn, maxn, labels, sample_prompt, style_file, content_file, size, style_weight, "
-                              "content_weight, tv_weight)", key);
+                              "content_weight, tv_weight, width, structure_weight)", key);
         }
         void *field = (char *)s + h->off;
         *param = h->param;
@@ -242,6 +245,15 @@ static void fill_opts(const srv_job_spec *s, eng_train_opts *o) {
     o->buckets = s->buckets; o->minn = s->minn; o->maxn = s->maxn;
     o->labels = s->labels;
     o->sample_prompt = s->sample_prompt;
+    if (strcmp(s->task, "image-stylization") == 0) {   // a style network: `inferd train`'s defaults and options
+        if (!(s->learning_rate > 0)) o->lr = 1e-3f;
+        if (!s->batch_size) o->batch_size = 4;
+        o->image_size = s->size;
+        if (s->width > 0) o->net_width = (float)s->width;
+        if (s->style_weight > 0) o->style_weight = (float)s->style_weight;
+        if (s->content_weight > 0) o->content_weight = (float)s->content_weight;
+        if (s->structure_weight >= 0) o->structure_weight = (float)s->structure_weight;
+    }
 }
 
 // The spec of an accepted request (strings borrowed from req). 0 or -1.
@@ -683,13 +695,18 @@ static void run_stylize_job(job *j) {
 
 static void run_job(job *j) {
     if (srv_job_is_stylize(j->spec.task)) { run_stylize_job(j); return; }
-    char *err = NULL, *data = NULL, *val = NULL, base[4200] = "";
+    char *err = NULL, *data = NULL, *val = NULL, *style = NULL, base[4200] = "";
     char out[4200], ckpt[4200], command[256];
     srv_model *bm = NULL;
     eng_train_opts o;
     fill_opts(&j->spec, &o);
     data = srv_files_path(j->spec.training_file);
     if (!data) { eng_errorf(&err, "training_file %s no longer exists", j->spec.training_file); goto failed; }
+    if (j->spec.style_file && !(style = srv_files_path(j->spec.style_file))) {
+        eng_errorf(&err, "style_file %s no longer exists", j->spec.style_file);
+        goto failed;
+    }
+    o.style = style;
     if (j->spec.validation_file && !(val = srv_files_path(j->spec.validation_file))) {
         eng_errorf(&err, "validation_file %s no longer exists", j->spec.validation_file);
         goto failed;
@@ -745,7 +762,7 @@ failed:
     log_warn("job %s: failed: %s", j->id, err ? err : "unknown error");
     set_status(j, JOB_FAILED, err ? err : "unknown error");
 done:
-    free(err); free(data); free(val);
+    free(err); free(data); free(val); free(style);
 }
 
 // The training threads' share of the machine: nice +10 (serving wins when
@@ -829,7 +846,7 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
         return SRV_E_BAD_VALUE;
     }
     // the files
-    char *data = NULL, *val = NULL;
+    char *data = NULL, *val = NULL, *style = NULL;
     srv_err e = SRV_OK;
     srv_model *bm = NULL;
     json_t *req = NULL;
@@ -859,6 +876,21 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
         eng_errorf(msg, "validation_file %s is not an uploaded file (GET /v1/files lists them)", spec->validation_file);
         e = SRV_E_NOT_FOUND;
         goto done;
+    }
+    // a style network's style image (the trainer checks that it decodes)
+    if (strcmp(spec->task, "image-stylization") == 0) {
+        if (!spec->style_file) {
+            *param = "hyperparameters.style_file";
+            eng_errorf(msg, "an image-stylization job needs hyperparameters.style_file (the file id of the style image)");
+            e = SRV_E_BAD_VALUE;
+            goto done;
+        }
+        if (!(style = srv_files_path(spec->style_file))) {
+            *param = "hyperparameters.style_file";
+            eng_errorf(msg, "style_file %s is not an uploaded file (GET /v1/files lists them)", spec->style_file);
+            e = SRV_E_NOT_FOUND;
+            goto done;
+        }
     }
     // the models
     char base[4200] = "", dest[4200];
@@ -896,12 +928,15 @@ srv_err srv_jobs_create(const srv_job_spec *spec, json_t **out, char **msg, cons
     o.val_data = val;
     o.out = dest;
     o.base_model = spec->base_model ? base : NULL;
+    o.style = style;
     char *cerr = NULL;
     if (eng_train_check(&o, &cerr) != 0) {
         // the trainer names the file by its path: the client knows it by its id
-        *msg = cerr ? replace_all(replace_all(cerr, data, spec->training_file), val, spec->validation_file)
+        int of_style = style && cerr && strstr(cerr, style);
+        *msg = cerr ? replace_all(replace_all(replace_all(cerr, data, spec->training_file), val, spec->validation_file),
+                                  style, spec->style_file)
                     : strdup("the dataset or the options do not suit this task");
-        *param = "training_file";
+        *param = of_style ? "hyperparameters.style_file" : "training_file";
         e = SRV_E_BAD_VALUE;
         goto done;
     }
@@ -976,6 +1011,7 @@ done:
     srv_model_unref(bm);
     free(data);
     free(val);
+    free(style);
     return e;
 }
 

@@ -68,6 +68,10 @@ typedef struct {
     const char *style_file, *content_file;                // file ids
     int size;                                              // longest side of the result (0: default)
     double style_weight, content_weight, tv_weight;        // < 0: default
+    // image-stylization (a style network from training_file, a tar of photos,
+    // and style_file; size: the training crops' side; style_weight and
+    // content_weight as above)
+    double width, structure_weight;                        // < 0: default
 } srv_job_spec;
 
 // Defaults: nothing set (the trainer's defaults apply).
