@@ -123,7 +123,7 @@ static int cmd_train(int argc, char **argv) {
                    "                    of PNG/JPEG photos, searched recursively; --width X the network's channel\n"
                    "                    multiplier (default 0.5; 1 = pytorch/examples' size); --size N training crop side\n"
                    "                    (default 256); --style-size N the style's longer side for its targets (default\n"
-                   "                    2 x --size); --style-weight X (default 3) --content-weight X (default 1);\n"
+                   "                    2 x --size); --style-weight X (default 1) --content-weight X (default 1);\n"
                    "                    --structure-weight X (the Laplacian edge term, default 1; 0: off);\n"
                    "                    defaults --batch-size 4 --lr 0.001\n"
                    "  --val-data PATH   validation data in the layout of --data, instead of the held-out split\n"
