@@ -7,6 +7,7 @@
 #include <string.h>           // strcmp
 #include "engine/io/image.h"     // eng_image_decode (run)
 #include "engine/arch/model.h"     // eng_model_load (run)
+#include "engine/arch/transformer.h"  // eng_tf_quantize_dir (quantize)
 #include "engine/train/train.h"     // eng_train, eng_eval
 #include "engine/train/stylize.h"   // eng_stylize
 #include "engine/core/util.h"      // eng_read_file
@@ -24,6 +25,7 @@ static void usage(FILE *f) {
         "  inferd eval  --model DIR --data PATH\n"
         "  inferd run   --model DIR INPUT\n"
         "  inferd stylize --style ART --content PHOTO --out RESULT.png [--steps N] [--size S] [...]\n"
+        "  inferd quantize --model DIR --out DIR [--group-size 32|64]\n"
         "  inferd --version | --help | <subcommand> --help\n", INFERD_VERSION);
 }
 
@@ -129,7 +131,7 @@ static int cmd_train(int argc, char **argv) {
                    "  --val-data PATH   validation data in the layout of --data, instead of the held-out split\n"
                    "                    (image-classification tars: the test split the README's score is measured on)\n"
                    "  --out DIR         model directory to write (config.json, model.safetensors, README.md)\n"
-                   "  --arch A          architecture (image-classification: cnn; text-generation: gpt | lstm;\n"
+                   "  --arch A          architecture (image-classification: cnn; text-generation: gpt | llama | lstm;\n"
                    "                    text-classification: fasttext; translation: lstm-attention)\n"
                    "  --dim N --layers N --heads N --context N   text models' size (defaults gpt 128/4/4/128, lstm 256/2;\n"
                    "                    lstm-attention: hidden 256, 1 encoder layer, pairs of at most 64 characters)\n"
@@ -259,11 +261,12 @@ static int eval_generation(const char *model, const char *classifier, int n, uin
 
 static int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *classifier = NULL, *grid = NULL;
-    int n_images = 1000;
+    int n_images = 1000, window = 0;
     uint64_t seed = 1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) {
             printf("usage: inferd eval --model DIR --data PATH\n"
+                   "       inferd eval --model LM --data TEXT [--window N]   (a language model: perplexity)\n"
                    "       inferd eval --model GENERATOR --classifier DIR [--n 1000] [--seed 1] [--grid out.png]\n");
             return 0;
         }
@@ -273,6 +276,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (i + 1 < argc && strcmp(argv[i], "--grid") == 0) grid = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--n") == 0) { if (flag_int(argv[++i], 1, 1000000, &n_images, "--n") != 0) return 2; }
         else if (i + 1 < argc && strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[++i], NULL, 10);
+        else if (i + 1 < argc && strcmp(argv[i], "--window") == 0) { if (flag_int(argv[++i], 2, 1 << 20, &window, "--window") != 0) return 2; }
         else { fprintf(stderr, "inferd eval: unknown option %s\n", argv[i]); return 2; }
     }
     if (model && classifier) return eval_generation(model, classifier, n_images, seed, grid);
@@ -280,6 +284,16 @@ static int cmd_eval(int argc, char **argv) {
     double score, exact;
     long n;
     char *err = NULL;
+    int lm = eng_eval_perplexity(model, data, window, &score, &n, &err);   // 1: not a language model
+    if (lm == 0) {
+        printf("perplexity %.4f  loss %.5f nats/token (%ld predictions)\n", exp(score), score, n);
+        return 0;
+    }
+    if (lm < 0) {
+        fprintf(stderr, "inferd eval: %s\n", err);
+        free(err);
+        return 1;
+    }
     int tr = eng_eval_translation(model, data, &score, &exact, &n, &err);   // 1: not a translation model
     if (tr == 0) {
         printf("chrF2 %.2f exact-match %.4f (%ld examples)\n", score, exact, n);
@@ -410,6 +424,38 @@ static int cmd_stylize(int argc, char **argv) {
     return rc;
 }
 
+// ---------------------------------------------------------------- quantize
+static int cmd_quantize(int argc, char **argv) {
+    const char *model = NULL, *out = NULL;
+    int group = 32;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: inferd quantize --model DIR --out DIR [--group-size 32|64]\n\n"
+                   "Writes DIR's language model (GPT-2 / Llama: Hugging Face directory, llama2.c checkpoint,\n"
+                   "or trained by inferd) with int8 weight matrices and one fp32 scale per group of\n"
+                   "--group-size weights (default 32), tokenizer files copied. Serve --out as any model.\n");
+            return 0;
+        }
+        if (i + 1 < argc && strcmp(argv[i], "--model") == 0) model = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--out") == 0) out = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--group-size") == 0) {
+            if (flag_int(argv[++i], 1, 1 << 20, &group, "--group-size") != 0) return 2;
+        } else { fprintf(stderr, "inferd quantize: unknown option %s (see inferd quantize --help)\n", argv[i]); return 2; }
+    }
+    if (!model || !out) { fprintf(stderr, "inferd quantize: --model and --out are required\n"); return 2; }
+    if (group != 32 && group != 64) { fprintf(stderr, "inferd quantize: --group-size must be 32 or 64\n"); return 2; }
+    eng_tf_quant_report r;
+    char *err = NULL;
+    if (eng_tf_quantize_dir(model, out, group, &r, &err) != 0) {
+        fprintf(stderr, "inferd quantize: %s\n", err);
+        free(err);
+        return 1;
+    }
+    fprintf(stderr, "%d matrices int8 (%zu weights, groups of %d), %zu values left fp32; written to %s\n",
+            r.n_quantized, r.q8_params, r.group, r.fp32_params, out);
+    return 0;
+}
+
 // ---------------------------------------------------------------- run
 static int cmd_run(int argc, char **argv) {
     const char *model_dir = NULL, *input = NULL;
@@ -494,6 +540,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "stylize") == 0) return cmd_stylize(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "quantize") == 0) return cmd_quantize(argc - 2, argv + 2);
     if (argc >= 2 && argv[1][0] != '-') {
         fprintf(stderr, "inferd: unknown subcommand '%s'\n", argv[1]);
         usage(stderr);

@@ -217,6 +217,13 @@ static void view_add(eng_tf_tensor *t, eng_var *v, size_t off, int ndim, int s0,
     w->shape[1] = s1;
 }
 
+// Names q as the int8 twin of t's view of v (used when t is loaded quantized).
+static eng_tf_tensor *twin(eng_tf_tensor *t, const eng_var *v, eng_q8_matrix *q) {
+    for (int j = 0; j < t->n_views; j++)
+        if (t->views[j].var == v) t->views[j].q8 = q;
+    return t;
+}
+
 // A tensor that backs exactly one view of its own shape.
 static eng_tf_tensor *tensor_add1(eng_transformer *m, const char *name, int ndim, int s0, int s1,
                                   eng_tf_tensor_kind kind, eng_var *v) {
@@ -233,6 +240,10 @@ static void bind_views(eng_transformer *m) {
             eng_tf_view *w = &t->views[j];
             eng_var_param(w->var, t->val ? t->val + w->off : NULL, t->grad ? t->grad + w->off : NULL,
                           w->ndim, w->shape);
+            if (w->q8) {   // rows of the int8 matrix (groups run along the rows, so any row block is whole)
+                eng_q8_matrix none = {0};
+                *w->q8 = t->q8.q ? eng_q8_matrix_rows(&t->q8, (int)(w->off / (size_t)t->shape[1]), w->shape[0]) : none;
+            }
         }
     }
 }
@@ -257,6 +268,7 @@ static void build_gpt2(eng_transformer *m) {
     int C = c->dim, H = c->hidden_dim, V = c->vocab_size;
     eng_tf_tensor *wte = tensor_add1(m, "wte.weight", 2, V, C, ENG_TF_T_MATRIX, &m->wte);
     view_add(wte, &m->head, 0, 2, V, C);   // GPT-2's head is always the token embedding
+    twin(twin(wte, &m->wte, &m->qwte), &m->head, &m->qhead);
     tensor_add1(m, "wpe.weight", 2, c->context_len, C, ENG_TF_T_MATRIX, &m->wpe);
     for (int l = 0; l < c->n_layers; l++) {
         eng_tf_layer *L = &m->layers[l];
@@ -268,17 +280,18 @@ static void build_gpt2(eng_transformer *m) {
         view_add(w, &L->wq, 0, 2, C, C);
         view_add(w, &L->wk, (size_t)C * C, 2, C, C);
         view_add(w, &L->wv, 2 * (size_t)C * C, 2, C, C);
+        twin(twin(twin(w, &L->wq, &L->qwq), &L->wk, &L->qwk), &L->wv, &L->qwv);
         eng_tf_tensor *b = layer_tensor(m, "h.%d.attn.c_attn.bias", l, 1, 3 * C, 0, ENG_TF_T_BIAS, NULL);
         view_add(b, &L->bq, 0, 1, C, 0);
         view_add(b, &L->bk, (size_t)C, 1, C, 0);
         view_add(b, &L->bv, 2 * (size_t)C, 1, C, 0);
-        layer_tensor(m, "h.%d.attn.c_proj.weight", l, 2, C, C, ENG_TF_T_RESID, &L->wo)->conv1d = 1;
+        twin(layer_tensor(m, "h.%d.attn.c_proj.weight", l, 2, C, C, ENG_TF_T_RESID, &L->wo), &L->wo, &L->qwo)->conv1d = 1;
         layer_tensor(m, "h.%d.attn.c_proj.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->bo);
         layer_tensor(m, "h.%d.ln_2.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
         layer_tensor(m, "h.%d.ln_2.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->ln2_b);
-        layer_tensor(m, "h.%d.mlp.c_fc.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1)->conv1d = 1;
+        twin(layer_tensor(m, "h.%d.mlp.c_fc.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1), &L->w1, &L->qw1)->conv1d = 1;
         layer_tensor(m, "h.%d.mlp.c_fc.bias", l, 1, H, 0, ENG_TF_T_BIAS, &L->b1);
-        layer_tensor(m, "h.%d.mlp.c_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2)->conv1d = 1;
+        twin(layer_tensor(m, "h.%d.mlp.c_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2), &L->w2, &L->qw2)->conv1d = 1;
         layer_tensor(m, "h.%d.mlp.c_proj.bias", l, 1, C, 0, ENG_TF_T_BIAS, &L->b2);
     }
     tensor_add1(m, "ln_f.weight", 1, C, 0, ENG_TF_T_NORM, &m->lnf_w);
@@ -292,22 +305,25 @@ static void build_llama(eng_transformer *m) {
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     eng_tf_tensor *wte = tensor_add1(m, "model.embed_tokens.weight", 2, V, C, ENG_TF_T_MATRIX, &m->wte);
     if (c->tied) view_add(wte, &m->head, 0, 2, V, C);
+    twin(twin(wte, &m->wte, &m->qwte), &m->head, &m->qhead);
     for (int l = 0; l < c->n_layers; l++) {
         eng_tf_layer *L = &m->layers[l];
 #define LP "model.layers.%d."
         layer_tensor(m, LP "input_layernorm.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln1_w);
-        layer_tensor(m, LP "self_attn.q_proj.weight", l, 2, qd, C, ENG_TF_T_MATRIX, &L->wq)->rope_heads = c->n_heads;
-        layer_tensor(m, LP "self_attn.k_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wk)->rope_heads = c->n_kv_heads;
-        layer_tensor(m, LP "self_attn.v_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wv);
-        layer_tensor(m, LP "self_attn.o_proj.weight", l, 2, C, qd, ENG_TF_T_RESID, &L->wo);
+        twin(layer_tensor(m, LP "self_attn.q_proj.weight", l, 2, qd, C, ENG_TF_T_MATRIX, &L->wq), &L->wq, &L->qwq)->rope_heads =
+            c->n_heads;
+        twin(layer_tensor(m, LP "self_attn.k_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wk), &L->wk, &L->qwk)->rope_heads =
+            c->n_kv_heads;
+        twin(layer_tensor(m, LP "self_attn.v_proj.weight", l, 2, kvd, C, ENG_TF_T_MATRIX, &L->wv), &L->wv, &L->qwv);
+        twin(layer_tensor(m, LP "self_attn.o_proj.weight", l, 2, C, qd, ENG_TF_T_RESID, &L->wo), &L->wo, &L->qwo);
         layer_tensor(m, LP "post_attention_layernorm.weight", l, 1, C, 0, ENG_TF_T_NORM, &L->ln2_w);
-        layer_tensor(m, LP "mlp.gate_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1);
-        layer_tensor(m, LP "mlp.up_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w3);
-        layer_tensor(m, LP "mlp.down_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2);
+        twin(layer_tensor(m, LP "mlp.gate_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w1), &L->w1, &L->qw1);
+        twin(layer_tensor(m, LP "mlp.up_proj.weight", l, 2, H, C, ENG_TF_T_MATRIX, &L->w3), &L->w3, &L->qw3);
+        twin(layer_tensor(m, LP "mlp.down_proj.weight", l, 2, C, H, ENG_TF_T_RESID, &L->w2), &L->w2, &L->qw2);
 #undef LP
     }
     tensor_add1(m, "model.norm.weight", 1, C, 0, ENG_TF_T_NORM, &m->lnf_w);
-    if (!c->tied) tensor_add1(m, "lm_head.weight", 2, V, C, ENG_TF_T_MATRIX, &m->head);
+    if (!c->tied) twin(tensor_add1(m, "lm_head.weight", 2, V, C, ENG_TF_T_MATRIX, &m->head), &m->head, &m->qhead);
 }
 
 // Finds a tensor by name, searching from *from on (then from the start) and
@@ -374,7 +390,11 @@ static void release_weights(eng_transformer *m) {
     m->converted = NULL;
     free(m->params);
     m->params = NULL;
+    free(m->q8_packed);
+    m->q8_packed = NULL;
+    m->q8_group = 0;
     eng_params_clear_values(ENG_PARAM_TABLE(m->tensors, m->n_tensors));
+    for (int i = 0; i < m->n_tensors; i++) memset(&m->tensors[i].q8, 0, sizeof m->tensors[i].q8);
 }
 
 void eng_tf_free(eng_transformer *m) {
@@ -448,12 +468,62 @@ static void rope_rows_to_hf(float *dst, const float *src, int heads, int hd, int
 
 // ---------------------------------------------------------------- loading
 
+// An int8 tensor (what `inferd quantize` writes): e = I8 [out, in] in our
+// layout (Conv1D weights too), "<name>_scale" = F32 [out, in / group].
+// Sets t->q8 (unpacked; load_safetensors packs them all at the end).
+static int load_q8(eng_transformer *m, eng_tf_tensor *t, const eng_st_tensor *e, const char *path, char **err) {
+    if (t->ndim != 2 || t->kind == ENG_TF_T_NORM || t->kind == ENG_TF_T_BIAS)
+        return eng_errorf(err, "%s: tensor \"%s\" is int8, but only weight matrices can be", path, t->name);
+    if (e->ndim != 2 || e->shape[0] != t->shape[0] || e->shape[1] != t->shape[1])
+        return eng_errorf(err, "%s: int8 tensor \"%s\" must have shape [%d, %d] (rows are outputs)", path, t->name,
+                          t->shape[0], t->shape[1]);
+    char sname[96];
+    snprintf(sname, sizeof sname, "%s_scale", t->name);
+    const eng_st_tensor *se = eng_st_find(&m->st, sname);
+    if (!se || se->ndim != 2 || se->shape[0] != t->shape[0] || se->shape[1] < 1 || t->shape[1] % se->shape[1] != 0)
+        return eng_errorf(err, "%s: int8 tensor \"%s\" needs \"%s\" of shape [%d, %d / group size]", path, t->name,
+                          sname, t->shape[0], t->shape[1]);
+    int group = t->shape[1] / (int)se->shape[1];
+    if (group != 32 && group != 64)
+        return eng_errorf(err, "%s: \"%s\": group size %d (only 32 and 64 are served)", path, sname, group);
+    if (m->q8_group && m->q8_group != group)
+        return eng_errorf(err, "%s: \"%s\": group size %d, but other tensors use %d", path, sname, group, m->q8_group);
+    const float *sc = eng_st_get(&m->st, sname, 2, se->shape, err);
+    if (!sc) return -1;
+    m->q8_group = group;
+    t->q8 = (eng_q8_matrix){.q = e->raw, .s = sc, .n = t->shape[0], .k = t->shape[1], .group = group};
+    t->val = NULL;
+    return 0;
+}
+
+// Copies every int8 tensor into the kernels' packed layout (one owned block).
+static int pack_q8(eng_transformer *m, const char *path, char **err) {
+    size_t total = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const eng_q8_matrix *q = &m->tensors[i].q8;
+        if (q->q) total += (size_t)q->n * eng_q8_packed_row_bytes(q->k, q->group);
+    }
+    if (!total) return 0;
+    if (!(m->q8_packed = eng_aligned(total))) return eng_errorf(err, "%s: out of memory for %zu bytes of int8 weights", path, total);
+    size_t off = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        eng_q8_matrix *q = &m->tensors[i].q8;
+        if (!q->q) continue;
+        eng_q8_pack(m->q8_packed + off, q->q, q->n, q->k, q->group);
+        q->p = m->q8_packed + off;
+        off += (size_t)q->n * eng_q8_packed_row_bytes(q->k, q->group);
+    }
+    return 0;
+}
+
 int eng_tf_load_safetensors(eng_transformer *m, const char *path, char **err) {
     release_weights(m);
     if (eng_st_open(&m->st, path, err) != 0) return -1;
     size_t n_conv = 0;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].conv1d) n_conv += m->tensors[i].n;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const eng_st_tensor *e = eng_st_find(&m->st, m->tensors[i].name);
+        if (m->tensors[i].conv1d && !(e && strcmp(e->dtype, "I8") == 0)) n_conv += m->tensors[i].n;
+    }
     if (n_conv && !(m->converted = eng_aligned(n_conv * sizeof(float)))) {
         eng_errorf(err, "%s: out of memory for %zu converted weights", path, n_conv);
         goto fail;
@@ -472,6 +542,10 @@ int eng_tf_load_safetensors(eng_transformer *m, const char *path, char **err) {
                        strcmp(t->name, "lm_head.weight") == 0 ? " (or set \"tie_word_embeddings\": true)" : "");
             goto fail;
         }
+        if (strcmp(e->dtype, "I8") == 0) {
+            if (load_q8(m, t, e, path, err) != 0) goto fail;
+            continue;
+        }
         // Conv1D weights are [in, out] in the file
         int64_t shape[2] = {t->conv1d ? t->shape[1] : t->shape[0], t->conv1d ? t->shape[0] : t->shape[1]};
         const float *p = eng_st_get(&m->st, e->name, t->ndim, shape, err);
@@ -484,6 +558,7 @@ int eng_tf_load_safetensors(eng_transformer *m, const char *path, char **err) {
             t->val = (float *)p;   // read-only mapping: serving never writes weights
         }
     }
+    if (pack_q8(m, path, err) != 0) goto fail;
     bind_views(m);
     return 0;
 fail:
@@ -777,6 +852,8 @@ typedef struct {
     size_t sc_floats;
     int *row0;             // [n] first row of each sequence
     float *cos_t, *sin_t;  // [T, hd/2] RoPE tables (llama), else NULL
+    void *qmem;            // int8 models: room for T quantized rows of the widest input
+    eng_q8_rows qa;        // the rows last quantized (the next matmuls' input)
 } tf_work;
 
 // Sizes and takes the working set; fills ids/pos from the sequences' new tokens.
@@ -810,6 +887,14 @@ static void work_init(tf_work *w, const eng_transformer *m, eng_tape *scratch, e
     w->sc = scratch_floats(scratch, att_floats * (size_t)eng_pool_threads());
     w->row0 = eng_arena_alloc(&scratch->arena, (size_t)n * sizeof(int));
     w->cos_t = w->sin_t = NULL;
+    w->qmem = NULL;
+    if (m->q8_group) {
+        int kmax = C > qd ? C : qd;
+        kmax = Hd > kmax ? Hd : kmax;
+        // groups that do not divide a width leave that matrix fp32: size for the widest anyway
+        w->qmem = eng_arena_alloc(&scratch->arena, eng_q8_rows_bytes(T, (kmax + m->q8_group - 1) / m->q8_group *
+                                                                            m->q8_group, m->q8_group));
+    }
     for (int i = 0, r = 0; i < n; i++) {
         const eng_tf_seq *s = (const eng_tf_seq *)seqs[i];
         w->row0[i] = r;
@@ -821,11 +906,31 @@ static void work_init(tf_work *w, const eng_transformer *m, eng_tape *scratch, e
     }
 }
 
+// Quantizes rows in[T, K] into w->qa when any of the matmuls that read
+// them has int8 weights (`q` lists them, NULL-terminated).
+static void quant_rows(tf_work *w, const float *in, int T, int K, const eng_q8_matrix *const *q) {
+    for (; *q; q++)
+        if ((*q)->q) {
+            eng_q8_rows_init(&w->qa, w->qmem, T, K, (*q)->group);
+            eng_q8_quantize_rows(&w->qa, in, K);
+            return;
+        }
+}
+
+// One linear layer of a pool split (ops_par.h): its int8 twin when the
+// model has one (on w->qa, quant_rows of the input), else the fp32 weights.
+static eng_par_lin plin(float *out, const eng_var *wt, const eng_q8_matrix *q, const float *b, int OC) {
+    return (eng_par_lin){.out = out, .w = wt->val, .b = b, .OC = OC, .q8 = q->q ? q : NULL};
+}
+
 // x = token embedding (+ GPT-2's position embedding); llama: the RoPE tables.
 static void embed_rows(const eng_transformer *m, tf_work *w, eng_tape *scratch) {
     const eng_tf_config *c = &m->cfg;
     int T = w->T, C = c->dim, hd = c->head_dim;
-    eng_embedding_forward(w->x, m->wte.val, w->ids, T, C);
+    if (m->qwte.q)   // an int8 embedding: its rows dequantized
+        for (int r = 0; r < T; r++) eng_q8_dequantize_row(w->x + (size_t)r * C, &m->qwte, w->ids[r]);
+    else
+        eng_embedding_forward(w->x, m->wte.val, w->ids, T, C);
     if (c->arch == ENG_TF_GPT2) {
         eng_embedding_forward(w->h, m->wpe.val, w->pos, T, C);
         eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
@@ -865,8 +970,9 @@ static void attention_block(const eng_transformer *m, int l, tf_work *w, eng_lm_
     const eng_tf_layer *L = &m->layers[l];
     int T = w->T, C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim, qd = NH * hd, kvd = NKV * hd;
     norm_rows(m, w->h, w->x, &L->ln1_w, &L->ln1_b, T);
-    eng_par_linears((const eng_par_lin[]){{w->q, L->wq.val, L->bq.val, qd}, {w->k, L->wk.val, L->bk.val, kvd},
-                                          {w->v, L->wv.val, L->bv.val, kvd}}, 3, w->h, T, C);
+    quant_rows(w, w->h, T, C, (const eng_q8_matrix *const[]){&L->qwq, &L->qwk, &L->qwv, NULL});
+    eng_par_linears_q8((const eng_par_lin[]){plin(w->q, &L->wq, &L->qwq, L->bq.val, qd), plin(w->k, &L->wk, &L->qwk, L->bk.val, kvd),
+                                             plin(w->v, &L->wv, &L->qwv, L->bv.val, kvd)}, 3, w->h, &w->qa, T, C);
     if (c->arch != ENG_TF_GPT2) {
         eng_rope_forward(w->q, w->q, w->cos_t, w->sin_t, T, NH, hd, c->rope_interleaved);
         eng_rope_forward(w->k, w->k, w->cos_t, w->sin_t, T, NKV, hd, c->rope_interleaved);
@@ -883,7 +989,8 @@ static void attention_block(const eng_transformer *m, int l, tf_work *w, eng_lm_
     att_job J = {m, l, w, seqs, n_tokens};
     if (eng_pool_width(flops) > 1) eng_pool_for(n * NH, att_task, &J);
     else for (int t = 0; t < n * NH; t++) att_task(&J, t);
-    eng_par_linear(w->h, w->att, L->wo.val, L->bo.val, T, qd, C);
+    quant_rows(w, w->att, T, qd, (const eng_q8_matrix *const[]){&L->qwo, NULL});
+    eng_par_linears_q8((const eng_par_lin[]){plin(w->h, &L->wo, &L->qwo, L->bo.val, C)}, 1, w->att, &w->qa, T, qd);
     eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
 }
 
@@ -893,14 +1000,17 @@ static void mlp_block(const eng_transformer *m, int l, tf_work *w) {
     const eng_tf_layer *L = &m->layers[l];
     int T = w->T, C = c->dim, Hd = c->hidden_dim;
     norm_rows(m, w->h, w->x, &L->ln2_w, &L->ln2_b, T);
+    quant_rows(w, w->h, T, C, (const eng_q8_matrix *const[]){&L->qw1, &L->qw3, NULL});
     if (c->arch == ENG_TF_GPT2) {
-        eng_par_linear(w->f1, w->h, L->w1.val, L->b1.val, T, C, Hd);
+        eng_par_linears_q8((const eng_par_lin[]){plin(w->f1, &L->w1, &L->qw1, L->b1.val, Hd)}, 1, w->h, &w->qa, T, C);
         eng_gelu_forward(w->f1, w->f1, (size_t)T * Hd);
     } else {
-        eng_par_linears((const eng_par_lin[]){{w->f1, L->w1.val, NULL, Hd}, {w->f3, L->w3.val, NULL, Hd}}, 2, w->h, T, C);
+        eng_par_linears_q8((const eng_par_lin[]){plin(w->f1, &L->w1, &L->qw1, NULL, Hd), plin(w->f3, &L->w3, &L->qw3, NULL, Hd)},
+                           2, w->h, &w->qa, T, C);
         eng_swiglu_forward(w->f1, w->f1, w->f3, (size_t)T * Hd);
     }
-    eng_par_linear(w->h, w->f1, L->w2.val, L->b2.val, T, Hd, C);
+    quant_rows(w, w->f1, T, Hd, (const eng_q8_matrix *const[]){&L->qw2, NULL});
+    eng_par_linears_q8((const eng_par_lin[]){plin(w->h, &L->w2, &L->qw2, L->b2.val, C)}, 1, w->f1, &w->qa, T, Hd);
     eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
 }
 
@@ -925,7 +1035,8 @@ static void tf_step(const eng_lm *lm, eng_tape *scratch, eng_lm_seq **seqs, cons
         ((eng_tf_seq *)seqs[i])->pos += n_tokens[i];
     }
     norm_rows(m, w.h, w.h, &m->lnf_w, &m->lnf_b, n);
-    eng_par_linear(logits, w.h, m->head.val, NULL, n, C, m->cfg.vocab_size);
+    quant_rows(&w, w.h, n, C, (const eng_q8_matrix *const[]){&m->qhead, NULL});
+    eng_par_linears_q8((const eng_par_lin[]){plin(logits, &m->head, &m->qhead, NULL, m->cfg.vocab_size)}, 1, w.h, &w.qa, n, C);
     eng_pool_leave();
 }
 

@@ -45,6 +45,7 @@
 #include "engine/arch/lm.h"           // eng_lm, eng_lm_ops
 #include "engine/arch/params.h"       // ENG_PARAM_HEAD
 #include "engine/io/safetensors.h"  // eng_st_file
+#include "engine/core/gemm_q8.h"      // eng_q8_matrix (int8 weights)
 #include "engine/core/tape.h"         // eng_tape, eng_var
 
 typedef enum {
@@ -98,6 +99,7 @@ typedef enum {
 
 typedef struct {
     eng_var *var;      // the view
+    eng_q8_matrix *q8; // its int8 twin (matrices used by a matmul), or NULL
     size_t off;        // its first element within the tensor
     int ndim;
     int shape[2];
@@ -108,6 +110,7 @@ typedef struct {
     eng_tf_tensor_kind kind;
     int conv1d;              // 1: files store it [in, out] (GPT-2 Conv1D); transposed at load/save
     int rope_heads;          // q_proj / k_proj: heads whose rows follow the RoPE layout, else 0
+    eng_q8_matrix q8;        // int8 weights (a quantized model; val is then NULL), else q8.q == NULL
     int n_views;
     eng_tf_view views[ENG_TF_MAX_VIEWS];
 } eng_tf_tensor;
@@ -123,6 +126,7 @@ typedef struct {
     eng_var w1, b1;         // [H, C], [H]: gpt2 mlp.c_fc; llama gate_proj (no bias)
     eng_var w3;             // [H, C]: llama up_proj
     eng_var w2, b2;         // [C, H], [C]: gpt2 mlp.c_proj; llama down_proj (no bias)
+    eng_q8_matrix qwq, qwk, qwv, qwo, qw1, qw3, qw2;   // int8 twins of the matrices (q == NULL: fp32)
 } eng_tf_layer;
 
 typedef struct {
@@ -132,6 +136,9 @@ typedef struct {
     eng_tf_layer *layers;    // [n_layers]
     eng_var lnf_w, lnf_b;    // [C] final norm (b gpt2 only)
     eng_var head;            // [V, C] output projection; tied: same val/grad as wte
+    eng_q8_matrix qwte, qhead;   // int8 twins of wte (rows dequantized on lookup) and head, or q == NULL
+    int q8_group;            // int8 weights' group size (a quantized model), else 0
+    int8_t *q8_packed;       // owned: every int8 matrix in the kernels' packed layout
     eng_tf_tensor *tensors;  // [n_tensors] every parameter tensor, in save order
     int n_tensors;
     size_t n_params;         // trainable floats (sum of tensors[].n)
@@ -188,6 +195,27 @@ eng_var *eng_tf_loss(eng_transformer *m, eng_tape *t, const int *tokens, const i
 // (our trained models are the latter). Returns 0 and *out, or -1 with *err.
 int eng_tf_load_dir(eng_transformer **out, const char *dir, const json_t *config, char **err);
 void eng_tf_destroy(eng_transformer *m);   // NULL-safe: eng_tf_free + free
+
+// ---------------------------------------------------------------- int8 weights (`inferd quantize`)
+// A quantized directory is a Hugging Face-style one (config.json with
+// model_type, model.safetensors) whose weight matrices are I8 tensors in our
+// [out, in] layout, each with "<name>_scale" F32 [out, in / group]
+// (gemm_q8.h: value = q * scale), and a "quantization" object in config.json.
+// Stays fp32: norms, biases, GPT-2's position table, and any matrix whose
+// input width the group does not divide. eng_tf_load_safetensors serves I8
+// tensors through the int8 kernels (and dequantizes embedding rows); such a
+// model cannot be trained (make_owned / enable_grads are for fp32 models).
+typedef struct {
+    int group;               // group size used
+    int n_quantized;         // matrices written as int8
+    size_t q8_params;        // their elements
+    size_t fp32_params;      // elements left fp32
+} eng_tf_quant_report;
+// Reads any model directory eng_tf_load_dir serves (config.json parsed here)
+// and writes out_dir: model.safetensors, config.json, the tokenizer files.
+// group: 32 or 64. Refuses a missing or unsupported directory, an already
+// quantized one, and out_dir == in_dir. Returns 0 or -1 with *err.
+int eng_tf_quantize_dir(const char *in_dir, const char *out_dir, int group, eng_tf_quant_report *rep, char **err);
 
 // The eng_lm interface (lm.h) over a heap model from eng_tf_load_dir (or
 // eng_xcalloc + eng_tf_init + load/init_params): pass eng_tf_as_lm(m) with

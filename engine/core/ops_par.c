@@ -16,6 +16,7 @@ typedef struct {
     const eng_par_lin *lins;
     int n_lins;
     const float *in;
+    const eng_q8_rows *qin;   // the input quantized, for layers with int8 weights
     int N, C;
     long total;      // columns of all layers
     int n_tasks;
@@ -31,8 +32,13 @@ static void lin_range(const lin_job *J, long c0, long c1) {
         if (L->b)
             for (int i = 0; i < J->N; i++)
                 memcpy(L->out + (size_t)i * L->OC + lo, L->b + lo, (size_t)(hi - lo) * sizeof(float));
-        eng_gemm_nt(L->out + lo, (size_t)L->OC, J->in, (size_t)J->C, L->w + (size_t)lo * J->C, (size_t)J->C, J->N,
-                    (int)(hi - lo), J->C, L->b != NULL);
+        if (L->q8) {
+            eng_q8_matrix blk = eng_q8_matrix_rows(L->q8, (int)lo, (int)(hi - lo));
+            eng_gemm_q8_nt(L->out + lo, L->OC, J->qin, &blk, J->N, (int)(hi - lo), L->b != NULL);
+        } else {
+            eng_gemm_nt(L->out + lo, (size_t)L->OC, J->in, (size_t)J->C, L->w + (size_t)lo * J->C, (size_t)J->C, J->N,
+                        (int)(hi - lo), J->C, L->b != NULL);
+        }
     }
 }
 
@@ -46,8 +52,12 @@ static void lin_task(void *ctx, int t) {
 }
 
 void eng_par_linears(const eng_par_lin *lins, int n, const float *in, int N, int C) {
+    eng_par_linears_q8(lins, n, in, NULL, N, C);
+}
+
+void eng_par_linears_q8(const eng_par_lin *lins, int n, const float *in, const eng_q8_rows *qin, int N, int C) {
     if (n <= 0 || N <= 0) return;
-    lin_job J = {.lins = lins, .n_lins = n, .in = in, .N = N, .C = C};
+    lin_job J = {.lins = lins, .n_lins = n, .in = in, .qin = qin, .N = N, .C = C};
     for (int l = 0; l < n; l++) J.total += lins[l].OC;
     int width = eng_pool_width(2.0 * N * C * (double)J.total);
     long max_tasks = (J.total + PAR_ALIGN - 1) / PAR_ALIGN;

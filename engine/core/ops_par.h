@@ -13,12 +13,15 @@
 #ifndef ENG_OPS_PAR_H
 #define ENG_OPS_PAR_H
 
+#include "engine/core/gemm_q8.h"   // eng_q8_matrix, eng_q8_rows (int8 weights)
+
 // One linear layer of a group sharing the same input: out[N, OC] = in W^T (+ b).
 typedef struct {
     float *out;
     const float *w;   // [OC, C]
     const float *b;   // [OC] or NULL
     int OC;
+    const eng_q8_matrix *q8;   // int8 weights [OC, C] used instead of w (eng_par_linears_q8), or NULL
 } eng_par_lin;
 
 // Runs n linear layers over the same in[N, C] in one parallel-for (one
@@ -26,6 +29,11 @@ typedef struct {
 // projections, llama's gate and up). Same values as
 // eng_linear_forward_rowwise on each.
 void eng_par_linears(const eng_par_lin *lins, int n, const float *in, int N, int C);
+// The same where some layers have int8 weights (q8 set): those read qin,
+// the input quantized by eng_q8_quantize_rows (gemm_q8.h), through
+// eng_gemm_q8_nt, whose column blocks give the same bits too; the others
+// read in. qin may be NULL when no layer has q8.
+void eng_par_linears_q8(const eng_par_lin *lins, int n, const float *in, const eng_q8_rows *qin, int N, int C);
 // One layer: eng_linear_forward_rowwise's contract, split across the pool.
 void eng_par_linear(float *out, const float *in, const float *w, const float *b, int N, int C, int OC);
 

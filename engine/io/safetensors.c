@@ -1,7 +1,7 @@
 // safetensors.c — validating reader (mmap or caller's buffer) and atomic
 // writer for the safetensors format; see safetensors.h for the layout.
 // Not here: any notion of which tensors a model needs (the architectures ask
-// by name through eng_st_get) and any dtype but F32 on the write side.
+// by name through eng_st_get) and any dtype but F32 and I8 (int8 weights) on the write side.
 // Assumes a little-endian host, as the file format is little-endian.
 #include "engine/io/safetensors.h"
 #include "engine/core/util.h"   // eng_errorf, eng_xmalloc (writer only), eng_write_file_atomic
@@ -466,17 +466,18 @@ int eng_st_write(const char *path, const eng_st_entry *entries, int n, const cha
             numel *= (uint64_t)e->shape[d];
             json_array_append_new(shape, json_integer(e->shape[d]));
         }
-        if (numel && !e->data) {
+        if (numel && !e->data && !e->i8) {
             json_decref(shape);
             eng_errorf(err, "safetensors: tensor '%s' has no data", e->name);
             goto done;
         }
+        uint64_t esize = e->i8 ? 1 : 4;
         json_t *t = json_object();
-        json_object_set_new(t, "dtype", json_string("F32"));
+        json_object_set_new(t, "dtype", json_string(e->i8 ? "I8" : "F32"));
         json_object_set_new(t, "shape", shape);
-        json_object_set_new(t, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + 4 * numel)));
+        json_object_set_new(t, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + esize * numel)));
         json_object_set_new(root, e->name, t);
-        off += 4 * numel;
+        off += esize * numel;
     }
 
     hdr = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -493,9 +494,9 @@ int eng_st_write(const char *path, const eng_st_entry *entries, int n, const cha
     memset(buf + 8 + hlen, ' ', padded - hlen);
     uint8_t *p = buf + 8 + padded;
     for (int i = 0; i < n; i++) {
-        size_t bytes = sizeof(float);
+        size_t bytes = entries[i].i8 ? 1 : sizeof(float);
         for (int d = 0; d < entries[i].ndim; d++) bytes *= (size_t)entries[i].shape[d];
-        if (bytes) memcpy(p, entries[i].data, bytes);
+        if (bytes) memcpy(p, entries[i].i8 ? (const void *)entries[i].i8 : (const void *)entries[i].data, bytes);
         p += bytes;
     }
     rc = eng_write_file_atomic(path, buf, total, err);

@@ -50,12 +50,13 @@ const float *eng_st_get(const eng_st_file *f, const char *name, int ndim, const 
 // Value of a __metadata__ key, or NULL.
 const char *eng_st_meta(const eng_st_file *f, const char *key);
 
-// One tensor to write (always stored as F32).
+// One tensor to write: F32 from data, or I8 from i8 when that is set.
 typedef struct {
     const char *name;
     int ndim;
     int64_t shape[ENG_ST_MAX_DIMS];
     const float *data;      // [product of shape]
+    const int8_t *i8;       // [product of shape] (int8 weights), or NULL: data as F32
 } eng_st_entry;
 
 // Writes tensors (and optional metadata: NULL-terminated array of key, value,

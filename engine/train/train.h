@@ -131,6 +131,14 @@ void eng_gen_report_free(eng_gen_report *r);
 // 0..100) and exact match (0..1). Returns 0, -1 with *err, or 1 when the
 // model is not a translation model (nothing set: use eng_eval).
 int eng_eval_translation(const char *model_dir, const char *data, double *chrf, double *exact, long *n, char **err);
+// Language models (eval_perplexity.c): the perplexity of a plain text file
+// through the serving step (so an int8 model is measured as it is served):
+// the text's tokens in consecutive windows of `window` tokens (0: the
+// model's context, at most 256), each from an empty sequence, every token
+// after a window's first predicted from those before it; *nll the mean
+// negative log-likelihood (nats per token), *n the predictions. Returns 0,
+// -1 with *err, or 1 when the model is not a language model (nothing set).
+int eng_eval_perplexity(const char *model_dir, const char *text_path, int window, double *nll, long *n, char **err);
 // Corpus chrF2 (0..100) of n hypotheses against their references.
 double eng_chrf(const char *const *hyp, const char *const *ref, int n);
 

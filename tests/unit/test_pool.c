@@ -197,7 +197,7 @@ START_TEST(test_par_linear_bits) {
                 eng_par_lin lins[NOC];
                 for (int k = 0; k < NOC; k++) {
                     eng_linear_forward_rowwise(want[k], in, w[k], bias ? b[k] : NULL, N, C, ocs[k]);
-                    lins[k] = (eng_par_lin){got[k], w[k], bias ? b[k] : NULL, ocs[k]};
+                    lins[k] = (eng_par_lin){got[k], w[k], bias ? b[k] : NULL, ocs[k], NULL};
                     memset(got[k], 0xff, (size_t)N * ocs[k] * sizeof(float));
                 }
                 eng_par_linears(lins, NOC, in, N, C);   // all at once (one cut over every column)

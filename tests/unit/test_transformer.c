@@ -596,7 +596,7 @@ START_TEST(test_errors) {
     char *dir = tu_temp_dir("test_transformer"), path[512];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     float w[4 * 8] = {0};
-    eng_st_entry e = {"wte.weight", 2, {4, 8}, w};
+    eng_st_entry e = {"wte.weight", 2, {4, 8}, w, NULL};
     ck_assert_int_eq(eng_st_write(path, &e, 1, NULL, &err), 0);
     eng_tf_config g = {.arch = ENG_TF_GPT2, .dim = 8, .hidden_dim = 32, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
                        .head_dim = 4, .vocab_size = 4, .context_len = 16, .norm_eps = 1e-5f, .tied = 1};

@@ -1,0 +1,230 @@
+// test_gemm_q8.c — engine/core/gemm_q8.c: quantization error bounds on known
+// vectors, every kernel this CPU runs against a naive double-precision product
+// of the dequantized operands and bit for bit against the plain C kernel,
+// and batch invariance (a row's result whatever the row count and column block).
+#include "engine/core/gemm_q8.h"
+
+#include <check.h>      // Check unit-test framework
+#include <math.h>       // fabsf
+#include <stdio.h>      // fprintf
+#include <stdlib.h>     // malloc, free
+#include <string.h>     // memcmp
+#include "engine/core/rng.h"    // eng_rng
+#include "engine/core/util.h"   // eng_xaligned
+
+static void fill(float *x, size_t n, uint64_t seed, float scale) {
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = scale * eng_rng_normal(&r);
+}
+
+// ---------------------------------------------------------------- quantization
+
+START_TEST(test_quantize_known) {
+    // one group of 32: max |w| = 2.54 -> scale 0.02; 1.0 -> 50, -0.01 -> -0.5 -> round half even: 0
+    float w[32] = {2.54f, 1.0f, -0.01f, -2.54f, 0.03f};
+    int8_t q[32];
+    float s;
+    eng_q8_quantize(q, &s, w, 1, 32, 32);
+    ck_assert_float_eq_tol(s, 0.02f, 1e-8f);
+    ck_assert_int_eq(q[0], 127);
+    ck_assert_int_eq(q[1], 50);
+    ck_assert_int_eq(q[2], 0);
+    ck_assert_int_eq(q[3], -127);
+    ck_assert_int_eq(q[4], 2);   // 1.5 -> 2
+    ck_assert_int_eq(q[5], 0);
+    // an all-zero group: scale 0, codes 0
+    float z[64] = {0};
+    int8_t qz[64];
+    float sz = 1;
+    eng_q8_quantize(qz, &sz, z, 1, 64, 64);
+    ck_assert(sz == 0.0f);
+    for (int i = 0; i < 64; i++) ck_assert_int_eq(qz[i], 0);
+}
+END_TEST
+
+START_TEST(test_quantize_error_bound) {
+    // |w - dequant(w)| <= scale / 2 (plus float rounding), scale = max|w|/127 per group
+    int n = 7, k = 256;
+    for (int G = 32; G <= 64; G *= 2) {
+        float *w = malloc((size_t)n * k * sizeof(float)), *d = malloc((size_t)n * k * sizeof(float));
+        int8_t *q = malloc((size_t)n * k);
+        float *s = malloc((size_t)n * (k / G) * sizeof(float));
+        fill(w, (size_t)n * k, 3, 0.7f);
+        w[5] = 40.0f;   // an outlier: only its group's precision suffers
+        eng_q8_quantize(q, s, w, n, k, G);
+        eng_q8_dequantize(d, q, s, n, k, G);
+        for (int r = 0; r < n; r++)
+            for (int g = 0; g < k / G; g++) {
+                float amax = 0;
+                for (int t = 0; t < G; t++) amax = fmaxf(amax, fabsf(w[r * k + g * G + t]));
+                ck_assert_float_eq_tol(s[r * (k / G) + g], amax / 127.0f, amax * 1e-6f);
+                for (int t = 0; t < G; t++) {
+                    int i = r * k + g * G + t;
+                    ck_assert_msg(fabsf(w[i] - d[i]) <= 0.5f * s[r * (k / G) + g] * (1 + 1e-5f) + 1e-7f,
+                                  "G %d [%d]: %g -> %g (scale %g)", G, i, w[i], d[i], s[r * (k / G) + g]);
+                }
+            }
+        free(w); free(d); free(q); free(s);
+    }
+}
+END_TEST
+
+// ---------------------------------------------------------------- kernels
+
+typedef struct {
+    int M, N, K, G;
+    float *x, *w;          // fp32 operands [M, K], [N, K]
+    int8_t *wq, *wp;
+    float *ws;
+    eng_q8_matrix B;
+    void *amem;
+    eng_q8_rows A;
+} problem;
+
+static void problem_make(problem *p, int M, int N, int K, int G, uint64_t seed) {
+    p->M = M; p->N = N; p->K = K; p->G = G;
+    p->x = malloc((size_t)M * K * sizeof(float));
+    p->w = malloc((size_t)N * K * sizeof(float));
+    p->wq = malloc((size_t)N * K);
+    p->ws = malloc((size_t)N * (K / G) * sizeof(float));
+    fill(p->x, (size_t)M * K, seed, 1.0f);
+    fill(p->w, (size_t)N * K, seed + 1, 0.05f);
+    eng_q8_quantize(p->wq, p->ws, p->w, N, K, G);
+    p->wp = malloc((size_t)N * eng_q8_packed_row_bytes(K, G));
+    eng_q8_pack(p->wp, p->wq, N, K, G);
+    p->B = (eng_q8_matrix){.q = p->wq, .p = p->wp, .s = p->ws, .n = N, .k = K, .group = G};
+    p->amem = eng_xaligned(eng_q8_rows_bytes(M, K, G));
+    eng_q8_rows_init(&p->A, p->amem, M, K, G);
+    eng_q8_quantize_rows(&p->A, p->x, K);
+}
+
+static void problem_free(problem *p) {
+    free(p->x); free(p->w); free(p->wq); free(p->wp); free(p->ws); free(p->amem);
+}
+
+// Shapes: full 16-group blocks, partial blocks (odd group counts for G = 32), one group.
+static const int shapes[][4] = {
+    {1, 9, 768, 32}, {5, 13, 96, 32}, {3, 7, 32, 32}, {4, 11, 544, 32}, {2, 17, 1024, 64}, {6, 5, 320, 64},
+    {1, 3, 64, 64}, {2, 4, 352, 32}, {3, 5, 2048, 32}, {2, 3, 1088, 64}, {1, 2, 1216, 64},
+};
+enum { N_SHAPES = sizeof shapes / sizeof shapes[0] };
+
+START_TEST(test_kernels_vs_reference) {
+    for (int s = 0; s < N_SHAPES; s++) {
+        problem p;
+        problem_make(&p, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], 100 + s);
+        int M = p.M, N = p.N, K = p.K, G = p.G;
+        // naive: double-precision product of the dequantized operands
+        float *xd = malloc((size_t)M * K * sizeof(float)), *wd = malloc((size_t)N * K * sizeof(float));
+        eng_q8_dequantize(xd, p.A.q, p.A.s, M, K, G);
+        eng_q8_dequantize(wd, p.wq, p.ws, N, K, G);
+        float *ref = malloc((size_t)M * N * sizeof(float)), *c_out = malloc((size_t)M * N * sizeof(float));
+        float *out = malloc((size_t)M * N * sizeof(float));
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double acc = 0, mag = 0;
+                for (int t = 0; t < K; t++) {
+                    acc += (double)xd[i * K + t] * wd[j * K + t];
+                    mag += fabs((double)xd[i * K + t] * wd[j * K + t]);
+                }
+                ref[i * N + j] = (float)acc;
+                (void)mag;
+            }
+        ck_assert_int_eq(eng_q8_set_isa(ENG_Q8_C), 0);
+        eng_gemm_q8_nt(c_out, N, &p.A, &p.B, M, N, 0);
+        for (int i = 0; i < M * N; i++)
+            ck_assert_msg(fabsf(c_out[i] - ref[i]) <= 1e-5f * (1 + fabsf(ref[i])) * sqrtf((float)K),
+                          "shape %d: c kernel [%d] %g vs naive %g", s, i, c_out[i], ref[i]);
+        for (int isa = ENG_Q8_AVX2; isa < ENG_Q8__COUNT; isa++) {
+            if (eng_q8_set_isa((eng_q8_isa_t)isa) != 0) {
+                fprintf(stderr, "test_gemm_q8: this CPU lacks %s: not tested\n", eng_q8_isa_name((eng_q8_isa_t)isa));
+                continue;
+            }
+            for (int i = 0; i < M * N; i++) out[i] = 1.5f;
+            eng_gemm_q8_nt(out, N, &p.A, &p.B, M, N, 1);   // accumulate onto 1.5
+            for (int i = 0; i < M * N; i++) ck_assert_float_eq(out[i], 1.5f + c_out[i]);
+            eng_gemm_q8_nt(out, N, &p.A, &p.B, M, N, 0);
+            ck_assert_msg(memcmp(out, c_out, (size_t)M * N * sizeof(float)) == 0, "shape %d: %s differs from c",
+                          s, eng_q8_isa_name((eng_q8_isa_t)isa));
+        }
+        free(xd); free(wd); free(ref); free(c_out); free(out);
+        problem_free(&p);
+    }
+    eng_q8_set_isa(ENG_Q8_C);
+}
+END_TEST
+
+// Close to the fp32 product of the unquantized operands (what quantization costs).
+START_TEST(test_close_to_fp32) {
+    problem p;
+    problem_make(&p, 4, 32, 768, 32, 7);
+    float *out = malloc(4 * 32 * sizeof(float));
+    eng_q8_set_isa(eng_q8_isa_supported(ENG_Q8_AVX512VNNI) ? ENG_Q8_AVX512VNNI : ENG_Q8_C);
+    eng_gemm_q8_nt(out, 32, &p.A, &p.B, 4, 32, 0);
+    double err = 0, norm = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 32; j++) {
+            double r = 0;
+            for (int t = 0; t < 768; t++) r += (double)p.x[i * 768 + t] * p.w[j * 768 + t];
+            err += (out[i * 32 + j] - r) * (out[i * 32 + j] - r);
+            norm += r * r;
+        }
+    ck_assert_msg(sqrt(err / norm) < 0.01, "relative error %g", sqrt(err / norm));   // ~0.4% expected for Gaussian data
+    free(out);
+    problem_free(&p);
+}
+END_TEST
+
+// Row i of an M-row product equals the same row alone, and any column block
+// [j0, j1) equals those columns of the whole, bit for bit, on every kernel.
+START_TEST(test_batch_invariance) {
+    problem p;
+    problem_make(&p, 9, 37, 544, 32, 11);
+    int M = p.M, N = p.N;
+    float *all = malloc((size_t)M * N * sizeof(float)), *one = malloc((size_t)N * sizeof(float));
+    for (int isa = 0; isa < ENG_Q8__COUNT; isa++) {
+        if (eng_q8_set_isa((eng_q8_isa_t)isa) != 0) continue;
+        eng_gemm_q8_nt(all, N, &p.A, &p.B, M, N, 0);
+        for (int i = 0; i < M; i++) {
+            // row i quantized alone
+            void *mem = eng_xaligned(eng_q8_rows_bytes(1, p.K, p.G));
+            eng_q8_rows a1;
+            eng_q8_rows_init(&a1, mem, 1, p.K, p.G);
+            eng_q8_quantize_rows(&a1, p.x + (size_t)i * p.K, p.K);
+            // in column blocks of 5
+            for (int j0 = 0; j0 < N; j0 += 5) {
+                int nb = N - j0 < 5 ? N - j0 : 5;
+                eng_q8_matrix blk = eng_q8_matrix_rows(&p.B, j0, nb);
+                eng_gemm_q8_nt(one + j0, N, &a1, &blk, 1, nb, 0);
+            }
+            ck_assert_msg(memcmp(one, all + (size_t)i * N, (size_t)N * sizeof(float)) == 0, "%s row %d",
+                          eng_q8_isa_name((eng_q8_isa_t)isa), i);
+            free(mem);
+        }
+    }
+    eng_q8_set_isa(ENG_Q8_C);
+    free(all); free(one);
+    problem_free(&p);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("gemm_q8");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_quantize_known);
+    tcase_add_test(tc, test_quantize_error_bound);
+    tcase_add_test(tc, test_kernels_vs_reference);
+    tcase_add_test(tc, test_close_to_fp32);
+    tcase_add_test(tc, test_batch_invariance);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
