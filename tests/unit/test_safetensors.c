@@ -206,11 +206,11 @@ START_TEST(test_roundtrip) {
     float big[2 * 1 * 2 * 3];
     for (int i = 0; i < 12; i++) big[i] = (float)i * 0.5f - 2.0f;
     eng_st_entry ents[] = {
-        {"zeta.weight", 2, {2, 3}, w},
-        {"alpha", 1, {5}, v},
-        {"scalar", 0, {0}, &s},
-        {"empty", 2, {0, 4}, NULL},
-        {"m.big", 4, {2, 1, 2, 3}, big},
+        {"zeta.weight", 2, {2, 3}, w, NULL},
+        {"alpha", 1, {5}, v, NULL},
+        {"scalar", 0, {0}, &s, NULL},
+        {"empty", 2, {0, 4}, NULL, NULL},
+        {"m.big", 4, {2, 1, 2, 3}, big, NULL},
     };
     const char *meta[] = {"arch", "cnn", "version", "1", NULL};
     char *path = tmp_path();
@@ -278,24 +278,56 @@ START_TEST(test_roundtrip) {
 }
 END_TEST
 
+// I8 entries (int8 weights): dtype I8, one byte per element, read back as raw bytes.
+START_TEST(test_roundtrip_i8) {
+    const int8_t q[6] = {-127, -1, 0, 1, 64, 127};
+    const float sc[2] = {0.5f, 0.25f};
+    eng_st_entry ents[] = {
+        {.name = "w_scale", .ndim = 2, .shape = {2, 1}, .data = sc},
+        {.name = "w", .ndim = 2, .shape = {2, 3}, .i8 = q},
+    };
+    char *path = tmp_path();
+    char *err = NULL;
+    ck_assert_msg(eng_st_write(path, ents, 2, NULL, &err) == 0, "%s", err);
+    size_t len;
+    uint8_t *raw = slurp(path, &len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | raw[i];
+    ck_assert_int_eq(len, 8 + hlen + 8 + 6);
+    free(raw);
+    eng_st_file f;
+    ck_assert_msg(eng_st_open(&f, path, &err) == 0, "%s", err);
+    const eng_st_tensor *t = eng_st_find(&f, "w");
+    ck_assert_str_eq(t->dtype, "I8");
+    ck_assert_int_eq(t->numel, 6);
+    ck_assert_ptr_null(t->data);
+    ck_assert_int_eq(memcmp(t->raw, q, 6), 0);
+    ck_assert(eng_st_get(&f, "w_scale", 2, (const int64_t[]){2, 1}, &err)[1] == 0.25f);
+    ck_assert_ptr_null(eng_st_get(&f, "w", 2, (const int64_t[]){2, 3}, &err));   // not a float tensor
+    free(err);
+    eng_st_close(&f);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_write_refuses) {
     float x[2] = {1, 2};
     char *path = tmp_path();
     char *err = NULL;
-    eng_st_entry dup[] = {{"a", 1, {2}, x}, {"a", 1, {2}, x}};
+    eng_st_entry dup[] = {{"a", 1, {2}, x, NULL}, {"a", 1, {2}, x, NULL}};
     ck_assert_int_eq(eng_st_write(path, dup, 2, NULL, &err), -1);
     ck_assert_ptr_nonnull(strstr(err, "'a'"));
     free(err);
     err = NULL;
-    eng_st_entry neg[] = {{"n", 1, {-2}, x}};
+    eng_st_entry neg[] = {{"n", 1, {-2}, x, NULL}};
     ck_assert_int_eq(eng_st_write(path, neg, 1, NULL, &err), -1);
     free(err);
     err = NULL;
-    eng_st_entry nd[] = {{"d", 9, {1}, x}};
+    eng_st_entry nd[] = {{"d", 9, {1}, x, NULL}};
     ck_assert_int_eq(eng_st_write(path, nd, 1, NULL, &err), -1);
     free(err);
     err = NULL;
-    eng_st_entry meta_name[] = {{"__metadata__", 1, {2}, x}};
+    eng_st_entry meta_name[] = {{"__metadata__", 1, {2}, x, NULL}};
     ck_assert_int_eq(eng_st_write(path, meta_name, 1, NULL, &err), -1);
     free(err);
     err = NULL;
@@ -474,6 +506,7 @@ static Suite *st_suite(void) {
     tcase_add_test(tc, test_ref_fixture_buffer_misaligned);
     tcase_add_test(tc, test_get_errors);
     tcase_add_test(tc, test_roundtrip);
+    tcase_add_test(tc, test_roundtrip_i8);
     tcase_add_test(tc, test_write_refuses);
     tcase_add_loop_test(tc, test_malformed, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(tc, test_valid_edge_cases);
