@@ -7,6 +7,7 @@
 #include <signal.h>           // SIGTERM, SIGPIPE
 #include <uv.h>               // uv_loop_t, uv_signal_t, uv_timer_t
 #include "engine/core/cpu.h"       // eng_cpu_init, eng_cpu_describe
+#include "engine/core/gemm_q8.h"   // eng_q8_isa (logged)
 #include "engine/core/pool.h"      // eng_pool_start/stop (compute_threads)
 #include "engine/core/util.h"      // eng_now
 #include "server/api.h"       // srv_api_routes, srv_run_classify_images, srv_run_classify_text
@@ -82,7 +83,7 @@ int srv_daemon_run(const srv_config *c) {
         err = NULL;
     }
     char cpu_line[160];
-    log_info("cpu kernels: %s", eng_cpu_describe(cpu_line, sizeof cpu_line));
+    log_info("cpu kernels: %s; int8 weights: %s", eng_cpu_describe(cpu_line, sizeof cpu_line), eng_q8_isa_name(eng_q8_isa()));
     if (srv_files_init(c->data_dir, c->max_file_bytes, &err) != 0) {
         log_error("%s (HINT: --data-dir names a writable directory for uploads and jobs)", err);
         free(err);

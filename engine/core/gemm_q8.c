@@ -5,6 +5,7 @@
 #include <immintrin.h>   // AVX2, AVX-VNNI, AVX-512 intrinsics (per-function targets)
 #include <math.h>        // fabsf, lrintf
 #include <string.h>      // memset
+#include "engine/core/cpu.h"   // eng_cpu_features_get, eng_cpu_level_get
 
 // ---------------------------------------------------------------- quantization
 
@@ -362,38 +363,40 @@ static const gemm_fn kernels[ENG_Q8__COUNT] = {
 static const char *const isa_names[ENG_Q8__COUNT] = {
     [ENG_Q8_C] = "c", [ENG_Q8_AVX2] = "avx2", [ENG_Q8_AVXVNNI] = "avxvnni", [ENG_Q8_AVX512VNNI] = "avx512vnni",
 };
-static int chosen = -1;   // eng_q8_isa_t once chosen
+static int forced = -1;   // eng_q8_isa_t from eng_q8_set_isa, or -1: follow cpu.h
 
 const char *eng_q8_isa_name(eng_q8_isa_t isa) { return (unsigned)isa < ENG_Q8__COUNT ? isa_names[isa] : "unknown"; }
 
 int eng_q8_isa_supported(eng_q8_isa_t isa) {
-    __builtin_cpu_init();
+    const eng_cpu_features *f = eng_cpu_features_get();
+    int avx2 = f->avx2 && f->fma;
     switch (isa) {
     case ENG_Q8_C: return 1;
-    case ENG_Q8_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case ENG_Q8_AVXVNNI: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                __builtin_cpu_supports("avxvnni");
-    case ENG_Q8_AVX512VNNI: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                   __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    case ENG_Q8_AVX2: return avx2;
+    case ENG_Q8_AVXVNNI: return avx2 && f->avxvnni;
+    case ENG_Q8_AVX512VNNI: return avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni;
     default: return 0;
     }
 }
 
 int eng_q8_set_isa(eng_q8_isa_t isa) {
     if ((unsigned)isa >= ENG_Q8__COUNT || !eng_q8_isa_supported(isa)) return -1;
-    __atomic_store_n(&chosen, (int)isa, __ATOMIC_RELEASE);
+    __atomic_store_n(&forced, (int)isa, __ATOMIC_RELAXED);
     return 0;
 }
 
+void eng_q8_reset_isa(void) { __atomic_store_n(&forced, -1, __ATOMIC_RELAXED); }
+
+// The best kernel the cpu.h level allows (INFERD_CPU=avx2 rules out AVX-512
+// VNNI; generic rules out every SIMD kernel).
 eng_q8_isa_t eng_q8_isa(void) {
-    int c = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
-    if (c >= 0) return (eng_q8_isa_t)c;
-    eng_q8_isa_t best = ENG_Q8_C;
-    for (int i = ENG_Q8__COUNT - 1; i > ENG_Q8_C; i--)
-        if (eng_q8_isa_supported((eng_q8_isa_t)i)) { best = (eng_q8_isa_t)i; break; }
-    eng_q8_set_isa(best);   // racing first callers all pick the same
-    return best;
+    int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
+    if (f >= 0) return (eng_q8_isa_t)f;
+    eng_cpu_level lvl = eng_cpu_level_get();
+    if (lvl >= ENG_CPU_AVX512 && eng_q8_isa_supported(ENG_Q8_AVX512VNNI)) return ENG_Q8_AVX512VNNI;
+    if (lvl >= ENG_CPU_AVX2 && eng_q8_isa_supported(ENG_Q8_AVXVNNI)) return ENG_Q8_AVXVNNI;
+    if (lvl >= ENG_CPU_AVX2 && eng_q8_isa_supported(ENG_Q8_AVX2)) return ENG_Q8_AVX2;
+    return ENG_Q8_C;
 }
 
 void eng_gemm_q8_nt(float *out, int ldo, const eng_q8_rows *A, const eng_q8_matrix *B, int M, int N, int accumulate) {

@@ -74,12 +74,14 @@ void eng_q8_dequantize_row(float *out, const eng_q8_matrix *b, int row);
 // (<= A->m), j < N (<= B->n). A->k == B->k and A->group == B->group.
 void eng_gemm_q8_nt(float *out, int ldo, const eng_q8_rows *A, const eng_q8_matrix *B, int M, int N, int accumulate);
 
-// The kernels. eng_q8_isa() is the one chosen for this CPU (at first use);
-// eng_q8_set_isa forces one (tests, INFERD_CPU), returning -1 when the CPU
-// lacks it.
+// The kernels. eng_q8_isa() is the one in use: the best the CPU has within
+// cpu.h's level (INFERD_CPU=avx2 leaves AVX-VNNI or AVX2, generic the C
+// kernel). eng_q8_set_isa forces one (tests, benchmarks; -1 when the CPU
+// lacks it), eng_q8_reset_isa returns to cpu.h's choice.
 typedef enum { ENG_Q8_C, ENG_Q8_AVX2, ENG_Q8_AVXVNNI, ENG_Q8_AVX512VNNI, ENG_Q8__COUNT } eng_q8_isa_t;
 eng_q8_isa_t eng_q8_isa(void);
 int eng_q8_set_isa(eng_q8_isa_t isa);
+void eng_q8_reset_isa(void);
 int eng_q8_isa_supported(eng_q8_isa_t isa);
 const char *eng_q8_isa_name(eng_q8_isa_t isa);
 

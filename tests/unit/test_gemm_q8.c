@@ -9,6 +9,7 @@
 #include <stdio.h>      // fprintf
 #include <stdlib.h>     // malloc, free
 #include <string.h>     // memcmp
+#include "engine/core/cpu.h"    // eng_cpu_set_level
 #include "engine/core/rng.h"    // eng_rng
 #include "engine/core/util.h"   // eng_xaligned
 
@@ -151,7 +152,7 @@ START_TEST(test_kernels_vs_reference) {
         free(xd); free(wd); free(ref); free(c_out); free(out);
         problem_free(&p);
     }
-    eng_q8_set_isa(ENG_Q8_C);
+    eng_q8_reset_isa();
 }
 END_TEST
 
@@ -171,6 +172,7 @@ START_TEST(test_close_to_fp32) {
             norm += r * r;
         }
     ck_assert_msg(sqrt(err / norm) < 0.01, "relative error %g", sqrt(err / norm));   // ~0.4% expected for Gaussian data
+    eng_q8_reset_isa();
     free(out);
     problem_free(&p);
 }
@@ -203,9 +205,26 @@ START_TEST(test_batch_invariance) {
             free(mem);
         }
     }
-    eng_q8_set_isa(ENG_Q8_C);
+    eng_q8_reset_isa();
     free(all); free(one);
     problem_free(&p);
+}
+END_TEST
+
+// The kernel follows cpu.h's level (INFERD_CPU): never above it.
+START_TEST(test_follows_cpu_level) {
+    char *err = NULL;
+    eng_q8_reset_isa();
+    eng_cpu_level max = eng_cpu_level_max();
+    ck_assert_int_eq(eng_cpu_set_level(ENG_CPU_GENERIC, &err), 0);
+    ck_assert_int_eq(eng_q8_isa(), ENG_Q8_C);
+    if (max >= ENG_CPU_AVX2) {
+        ck_assert_int_eq(eng_cpu_set_level(ENG_CPU_AVX2, &err), 0);
+        ck_assert(eng_q8_isa() == ENG_Q8_AVX2 || eng_q8_isa() == ENG_Q8_AVXVNNI);
+    }
+    ck_assert_int_eq(eng_cpu_set_level(max, &err), 0);
+    if (max >= ENG_CPU_AVX512 && eng_q8_isa_supported(ENG_Q8_AVX512VNNI)) ck_assert_int_eq(eng_q8_isa(), ENG_Q8_AVX512VNNI);
+    fprintf(stderr, "test_gemm_q8: at level %s the int8 kernel is %s\n", eng_cpu_level_name(max), eng_q8_isa_name(eng_q8_isa()));
 }
 END_TEST
 
@@ -217,6 +236,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_kernels_vs_reference);
     tcase_add_test(tc, test_close_to_fp32);
     tcase_add_test(tc, test_batch_invariance);
+    tcase_add_test(tc, test_follows_cpu_level);
     suite_add_tcase(s, tc);
     return s;
 }

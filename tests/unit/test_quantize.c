@@ -241,7 +241,7 @@ START_TEST(test_batch_invariance) {
         ops->seq_free(b);
         ops->seq_free(c);
     }
-    eng_q8_set_isa(ENG_Q8_C);
+    eng_q8_reset_isa();
     eng_tape_free(&t);
     free(alone);
     free(mixed);
