@@ -222,17 +222,33 @@ static int range_is_huge(FILE *pagemap, FILE *kflags, uintptr_t a) {
 // ---------------------------------------------------------------- model
 
 static int step_reads(const eng_transformer *m, const eng_tf_tensor *t) {
-    if (m->wpe.val && t->val == m->wpe.val) return 0;     // gpt2 positions: one row looked up
-    if (!m->cfg.tied && t->val == m->wte.val) return 0;   // untied embedding: looked up
+    const eng_var *v = t->n_views ? t->views[0].var : NULL;
+    if (v == &m->wpe) return 0;                     // gpt2 positions: one row looked up
+    if (!m->cfg.tied && v == &m->wte) return 0;     // untied embedding: looked up
     return 1;
+}
+
+// Where a tensor's serving copy lives and its size: the fp32 values, or an
+// int8 matrix's packed rows (its scales are counted in the size, not mapped).
+static const void *tensor_mem(const eng_tf_tensor *t, double *bytes) {
+    if (t->q8.q) {
+        *bytes = (double)t->q8.n * (double)eng_q8_packed_row_bytes(t->q8.k, t->q8.group) +
+                 (double)t->q8.n * (t->q8.k / t->q8.group) * sizeof(float);
+        return t->q8.p;
+    }
+    *bytes = (double)t->n * sizeof(float);
+    return t->val;
 }
 
 // Bytes of weights one step reads (see the header).
 static double step_weight_bytes(const eng_transformer *m) {
-    double n = 0;
+    double n = 0, b;
     for (int i = 0; i < m->n_tensors; i++)
-        if (step_reads(m, &m->tensors[i])) n += (double)m->tensors[i].n;
-    return n * sizeof(float);
+        if (step_reads(m, &m->tensors[i])) {
+            tensor_mem(&m->tensors[i], &b);
+            n += b;
+        }
+    return n;
 }
 
 // Bytes of those weights on PMD-sized huge pages (range_is_huge for every
@@ -243,7 +259,8 @@ static double step_weight_bytes_huge(const eng_transformer *m) {
     for (int i = 0; pm && kf && i < m->n_tensors; i++) {
         const eng_tf_tensor *t = &m->tensors[i];
         if (!step_reads(m, t)) continue;
-        uintptr_t p = (uintptr_t)t->val, end = p + t->n * sizeof(float), H = 2u << 20;
+        double bytes;
+        uintptr_t p = (uintptr_t)tensor_mem(t, &bytes), end = p + (uintptr_t)bytes, H = 2u << 20;
         for (uintptr_t a = p & ~(H - 1); a < end; a += H) {
             int h = range_is_huge(pm, kf, a);
             if (h < 0) { huge = -1; goto done; }

@@ -83,6 +83,10 @@
 #      at M <= 4 the GB/s drawn next to a plain streaming read of the same weights; then
 #      single-stream decode tokens/s of a stories110M-shaped random llama (mkmodel, ~540 MB) on
 #      one core, per path (INFERD_CPU), through bench_lm
+#  13. int8 weights: a stories110M-shaped llama2.c checkpoint (random weights, ~540 MB) and
+#      `inferd quantize` of it: bench_lm decode at 1 and 16 streams and 128-token prefill, fp32
+#      vs int8 on one thread, beside llama.cpp F32 / Q8_0 on the same model.bin
+#      (../shared/tools/llamacpp/anchor, 1 and 2 threads; LLAMACPP_ANCHOR overrides the path)
 #
 # Environment:
 #   MODELS_DIR          model repository (default: models); the model is MODELS_DIR/fashion-cnn.
@@ -97,10 +101,11 @@
 #                       inputs (default /usr/share/datasets/fashion-mnist; fixed-seed noise if absent)
 #   INFERD              the daemon binary (default ./inferd)
 #   TORCH_PYTHON        default /usr/bin/python3      WRK  default wrk
-#   BENCH_PARTS         default image,lm,prefill,lm110,translate,text,bert,jobs,gen,style,gemm: "image" = sections 1-3,
+#   BENCH_PARTS         default image,lm,prefill,lm110,translate,text,bert,jobs,gen,style,gemm,int8: "image" = sections 1-3,
 #                       "lm" = section 4, "prefill" = section 4b, "lm110" = section 4c,
 #                       "translate" = section 5, "text" = section 7, "bert" = section 8, "jobs" = section 9,
-#                       "gen" = section 10, "style" = section 11, "gemm" = section 12
+#                       "gen" = section 10, "style" = section 11, "gemm" = section 12,
+#                       "int8" = section 13
 #   BENCH_JOBS_SECONDS  seconds per phase of section 9 (default 10)
 #   BENCH_BERT_ROUNDS   timed rounds per BERT configuration (default 3; a batch-32 call takes seconds)
 #   BENCH_MT_SECONDS    translate_http.py seconds per configuration (default 5)
@@ -146,7 +151,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
-PARTS=${BENCH_PARTS:-image,lm,prefill,lm110,translate,text,bert,jobs,gen,style,gemm}
+PARTS=${BENCH_PARTS:-image,lm,prefill,lm110,translate,text,bert,jobs,gen,style,gemm,int8}
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 hr() { say "------------------------------------------------------------------------"; }
 
@@ -316,7 +321,7 @@ LLAMA_TOKENIZER=${LLAMA_TOKENIZER:-../shared/data/tokenizer.bin}
 MKMODEL=$BUILD/tools/mkmodel
 LM_BIN=$BUILD/bench/bench_lm
 LM_CC=1
-if part lm || part lm110; then
+if part lm || part lm110 || part int8; then
   [ -x "$MKMODEL" ] || make -s BUILD="$BUILD" "$MKMODEL" >"$OUT/mkmodel-build.log" 2>&1
   # shellcheck disable=SC2086
   $CC $BENCH_CFLAGS -o "$LM_BIN" tests/bench/bench_lm.c $ENGINE_OBJS $BENCH_LIBS 2>"$OUT/cc-lm.log" || LM_CC=0
@@ -950,6 +955,47 @@ else
   else
     say "   stories110M end to end: skipped (no $LLAMA_TOKENIZER, or mkmodel/bench_lm missing)"
   fi
+fi
+
+# ---------------------------------------------------------------- 13. int8 weights
+say ""
+ANCHOR=${LLAMACPP_ANCHOR:-../shared/tools/llamacpp/anchor}
+if ! part int8; then
+  say "== 13. int8 weights: skipped (BENCH_PARTS=$PARTS)"
+elif [ ! -x "$MKMODEL" ] || [ ! -f "$LLAMA_TOKENIZER" ] || [ "$LM_CC" = 0 ]; then
+  say "== 13. int8 weights: skipped (needs $MKMODEL, $LLAMA_TOKENIZER and bench_lm)"
+else
+  say "== 13. int8 weights: a stories110M-shaped llama2.c checkpoint (dim 768, 12 layers, hidden 2048, vocab 32000,"
+  say "   random weights: mkmodel + scripts/export-llama2c.py) and \`inferd quantize\` of it (groups of 32);"
+  say "   bench_lm decode, 1 thread; llama.cpp F32 / Q8_0 on the same model.bin (anchor), 1 and 2 threads"
+  Q=$OUT/int8
+  mkdir -p "$Q"
+  if "$MKMODEL" llama "$Q/hf" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$Q/mk.log" 2>&1 &&
+     python3 scripts/export-llama2c.py "$Q/hf" "$Q/s110m" >>"$Q/mk.log" 2>&1 && rm -rf "$Q/hf" &&
+     "$INFERD" quantize --model "$Q/s110m" --out "$Q/s110m-q8" >>"$Q/mk.log" 2>&1; then
+    : >"$Q/lm.txt"
+    for d in s110m s110m-q8 s110m s110m-q8; do   # alternated: the machine's load drifts
+      "$LM_BIN" --batches 1,16 --steps 32 --rounds 3 --bw-rounds 3 --ttft-prompt 128 --name "$d" "$Q/$d" 2>&1 \
+        | grep -E 'batch=|ttft' | sed 's/^/   /' | tee -a "$Q/lm.txt"
+    done
+    best() { grep -E "model=$2 .*$3" "$Q/lm.txt" | sed -n "s/.* $1=\([^ ]*\).*/\1/p" | sort -g | tail -1; }
+    f1=$(best tok_s_total s110m 'batch=1 '); q1=$(best tok_s_total s110m-q8 'batch=1 ')
+    f16=$(best tok_s_total s110m 'batch=16 '); q16=$(best tok_s_total s110m-q8 'batch=16 ')
+    fp=$(best prefill_tok_s s110m ttft); qp=$(best prefill_tok_s s110m-q8 ttft)
+    if [ -x "$ANCHOR" ]; then
+      for T in 1 2; do "$ANCHOR" "$Q/s110m/model.bin" "$LLAMA_TOKENIZER" "$T" 2>"$Q/anchor.err" | sed "s/^/llama.cpp threads=$T /" \
+        | tee -a "$Q/anchor.txt" | sed 's/^/   /'; done
+    fi
+    lc() { grep -E "threads=$1 $2"$'\t'"$3"$'\t' "$Q/anchor.txt" 2>/dev/null | cut -f3; }
+    say "   decode 1 stream, 1 thread: int8 $(num "$q1") tok/s, fp32 $(num "$f1"): $(ratio "$q1" "$f1")x (aim >= 1.8);" \
+        "llama.cpp Q8_0 $(num "$(lc 1 q8_0 tg128)") (1 thread) / $(num "$(lc 2 q8_0 tg128)") (2 threads), F32 $(num "$(lc 1 f32 tg128)") / $(num "$(lc 2 f32 tg128)")"
+    say "   int8 / llama.cpp Q8_0 at 1 thread: $(ratio "$q1" "$(lc 1 q8_0 tg128)") (aim > 1; 2 threads once steps use both cores)"
+    say "   16 streams, 1 thread: int8 $(num "$q16") tok/s, fp32 $(num "$f16"): $(ratio "$q16" "$f16")x;" \
+        "prefill 128: int8 $(num "$qp") tok/s, fp32 $(num "$fp"): $(ratio "$qp" "$fp")x"
+  else
+    say "   could not write the model:"; tail -5 "$Q/mk.log"
+  fi
+  rm -rf "$Q"
 fi
 say ""
 say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
