@@ -14,9 +14,10 @@
 //   so every kernel (AVX-512 VNNI, AVX-VNNI, AVX2, plain C) gives the same
 //   bits, a row's result never depends on its batch neighbours (batch
 //   invariance), and the C path is the reference the others are tested against.
-// - VNNI's vpdpbusd multiplies unsigned by signed bytes: the kernels flip the
-//   weight's sign bit (w + 128 as u8) and subtract 128 * sum(qa) per group,
-//   which the activation quantizer precomputes. AVX2 uses the sign trick
+// - VNNI's vpdpbusd multiplies unsigned by signed bytes: the packed weights
+//   are stored with the sign bit flipped (w + 128 as u8) and the kernels
+//   subtract 128 * sum(qa) per group, which the activation quantizer
+//   precomputes. AVX2 uses the sign trick
 //   (maddubs(|a|, sign(w, a))), which cannot overflow with q in [-127, 127].
 // - The kernel is chosen at run time from the CPU (eng_q8_isa); tests force
 //   each path the machine runs with eng_q8_set_isa.
