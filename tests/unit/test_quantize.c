@@ -15,6 +15,7 @@
 #include <string.h>             // strstr, memcmp
 #include <sys/stat.h>           // stat
 #include "engine/core/gemm_q8.h"     // eng_q8_set_isa
+#include "engine/core/pool.h"        // eng_pool_start: columns split across threads
 #include "engine/io/safetensors.h"   // inspecting and rewriting files
 #include "engine/core/util.h"        // eng_xmalloc
 
@@ -192,8 +193,9 @@ START_TEST(test_llama2c_close_to_fp32) {
 END_TEST
 
 // Sequence A's logits alone == A's logits in a step with B (prefill) and C
-// (decode), bit for bit, on every int8 kernel; A's rows also sit at
-// different offsets of the stacked matrix.
+// (decode), bit for bit, on every int8 kernel and with the linears split
+// across 2 and 3 pool threads; A's rows also sit at different offsets of the
+// stacked matrix; every kernel and split gives the C kernel's bits.
 START_TEST(test_batch_invariance) {
     char *src = tu_temp_dir("inferd_l2c");
     write_llama2c(src);
@@ -209,8 +211,19 @@ START_TEST(test_batch_invariance) {
     eng_tape t;
     eng_tape_init(&t, 0, 0);
     int pa[6] = {1, 2, 3, 4, 5, 6}, pb[5] = {9, 8, 7, 6, 5}, pc[3] = {11, 12, 13};
-    for (int isa = 0; isa < ENG_Q8__COUNT; isa++) {
-        if (eng_q8_set_isa((eng_q8_isa_t)isa) != 0) continue;
+    float *first = eng_xmalloc(2 * (size_t)V * sizeof(float));   // one thread, the C kernel
+    double min_flops = eng_pool_min_flops();
+    eng_pool_set_min_flops(0);   // every linear split, however small
+    // every kernel on one thread, then the default kernel with the columns split over 2 and 3 threads
+    for (int run = 0; run < ENG_Q8__COUNT + 2; run++) {
+        int isa = run < ENG_Q8__COUNT ? run : (int)ENG_Q8_C, threads = run < ENG_Q8__COUNT ? 1 : run - ENG_Q8__COUNT + 2;
+        if (run < ENG_Q8__COUNT && eng_q8_set_isa((eng_q8_isa_t)isa) != 0) continue;
+        if (run >= ENG_Q8__COUNT) {
+            eng_q8_reset_isa();
+            isa = eng_q8_isa();
+        }
+        eng_pool_stop();
+        ck_assert_int_eq(eng_pool_start(threads), 0);
         // alone: prefill 5, decode 1
         eng_lm_seq *a = ops->seq_new(lm, 16);
         int n5 = 5, n1 = 1;
@@ -237,12 +250,19 @@ START_TEST(test_batch_invariance) {
         ops->step(lm, &t, s2, t2, n11, 2, mixed);
         ck_assert_msg(memcmp(mixed, alone + V, (size_t)V * sizeof(float)) == 0, "%s: decode differs batched",
                       eng_q8_isa_name((eng_q8_isa_t)isa));
+        // and the same bits on every kernel and split as the C kernel on one thread
+        if (run == 0) memcpy(first, alone, 2 * (size_t)V * sizeof(float));
+        ck_assert_msg(memcmp(first, alone, 2 * (size_t)V * sizeof(float)) == 0, "%s, %d thread(s): differs from c",
+                      eng_q8_isa_name((eng_q8_isa_t)isa), threads);
         ops->seq_free(a);
         ops->seq_free(b);
         ops->seq_free(c);
     }
     eng_q8_reset_isa();
+    eng_pool_stop();
+    eng_pool_set_min_flops(min_flops);
     eng_tape_free(&t);
+    free(first);
     free(alone);
     free(mixed);
     eng_tf_destroy(m);
