@@ -61,6 +61,6 @@ photos=/usr/share/backgrounds/mate/nature
 for spec in elephants:/usr/share/backgrounds/mate/abstract/Elephants.jpg rhythm:/usr/share/backgrounds/rhythm.jpg; do
   name=${spec%%:*} style=${spec#*:}
   OPENBLAS_NUM_THREADS=1 ./inferd train --task image-stylization --style "$style" --content "$photos" \
-    --out "models/$name" --width 0.25 --size 128 --lr 0.002 --style-weight 3 --steps 900 --log-every 50 --threads 1
+    --out "models/$name" --width 0.25 --size 128 --lr 0.002 --structure-weight 3 --steps 900 --log-every 50 --threads 1
   ./scripts/data/style-readme.sh "models/$name" "$style"
 done
