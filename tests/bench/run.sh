@@ -967,7 +967,7 @@ elif [ ! -x "$MKMODEL" ] || [ ! -f "$LLAMA_TOKENIZER" ] || [ "$LM_CC" = 0 ]; the
 else
   say "== 13. int8 weights: a stories110M-shaped llama2.c checkpoint (dim 768, 12 layers, hidden 2048, vocab 32000,"
   say "   random weights: mkmodel + scripts/export-llama2c.py) and \`inferd quantize\` of it (groups of 32);"
-  say "   bench_lm decode, 1 thread; llama.cpp F32 / Q8_0 on the same model.bin (anchor), 1 and 2 threads"
+  say "   bench_lm at 1 and 2 compute threads; llama.cpp F32 / Q8_0 on the same model.bin (anchor), 1 and 2 threads"
   Q=$OUT/int8
   mkdir -p "$Q"
   if "$MKMODEL" llama "$Q/hf" "$LLAMA_TOKENIZER" 768 12 12 12 2048 1024 1 >"$Q/mk.log" 2>&1 &&
@@ -975,23 +975,25 @@ else
      "$INFERD" quantize --model "$Q/s110m" --out "$Q/s110m-q8" >>"$Q/mk.log" 2>&1; then
     : >"$Q/lm.txt"
     for d in s110m s110m-q8 s110m s110m-q8; do   # alternated: the machine's load drifts
-      "$LM_BIN" --batches 1,16 --steps 32 --rounds 3 --bw-rounds 3 --ttft-prompt 128 --name "$d" "$Q/$d" 2>&1 \
+      "$LM_BIN" --threads 1,2 --batches 1,16 --steps 32 --rounds 3 --bw-rounds 3 --ttft-prompt 128 --name "$d" "$Q/$d" 2>&1 \
         | grep -E 'batch=|ttft' | sed 's/^/   /' | tee -a "$Q/lm.txt"
     done
     best() { grep -E "model=$2 .*$3" "$Q/lm.txt" | sed -n "s/.* $1=\([^ ]*\).*/\1/p" | sort -g | tail -1; }
-    f1=$(best tok_s_total s110m 'batch=1 '); q1=$(best tok_s_total s110m-q8 'batch=1 ')
-    f16=$(best tok_s_total s110m 'batch=16 '); q16=$(best tok_s_total s110m-q8 'batch=16 ')
-    fp=$(best prefill_tok_s s110m ttft); qp=$(best prefill_tok_s s110m-q8 ttft)
+    for T in 1 2; do   # the compute pool's sizes
+      f1=$(best tok_s_total s110m "threads=$T batch=1 "); q1=$(best tok_s_total s110m-q8 "threads=$T batch=1 ")
+      f16=$(best tok_s_total s110m "threads=$T batch=16 "); q16=$(best tok_s_total s110m-q8 "threads=$T batch=16 ")
+      fp=$(best prefill_tok_s s110m "threads=$T ttft"); qp=$(best prefill_tok_s s110m-q8 "threads=$T ttft")
+      printf -v "q1_$T" '%s' "$q1"
+      say "   $T thread(s): decode 1 stream int8 $(num "$q1") tok/s, fp32 $(num "$f1"): $(ratio "$q1" "$f1")x (aim >= 1.8);" \
+          "16 streams int8 $(num "$q16"), fp32 $(num "$f16"): $(ratio "$q16" "$f16")x; prefill 128 int8 $(num "$qp"), fp32 $(num "$fp"): $(ratio "$qp" "$fp")x"
+    done
     if [ -x "$ANCHOR" ]; then
       for T in 1 2; do "$ANCHOR" "$Q/s110m/model.bin" "$LLAMA_TOKENIZER" "$T" 2>"$Q/anchor.err" | sed "s/^/llama.cpp threads=$T /" \
         | tee -a "$Q/anchor.txt" | sed 's/^/   /'; done
     fi
     lc() { grep -E "threads=$1 $2"$'\t'"$3"$'\t' "$Q/anchor.txt" 2>/dev/null | cut -f3; }
-    say "   decode 1 stream, 1 thread: int8 $(num "$q1") tok/s, fp32 $(num "$f1"): $(ratio "$q1" "$f1")x (aim >= 1.8);" \
-        "llama.cpp Q8_0 $(num "$(lc 1 q8_0 tg128)") (1 thread) / $(num "$(lc 2 q8_0 tg128)") (2 threads), F32 $(num "$(lc 1 f32 tg128)") / $(num "$(lc 2 f32 tg128)")"
-    say "   int8 / llama.cpp Q8_0 at 1 thread: $(ratio "$q1" "$(lc 1 q8_0 tg128)") (aim > 1; 2 threads once steps use both cores)"
-    say "   16 streams, 1 thread: int8 $(num "$q16") tok/s, fp32 $(num "$f16"): $(ratio "$q16" "$f16")x;" \
-        "prefill 128: int8 $(num "$qp") tok/s, fp32 $(num "$fp"): $(ratio "$qp" "$fp")x"
+    say "   llama.cpp decode 1 stream: Q8_0 $(num "$(lc 1 q8_0 tg128)") (1 thread) / $(num "$(lc 2 q8_0 tg128)") (2 threads), F32 $(num "$(lc 1 f32 tg128)") / $(num "$(lc 2 f32 tg128)")"
+    say "   int8 / llama.cpp Q8_0, 1 stream: $(ratio "$q1_1" "$(lc 1 q8_0 tg128)") at 1 thread, $(ratio "$q1_2" "$(lc 2 q8_0 tg128)") at 2 threads (aim > 1)"
   else
     say "   could not write the model:"; tail -5 "$Q/mk.log"
   fi
