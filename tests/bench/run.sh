@@ -436,7 +436,8 @@ elif ! "$MKMODEL" llama2c "$PF_REPO/s110m" "$LLAMA_TOKENIZER" 768 12 12 12 2048 
 else
   # the same weights under more ids: s110m-whole (prefill_chunk 0) and s110m-cN for BENCH_PF_CHUNKS
   PF_MODELS="s110m s110m-whole"
-  for c in 0 ${BENCH_PF_CHUNKS//,/ }; do
+  pf_more=${BENCH_PF_CHUNKS:-}
+  for c in 0 ${pf_more//,/ }; do
     id=s110m-c$c; [ "$c" = 0 ] && id=s110m-whole || PF_MODELS="$PF_MODELS $id"
     mkdir -p "$PF_REPO/$id"
     for f in "$PF_REPO/s110m"/*; do [ "${f##*/}" = config.json ] || ln -s "$f" "$PF_REPO/$id/"; done
