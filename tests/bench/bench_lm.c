@@ -4,7 +4,8 @@
 // Prints key=value lines; asserts nothing.
 //
 //   bench_lm [--batches 1,4,16] [--threads 1] [--steps 120] [--prompt 8] [--rounds 3]
-//            [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--callers C] [--name NAME] [MODEL_DIR]
+//            [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--callers C] [--name NAME]
+//            [--dump PREFIX] [MODEL_DIR]
 //
 // MODEL_DIR is any directory the server loads (e.g. what `mkmodel gpt2 OUT
 // VOCAB 768 12 12 1024` writes: GPT-2-small shape). Without it the model is
@@ -50,6 +51,14 @@
 //    the prefill step plus sampling the first token (greedy; eng_sample),
 //    median of --rounds after a warm-up:
 //      lm model=NAME threads=T ttft_prompt=128 ttft_ms=.. prefill_tok_s=..
+//
+// --dump PREFIX (before the timings): the logits a reference checks, in
+// PREFIX.ids (text: "P G V" then the P prompt ids and the G greedy ids) and
+// PREFIX.logits.f32 (G rows of V floats): one fresh sequence prefills the
+// --ttft-prompt prompt in one step (row 0: the logits after it; the argmax
+// is greedy id 0), then decodes greedy id i in one step each (row i + 1).
+// The prompt is the TTFT prompt (below); tests/bench/bench_lm_torch.py
+// --check PREFIX compares PyTorch's logits with these.
 //
 // --threads 1,2 runs everything above once per compute-pool size
 // (engine/core/pool.h: the daemon's compute_threads; one step split across
@@ -381,10 +390,47 @@ static double ttft_once(eng_transformer *m, eng_tape *t, const int *toks, int P,
     return dt;
 }
 
+// --dump (see the header): prefill `P` ids, then G - 1 greedy steps; G rows.
+static int dump_logits(eng_transformer *m, eng_tape *t, const int *toks, int P, int G, const char *prefix) {
+    eng_lm *lm = eng_tf_as_lm(m);
+    int V = m->cfg.vocab_size, *ids = malloc((size_t)G * sizeof(int));
+    float *logits = malloc((size_t)G * V * sizeof(float));
+    eng_lm_seq *seq = eng_tf_lm_ops.seq_new(lm, P + G);
+    const int *tp = toks;
+    int n = P;
+    for (int g = 0; g < G; g++) {
+        eng_tf_lm_ops.step(lm, t, &seq, &tp, &n, 1, logits + (size_t)g * V);
+        ids[g] = eng_argmax(logits + (size_t)g * V, V);
+        tp = &ids[g];
+        n = 1;
+    }
+    eng_tf_lm_ops.seq_free(seq);
+    char path[4096];
+    int rc = 0;
+    snprintf(path, sizeof path, "%s.ids", prefix);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d %d %d\n", P, G, V);
+        for (int i = 0; i < P; i++) fprintf(f, "%d%c", toks[i], i + 1 < P ? ' ' : '\n');
+        for (int i = 0; i < G; i++) fprintf(f, "%d%c", ids[i], i + 1 < G ? ' ' : '\n');
+        rc |= fclose(f);
+    } else rc = -1;
+    snprintf(path, sizeof path, "%s.logits.f32", prefix);
+    f = rc == 0 ? fopen(path, "wb") : NULL;
+    if (f) {
+        rc |= fwrite(logits, sizeof(float), (size_t)G * V, f) == (size_t)G * V ? 0 : -1;
+        rc |= fclose(f);
+    } else rc = -1;
+    if (rc) fprintf(stderr, "bench_lm: cannot write %s\n", path);
+    free(ids);
+    free(logits);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     int batches[MAX_LIST] = {1, 4, 16}, nb = 3, threads[MAX_LIST] = {1}, nt = 1;
     int steps = 120, prompt = 8, rounds = 3, ttft_prompt = 128, bw_mib = 512, bw_rounds = 7, callers = 0;
-    const char *dir = NULL, *name = NULL;
+    const char *dir = NULL, *name = NULL, *dump = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batches") && i + 1 < argc) nb = parse_list(argv[++i], batches);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) nt = parse_list(argv[++i], threads);
@@ -396,10 +442,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--bw-rounds") && i + 1 < argc) bw_rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
         else if (!strcmp(argv[i], "--callers") && i + 1 < argc) callers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
         else if (argv[i][0] != '-') dir = argv[i];
         else {
             fprintf(stderr, "usage: bench_lm [--batches 1,4,16] [--threads 1] [--steps N] [--prompt P] [--rounds R]\n"
-                            "                [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--name NAME] [MODEL_DIR]\n");
+                            "                [--ttft-prompt 128] [--bw-mib 512] [--bw-rounds 7] [--callers C] [--name NAME]\n"
+                            "                [--dump PREFIX] [MODEL_DIR]\n");
             return 2;
         }
     }
@@ -473,6 +521,12 @@ int main(int argc, char **argv) {
     for (int j = 0; j < ttft_prompt; j++) toks[j] = 3 + (j * 7919) % (c->vocab_size - 3);
     float *logits = malloc((size_t)c->vocab_size * sizeof(float));
     float *scratch = malloc(2 * (size_t)c->vocab_size * sizeof(float));
+    enum { DUMP_ROWS = 9 };   // the prefill's logits and 8 decode steps'
+    if (dump && ttft_prompt + DUMP_ROWS > c->context_len) {
+        fprintf(stderr, "bench_lm: --dump needs ttft-prompt + %d <= context %d\n", DUMP_ROWS, c->context_len);
+        return 2;
+    }
+    if (dump && dump_logits(m, &t, toks, ttft_prompt, DUMP_ROWS, dump)) return 1;
     for (int ti = 0; ti < nt; ti++) {
         eng_pool_stop();
         eng_pool_start(threads[ti]);

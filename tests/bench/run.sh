@@ -19,7 +19,13 @@
 #        engine: tests/bench/bench_lm.c through eng_lm (what the continuous batcher calls):
 #                one-thread DRAM read bandwidth, decode tokens/s at 1/4/16 streams,
 #                the bandwidth roofline of one stream, time to first token of a 128-token prompt;
-#                tests/bench/bench_lm_mm.c: the GPT-2-small step's matmuls alone (kernels, page sizes)
+#                tests/bench/bench_lm_mm.c: the GPT-2-small step's matmuls alone (kernels, page sizes);
+#                gpt2-small at compute_threads 1 and 2 (decode and the 128-token prefill at both)
+#        PyTorch: tests/bench/bench_lm_torch.py, GPT-2 written in plain torch on the same gpt2-small
+#                weights (KV cache, inference_mode), 2 threads with OMP_WAIT_POLICY=passive and 1 thread:
+#                decode at the first and last BENCH_LM_STREAMS count and the 128-token prefill, after
+#                checking its logits against the engine's (bench_lm --dump); skipped when
+#                $TORCH_PYTHON lacks torch. The summary prints inferd / PyTorch ratios.
 #        HTTP:   `inferd serve` with both models, tests/bench/lm_http.py streaming
 #                /v1/completions at 1/4/16 concurrent requests (64 tokens, temperature 0),
 #                and the TTFT of one 128-token-prompt request
@@ -360,14 +366,32 @@ else
   say "   engine: ${LM_STEPS} decode steps per round after an 8-token prompt, median of 3 rounds; bandwidth: 1 thread, 512 MiB"
   : >"$OUT/lm-engine.txt"
   for name in stories15m gpt2-small; do
-    dir=()
+    dir=(); more=()
     if [ -d "$LM_REPO/$name" ]; then dir=("$LM_REPO/$name")
     elif [ "$name" != stories15m ]; then continue   # stories15m falls back to the in-memory shape
     fi
-    "$LM_BIN" --batches "$LM_STREAMS" --steps "$LM_STEPS" --name "$name" "${dir[@]}" 2>&1 \
+    # gpt2-small: compute_threads 2 too (PyTorch's best is 2 threads) and the logits PyTorch checks
+    [ "$name" = gpt2-small ] && more=(--threads 1,2 --ttft-prompt 128 --dump "$OUT/lm-gpt2-dump")
+    "$LM_BIN" --batches "$LM_STREAMS" --steps "$LM_STEPS" --name "$name" "${more[@]}" "${dir[@]}" 2>&1 \
       | sed 's/^/   /' | tee -a "$OUT/lm-engine.txt"
   done
   grep -q 'tok_s_total=' "$OUT/lm-engine.txt" && LM_OK=1
+
+  # PyTorch on the same gpt2-small weights (tests/bench/bench_lm_torch.py), right after the engine
+  : >"$OUT/lm-torch.txt"
+  if [ ! -d "$LM_REPO/gpt2-small" ]; then
+    :
+  elif ! "$TORCH_PYTHON" -c 'import torch' >/dev/null 2>&1; then
+    say "   PyTorch: skipped ($TORCH_PYTHON cannot import torch)"
+  elif [ ! -f "$OUT/lm-gpt2-dump.logits.f32" ]; then
+    say "   PyTorch: skipped (bench_lm wrote no logits to check against)"
+  else
+    say "   PyTorch $("$TORCH_PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null), gpt2-small: the same weights," \
+        "GPT-2 in plain torch (KV cache), 2 threads OMP_WAIT_POLICY=passive and 1 thread; load now $(cut -d' ' -f1 /proc/loadavg)"
+    OMP_WAIT_POLICY=passive "$TORCH_PYTHON" -W ignore tests/bench/bench_lm_torch.py --threads 2,1 \
+        --batches "${LM_STREAMS%%,*},${LM_STREAMS##*,}" --steps "$LM_STEPS" --ttft-prompt 128 --name gpt2-small \
+        --check "$OUT/lm-gpt2-dump" "$LM_REPO/gpt2-small" 2>&1 | sed 's/^/   /' | tee "$OUT/lm-torch.txt"
+  fi
 
   # the matmuls of a GPT-2-small step alone (tests/bench/bench_lm_mm.c): the serving kernel at
   # 1/4/16 rows in 4 KiB and huge pages, a prototype tiled kernel, sgemm on 1 and 2 threads
@@ -773,6 +797,23 @@ if [ "$LM_OK" = 1 ]; then
         "HTTP/engine 1 stream $(ratio "$h1" "$e1")"
   done
   [ "$LM_HTTP_OK" = 1 ] || say "  (HTTP: not measured)"
+  if grep -q 'lm_torch model=gpt2-small threads=' "$OUT/lm-torch.txt" 2>/dev/null; then
+    lo=${LM_STREAMS%%,*}; hi=${LM_STREAMS##*,}
+    say "  gpt2-small, inferd (bench_lm, compute_threads T) beside PyTorch (T threads; 2 with OMP_WAIT_POLICY=passive);"
+    say "  ratio = inferd / PyTorch speed (> 1: inferd faster); $(grep -m1 'check model=gpt2-small' "$OUT/lm-torch.txt" | sed 's/^ *//')"
+    printf '  %-30s %10s %10s %7s %10s %10s %7s\n' "" "inferd 1t" "PyTorch 1t" "ratio" "inferd 2t" "PyTorch 2p" "ratio"
+    for row in "decode, $lo stream(s), tok/s|batch=$lo |tok_s_total|up" "decode, $hi streams total, tok/s|batch=$hi |tok_s_total|up" \
+               "prefill, 128-token prompt, ms|ttft_prompt=128 |ttft_ms|down"; do
+      IFS='|' read -r label sel key dir <<<"$row"
+      e1=$(get "$OUT/lm-engine.txt" "lm model=gpt2-small threads=1 $sel" "$key")
+      e2=$(get "$OUT/lm-engine.txt" "lm model=gpt2-small threads=2 $sel" "$key")
+      t1=$(get "$OUT/lm-torch.txt" "lm_torch model=gpt2-small threads=1 $sel" "$key")
+      t2=$(get "$OUT/lm-torch.txt" "lm_torch model=gpt2-small threads=2p $sel" "$key")
+      if [ "$dir" = up ]; then r1=$(ratio "$e1" "$t1"); r2=$(ratio "$e2" "$t2"); else r1=$(ratio "$t1" "$e1"); r2=$(ratio "$t2" "$e2"); fi
+      printf '  %-30s %10s %10s %7s %10s %10s %7s\n' "$label" "${e1:--}" "${t1:--}" "$r1" "${e2:--}" "${t2:--}" "$r2"
+    done
+    say "  (aim: prefill faster than PyTorch at its best setting, i.e. the 2p column's ratio > 1)"
+  fi
   if [ -s "$OUT/lm-mm.txt" ]; then
     mm() { get "$OUT/lm-mm.txt" "kernel=$1 pages=$2 M=$3 " "$4"; }
     lo=${LM_STREAMS%%,*}; hi=${LM_STREAMS##*,}
