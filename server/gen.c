@@ -505,13 +505,25 @@ static int advance(srv_worker *w, srv_model *m, gen_state *g) {
     int n = gather_inputs(g);
     if (n == 0) return 0;
     float *logits = srv_worker_out(w, (size_t)n * (size_t)vocab);
+    double t0 = eng_now();
     if (!logits || step_guarded(em, w, g, n, logits) != 0) {
         for (int i = 0; i < g->n_run; i++) ((srv_gen_req *)g->run[i]->r->task)->failed = 1;
         return -1;
     }
+    double t1 = eng_now();
     srv_metrics_batch(m->id, n);
     atomic_fetch_add(&m->n_batches, 1);
     sample_all(m, g, logits, vocab);
+    if (srv_log_threshold >= SRV_LOG_DEBUG) {
+        // Per-step timing on the monotonic clock (eng_now, as a client's
+        // time.monotonic / perf_counter on Linux): tests/bench/prefill_http.py
+        // --server-log lines it up with the clients' chunk arrivals to tell
+        // step-time jitter from delivery jitter. streamed = when the step's
+        // chunks had all been handed to their connections.
+        int rows = 0;
+        for (int i = 0; i < n; i++) rows += g->ntok[i];
+        log_debug("step model=%s seqs=%d rows=%d start=%.6f end=%.6f streamed=%.6f", m->id, n, rows, t0, t1, eng_now());
+    }
     return 0;
 }
 

@@ -280,6 +280,14 @@ static void timed_wait(double until_monotonic) {
     pthread_cond_timedwait(&cv, &mu, &ts);
 }
 
+// Whether a model other than q has work a worker could start now (or once
+// its batching delay ends). Lock held.
+static int other_ready(const slot *q) {
+    for (const slot *o = qlist; o; o = o->qnext)
+        if (o != q && !o->stepping) return 1;
+    return 0;
+}
+
 // One step of the continuous runner of q's model: lock held on entry and on return.
 static void run_step(srv_worker *w, slot *q, srv_task_stepper step) {
     srv_model *m = q->model;
@@ -291,7 +299,11 @@ static void run_step(srv_worker *w, slot *q, srv_task_stepper step) {
     q->stepping = 0;
     q->n_running = running;
     if (q->head || running > 0) qlist_add(q); else qlist_remove(q);
-    pthread_cond_signal(&cv);
+    // This worker looks for work again at once (and takes q's next step when
+    // nothing waited longer), so wake another one only when some other model
+    // waits: a wake-up per step would put an idle worker on a core the
+    // step's compute pool is using, then send it back to sleep.
+    if (other_ready(q)) pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
     srv_model_unref(m);   // may free m and q: not under the lock
     pthread_mutex_lock(&mu);

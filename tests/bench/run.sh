@@ -33,7 +33,9 @@
 #                hidden 2048, context 1024),
 #                tests/bench/prefill_http.py: 8 streams decoding, inter-token latency median / p99 / max
 #                without and with a 1000-token prompt arriving mid-run, prefill_chunk at the default and
-#                at 0 (whole prompts); the p99 / base-median ratio and the long prompt's own TTFT;
+#                at 0 (whole prompts); the p99 / base-median ratio and the long prompt's own TTFT; the
+#                gaps split into the server's step period and delivery (the daemon's debug step log),
+#                and the CPU share other processes took during each run;
 #                tests/bench/bench_prefill.c: the same step's cost per chunk size through eng_lm, in one process
 #      The GPT-2 model needs tests/ref/gpt2-vocab (scripts/fetch-test-vocab.sh), the llama
 #      one ../shared/data/tokenizer.bin (else the engine figure uses an in-memory model and
@@ -478,7 +480,8 @@ else
   else
     say "== 4b. chunked prefill, engine: cannot build bench_prefill:"; cat "$OUT/cc-pf.log"
   fi
-  "$INFERD" serve --host 127.0.0.1 --port 0 --models "$PF_REPO" --access-log false --log-level info \
+  # --log-level debug: server/gen.c logs each step's start/end (monotonic clock) for prefill_http.py --server-log
+  "$INFERD" serve --host 127.0.0.1 --port 0 --models "$PF_REPO" --access-log false --log-level debug \
       >"$OUT/pf-daemon.out" 2>"$OUT/pf-daemon.err" &
   DAEMON_PID=$!
   PORT=
@@ -495,11 +498,15 @@ else
     say "== 4b. chunked prefill: stories110M-shaped llama2.c checkpoint (dim 768, 12 layers, hidden 2048, context 1024,"
     say "   tied classifier, random weights), ${BENCH_PF_STREAMS:-8} streams (max_tokens ${BENCH_PF_MAX_TOKENS:-160}, greedy) and a ${BENCH_PF_PROMPT:-1000}-token prompt arriving after"
     say "   their 24th token; s110m = prefill_chunk ${PF_CHUNK:-default}, s110m-whole = 0 (whole prompts); ITL = gap between"
-    say "   a stream's text chunks; base = the same streams without the long prompt; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    say "   a stream's text chunks as one client process sees them (one thread, a selector over all sockets); base = the"
+    say "   same streams without the long prompt; others_cpu = the machine's CPU time other processes took during the run;"
+    say "   'server' lines, from the daemon's per-step log: step = one step's start to the next's, delivery = a chunk's"
+    say "   arrival minus the end of the step that made it; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     # shellcheck disable=SC2046
     python3 tests/bench/prefill_http.py --port "$PORT" $(printf -- '--model %s ' $PF_MODELS) \
         --streams "${BENCH_PF_STREAMS:-8}" --max-tokens "${BENCH_PF_MAX_TOKENS:-160}" --arrive-after 24 \
-        --long-prompt "${BENCH_PF_PROMPT:-1000}" --rounds "${BENCH_PF_ROUNDS:-1}" 2>&1 | sed 's/^/   /' | tee "$OUT/pf.txt"
+        --long-prompt "${BENCH_PF_PROMPT:-1000}" --rounds "${BENCH_PF_ROUNDS:-1}" \
+        --server-log "$OUT/pf-daemon.err" --server-pid "$DAEMON_PID" 2>&1 | sed 's/^/   /' | tee "$OUT/pf.txt"
     say "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   fi
   kill -TERM "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
