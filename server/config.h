@@ -24,6 +24,7 @@ typedef struct {
     int threads;                // HTTP threads (libmicrohttpd pool), default 4
     int workers;                // compute workers, default = number of CPUs ("auto")
     int compute_threads;        // threads one step is split across (engine/core/pool.h), default = CPUs; 1 = off
+    char *weights_pages;        // auto|huge|file: loaded weights on huge pages or the file mapped (engine/io/weights_map.h)
     char *log_level;            // error|warn|info|debug, default "info"
     int access_log;             // one line per request on stderr, default 1
     long long max_body_bytes;   // request body limit in bytes, default 32 MiB
@@ -46,7 +47,7 @@ typedef struct {
 // Number of options in the table = every srv_config field but config_path.
 // config.c static_asserts that its table has exactly this many entries and
 // that each entry's type matches its field: add a field, add a table row.
-#define SRV_CONFIG_NOPTIONS 26
+#define SRV_CONFIG_NOPTIONS 27
 
 // Fills every field with its default (strings malloc'd). Aborts only if
 // memory runs out at startup or a built-in default fails its own check (a bug).

@@ -9,6 +9,7 @@
 #include "engine/core/cpu.h"       // eng_cpu_init, eng_cpu_describe
 #include "engine/core/gemm_q8.h"   // eng_q8_isa (logged)
 #include "engine/core/pool.h"      // eng_pool_start/stop (compute_threads)
+#include "engine/io/weights_map.h" // eng_weights_pages_set (weights_pages)
 #include "engine/core/util.h"      // eng_now
 #include "server/api.h"       // srv_api_routes, srv_run_classify_images, srv_run_classify_text
 #include "server/files.h"     // srv_files_init
@@ -101,6 +102,9 @@ int srv_daemon_run(const srv_config *c) {
     // call OpenBLAS, OpenBLAS runs single-threaded (PERF-NOTES: OpenBLAS
     // threads and ours fight on 2 vCPUs).
     if (c->workers > 1 || c->compute_threads > 1) openblas_set_num_threads(1);
+    eng_weights_pages wp = ENG_WEIGHTS_AUTO;
+    (void)eng_weights_pages_parse(c->weights_pages, &wp);   // checked by the config
+    eng_weights_pages_set(wp);
     if (eng_pool_start(c->compute_threads) != 0)
         log_warn("compute pool: no helper thread could be started; steps run on their worker's thread");
     if (srv_sched_start(c->workers) != 0) return 1;

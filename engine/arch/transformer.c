@@ -11,7 +11,7 @@
 #include <stdlib.h>             // free
 #include <string.h>             // memcpy, memset, strcmp, strerror
 #include <errno.h>              // errno
-#include <sys/mman.h>           // mmap, munmap
+#include <sys/mman.h>           // munmap
 #include <sys/stat.h>           // fstat
 #include <unistd.h>             // close
 #include "engine/core/ops.h"         // eng_linear_forward, eng_gelu_forward
@@ -20,6 +20,7 @@
 #include "engine/core/pool.h"        // eng_pool_for: attention split by (sequence, head)
 #include "engine/core/rng.h"         // eng_rng for init
 #include "engine/core/tape_seq.h"    // eng_t_* sequence ops
+#include "engine/io/weights_map.h"   // eng_weights_map: the checkpoint in memory
 #include "engine/core/util.h"        // eng_errorf, eng_xmalloc, eng_xaligned
 
 static const char *const arch_names[] = {[ENG_TF_GPT2] = "gpt2", [ENG_TF_LLAMA] = "llama"};
@@ -582,10 +583,10 @@ int eng_tf_open_llama2c(eng_transformer *m, const char *path, char **err) {
         close(fd);
         return eng_errorf(err, "%s: too short for a llama2.c checkpoint header", path);
     }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = eng_weights_map(fd, len);   // on huge pages when it pays (weights_map.h)
     int map_errno = errno;
     close(fd);
-    if (map == MAP_FAILED) return eng_errorf(err, "%s: mmap: %s", path, strerror(map_errno));
+    if (!map) return eng_errorf(err, "%s: reading the weights: %s", path, strerror(map_errno));
 
     int32_t h[LLAMA2C_HEADER];
     memcpy(h, map, sizeof h);

@@ -5,6 +5,7 @@
 // Assumes a little-endian host, as the file format is little-endian.
 #include "engine/io/safetensors.h"
 #include "engine/core/util.h"   // eng_errorf, eng_xmalloc (writer only), eng_write_file_atomic
+#include "engine/io/weights_map.h"   // eng_weights_map
 
 #include <errno.h>         // errno
 #include <fcntl.h>         // open
@@ -12,7 +13,7 @@
 #include <math.h>          // ldexpf, INFINITY, NAN
 #include <stdlib.h>        // malloc, free, qsort, bsearch
 #include <string.h>        // memcpy, strcmp, strerror
-#include <sys/mman.h>      // mmap, madvise, munmap
+#include <sys/mman.h>      // munmap
 #include <sys/stat.h>      // fstat
 #include <unistd.h>        // close
 
@@ -309,8 +310,9 @@ int eng_st_parse(eng_st_file *f, const void *buf, size_t len, char **err) {
     return 0;
 }
 
-// Maps the file read-only and privately: the pages are shared with the page
-// cache (and every worker), and nothing we do can write back to the file.
+// The file's bytes read-only, shared by every worker: mapped privately (so
+// nothing can write back to the file), or copied onto huge pages
+// (engine/io/weights_map.h says when and why).
 int eng_st_open(eng_st_file *f, const char *path, char **err) {
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -330,15 +332,11 @@ int eng_st_open(eng_st_file *f, const char *path, char **err) {
         close(fd);
         return eng_errorf(err, "safetensors: %s: file is %zu bytes, shorter than the 8-byte header length", path, len);
     }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    // mapped, or copied onto huge pages where that streams faster (weights_map.h)
+    void *map = eng_weights_map(fd, len);
     int e = errno;
-    close(fd);   // the mapping keeps the file alive
-    if (map == MAP_FAILED) return eng_errorf(err, "safetensors: mmap %s: %s", path, strerror(e));
-    // Hints only: huge pages read weights faster; failure is harmless.
-#ifdef MADV_HUGEPAGE
-    (void)madvise(map, len, MADV_HUGEPAGE);
-#endif
-    (void)madvise(map, len, MADV_WILLNEED);
+    close(fd);   // a mapping keeps the file alive
+    if (!map) return eng_errorf(err, "safetensors: reading %s: %s", path, strerror(e));
 
     char *msg = NULL;
     if (st_parse(f, map, len, &msg) != 0) {

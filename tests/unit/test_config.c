@@ -130,7 +130,7 @@ START_TEST(test_each_option_own_field) {
     static const char *const alt[][2] = {
         { "host", "0.0.0.0" }, { "port", "9" }, { "models", "m2" }, { "data_dir", "d2" },
         { "load", "a,b" }, { "api_key", "k" }, { "api_key_file", "/k" }, { "auth_probes", "true" },
-        { "threads", "7" }, { "workers", "255" }, { "compute_threads", "254" }, { "log_level", "debug" }, { "access_log", "false" },
+        { "threads", "7" }, { "workers", "255" }, { "compute_threads", "254" }, { "weights_pages", "file" }, { "log_level", "debug" }, { "access_log", "false" },
         { "max_body_bytes", "2048" }, { "max_body_bytes_total", "2097152" }, { "max_file_bytes", "4096" }, { "max_image_pixels", "5" }, { "max_image_bytes", "2097152" }, { "cors_origins", "*" },
         { "shutdown_timeout_s", "3" }, { "max_running_jobs", "3" }, { "max_queued_jobs", "5" }, { "max_job_steps", "77" }, { "max_job_image_bytes", "2097152" },
         { "train_threads", "2" }, { "prefill_chunk", "0" },
@@ -359,6 +359,7 @@ START_TEST(test_strings) {
     for (size_t i = 0; i < 4; i++) expect_set("log_level", levels[i], NULL);
     expect_set("log_level", "INFO", "log_level: 'INFO': must be one of error|warn|info|debug");
     expect_set("log_level", "", "log_level: '': must be one of error|warn|info|debug");
+    expect_set("weights_pages", "HUGE", "weights_pages: 'HUGE': must be one of auto|huge|file");
     expect_set("host", "", "host: '': must not be empty");
     expect_set("host", "a b", "host: 'a b': must not contain blanks");
     expect_set("host", "a\tb", "host: 'a\tb': contains a control character");
