@@ -1002,13 +1002,14 @@ static void mlp_block(const eng_transformer *m, int l, tf_work *w) {
     int T = w->T, C = c->dim, Hd = c->hidden_dim;
     norm_rows(m, w->h, w->x, &L->ln2_w, &L->ln2_b, T);
     quant_rows(w, w->h, T, C, (const eng_q8_matrix *const[]){&L->qw1, &L->qw3, NULL});
+    // the activation fused into the tasks that compute its inputs (ops_par.h)
     if (c->arch == ENG_TF_GPT2) {
-        eng_par_linears_q8((const eng_par_lin[]){plin(w->f1, &L->w1, &L->qw1, L->b1.val, Hd)}, 1, w->h, &w->qa, T, C);
-        eng_gelu_forward(w->f1, w->f1, (size_t)T * Hd);
+        eng_par_lin fc = plin(w->f1, &L->w1, &L->qw1, L->b1.val, Hd);
+        fc.act = ENG_PAR_ACT_GELU;
+        eng_par_linears_q8(&fc, 1, w->h, &w->qa, T, C);
     } else {
-        eng_par_linears_q8((const eng_par_lin[]){plin(w->f1, &L->w1, &L->qw1, NULL, Hd), plin(w->f3, &L->w3, &L->qw3, NULL, Hd)},
-                           2, w->h, &w->qa, T, C);
-        eng_swiglu_forward(w->f1, w->f1, w->f3, (size_t)T * Hd);
+        eng_par_lin gate = plin(w->f1, &L->w1, &L->qw1, NULL, Hd), up = plin(w->f3, &L->w3, &L->qw3, NULL, Hd);
+        eng_par_swiglu(&gate, &up, w->h, &w->qa, T, C);
     }
     quant_rows(w, w->f1, T, Hd, (const eng_q8_matrix *const[]){&L->qw2, NULL});
     eng_par_linears_q8((const eng_par_lin[]){plin(w->h, &L->w2, &L->qw2, L->b2.val, C)}, 1, w->f1, &w->qa, T, Hd);

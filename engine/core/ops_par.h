@@ -15,13 +15,18 @@
 
 #include "engine/core/gemm_q8.h"   // eng_q8_matrix, eng_q8_rows (int8 weights)
 
-// One linear layer of a group sharing the same input: out[N, OC] = in W^T (+ b).
+// An activation a task applies to the columns it has just computed (while
+// they are in cache, and in parallel): the same values as applying it after.
+typedef enum { ENG_PAR_ACT_NONE, ENG_PAR_ACT_GELU } eng_par_act;
+
+// One linear layer of a group sharing the same input: out[N, OC] = act(in W^T (+ b)).
 typedef struct {
     float *out;
     const float *w;   // [OC, C]
     const float *b;   // [OC] or NULL
     int OC;
     const eng_q8_matrix *q8;   // int8 weights [OC, C] used instead of w (eng_par_linears_q8), or NULL
+    eng_par_act act;           // applied to out (eng_gelu_forward), or NONE
 } eng_par_lin;
 
 // Runs n linear layers over the same in[N, C] in one parallel-for (one
@@ -34,6 +39,12 @@ void eng_par_linears(const eng_par_lin *lins, int n, const float *in, int N, int
 // eng_gemm_q8_nt, whose column blocks give the same bits too; the others
 // read in. qin may be NULL when no layer has q8.
 void eng_par_linears_q8(const eng_par_lin *lins, int n, const float *in, const eng_q8_rows *qin, int N, int C);
+// Llama's gated MLP input: gate->out = silu(in Wg^T) * (in Wu^T), [N, OC]
+// (gate and up have the same OC; up->out is scratch). Gate and up are cut
+// by the same column ranges, so a task takes the product of the columns it
+// has just computed: eng_swiglu_forward's values, without a serial pass.
+void eng_par_swiglu(const eng_par_lin *gate, const eng_par_lin *up, const float *in, const eng_q8_rows *qin, int N,
+                    int C);
 // One layer: eng_linear_forward_rowwise's contract, split across the pool.
 void eng_par_linear(float *out, const float *in, const float *w, const float *b, int N, int C, int OC);
 

@@ -16,7 +16,8 @@
 #include <string.h>                // memcmp
 #include <time.h>                  // nanosleep
 #include "engine/core/ops.h"       // eng_linear_forward_rowwise (the reference)
-#include "engine/core/ops_par.h"   // eng_par_linear(s)
+#include "engine/core/ops_par.h"   // eng_par_linear(s), eng_par_swiglu
+#include "engine/core/ops_seq.h"   // eng_swiglu_forward (the reference)
 #include "engine/core/util.h"      // eng_now
 
 // ---------------------------------------------------------------- exactly once
@@ -197,7 +198,7 @@ START_TEST(test_par_linear_bits) {
                 eng_par_lin lins[NOC];
                 for (int k = 0; k < NOC; k++) {
                     eng_linear_forward_rowwise(want[k], in, w[k], bias ? b[k] : NULL, N, C, ocs[k]);
-                    lins[k] = (eng_par_lin){got[k], w[k], bias ? b[k] : NULL, ocs[k], NULL};
+                    lins[k] = (eng_par_lin){.out = got[k], .w = w[k], .b = bias ? b[k] : NULL, .OC = ocs[k]};
                     memset(got[k], 0xff, (size_t)N * ocs[k] * sizeof(float));
                 }
                 eng_par_linears(lins, NOC, in, N, C);   // all at once (one cut over every column)
@@ -218,6 +219,43 @@ START_TEST(test_par_linear_bits) {
 }
 END_TEST
 
+// The fused activations: a GELU layer and eng_par_swiglu == the linears
+// followed by eng_gelu_forward / eng_swiglu_forward over the whole output,
+// bit for bit, for every row count and pool size (the tasks apply them to
+// the column ranges they computed).
+START_TEST(test_par_fused_act_bits) {
+    enum { C = 45, MAXN = 9, H = 147 };
+    float *in = malloc(MAXN * C * sizeof(float)), *wg = malloc(H * C * sizeof(float)), *wu = malloc(H * C * sizeof(float));
+    float *bg = malloc(H * sizeof(float)), *want = malloc(MAXN * H * sizeof(float)), *up = malloc(MAXN * H * sizeof(float));
+    float *got = malloc(MAXN * H * sizeof(float)), *scratch = malloc(MAXN * H * sizeof(float));
+    tu_fill(in, MAXN * C, -2, 2);
+    tu_fill(wg, H * C, -1, 1);
+    tu_fill(wu, H * C, -1, 1);
+    tu_fill(bg, H, -1, 1);
+    eng_pool_set_min_flops(0);
+    for (int pool = 1; pool <= 3; pool++) {
+        ck_assert_int_eq(eng_pool_start(pool), 0);
+        for (int N = 1; N <= MAXN; N++) {
+            eng_linear_forward_rowwise(want, in, wg, bg, N, C, H);   // GELU(in Wg^T + b)
+            eng_gelu_forward(want, want, (size_t)N * H);
+            memset(got, 0xff, (size_t)N * H * sizeof(float));
+            eng_par_lin fc = {.out = got, .w = wg, .b = bg, .OC = H, .act = ENG_PAR_ACT_GELU};
+            eng_par_linears(&fc, 1, in, N, C);
+            ck_assert_msg(!memcmp(got, want, (size_t)N * H * sizeof(float)), "pool %d N %d: fused GELU differs", pool, N);
+            eng_linear_forward_rowwise(want, in, wg, NULL, N, C, H);   // silu(in Wg^T) * in Wu^T
+            eng_linear_forward_rowwise(up, in, wu, NULL, N, C, H);
+            eng_swiglu_forward(want, want, up, (size_t)N * H);
+            memset(got, 0xff, (size_t)N * H * sizeof(float));
+            eng_par_lin g = {.out = got, .w = wg, .OC = H}, u = {.out = scratch, .w = wu, .OC = H};
+            eng_par_swiglu(&g, &u, in, NULL, N, C);
+            ck_assert_msg(!memcmp(got, want, (size_t)N * H * sizeof(float)), "pool %d N %d: eng_par_swiglu differs", pool, N);
+        }
+        eng_pool_stop();
+    }
+    free(in); free(wg); free(wu); free(bg); free(want); free(up); free(got); free(scratch);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("pool");
@@ -230,6 +268,7 @@ static Suite *pool_suite(void) {
     tcase_add_test(tc, test_start_stop_cycles);
     tcase_add_test(tc, test_width);
     tcase_add_test(tc, test_par_linear_bits);
+    tcase_add_test(tc, test_par_fused_act_bits);
     suite_add_tcase(s, tc);
     return s;
 }
