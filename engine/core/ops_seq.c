@@ -7,6 +7,8 @@
 // vectorises them, row by row, so that a row never depends on its chunk.
 // Nothing here allocates, keeps state, or sets BLAS threads.
 #include "engine/core/ops_seq.h"
+#include "engine/core/attention_internal.h"   // eng__attn_row_avx512/avx2
+#include "engine/core/cpu.h"                  // eng_cpu_level_get
 
 #include <assert.h>   // assert (caller bugs only)
 #include <cblas.h>    // cblas_sgemm
@@ -457,6 +459,22 @@ void eng_attention_cached_heads(float *out, float *scratch, const float *q, cons
     // rows; rows four at a time where there are four (each key and value row
     // read once for the four; the same bits as one at a time).
     int L = pos + n;
+    // AVX2 / AVX-512 (attention_simd.c): one row at a time, the same bits
+    // whatever n is; the plain path below otherwise
+    eng_cpu_level lvl = eng_cpu_level_get();
+    int W = lvl == ENG_CPU_AVX512 ? 16 : lvl == ENG_CPU_AVX2 ? 8 : 0;
+    if (W && hd % W == 0 && hd <= ENG_ATTN_SIMD_MAX_HD) {
+        for (int h = h0; h < h1; h++) {
+            const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
+            for (int i = 0; i < n; i++) {
+                const float *qv = q + (size_t)i * qs + (size_t)h * hd;
+                float *o = out + (size_t)i * qs + (size_t)h * hd;
+                if (W == 16) eng__attn_row_avx512(o, scratch, qv, K, V, (size_t)ks, pos + i + 1, hd, scale);
+                else eng__attn_row_avx2(o, scratch, qv, K, V, (size_t)ks, pos + i + 1, hd, scale);
+            }
+        }
+        return;
+    }
     for (int h = h0; h < h1; h++) {
         const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
         int i = 0;

@@ -1,0 +1,257 @@
+// attention_simd.c — one query row of one head against a KV cache, on
+// AVX-512 or AVX2 + FMA (attention_internal.h; ops_seq.c dispatches).
+//
+// WHY: the engine is built for baseline x86-64, so the plain attention loop
+// runs 4-wide SSE with a libm expf per score. With 16 streams decoding that
+// was ~12% of a stories110M step at 70 tokens of context and grows with
+// the context; here each score is a 16- or 8-lane FMA dot product and the
+// softmax's exponentials are a vector polynomial.
+//
+// Fixed order of every result, whatever the row's neighbours (batch
+// invariance): score t = scale * (lanes over hd in blocks of W, in order;
+// then the fixed lane tree); the maximum (exact in any order); e_t =
+// exp(score_t - max) by the polynomial below; sum = lanes over t in blocks of
+// W in order (the last block masked) then the lane tree; out = (sum over t of
+// e_t * V[t], even t and odd t in two running sums, added at the end) / sum.
+// Nothing depends on how many rows or heads a call has.
+#include "engine/core/attention_internal.h"
+
+#include <immintrin.h>  // AVX-512 / AVX2 intrinsics
+#include <string.h>     // memcpy
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define T256 __attribute__((target("avx2,fma")))
+
+// exp(x) for x <= 0 (scores minus their maximum), as Cephes' expf: x = n ln2
+// + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial (relative error
+// ~2e-7), times 2^n. Below -87 the result is clamped to exp(-87) ~ 1.6e-38
+// (a weight that no float sum of weights near 1 can notice).
+static const float EXP_LO = -87.0f, LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+static const float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
+                   P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+
+// ---------------------------------------------------------------- AVX-512
+
+static inline __attribute__((always_inline)) T512 __m512 exp512(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+// The lane tree l + (l+8), + 4, + 2, + 1 (gemm_avx512.c's hsum16).
+static inline __attribute__((always_inline)) T512 float hsum512(__m512 v)
+{
+    __m256 w = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1));
+    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));
+    return _mm_cvtss_f32(z);
+}
+
+// One row with nv vectors per head (a constant where it is called: the
+// loops over j unroll and the sums stay in registers).
+static inline __attribute__((always_inline)) T512 void
+row512(float *out, float *s, const float *q, const float *K, const float *V, size_t ks, int len, float scale, const int nv)
+{
+    enum { W = 16, MAXV = ENG_ATTN_SIMD_MAX_HD / 16 };
+    __m512 qv[MAXV];
+    for (int j = 0; j < nv; j++) qv[j] = _mm512_loadu_ps(q + j * W);
+    // scores, four keys side by side (four independent chains)
+    int t = 0;
+    for (; t + 4 <= len; t += 4) {
+        const float *k0 = K + (size_t)t * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k0)), a1 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k1));
+        __m512 a2 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k2)), a3 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k3));
+        for (int j = 1; j < nv; j++) {
+            a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + j * W), a0);
+            a1 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k1 + j * W), a1);
+            a2 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k2 + j * W), a2);
+            a3 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k3 + j * W), a3);
+        }
+        s[t] = scale * hsum512(a0);
+        s[t + 1] = scale * hsum512(a1);
+        s[t + 2] = scale * hsum512(a2);
+        s[t + 3] = scale * hsum512(a3);
+    }
+    for (; t < len; t++) {
+        const float *k0 = K + (size_t)t * ks;
+        __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k0));
+        for (int j = 1; j < nv; j++) a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + j * W), a0);
+        s[t] = scale * hsum512(a0);
+    }
+    // softmax's numerator in place, and its sum
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    int full = len / W * W;
+    __mmask16 tail = (__mmask16)((1u << (len - full)) - 1);
+    for (t = 0; t < full; t += W) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + t));
+    if (tail) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s + full));
+    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+    for (t = 0; t < full; t += W) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
+        _mm512_storeu_ps(s + t, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (tail) {
+        __m512 e = _mm512_maskz_mov_ps(tail, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + full), m)));
+        _mm512_mask_storeu_ps(s + full, tail, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    float inv = 1.0f / hsum512(sum);
+    // weighted sum of the values: even and odd keys in two sets of sums
+    __m512 oa[MAXV], ob[MAXV];
+    for (int j = 0; j < nv; j++) oa[j] = ob[j] = _mm512_setzero_ps();
+    for (t = 0; t + 2 <= len; t += 2) {
+        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
+        __m512 p0 = _mm512_set1_ps(s[t]), p1 = _mm512_set1_ps(s[t + 1]);
+        for (int j = 0; j < nv; j++) {
+            oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
+            ob[j] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + j * W), ob[j]);
+        }
+    }
+    if (t < len) {
+        const float *v0 = V + (size_t)t * ks;
+        __m512 p0 = _mm512_set1_ps(s[t]);
+        for (int j = 0; j < nv; j++) oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
+    }
+    __m512 iv = _mm512_set1_ps(inv);
+    for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + j * W, _mm512_mul_ps(_mm512_add_ps(oa[j], ob[j]), iv));
+}
+
+// Common head sizes with constant vector counts, the rest generic.
+T512 void eng__attn_row_avx512(float *out, float *s, const float *q, const float *K, const float *V, size_t ks, int len,
+                               int hd, float scale)
+{
+    switch (hd / 16) {
+    case 2: row512(out, s, q, K, V, ks, len, scale, 2); break;    // hd 32
+    case 3: row512(out, s, q, K, V, ks, len, scale, 3); break;    // hd 48 (stories15M)
+    case 4: row512(out, s, q, K, V, ks, len, scale, 4); break;    // hd 64 (GPT-2, stories110M)
+    case 8: row512(out, s, q, K, V, ks, len, scale, 8); break;    // hd 128 (Llama)
+    default: row512(out, s, q, K, V, ks, len, scale, hd / 16); break;
+    }
+}
+
+// ---------------------------------------------------------------- AVX2
+
+static inline __attribute__((always_inline)) T256 __m256 exp256(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    // 2^n from the exponent bits: n >= -126 after the clamp, so normal
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// The lane tree l + (l+4), + 2, + 1.
+static inline __attribute__((always_inline)) T256 float hsum256(__m256 v)
+{
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));
+    return _mm_cvtss_f32(z);
+}
+
+static inline __attribute__((always_inline)) T256 float hmax256(__m256 v)
+{
+    __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_max_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+static inline __attribute__((always_inline)) T256 void
+row256(float *out, float *s, const float *q, const float *K, const float *V, size_t ks, int len, float scale, const int nv)
+{
+    enum { W = 8, MAXV = ENG_ATTN_SIMD_MAX_HD / 8 };
+    int t = 0;
+    // scores, four keys side by side; q is re-read from L1 (16 registers)
+    for (; t + 4 <= len; t += 4) {
+        const float *k0 = K + (size_t)t * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        __m256 q0 = _mm256_loadu_ps(q);
+        __m256 a0 = _mm256_mul_ps(q0, _mm256_loadu_ps(k0)), a1 = _mm256_mul_ps(q0, _mm256_loadu_ps(k1));
+        __m256 a2 = _mm256_mul_ps(q0, _mm256_loadu_ps(k2)), a3 = _mm256_mul_ps(q0, _mm256_loadu_ps(k3));
+        for (int j = 1; j < nv; j++) {
+            __m256 qj = _mm256_loadu_ps(q + j * W);
+            a0 = _mm256_fmadd_ps(qj, _mm256_loadu_ps(k0 + j * W), a0);
+            a1 = _mm256_fmadd_ps(qj, _mm256_loadu_ps(k1 + j * W), a1);
+            a2 = _mm256_fmadd_ps(qj, _mm256_loadu_ps(k2 + j * W), a2);
+            a3 = _mm256_fmadd_ps(qj, _mm256_loadu_ps(k3 + j * W), a3);
+        }
+        s[t] = scale * hsum256(a0);
+        s[t + 1] = scale * hsum256(a1);
+        s[t + 2] = scale * hsum256(a2);
+        s[t + 3] = scale * hsum256(a3);
+    }
+    for (; t < len; t++) {
+        const float *k0 = K + (size_t)t * ks;
+        __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k0));
+        for (int j = 1; j < nv; j++) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * W), _mm256_loadu_ps(k0 + j * W), a0);
+        s[t] = scale * hsum256(a0);
+    }
+    // the last len % 8 scores go through a padded block (-inf: exp gives 0)
+    int full = len / W * W, rest = len - full;
+    float pad[W];
+    for (int i = 0; i < W; i++) pad[i] = i < rest ? s[full + i] : -__builtin_inff();
+    __m256 mx = _mm256_loadu_ps(pad);
+    for (t = 0; t < full; t += W) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + t));
+    __m256 m = _mm256_set1_ps(hmax256(mx)), sum = _mm256_setzero_ps();
+    for (t = 0; t < full; t += W) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t), m));
+        _mm256_storeu_ps(s + t, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (rest) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(pad), m));
+        e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_loadu_ps(pad), _mm256_set1_ps(-__builtin_inff()), _CMP_NEQ_OQ));
+        _mm256_storeu_ps(pad, e);
+        memcpy(s + full, pad, (size_t)rest * sizeof(float));
+        sum = _mm256_add_ps(sum, e);
+    }
+    float inv = 1.0f / hsum256(sum);
+    __m256 oa[MAXV], ob[MAXV];
+    for (int j = 0; j < nv; j++) oa[j] = ob[j] = _mm256_setzero_ps();
+    for (t = 0; t + 2 <= len; t += 2) {
+        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
+        __m256 p0 = _mm256_set1_ps(s[t]), p1 = _mm256_set1_ps(s[t + 1]);
+        for (int j = 0; j < nv; j++) {
+            oa[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + j * W), oa[j]);
+            ob[j] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + j * W), ob[j]);
+        }
+    }
+    if (t < len) {
+        const float *v0 = V + (size_t)t * ks;
+        __m256 p0 = _mm256_set1_ps(s[t]);
+        for (int j = 0; j < nv; j++) oa[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + j * W), oa[j]);
+    }
+    __m256 iv = _mm256_set1_ps(inv);
+    for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + j * W, _mm256_mul_ps(_mm256_add_ps(oa[j], ob[j]), iv));
+}
+
+T256 void eng__attn_row_avx2(float *out, float *s, const float *q, const float *K, const float *V, size_t ks, int len,
+                             int hd, float scale)
+{
+    switch (hd / 8) {
+    case 4: row256(out, s, q, K, V, ks, len, scale, 4); break;
+    case 6: row256(out, s, q, K, V, ks, len, scale, 6); break;
+    case 8: row256(out, s, q, K, V, ks, len, scale, 8); break;
+    default: row256(out, s, q, K, V, ks, len, scale, hd / 8); break;
+    }
+}
