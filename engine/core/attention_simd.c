@@ -5,7 +5,7 @@
 // runs 4-wide SSE with a libm expf per score. With 16 streams decoding that
 // was ~12% of a stories110M step at 70 tokens of context and grows with
 // the context; here each score is a 16- or 8-lane FMA dot product and the
-// softmax's exponentials are a vector polynomial.
+// softmax's exponentials are a vector polynomial (vexp_x86.h).
 //
 // Fixed order of every result, whatever the row's neighbours (batch
 // invariance): score t = scale * (lanes over hd in blocks of W, in order;
@@ -18,35 +18,12 @@
 
 #include <immintrin.h>  // AVX-512 / AVX2 intrinsics
 #include <string.h>     // memcpy
+#include "engine/core/vexp_x86.h"   // eng_exp512, eng_exp256
 
-#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
-#define T256 __attribute__((target("avx2,fma")))
-
-// exp(x) for x <= 0 (scores minus their maximum), as Cephes' expf: x = n ln2
-// + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial (relative error
-// ~2e-7), times 2^n. Below -87 the result is clamped to exp(-87) ~ 1.6e-38
-// (a weight that no float sum of weights near 1 can notice).
-static const float EXP_LO = -87.0f, LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
-static const float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
-                   P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+#define T512 ENG_T512
+#define T256 ENG_T256
 
 // ---------------------------------------------------------------- AVX-512
-
-static inline __attribute__((always_inline)) T512 __m512 exp512(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    __m512 p = _mm512_set1_ps(P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
 
 // The lane tree l + (l+8), + 4, + 2, + 1 (gemm_avx512.c's hsum16).
 static inline __attribute__((always_inline)) T512 float hsum512(__m512 v)
@@ -97,12 +74,12 @@ row512(float *out, float *s, const float *q, const float *K, const float *V, siz
     if (tail) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s + full));
     __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
     for (t = 0; t < full; t += W) {
-        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
+        __m512 e = eng_exp512(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
         _mm512_storeu_ps(s + t, e);
         sum = _mm512_add_ps(sum, e);
     }
     if (tail) {
-        __m512 e = _mm512_maskz_mov_ps(tail, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + full), m)));
+        __m512 e = _mm512_maskz_mov_ps(tail, eng_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + full), m)));
         _mm512_mask_storeu_ps(s + full, tail, e);
         sum = _mm512_add_ps(sum, e);
     }
@@ -141,24 +118,6 @@ T512 void eng__attn_row_avx512(float *out, float *s, const float *q, const float
 }
 
 // ---------------------------------------------------------------- AVX2
-
-static inline __attribute__((always_inline)) T256 __m256 exp256(__m256 x)
-{
-    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(P0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    // 2^n from the exponent bits: n >= -126 after the clamp, so normal
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
 
 // The lane tree l + (l+4), + 2, + 1.
 static inline __attribute__((always_inline)) T256 float hsum256(__m256 v)
@@ -214,12 +173,12 @@ row256(float *out, float *s, const float *q, const float *K, const float *V, siz
     for (t = 0; t < full; t += W) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + t));
     __m256 m = _mm256_set1_ps(hmax256(mx)), sum = _mm256_setzero_ps();
     for (t = 0; t < full; t += W) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t), m));
+        __m256 e = eng_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t), m));
         _mm256_storeu_ps(s + t, e);
         sum = _mm256_add_ps(sum, e);
     }
     if (rest) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(pad), m));
+        __m256 e = eng_exp256(_mm256_sub_ps(_mm256_loadu_ps(pad), m));
         e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_loadu_ps(pad), _mm256_set1_ps(-__builtin_inff()), _CMP_NEQ_OQ));
         _mm256_storeu_ps(pad, e);
         memcpy(s + full, pad, (size_t)rest * sizeof(float));

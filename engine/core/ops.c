@@ -22,6 +22,8 @@
 #include "engine/core/ops.h"
 
 #include "engine/core/gemm.h"  // eng_gemm_nt (the M < 16 and batch-invariant matmuls)
+#include "engine/core/act_internal.h"  // eng__gelu_tanh_avx512/avx2
+#include "engine/core/cpu.h"   // eng_cpu_level_get
 
 #include <assert.h>   // assert (caller bugs only)
 #include <cblas.h>    // cblas_sgemm
@@ -683,6 +685,10 @@ void eng_relu_backward(float *restrict din, const float *restrict dout, const fl
 
 void eng_gelu_forward(float *out, const float *in, size_t n)
 {
+    // as x / (1 + exp(-2u)) on vectors where the CPU has them (act_simd.c)
+    eng_cpu_level lvl = eng_cpu_level_get();
+    if (lvl == ENG_CPU_AVX512) { eng__gelu_tanh_avx512(out, in, n); return; }
+    if (lvl == ENG_CPU_AVX2) { eng__gelu_tanh_avx2(out, in, n); return; }
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + GELU_CUBIC * x * x * x)));

@@ -7,6 +7,7 @@
 // vectorises them, row by row, so that a row never depends on its chunk.
 // Nothing here allocates, keeps state, or sets BLAS threads.
 #include "engine/core/ops_seq.h"
+#include "engine/core/act_internal.h"         // eng__swiglu_avx512/avx2
 #include "engine/core/attention_internal.h"   // eng__attn_row_avx512/avx2
 #include "engine/core/cpu.h"                  // eng_cpu_level_get
 
@@ -506,6 +507,10 @@ void eng_attention_cached_heads(float *out, float *scratch, const float *q, cons
 
 void eng_swiglu_forward(float *out, const float *gate, const float *up, size_t n)
 {
+    // silu on vectors where the CPU has them (act_simd.c)
+    eng_cpu_level lvl = eng_cpu_level_get();
+    if (lvl == ENG_CPU_AVX512) { eng__swiglu_avx512(out, gate, up, n); return; }
+    if (lvl == ENG_CPU_AVX2) { eng__swiglu_avx2(out, gate, up, n); return; }
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
