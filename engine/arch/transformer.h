@@ -15,8 +15,9 @@
 //   are stored [in, out] in files: a mapped GPT-2 keeps transposed copies of
 //   those (`converted`), everything else stays mapped.
 // - KV cache: owned by each sequence (eng_tf_seq, made by seq_new):
-//   k and v [n_layers][max_len][n_kv_heads * head_dim] floats, written by
-//   step as tokens are consumed. Nothing else is per-sequence.
+//   k and v [n_layers][n_kv_heads][max_len][head_dim] floats (head-major:
+//   attention reads each head's rows front to back), written by step as
+//   tokens are consumed. Nothing else is per-sequence.
 // - step: the new tokens of all sequences are stacked into one [T_total, C]
 //   activation matrix and every linear layer is ONE matrix product over all
 //   rows (eng_linear_forward_rowwise → eng_matmul_nt_rowwise: weights are
@@ -231,8 +232,8 @@ typedef struct {
     int max_len;   // tokens the cache holds
     int pos;       // tokens consumed so far
     int kv_dim;    // NKV * hd
-    float *k;      // [n_layers][max_len][kv_dim] keys (after RoPE)
-    float *v;      // [n_layers][max_len][kv_dim] values
+    float *k;      // [n_layers][n_kv_heads][max_len][head_dim] keys (after RoPE)
+    float *v;      // [n_layers][n_kv_heads][max_len][head_dim] values
 } eng_tf_seq;
 
 #endif

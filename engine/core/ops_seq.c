@@ -449,7 +449,15 @@ void eng_attention_cached_forward(float *out, float *scratch, const float *q, co
 void eng_attention_cached_heads(float *out, float *scratch, const float *q, const float *kc, const float *vc,
                                 int n, int pos, int NH, int NKV, int hd, int h0, int h1)
 {
-    int rep = NH / NKV, qs = NH * hd, ks = NKV * hd;
+    eng_attention_cached_strided(out, scratch, q, kc, vc, n, pos, NH, NKV, hd, h0, h1, (size_t)hd, (size_t)NKV * hd);
+}
+
+void eng_attention_cached_strided(float *out, float *scratch, const float *q, const float *kc, const float *vc,
+                                  int n, int pos, int NH, int NKV, int hd, int h0, int h1, size_t head_stride,
+                                  size_t row_stride)
+{
+    int rep = NH / NKV, qs = NH * hd;
+    size_t ks = row_stride;
     float scale = 1.0f / sqrtf((float)hd);
     // Row by row, prefill or decode alike: each new token's scores against
     // every key it sees, softmax, weighted sum of values. A row's result
@@ -466,18 +474,18 @@ void eng_attention_cached_heads(float *out, float *scratch, const float *q, cons
     int W = lvl == ENG_CPU_AVX512 ? 16 : lvl == ENG_CPU_AVX2 ? 8 : 0;
     if (W && hd % W == 0 && hd <= ENG_ATTN_SIMD_MAX_HD) {
         for (int h = h0; h < h1; h++) {
-            const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
+            const float *K = kc + (size_t)(h / rep) * head_stride, *V = vc + (size_t)(h / rep) * head_stride;
             for (int i = 0; i < n; i++) {
                 const float *qv = q + (size_t)i * qs + (size_t)h * hd;
                 float *o = out + (size_t)i * qs + (size_t)h * hd;
-                if (W == 16) eng__attn_row_avx512(o, scratch, qv, K, V, (size_t)ks, pos + i + 1, hd, scale);
-                else eng__attn_row_avx2(o, scratch, qv, K, V, (size_t)ks, pos + i + 1, hd, scale);
+                if (W == 16) eng__attn_row_avx512(o, scratch, qv, K, V, ks, pos + i + 1, hd, scale);
+                else eng__attn_row_avx2(o, scratch, qv, K, V, ks, pos + i + 1, hd, scale);
             }
         }
         return;
     }
     for (int h = h0; h < h1; h++) {
-        const float *K = kc + (size_t)(h / rep) * hd, *V = vc + (size_t)(h / rep) * hd;
+        const float *K = kc + (size_t)(h / rep) * head_stride, *V = vc + (size_t)(h / rep) * head_stride;
         int i = 0;
         for (; i + 4 <= n; i += 4) {
             float *sr[4], *o[4];
@@ -489,16 +497,16 @@ void eng_attention_cached_heads(float *out, float *scratch, const float *q, cons
                 o[r] = out + (size_t)(i + r) * qs + (size_t)h * hd;
                 len[r] = pos + i + r + 1;
             }
-            scores_rows4(sr, qr, K, (size_t)ks, len[3], hd, scale);
+            scores_rows4(sr, qr, K, ks, len[3], hd, scale);
             for (int r = 0; r < 4; r++) masked_softmax_row(sr[r], len[r], len[r]);
-            weighted_sum_rows4(o, (const float *const *)sr, V, (size_t)ks, len, hd);
+            weighted_sum_rows4(o, (const float *const *)sr, V, ks, len, hd);
         }
         for (; i < n; i++) {
             int len = pos + i + 1;
             const float *qv = q + (size_t)i * qs + (size_t)h * hd;
-            decode_scores(scratch, qv, K, (size_t)ks, len, hd, scale);
+            decode_scores(scratch, qv, K, ks, len, hd, scale);
             masked_softmax_row(scratch, len, len);
-            decode_weighted_sum(out + (size_t)i * qs + (size_t)h * hd, scratch, V, (size_t)ks, len, hd);
+            decode_weighted_sum(out + (size_t)i * qs + (size_t)h * hd, scratch, V, ks, len, hd);
         }
     }
 }

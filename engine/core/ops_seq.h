@@ -100,6 +100,14 @@ void eng_attention_cached_forward(float *out, float *scratch, const float *q, co
 // across threads (engine/core/pool.h), each with its own scratch.
 void eng_attention_cached_heads(float *out, float *scratch, const float *q, const float *kc, const float *vc,
                                 int n, int pos, int NH, int NKV, int hd, int h0, int h1);
+// The same over a cache of any layout: key (value) row t of kv head g at
+// kc + g * head_stride + t * row_stride. The layout above is head_stride hd,
+// row_stride NKV * hd; a head-major cache ([NKV][max_len][hd], each head's
+// rows contiguous: a sequential read per head) is max_len * hd and hd. The
+// bits do not depend on the layout.
+void eng_attention_cached_strided(float *out, float *scratch, const float *q, const float *kc, const float *vc,
+                                  int n, int pos, int NH, int NKV, int hd, int h0, int h1, size_t head_stride,
+                                  size_t row_stride);
 
 // ---------------------------------------------------------------- SwiGLU (Llama MLP)
 // out[n] = silu(gate[n]) * up[n], silu(g) = g * sigmoid(g); gate = x W1^T

@@ -5,7 +5,8 @@
 // ones that do not, context lengths around every vector tail, grouped query
 // heads, and scores large enough that most weights underflow; and batch
 // invariant: a row's bits are the same whether it comes alone, in a chunk
-// of n rows, or with a different head range.
+// of n rows, or with a different head range, and whatever the cache layout
+// (rows interleaved by head, or head-major).
 #include "engine/core/ops_seq.h"
 
 #include <check.h>                 // Check unit-test framework
@@ -84,6 +85,18 @@ static void check_level(eng_cpu_level lvl, double amp) {
             eng_attention_cached_heads(chunked, sc, q, k, v, T, 0, NH, NKV, hd, h, h + 1);
         ck_assert_msg(!memcmp(chunked, got, (size_t)T * qs * sizeof(float)), "%s hd %d: head by head differs",
                       eng_cpu_level_name(lvl), hd);
+        // the same cache head-major ([NKV][T][hd], eng_attention_cached_strided): the same bits
+        float *kh = malloc((size_t)T * ks * sizeof(float)), *vh = malloc((size_t)T * ks * sizeof(float));
+        for (int t = 0; t < T; t++)
+            for (int g = 0; g < NKV; g++) {
+                memcpy(kh + ((size_t)g * T + t) * hd, k + (size_t)t * ks + (size_t)g * hd, (size_t)hd * sizeof(float));
+                memcpy(vh + ((size_t)g * T + t) * hd, v + (size_t)t * ks + (size_t)g * hd, (size_t)hd * sizeof(float));
+            }
+        memset(chunked, 0xff, (size_t)T * qs * sizeof(float));
+        eng_attention_cached_strided(chunked, sc, q, kh, vh, T, 0, NH, NKV, hd, 0, NH, (size_t)T * hd, (size_t)hd);
+        ck_assert_msg(!memcmp(chunked, got, (size_t)T * qs * sizeof(float)), "%s hd %d: head-major cache differs",
+                      eng_cpu_level_name(lvl), hd);
+        free(kh); free(vh);
         free(chunked); free(q); free(k); free(v); free(got); free(one); free(sc); free(want);
     }
 }
