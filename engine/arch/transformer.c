@@ -11,7 +11,8 @@
 #include <stdlib.h>             // free
 #include <string.h>             // memcpy, memset, strcmp, strerror
 #include <errno.h>              // errno
-#include <sys/mman.h>           // munmap
+#include <stdint.h>             // uintptr_t
+#include <sys/mman.h>           // munmap, madvise
 #include <sys/stat.h>           // fstat
 #include <unistd.h>             // close
 #include "engine/core/ops.h"         // eng_linear_forward, eng_gelu_forward
@@ -813,6 +814,15 @@ static eng_lm_seq *tf_seq_new(const eng_lm *lm, int max_len) {
     size_t n = (size_t)c->n_layers * (size_t)max_len * (size_t)s->kv_dim;
     s->k = eng_aligned(2 * n * sizeof(float));   // rows are written before they are read
     if (!s->k) { free(s); return NULL; }
+#ifdef MADV_POPULATE_WRITE
+    // Fault the cache in now, in one call, rather than a page at a time as
+    // steps write it: each fault is a trap (a costly VM exit on a virtual
+    // machine), and they land inside the step of every sequence sharing it.
+    // The zeroing costs the same either way. Failure (an older kernel) only
+    // leaves the faults where they were.
+    uintptr_t a = ((uintptr_t)s->k + 4095) & ~(uintptr_t)4095, e = ((uintptr_t)(s->k + 2 * n)) & ~(uintptr_t)4095;
+    if (e > a) (void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+#endif
     s->v = s->k + n;
     return (eng_lm_seq *)s;
 }
@@ -960,8 +970,9 @@ static void att_task(void *ctx, int t) {
     const eng_tf_seq *s = (const eng_tf_seq *)J->seqs[i];
     size_t layer_off = (size_t)J->l * s->max_len * kvd, r = (size_t)J->w->row0[i];
     float *sc = J->w->sc + (size_t)eng_pool_self() * J->w->sc_floats;
-    eng_attention_cached_heads(J->w->att + r * qd, sc, J->w->q + r * qd, s->k + layer_off, s->v + layer_off,
-                               J->n_tokens[i], s->pos, NH, c->n_kv_heads, hd, h, h + 1);
+    eng_attention_cached_strided(J->w->att + r * qd, sc, J->w->q + r * qd, s->k + layer_off, s->v + layer_off,
+                                 J->n_tokens[i], s->pos, NH, c->n_kv_heads, hd, h, h + 1, (size_t)s->max_len * hd,
+                                 (size_t)hd);
 }
 
 // Layer l's attention: q/k/v of all rows at once, each sequence's new k/v
@@ -982,9 +993,13 @@ static void attention_block(const eng_transformer *m, int l, tf_work *w, eng_lm_
     for (int i = 0, r = 0; i < n; r += n_tokens[i], i++) {
         eng_tf_seq *s = (eng_tf_seq *)seqs[i];
         size_t layer_off = (size_t)l * s->max_len * kvd;
-        float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [max_len, kvd]
-        memcpy(kc + (size_t)s->pos * kvd, w->k + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
-        memcpy(vc + (size_t)s->pos * kvd, w->v + (size_t)r * kvd, (size_t)n_tokens[i] * kvd * sizeof(float));
+        float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [NKV][max_len][hd]: each head's rows together
+        for (int j = 0; j < n_tokens[i]; j++)
+            for (int g = 0; g < NKV; g++) {
+                size_t to = ((size_t)g * s->max_len + (size_t)(s->pos + j)) * hd, from = (size_t)(r + j) * kvd + (size_t)g * hd;
+                memcpy(kc + to, w->k + from, (size_t)hd * sizeof(float));
+                memcpy(vc + to, w->v + from, (size_t)hd * sizeof(float));
+            }
         flops += 4.0 * n_tokens[i] * (s->pos + n_tokens[i]) * qd;
     }
     att_job J = {m, l, w, seqs, n_tokens};

@@ -89,6 +89,7 @@
 #include "engine/core/tape.h"           // eng_tape (the worker's scratch)
 #include "engine/arch/transformer.h"    // eng_transformer, eng_tf_lm_ops
 #include "engine/core/util.h"           // eng_now
+#include <malloc.h>                       // mallopt (as the daemon)
 #include "engine/core/pool.h"           // eng_pool_start/stop/for (compute threads)
 
 // Declared here in case this cblas.h does not (OpenBLAS-specific).
@@ -428,6 +429,7 @@ static int dump_logits(eng_transformer *m, eng_tape *t, const int *toks, int P, 
 }
 
 int main(int argc, char **argv) {
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);   // as the daemon (server/daemon.c): KV caches come from fresh mappings
     int batches[MAX_LIST] = {1, 4, 16}, nb = 3, threads[MAX_LIST] = {1}, nt = 1;
     int steps = 120, prompt = 8, rounds = 3, ttft_prompt = 128, bw_mib = 512, bw_rounds = 7, callers = 0;
     const char *dir = NULL, *name = NULL, *dump = NULL;
