@@ -2,7 +2,9 @@
 #include "engine/arch/cnn.h"
 #include <math.h>          // sqrtf
 #include <stdio.h>         // snprintf
+#include <stdlib.h>        // malloc, free
 #include <string.h>        // strcmp, memset, memcpy
+#include "engine/core/conv_batch.h"   // eng_conv2d_batch, eng_bn_fold (serving)
 #include "engine/core/rng.h"    // eng_rng for init
 #include "engine/core/util.h"   // eng_errorf, eng_xmalloc
 
@@ -117,6 +119,7 @@ void eng_cnn_free(eng_cnn *m) {
     free(m->layers);
     free(m->params);
     free(m->grads);
+    free(m->serve);
     eng_st_close(&m->weights);
     memset(m, 0, sizeof *m);
 }
@@ -277,24 +280,99 @@ int eng_cnn_save(const eng_cnn *m, const char *path, char **err) {
     return rc;
 }
 
-// ---------------------------------------------------------------- forward (serves and trains)
+// ---------------------------------------------------------------- forward (trains; the serving reference)
+// The layers without weights of their own, or batch norm: the same ops in
+// both passes.
+static eng_var *plain_layer(eng_tape *t, eng_cnn_layer *L, eng_var *x) {
+    switch (L->type) {
+    case ENG_CNN_BATCHNORM: return eng_t_batchnorm(t, x, &L->w, &L->b, L->running_mean, L->running_var, L->momentum,
+                                                   L->eps);
+    case ENG_CNN_RELU:      return eng_t_relu(t, x);
+    case ENG_CNN_GELU:      return eng_t_gelu(t, x);
+    case ENG_CNN_TANH:      return eng_t_tanh(t, x);
+    case ENG_CNN_SIGMOID:   return eng_t_sigmoid(t, x);
+    case ENG_CNN_MAXPOOL2D: return eng_t_maxpool2d(t, x, L->kernel, L->stride);
+    case ENG_CNN_AVGPOOL2D: return eng_t_avgpool2d(t, x, L->kernel, L->stride);
+    case ENG_CNN_GLOBAL_AVGPOOL: return eng_t_global_avgpool(t, x);
+    case ENG_CNN_FLATTEN:   return eng_t_flatten(t, x);
+    default:                return x;   // conv2d and linear: the callers'
+    }
+}
+
 eng_var *eng_cnn_forward(eng_cnn *m, eng_tape *t, eng_var *x) {
     for (int i = 0; i < m->n_layers; i++) {
         eng_cnn_layer *L = &m->layers[i];
-        switch (L->type) {
-        case ENG_CNN_CONV2D:    x = eng_t_conv2d(t, x, &L->w, &L->b, L->stride, L->pad); break;
-        case ENG_CNN_BATCHNORM: x = eng_t_batchnorm(t, x, &L->w, &L->b, L->running_mean, L->running_var,
-                                                    L->momentum, L->eps); break;
-        case ENG_CNN_RELU:      x = eng_t_relu(t, x); break;
-        case ENG_CNN_GELU:      x = eng_t_gelu(t, x); break;
-        case ENG_CNN_TANH:      x = eng_t_tanh(t, x); break;
-        case ENG_CNN_SIGMOID:   x = eng_t_sigmoid(t, x); break;
-        case ENG_CNN_MAXPOOL2D: x = eng_t_maxpool2d(t, x, L->kernel, L->stride); break;
-        case ENG_CNN_AVGPOOL2D: x = eng_t_avgpool2d(t, x, L->kernel, L->stride); break;
-        case ENG_CNN_GLOBAL_AVGPOOL: x = eng_t_global_avgpool(t, x); break;
-        case ENG_CNN_FLATTEN:   x = eng_t_flatten(t, x); break;
-        case ENG_CNN_LINEAR:    x = eng_t_linear(t, x, &L->w, &L->b); break;
-        case ENG_CNN__COUNT:    break;
+        if (L->type == ENG_CNN_CONV2D) x = eng_t_conv2d(t, x, &L->w, &L->b, L->stride, L->pad);
+        else if (L->type == ENG_CNN_LINEAR) x = eng_t_linear(t, x, &L->w, &L->b);
+        else x = plain_layer(t, L, x);
+    }
+    return x;
+}
+
+// ---------------------------------------------------------------- serving
+int eng_cnn_prepare_serving(eng_cnn *m, char **err) {
+    size_t n = 0;   // floats of the folded copies
+    for (int i = 0; i < m->n_layers; i++) {
+        eng_cnn_layer *L = &m->layers[i];
+        L->fused = 0;
+        L->act = ENG_CONV_ACT_NONE;
+        if ((L->type == ENG_CNN_CONV2D || L->type == ENG_CNN_LINEAR) && i + 1 < m->n_layers &&
+            m->layers[i + 1].type == ENG_CNN_BATCHNORM)
+            n += L->w.n + L->b.n + 2 * (size_t)L->out;   // + the fold's scale and shift
+    }
+    free(m->serve);
+    m->serve = NULL;
+    if (n && !(m->serve = malloc(n * sizeof(float))))
+        return eng_errorf(err, "cnn: out of memory for %zu folded weights", n);
+    float *p = m->serve;
+    for (int i = 0; i < m->n_layers; i++) {
+        eng_cnn_layer *L = &m->layers[i];
+        if (L->type != ENG_CNN_CONV2D && L->type != ENG_CNN_LINEAR) continue;
+        float *w = L->w.val, *b = L->b.val;
+        int j = i + 1;
+        if (j < m->n_layers && m->layers[j].type == ENG_CNN_BATCHNORM) {
+            // y = (x w^T + b) * scale + shift  =  x (w * scale)^T + (b * scale + shift), per output channel
+            eng_cnn_layer *N = &m->layers[j];
+            float *scale = p, *shift = p + L->out;
+            w = p + 2 * (size_t)L->out;
+            b = w + L->w.n;
+            p = b + L->b.n;
+            eng_bn_fold(scale, shift, N->w.val, N->b.val, N->running_mean, N->running_var, L->out, N->eps);
+            size_t row = L->w.n / (size_t)L->out;   // C*K*K (conv) or C (linear)
+            for (int o = 0; o < L->out; o++) {
+                for (size_t k = 0; k < row; k++) w[(size_t)o * row + k] = L->w.val[(size_t)o * row + k] * scale[o];
+                b[o] = L->b.val[o] * scale[o] + shift[o];
+            }
+            N->fused = 1;
+            j++;
+        }
+        if (L->type == ENG_CNN_CONV2D && j < m->n_layers && m->layers[j].type == ENG_CNN_RELU) {
+            L->act = ENG_CONV_ACT_RELU;
+            m->layers[j].fused = 1;
+        }
+        eng_var_param(&L->sw, w, NULL, L->w.ndim, L->w.shape);
+        eng_var_param(&L->sb, b, NULL, L->b.ndim, L->b.shape);
+    }
+    return 0;
+}
+
+eng_var *eng_cnn_serve(eng_cnn *m, eng_tape *t, eng_var *x) {
+    for (int i = 0; i < m->n_layers; i++) {
+        eng_cnn_layer *L = &m->layers[i];
+        if (L->fused) continue;
+        if (L->type == ENG_CNN_CONV2D) {
+            const int B = x->shape[0], C = L->in_shape[0], H = L->in_shape[1], W = L->in_shape[2];
+            const int OC = L->out_shape[0], OH = L->out_shape[1], OW = L->out_shape[2];
+            size_t scratch = eng_conv2d_batch_scratch(B, C, H, W, OC, L->kernel, L->stride, L->pad);
+            float *out = eng_arena_alloc(&t->arena, (size_t)B * OC * OH * OW * sizeof(float));
+            float *tmp = eng_arena_alloc(&t->arena, scratch * sizeof(float));
+            eng_conv2d_batch(out, tmp, x->val, L->sw.val, L->sb.val, B, C, H, W, OC, L->kernel, L->stride, L->pad,
+                             L->act);
+            x = eng_tape_wrap(t, out, 4, (int[]){B, OC, OH, OW});
+        } else if (L->type == ENG_CNN_LINEAR) {
+            x = eng_t_linear(t, x, &L->sw, &L->sb);
+        } else {
+            x = plain_layer(t, L, x);
         }
     }
     return x;

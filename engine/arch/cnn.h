@@ -8,7 +8,13 @@
 // ".running_mean", ".running_var" (i = index in the layer list), so a
 // torch.nn.Sequential built from the same list loads the same state dict.
 // The forward pass is written once against the tape (engine/core/tape.h): it
-// serves (grad off) and trains (grad on).
+// trains (grad on) and is the reference the serving pass is tested against.
+// Serving (eng_cnn_prepare_serving at load, then eng_cnn_serve) folds each
+// batch norm that follows a conv2d or linear layer into that layer's weights
+// and bias (copies: the model's own parameters, and what eng_cnn_save
+// writes, stay as trained), fuses a following ReLU into the convolution, and
+// runs each convolution over the whole batch as one GEMM
+// (engine/core/conv_batch.h).
 #ifndef ENG_CNN_H
 #define ENG_CNN_H
 #include <jansson.h>             // json_t
@@ -32,6 +38,11 @@ typedef struct {
     eng_var w, b;             // conv/linear weight+bias; batch norm gamma+beta (n == 0 when unused)
     float *running_mean;      // batch norm [C]
     float *running_var;       // batch norm [C]
+    // serving (eng_cnn_prepare_serving): conv/linear weight and bias with a
+    // following batch norm folded in (else the same values as w, b)
+    eng_var sw, sb;
+    int act;                  // conv: ENG_CONV_ACT_RELU when a ReLU follows (after a folded batch norm)
+    int fused;                // batch norm / ReLU done by the layer before it when serving
 } eng_cnn_layer;
 
 typedef struct {
@@ -44,6 +55,7 @@ typedef struct {
     float *params;            // owned storage [n_params + n_buffers] when trained/initialised here, else NULL
     float *grads;             // [n_params] when training, else NULL
     eng_st_file weights;      // the mapped safetensors file when loaded from disk
+    float *serve;             // owned folded weights for serving, NULL until eng_cnn_prepare_serving
 } eng_cnn;
 
 // Builds the layer list from config (its "input" and "layers"), computing
@@ -65,5 +77,13 @@ void eng_cnn_make_owned(eng_cnn *m);
 int eng_cnn_save(const eng_cnn *m, const char *path, char **err);
 // x[B,C,H,W] -> logits [B, n_classes].
 eng_var *eng_cnn_forward(eng_cnn *m, eng_tape *t, eng_var *x);
+// Builds the serving copies (folded batch norms, fused ReLUs) from the
+// current parameters; call again after changing them. 0, or -1 with *err
+// (out of memory).
+int eng_cnn_prepare_serving(eng_cnn *m, char **err);
+// The serving forward (inference only: eval-mode batch norm, grad-off tape,
+// after eng_cnn_prepare_serving): x[B,C,H,W] -> logits [B, n_classes],
+// equal to eng_cnn_forward's within float rounding.
+eng_var *eng_cnn_serve(eng_cnn *m, eng_tape *t, eng_var *x);
 
 #endif

@@ -3,6 +3,8 @@
 #include <stdio.h>              // snprintf
 #include <stdlib.h>             // calloc, free
 #include <string.h>             // memset, memcpy
+#include "engine/core/conv_batch.h"   // eng_convT_batch, eng_bn_fold (serving)
+#include "engine/core/gemm.h"   // eng_gemm_nt (serving)
 #include "engine/core/rng.h"    // eng_rng
 #include "engine/core/util.h"   // eng_errorf, eng_xcalloc
 
@@ -90,6 +92,7 @@ void eng_dcgan_free(eng_dcgan *m) {
     eng_st_close(&m->st);
     free(m->owned);
     free(m->grads);
+    free(m->serve);
     memset(m, 0, sizeof *m);
 }
 
@@ -235,4 +238,78 @@ void eng_dcgan_latents(uint64_t seed, int n, int n_latent, float *z) {
     eng_rng r;
     eng_rng_seed(&r, seed);
     for (size_t k = 0; k < (size_t)n * (size_t)n_latent; k++) z[k] = eng_rng_normal(&r);
+}
+
+// ---------------------------------------------------------------- serving
+// wt[(kh*K + kw)*OC + oc][c] = w[c][oc][kh][kw] * scale[oc] (ConvTranspose2d's
+// [in, out, K, K] kernel in conv_batch.h's layout; scale NULL: 1).
+static void convT_weights(float *wt, const float *w, int C, int OC, int K, const float *scale) {
+    for (int c = 0; c < C; c++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int t = 0; t < K * K; t++)
+                wt[((size_t)t * OC + oc) * C + c] = w[((size_t)c * OC + oc) * K * K + t] * (scale ? scale[oc] : 1.0f);
+}
+
+int eng_dcgan_prepare_serving(eng_dcgan *m, char **err) {
+    const int g = m->g_ch, c0 = 2 * g, C = m->channels, nin = m->n_latent + m->n_classes;
+    const size_t P1 = (size_t)(m->height / 4) * (size_t)(m->width / 4), nfc = (size_t)c0 * P1;
+    const size_t n = nfc * nin + nfc + (size_t)16 * g * c0 + g + (size_t)16 * C * g + C + 2 * (size_t)c0;
+    free(m->serve);
+    if (!(m->serve = malloc(n * sizeof(float)))) return eng_errorf(err, "dcgan: out of memory for %zu folded weights", n);
+    float *p = m->serve;
+    m->fc_w = p, p += nfc * nin;
+    m->fc_b = p, p += nfc;
+    m->up1_wt = p, p += (size_t)16 * g * c0;
+    m->up1_b = p, p += g;
+    m->up2_wt = p, p += (size_t)16 * C * g;
+    m->up2_b = p, p += C;
+    float *scale = p, *shift = p + c0;
+    // bn0 over fc's output read as [2g, H/4, W/4]: row ch*P1 + q scaled by
+    // scale[ch], and moved to row q*2g + ch so fc writes the NHWC input up1 reads
+    eng_bn_fold(scale, shift, BUF(G_BN0_W), BUF(G_BN0_B), BUF(G_BN0_RM), BUF(G_BN0_RV), c0, 1e-5f);
+    for (int ch = 0; ch < c0; ch++)
+        for (size_t q = 0; q < P1; q++) {
+            const float *src = BUF(G_FC_W) + ((size_t)ch * P1 + q) * nin;
+            float *dst = m->fc_w + (q * c0 + ch) * nin;
+            for (int k = 0; k < nin; k++) dst[k] = src[k] * scale[ch];
+            m->fc_b[q * c0 + ch] = shift[ch];
+        }
+    eng_bn_fold(scale, shift, BUF(G_BN1_W), BUF(G_BN1_B), BUF(G_BN1_RM), BUF(G_BN1_RV), g, 1e-5f);
+    convT_weights(m->up1_wt, BUF(G_UP1_W), c0, g, 4, scale);   // up1 has no bias: bn1's shift is it
+    memcpy(m->up1_b, shift, (size_t)g * sizeof(float));
+    convT_weights(m->up2_wt, BUF(G_UP2_W), g, C, 4, NULL);
+    memcpy(m->up2_b, BUF(G_UP2_B), (size_t)C * sizeof(float));
+    return 0;
+}
+
+void eng_dcgan_serve(const eng_dcgan *m, eng_arena *a, const float *z, const int *labels, int B, float *y) {
+    const int nz = m->n_latent, L = m->n_classes, nin = nz + L, g = m->g_ch, c0 = 2 * g, C = m->channels;
+    const int h4 = m->height / 4, w4 = m->width / 4;
+    const size_t P1 = (size_t)h4 * w4, nfc = (size_t)c0 * P1, n1 = 4 * P1 * g, img = (size_t)C * m->height * m->width;
+    // images per group: their inputs, activations and the larger product within the scratch bound
+    size_t s1 = eng_convT_batch_scratch(1, c0, h4, w4, g, 4), s2 = eng_convT_batch_scratch(1, g, 2 * h4, 2 * w4, C, 4);
+    size_t per = (size_t)nin + nfc + n1 + (s1 > s2 ? s1 : s2);
+    int G = (int)(ENG_CONV_BATCH_FLOATS / per);
+    G = G < 1 ? 1 : G > B ? B : G;
+    s1 = eng_convT_batch_scratch(G, c0, h4, w4, g, 4), s2 = eng_convT_batch_scratch(G, g, 2 * h4, 2 * w4, C, 4);
+    float *in = eng_arena_alloc(a, (size_t)G * nin * sizeof(float));
+    float *h0 = eng_arena_alloc(a, (size_t)G * nfc * sizeof(float));
+    float *h1 = eng_arena_alloc(a, (size_t)G * n1 * sizeof(float));
+    float *scratch = eng_arena_alloc(a, (s1 > s2 ? s1 : s2) * sizeof(float));
+    for (int b0 = 0; b0 < B; b0 += G) {
+        const int gb = B - b0 < G ? B - b0 : G;
+        for (int b = 0; b < gb; b++) {   // [z ; onehot(label)]
+            float *row = in + (size_t)b * nin;
+            memcpy(row, z + (size_t)(b0 + b) * nz, (size_t)nz * sizeof(float));
+            for (int k = 0; k < L; k++) row[nz + k] = labels && labels[b0 + b] == k ? 1.0f : 0.0f;
+        }
+        eng_gemm_nt(h0, nfc, in, (size_t)nin, m->fc_w, (size_t)nin, gb, (int)nfc, nin, 0);
+        for (int b = 0; b < gb; b++) {
+            float *restrict r = h0 + (size_t)b * nfc;
+            for (size_t j = 0; j < nfc; j++) { float v = r[j] + m->fc_b[j]; r[j] = v > 0 ? v : 0; }
+        }
+        eng_convT_batch(h1, 1, scratch, h0, m->up1_wt, m->up1_b, gb, c0, h4, w4, g, 4, 2, 1, ENG_CONV_ACT_RELU);
+        eng_convT_batch(y + (size_t)b0 * img, 0, scratch, h1, m->up2_wt, m->up2_b, gb, g, 2 * h4, 2 * w4, C, 4, 2, 1,
+                        ENG_CONV_ACT_TANH);
+    }
 }

@@ -12,9 +12,11 @@
 // (convolution kernels in PyTorch's layouts). model.safetensors holds the
 // generator; a training run holds both networks in one parameter table.
 //
-// Serving generates image by image (one forward per latent, batch norm folded
-// from running statistics), so an image's bits depend only on its latent and
-// label, never on what else is in the batch.
+// Serving (eng_dcgan_prepare_serving at load, then eng_dcgan_serve) folds
+// each batch norm into the layer before it (copies: the mapped weights stay
+// as trained) and runs the whole batch through each layer as one product
+// (eng_gemm_nt, batch-invariant; engine/core/conv_batch.h), so an image's
+// bits depend only on its latent and label, never on what else is in the batch.
 #ifndef ENG_DCGAN_H
 #define ENG_DCGAN_H
 #include <jansson.h>              // json_t
@@ -42,6 +44,9 @@ typedef struct {
     size_t n_trainable;               // trainable floats (buffers excluded)
     float *owned, *grads;             // training: one arena each, in table order
     eng_st_file st;                   // serving: the mapped generator
+    // serving copies (eng_dcgan_prepare_serving): g.fc with bn0 folded, rows
+    // in NHWC order; up1 with bn1 folded and up2, as conv_batch.h's wt
+    float *serve, *fc_w, *fc_b, *up1_wt, *up1_b, *up2_wt, *up2_b;
 } eng_dcgan;
 
 // Reads the hyperparameters from config (labels: n_classes = their count)
@@ -59,6 +64,13 @@ int eng_dcgan_save_generator(const eng_dcgan *m, const char *path, char **err);
 // images [B, C, H, W] in [-1, 1]. Batch norm: the tape's mode (training:
 // batch statistics, running ones updated when update_stats).
 eng_var *eng_dcgan_generate(eng_dcgan *m, eng_tape *t, eng_var *z, const int *labels, int update_stats);
+// Builds the serving copies from the generator's current tensors. 0, or -1
+// with *err (out of memory).
+int eng_dcgan_prepare_serving(eng_dcgan *m, char **err);
+// The serving generator (eval-mode batch norm; after eng_dcgan_prepare_serving):
+// z[B, n_latent], labels[B] (NULL when unconditional) -> y[B, C, H, W] in
+// [-1, 1], equal to eng_dcgan_generate's within float rounding; scratch from `a`.
+void eng_dcgan_serve(const eng_dcgan *m, eng_arena *a, const float *z, const int *labels, int B, float *y);
 // x[B, C, H, W] -> logits [B, 1] (batch statistics in training mode, running stats never updated).
 eng_var *eng_dcgan_discriminate(eng_dcgan *m, eng_tape *t, eng_var *x, const int *labels);
 

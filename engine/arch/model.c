@@ -49,7 +49,7 @@ static int cnn_load(eng_model *m, char **err) {
         eng_cnn_free(c); free(c);
         return eng_errorf(err, "config: \"labels\" has %d names but the last layer has %d outputs", m->n_labels, n);
     }
-    if (eng_cnn_load(c, path, err) != 0) { eng_cnn_free(c); free(c); return -1; }
+    if (eng_cnn_load(c, path, err) != 0 || eng_cnn_prepare_serving(c, err) != 0) { eng_cnn_free(c); free(c); return -1; }
     m->impl = c;
     m->n_params = c->n_params;
     return 0;
@@ -64,7 +64,7 @@ static void cnn_classify(eng_model *m, eng_tape *t, const float *x, int B, float
     eng_cnn *c = m->impl;
     eng_tape_reset(t);
     eng_var *in = eng_tape_wrap(t, (float *)x, 4, (int[]){B, c->in_c, c->in_h, c->in_w});
-    eng_var *p = eng_t_softmax(t, eng_cnn_forward(c, t, in));
+    eng_var *p = eng_t_softmax(t, eng_cnn_serve(c, t, in));   // batch norm folded, one GEMM per conv
     memcpy(probs, p->val, (size_t)B * (size_t)c->n_classes * sizeof(float));
 }
 
@@ -74,7 +74,8 @@ static int dcgan_load(eng_model *m, char **err) {
     if (!g) return eng_errorf(err, "%s: out of memory", m->dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", m->dir);
-    if (eng_dcgan_init(g, m->config, 0, err) != 0 || eng_dcgan_load(g, path, err) != 0) {
+    if (eng_dcgan_init(g, m->config, 0, err) != 0 || eng_dcgan_load(g, path, err) != 0 ||
+        eng_dcgan_prepare_serving(g, err) != 0) {
         eng_dcgan_free(g);
         free(g);
         return -1;
@@ -101,16 +102,13 @@ static void dcgan_free(eng_model *m) {
     free(m->impl);
 }
 
-// One forward per image (batch invariance: see dcgan.h), running statistics.
+// The whole batch at once, batch norm folded (batch invariance: see dcgan.h).
 static void dcgan_generate(eng_model *m, eng_tape *t, const float *z, const int *labels, int B, float *y) {
     eng_dcgan *g = m->impl;
-    size_t img = (size_t)g->channels * g->height * g->width;
-    for (int b = 0; b < B; b++) {
-        eng_tape_reset(t);
-        eng_var *zb = eng_tape_wrap(t, (float *)z + (size_t)b * g->n_latent, 2, (int[]){1, g->n_latent});
-        eng_var *x = eng_dcgan_generate(g, t, zb, labels ? labels + b : NULL, 0);
-        for (size_t k = 0; k < img; k++) y[(size_t)b * img + k] = 0.5f * (x->val[k] + 1.0f);
-    }
+    size_t n = (size_t)B * g->channels * g->height * g->width;
+    eng_tape_reset(t);
+    eng_dcgan_serve(g, &t->arena, z, labels, B, y);
+    for (size_t k = 0; k < n; k++) y[k] = 0.5f * (y[k] + 1.0f);
 }
 
 // ---------------------------------------------------------------- arch: gpt2 / llama (text generation)
