@@ -314,8 +314,9 @@ int eng_cnn_prepare_serving(eng_cnn *m, char **err) {
     size_t n = 0;   // floats of the folded copies
     for (int i = 0; i < m->n_layers; i++) {
         eng_cnn_layer *L = &m->layers[i];
-        L->fused = 0;
+        L->fused = L->pool_k = L->pool_s = 0;
         L->act = ENG_CONV_ACT_NONE;
+        memcpy(L->serve_shape, L->out_shape, sizeof L->serve_shape);
         if ((L->type == ENG_CNN_CONV2D || L->type == ENG_CNN_LINEAR) && i + 1 < m->n_layers &&
             m->layers[i + 1].type == ENG_CNN_BATCHNORM)
             n += L->w.n + L->b.n + 2 * (size_t)L->out;   // + the fold's scale and shift
@@ -348,6 +349,12 @@ int eng_cnn_prepare_serving(eng_cnn *m, char **err) {
         }
         if (L->type == ENG_CNN_CONV2D && j < m->n_layers && m->layers[j].type == ENG_CNN_RELU) {
             L->act = ENG_CONV_ACT_RELU;
+            m->layers[j++].fused = 1;
+        }
+        if (L->type == ENG_CNN_CONV2D && j < m->n_layers && m->layers[j].type == ENG_CNN_MAXPOOL2D) {
+            L->pool_k = m->layers[j].kernel;
+            L->pool_s = m->layers[j].stride;
+            memcpy(L->serve_shape, m->layers[j].out_shape, sizeof L->serve_shape);
             m->layers[j].fused = 1;
         }
         eng_var_param(&L->sw, w, NULL, L->w.ndim, L->w.shape);
@@ -362,12 +369,12 @@ eng_var *eng_cnn_serve(eng_cnn *m, eng_tape *t, eng_var *x) {
         if (L->fused) continue;
         if (L->type == ENG_CNN_CONV2D) {
             const int B = x->shape[0], C = L->in_shape[0], H = L->in_shape[1], W = L->in_shape[2];
-            const int OC = L->out_shape[0], OH = L->out_shape[1], OW = L->out_shape[2];
+            const int OC = L->out_shape[0], OH = L->serve_shape[1], OW = L->serve_shape[2];
             size_t scratch = eng_conv2d_batch_scratch(B, C, H, W, OC, L->kernel, L->stride, L->pad);
             float *out = eng_arena_alloc(&t->arena, (size_t)B * OC * OH * OW * sizeof(float));
             float *tmp = eng_arena_alloc(&t->arena, scratch * sizeof(float));
             eng_conv2d_batch(out, tmp, x->val, L->sw.val, L->sb.val, B, C, H, W, OC, L->kernel, L->stride, L->pad,
-                             L->act);
+                             L->act, L->pool_k, L->pool_s);
             x = eng_tape_wrap(t, out, 4, (int[]){B, OC, OH, OW});
         } else if (L->type == ENG_CNN_LINEAR) {
             x = eng_t_linear(t, x, &L->sw, &L->sb);

@@ -12,7 +12,8 @@
 // Serving (eng_cnn_prepare_serving at load, then eng_cnn_serve) folds each
 // batch norm that follows a conv2d or linear layer into that layer's weights
 // and bias (copies: the model's own parameters, and what eng_cnn_save
-// writes, stay as trained), fuses a following ReLU into the convolution, and
+// writes, stay as trained), fuses a following ReLU and max pooling into the
+// convolution, and
 // runs each convolution over the whole batch as one GEMM
 // (engine/core/conv_batch.h).
 #ifndef ENG_CNN_H
@@ -42,7 +43,9 @@ typedef struct {
     // following batch norm folded in (else the same values as w, b)
     eng_var sw, sb;
     int act;                  // conv: ENG_CONV_ACT_RELU when a ReLU follows (after a folded batch norm)
-    int fused;                // batch norm / ReLU done by the layer before it when serving
+    int pool_k, pool_s;       // conv: a max pooling that follows those (0: none)
+    int fused;                // batch norm / ReLU / max pooling done by the conv before it when serving
+    int serve_shape[3];       // conv: its output when serving (after a fused pooling)
 } eng_cnn_layer;
 
 typedef struct {

@@ -5,6 +5,7 @@
 #include <string.h>             // memset, memcpy
 #include "engine/core/conv_batch.h"   // eng_convT_batch, eng_bn_fold (serving)
 #include "engine/core/gemm.h"   // eng_gemm_nt (serving)
+#include "engine/core/ops.h"    // eng_relu_forward (serving)
 #include "engine/core/rng.h"    // eng_rng
 #include "engine/core/util.h"   // eng_errorf, eng_xcalloc
 
@@ -306,7 +307,9 @@ void eng_dcgan_serve(const eng_dcgan *m, eng_arena *a, const float *z, const int
         eng_gemm_nt(h0, nfc, in, (size_t)nin, m->fc_w, (size_t)nin, gb, (int)nfc, nin, 0);
         for (int b = 0; b < gb; b++) {
             float *restrict r = h0 + (size_t)b * nfc;
-            for (size_t j = 0; j < nfc; j++) { float v = r[j] + m->fc_b[j]; r[j] = v > 0 ? v : 0; }
+            const float *restrict bias = m->fc_b;
+            for (size_t j = 0; j < nfc; j++) r[j] += bias[j];
+            eng_relu_forward(r, r, nfc);
         }
         eng_convT_batch(h1, 1, scratch, h0, m->up1_wt, m->up1_b, gb, c0, h4, w4, g, 4, 2, 1, ENG_CONV_ACT_RELU);
         eng_convT_batch(y + (size_t)b0 * img, 0, scratch, h1, m->up2_wt, m->up2_b, gb, g, 2 * h4, 2 * w4, C, 4, 2, 1,

@@ -1,10 +1,12 @@
 // conv_batch.c — batched serving convolutions (see conv_batch.h).
 #include "engine/core/conv_batch.h"
 #include <cblas.h>              // cblas_sgemm
+#include <emmintrin.h>          // _mm_max_ss: a branch-free ReLU of one float (baseline x86-64)
 #include <math.h>               // sqrtf
+#include <stddef.h>             // ptrdiff_t
 #include <string.h>             // memcpy, memset
 #include "engine/core/gemm.h"   // eng_gemm_nt
-#include "engine/core/ops.h"    // eng_tanh_forward
+#include "engine/core/ops.h"    // eng_relu_forward, eng_tanh_forward
 
 int eng_conv_out_dim(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
 
@@ -16,9 +18,9 @@ void eng_bn_fold(float *scale, float *shift, const float *gamma, const float *be
     }
 }
 
-// Images per group: as many as keep per_image * G within the bound (at least one).
+// Images per GEMM: as many as keep per_image * G within the cache budget (at least one).
 static int group_of(int B, size_t per_image) {
-    size_t g = ENG_CONV_BATCH_FLOATS / (per_image ? per_image : 1);
+    size_t g = ENG_CONV_GEMM_FLOATS / (per_image ? per_image : 1);
     if (g < 1) g = 1;
     return g < (size_t)B ? (int)g : B;
 }
@@ -38,33 +40,102 @@ static void im2col_group(float *restrict col, size_t ld, const float *in, int G,
                          int s, int pad, int OH, int OW) {
     const size_t P = (size_t)OH * OW;
     for (int c = 0; c < C; c++)
-        for (int kh = 0; kh < K; kh++)
+        for (int kh = 0; kh < K; kh++) {
+            // output rows that read inside the image: oh*s + kh - pad in [0, H)
+            int oh_lo = kh >= pad ? 0 : (pad - kh + s - 1) / s;
+            int oh_hi = (H - 1 + pad - kh) < 0 ? -1 : (H - 1 + pad - kh) / s;
+            if (oh_hi > OH - 1) oh_hi = OH - 1;
             for (int kw = 0; kw < K; kw++) {
                 float *row = col + ((size_t)(c * K + kh) * K + kw) * ld;
-                // output columns that read inside the image: ow*s + kw - pad in [0, W)
+                // and columns: ow*s + kw - pad in [0, W)
                 int lo = kw >= pad ? 0 : (pad - kw + s - 1) / s;
                 int hi = (W - 1 + pad - kw) < 0 ? -1 : (W - 1 + pad - kw) / s;
                 if (hi > OW - 1) hi = OW - 1;
                 for (int n = 0; n < G; n++) {
                     const float *plane = in + ((size_t)n * C + c) * H * W;
-                    float *dst = row + (size_t)n * P;
-                    for (int oh = 0; oh < OH; oh++, dst += OW) {
-                        int ih = oh * s - pad + kh;
-                        if (ih < 0 || ih >= H || hi < lo) { memset(dst, 0, (size_t)OW * sizeof(float)); continue; }
-                        const float *src = plane + (size_t)ih * W + (kw - pad);
-                        for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
-                        if (s == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo + 1) * sizeof(float));
-                        else for (int ow = lo; ow <= hi; ow++) dst[ow] = src[ow * s];
-                        for (int ow = hi + 1; ow < OW; ow++) dst[ow] = 0.0f;
+                    float *restrict dst = row + (size_t)n * P;
+                    if (hi < lo || oh_hi < oh_lo) { memset(dst, 0, P * sizeof(float)); continue; }
+                    memset(dst, 0, (size_t)oh_lo * OW * sizeof(float));   // rows above the image
+                    memset(dst + (size_t)(oh_hi + 1) * OW, 0, (size_t)(OH - 1 - oh_hi) * OW * sizeof(float));
+                    if (s == 1 && OW == W) {
+                        // a "same" convolution: the in-image rows are one shifted
+                        // run of the plane; then zero the columns that wrapped
+                        // around from the neighbouring rows
+                        const ptrdiff_t shift = (ptrdiff_t)(kh - pad) * W + (kw - pad);
+                        const size_t p0 = (size_t)oh_lo * W + lo, p1 = (size_t)oh_hi * W + hi + 1;
+                        memcpy(dst + p0, plane + (ptrdiff_t)p0 + shift, (p1 - p0) * sizeof(float));
+                        for (int oh = oh_lo; oh <= oh_hi; oh++) {
+                            float *d = dst + (size_t)oh * OW;
+                            for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                            for (int ow = hi + 1; ow < OW; ow++) d[ow] = 0.0f;
+                        }
+                        continue;
+                    }
+                    for (int oh = oh_lo; oh <= oh_hi; oh++) {
+                        float *restrict d = dst + (size_t)oh * OW;
+                        const float *restrict src = plane + (size_t)(oh * s - pad + kh) * W + (kw - pad);
+                        for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                        for (int ow = lo; ow <= hi; ow++) d[ow] = src[ow * s];
+                        for (int ow = hi + 1; ow < OW; ow++) d[ow] = 0.0f;
                     }
                 }
             }
+        }
+}
+
+// max(v, 0) without a branch (a ReLU's sign is a coin toss for the predictor);
+// NaN gives 0, as x > 0 ? x : 0 does.
+static inline float relu1(float v) { return _mm_cvtss_f32(_mm_max_ss(_mm_set_ss(v), _mm_setzero_ps())); }
+
+// dst[i] = src[i] + bias (then ReLU) in runs of 8 the compiler vectorises.
+static void add_bias(float *restrict dst, const float *restrict src, size_t n, float bias, int relu) {
+    size_t i = 0;
+    if (relu)
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; l++) { float v = src[i + l] + bias; dst[i + l] = v > 0.0f ? v : 0.0f; }
+    else
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; l++) dst[i + l] = src[i + l] + bias;
+    for (; i < n; i++) dst[i] = relu ? relu1(src[i] + bias) : src[i] + bias;
+}
+
+// One output plane from its product row src[OH*OW]: + bias, ReLU, max pooling.
+static void finish_plane(float *restrict dst, const float *restrict src, float bias, int relu, int OH, int OW,
+                         int pk, int ps) {
+    if (!pk) {
+        add_bias(dst, src, (size_t)OH * OW, bias, relu);
+        return;
+    }
+    const int PH = (OH - pk) / ps + 1, PW = (OW - pk) / ps + 1;
+    if (pk == 2 && ps == 2) {   // the common case, without the window loops
+        for (int y = 0; y < PH; y++) {
+            const float *restrict r0 = src + (size_t)2 * y * OW, *restrict r1 = r0 + OW;
+            float *restrict d = dst + (size_t)y * PW;
+            for (int x = 0; x < PW; x++) {
+                float a = r0[2 * x] > r0[2 * x + 1] ? r0[2 * x] : r0[2 * x + 1];
+                float c = r1[2 * x] > r1[2 * x + 1] ? r1[2 * x] : r1[2 * x + 1];
+                float m = (a > c ? a : c) + bias;
+                d[x] = relu ? relu1(m) : m;
+            }
+        }
+        return;
+    }
+    for (int y = 0; y < PH; y++)
+        for (int x = 0; x < PW; x++) {
+            const float *win = src + (size_t)y * ps * OW + (size_t)x * ps;
+            float m = win[0];
+            for (int i = 0; i < pk; i++)
+                for (int j = 0; j < pk; j++) m = win[(size_t)i * OW + j] > m ? win[(size_t)i * OW + j] : m;
+            m += bias;
+            dst[(size_t)y * PW + x] = relu ? relu1(m) : m;
+        }
 }
 
 void eng_conv2d_batch(float *out, float *scratch, const float *in, const float *w, const float *b, int B, int C,
-                      int H, int W, int OC, int K, int stride, int pad, int act) {
+                      int H, int W, int OC, int K, int stride, int pad, int act, int pool_k, int pool_s) {
     const int OH = eng_conv_out_dim(H, K, stride, pad), OW = eng_conv_out_dim(W, K, stride, pad);
     const size_t P = (size_t)OH * OW, CK = (size_t)C * K * K;
+    const size_t PP = pool_k ? (size_t)((OH - pool_k) / pool_s + 1) * (size_t)((OW - pool_k) / pool_s + 1) : P;
     const int G = group_of(B, conv2d_per_image(C, OC, K, (int)P));
     for (int n0 = 0; n0 < B; n0 += G) {
         const int g = B - n0 < G ? B - n0 : G;
@@ -73,17 +144,11 @@ void eng_conv2d_batch(float *out, float *scratch, const float *in, const float *
         im2col_group(col, ld, in + (size_t)n0 * C * H * W, g, C, H, W, K, stride, pad, OH, OW);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, (int)CK, 1.0f, w, (int)CK, col, (int)ld,
                     0.0f, prod, (int)ld);
-        // prod[oc][n*P + p] -> out[n0 + n][oc][p], with the bias and activation
+        // prod[oc][n*P + p] -> out[n0 + n][oc][p']
         for (int n = 0; n < g; n++)
-            for (int oc = 0; oc < OC; oc++) {
-                const float *restrict src = prod + (size_t)oc * ld + (size_t)n * P;
-                float *restrict dst = out + ((size_t)(n0 + n) * OC + oc) * P;
-                const float bias = b ? b[oc] : 0.0f;
-                if (act == ENG_CONV_ACT_RELU)
-                    for (size_t p = 0; p < P; p++) { float v = src[p] + bias; dst[p] = v > 0 ? v : 0; }
-                else
-                    for (size_t p = 0; p < P; p++) dst[p] = src[p] + bias;
-            }
+            for (int oc = 0; oc < OC; oc++)
+                finish_plane(out + ((size_t)(n0 + n) * OC + oc) * PP, prod + (size_t)oc * ld + (size_t)n * P,
+                             b ? b[oc] : 0.0f, act == ENG_CONV_ACT_RELU, OH, OW, pool_k, pool_s);
     }
 }
 
@@ -125,12 +190,13 @@ void eng_convT_batch(float *out, int out_nhwc, float *scratch, const float *x_nh
                             if (ow < 0 || ow >= OW) continue;
                             const float *restrict v = r + (size_t)(kh * K + kw) * OC;
                             float *restrict y = o + ((size_t)oh * OW + ow) * ps;
-                            for (int oc = 0; oc < OC; oc++) y[oc * cs] += v[oc];
+                            if (out_nhwc) for (int oc = 0; oc < OC; oc++) y[oc] += v[oc];
+                            else for (int oc = 0; oc < OC; oc++) y[oc * cs] += v[oc];
                         }
                     }
                 }
             if (act == ENG_CONV_ACT_RELU)
-                for (size_t i = 0; i < (size_t)OC * OP; i++) o[i] = o[i] > 0 ? o[i] : 0;
+                eng_relu_forward(o, o, (size_t)OC * OP);
             else if (act == ENG_CONV_ACT_TANH)
                 eng_tanh_forward(o, o, (size_t)OC * OP);
         }

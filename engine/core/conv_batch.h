@@ -1,15 +1,16 @@
-// conv_batch.h — a batch of images through a convolution as ONE matrix
-// product, for the serving paths of the image models (cnn classify, dcgan
-// generate). The training ops (ops.c, behind the tape) run one GEMM per image
-// and keep the activations their backward needs; these keep nothing.
+// conv_batch.h — convolutions over a batch of images for the serving paths
+// of the image models (cnn classify, dcgan generate): the images of a group
+// share one GEMM, and what follows the GEMM (bias, ReLU, max pooling, tanh)
+// is one pass over its product. The training ops (ops.c, behind the tape)
+// run one GEMM per image and a pass per op, keeping what their backward needs.
 //
 // eng_conv2d_batch: the im2col of a group of G images side by side,
-// col[C*K*K, G*P] (P = OH*OW output pixels), then out = w[OC, C*K*K] @ col:
-// one sgemm whose N is G*P instead of G sgemms of N = P (a 14x14 layer's
-// N = 196 leaves OpenBLAS's kernels short of work), scattered to [B, OC, OH,
-// OW] with the bias and, optionally, a ReLU. Groups are as many images as keep
-// the scratch under ENG_CONV_BATCH_FLOATS. The sums are sgemm's, so an
-// image's bits may move with the group size (the classifier's linear layers
+// col[C*K*K, G*P] (P = OH*OW output pixels), one sgemm out = w[OC, C*K*K] @ col,
+// then one pass that adds the bias, applies a ReLU and a max pooling when
+// they follow and writes [B, OC, OH', OW']. Max pooling commutes with the
+// bias and the ReLU (both monotonic), so the pass takes the window's max
+// first: the same bits as doing them in order. The sums are sgemm's, so an
+// image's bits may move with its group (the classifier's linear layers
 // already do: eng_matmul_nt picks sgemm from 16 rows).
 //
 // eng_convT_batch (transposed convolution, PyTorch's ConvTranspose2d with
@@ -24,7 +25,14 @@
 #define ENG_CONV_BATCH_H
 #include <stddef.h>   // size_t
 
-// Scratch bound of one call: a group's im2col and product (16 MB).
+// How many images share a GEMM: as many as keep their im2col and product
+// within ENG_CONV_GEMM_FLOATS (128 KB, so they stay in L2 from the GEMM to
+// the pass that reads them back), at least one. Measured on fashion-cnn's
+// 28x28 and 14x14 layers: one image per GEMM (N = 784 or 196 columns) already
+// runs OpenBLAS near its peak, and groups of 16 images were 10-20% slower
+// (the product spills to L3); small feature maps (N of a few dozen) gain.
+#define ENG_CONV_GEMM_FLOATS ((size_t)1 << 15)
+// A bound for the scratch callers hold for a group of images (16 MB).
 #define ENG_CONV_BATCH_FLOATS ((size_t)1 << 22)
 
 enum { ENG_CONV_ACT_NONE, ENG_CONV_ACT_RELU, ENG_CONV_ACT_TANH };
@@ -33,10 +41,11 @@ int eng_conv_out_dim(int in, int k, int stride, int pad);   // (in + 2 pad - k) 
 
 // Floats of scratch eng_conv2d_batch needs for B images.
 size_t eng_conv2d_batch_scratch(int B, int C, int H, int W, int OC, int K, int stride, int pad);
-// out[B, OC, OH, OW] = act(conv2d(in[B, C, H, W], w[OC, C, K, K]) + b) (b may be NULL;
-// act: ENG_CONV_ACT_NONE or ENG_CONV_ACT_RELU).
+// out[B, OC, OH', OW'] = maxpool(act(conv2d(in[B, C, H, W], w[OC, C, K, K]) + b))
+// (b may be NULL; act: ENG_CONV_ACT_NONE or ENG_CONV_ACT_RELU; pool_k = 0:
+// no pooling, OH' = OH; else a pool_k window every pool_s, OH' = (OH - pool_k) / pool_s + 1).
 void eng_conv2d_batch(float *out, float *scratch, const float *in, const float *w, const float *b, int B, int C,
-                      int H, int W, int OC, int K, int stride, int pad, int act);
+                      int H, int W, int OC, int K, int stride, int pad, int act, int pool_k, int pool_s);
 
 // Floats of scratch eng_convT_batch needs for B images.
 size_t eng_convT_batch_scratch(int B, int C, int H, int W, int OC, int K);

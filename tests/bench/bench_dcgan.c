@@ -3,9 +3,12 @@
 // HTTP thread's part) + generate_images (the worker's) + one PNG per image
 // (the response). Prints; asserts nothing. Built and run by tests/bench/run.sh.
 //
-//   bench_dcgan [--seconds S] [--n 1,64] MODEL_DIR
+//   bench_dcgan [--seconds S] [--n 1,64] [--plain] MODEL_DIR
 //       For each n, ~S seconds (default 2) in 5 rounds; prints
 //         gen model=NAME n=N images_s=<median> requests_s=<median> generate_only_images_s=<median>
+//       --plain generates as serving did before batch-norm folding and batched
+//       convolutions (eng_dcgan_generate on a tape, image by image, batch norm
+//       as its own op; still the training forward) and prints "gen-plain ..." lines.
 #include <stdio.h>     // printf
 #include <stdlib.h>    // malloc, qsort, strtod
 #include <string.h>    // strcmp, strrchr
@@ -19,6 +22,18 @@
 
 enum { MAX_LIST = 8, ROUNDS = 5 };
 
+// The pre-folding serving path: one tape forward per image.
+static void generate_plain(eng_model *m, eng_tape *t, const float *z, const int *labels, int n, float *y) {
+    eng_dcgan *g = m->impl;
+    size_t img = (size_t)g->channels * g->height * g->width;
+    for (int b = 0; b < n; b++) {
+        eng_tape_reset(t);
+        eng_var *zb = eng_tape_wrap(t, (float *)z + (size_t)b * g->n_latent, 2, (int[]){1, g->n_latent});
+        eng_var *x = eng_dcgan_generate(g, t, zb, labels ? labels + b : NULL, 0);
+        for (size_t k = 0; k < img; k++) y[(size_t)b * img + k] = 0.5f * (x->val[k] + 1.0f);
+    }
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -26,7 +41,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     double seconds = 2;
-    int ns[MAX_LIST] = {1, 64}, n_ns = 2;
+    int ns[MAX_LIST] = {1, 64}, n_ns = 2, plain = 0;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = strtod(argv[++i], NULL);
@@ -34,9 +49,10 @@ int main(int argc, char **argv) {
             n_ns = 0;
             for (char *s = argv[++i]; *s && n_ns < MAX_LIST; s = strchr(s, ',') ? strchr(s, ',') + 1 : s + strlen(s))
                 ns[n_ns++] = atoi(s);
-        } else dir = argv[i];
+        } else if (strcmp(argv[i], "--plain") == 0) plain = 1;
+        else dir = argv[i];
     }
-    if (!dir) { fprintf(stderr, "usage: bench_dcgan [--seconds S] [--n 1,64] MODEL_DIR\n"); return 2; }
+    if (!dir) { fprintf(stderr, "usage: bench_dcgan [--seconds S] [--n 1,64] [--plain] MODEL_DIR\n"); return 2; }
     eng_model *m;
     char *err = NULL;
     if (eng_model_load(&m, dir, &err) != 0) { fprintf(stderr, "bench_dcgan: %s\n", err); return 1; }
@@ -59,7 +75,8 @@ int main(int argc, char **argv) {
             while (eng_now() - t0 < seconds / ROUNDS) {
                 eng_dcgan_latents(seed++, n, m->n_latent, z);
                 double g0 = eng_now();
-                m->arch->generate_images(m, &t, z, m->n_labels ? labels : NULL, n, y);
+                if (plain) generate_plain(m, &t, z, m->n_labels ? labels : NULL, n, y);
+                else m->arch->generate_images(m, &t, z, m->n_labels ? labels : NULL, n, y);
                 t_gen += eng_now() - g0;
                 for (int i = 0; i < n; i++) {
                     uint8_t *png = NULL;
@@ -76,8 +93,8 @@ int main(int argc, char **argv) {
         }
         qsort(full, ROUNDS, sizeof(double), cmp_double);
         qsort(gen, ROUNDS, sizeof(double), cmp_double);
-        printf("gen model=%s n=%d images_s=%.1f requests_s=%.2f generate_only_images_s=%.1f\n", name, n, full[ROUNDS / 2],
-               full[ROUNDS / 2] / n, gen[ROUNDS / 2]);
+        printf("%s model=%s n=%d images_s=%.1f requests_s=%.2f generate_only_images_s=%.1f\n", plain ? "gen-plain" : "gen",
+               name, n, full[ROUNDS / 2], full[ROUNDS / 2] / n, gen[ROUNDS / 2]);
         fflush(stdout);
         free(z); free(y); free(labels); free(px);
     }

@@ -16,6 +16,10 @@
 //       --workers2 adds "threads=2x1": two threads each with its own tape and
 //       OpenBLAS single-threaded, each running batches of B (how the daemon
 //       uses 2 cores with workers = 2); img_s counts both.
+//       --plain times the serving path as it was before batch-norm folding and
+//       batched convolutions (softmax of eng_cnn_forward: batch norm as its own
+//       layer, one GEMM per image per conv; still the training forward) and
+//       prints "engine-plain ..." lines, to set beside the default ones.
 //   bench_engine --layers [--data DIR] [--seconds S] [--batches ..] MODEL_DIR   (CNN models)
 //       Single-threaded per-layer breakdown: runs the CNN's layers one by one
 //       through the same tape calls as eng_cnn_forward (engine/arch/cnn.c) and
@@ -163,8 +167,18 @@ static inline float *runner_batch(runner *r)
     return x;
 }
 
+static int g_plain;   // --plain: the unfolded, per-image path
+
 static inline void runner_call(runner *r)
 {
+    if (g_plain) {
+        eng_cnn *c = r->m->impl;
+        eng_tape_reset(&r->tape);
+        eng_var *in = eng_tape_wrap(&r->tape, runner_batch(r), 4, (int[]){r->B, c->in_c, c->in_h, c->in_w});
+        eng_var *p = eng_t_softmax(&r->tape, eng_cnn_forward(c, &r->tape, in));
+        memcpy(r->probs, p->val, (size_t)r->B * (size_t)c->n_classes * sizeof(float));
+        return;
+    }
     r->m->arch->classify_images(r->m, &r->tape, runner_batch(r), r->B, r->probs);
 }
 
@@ -199,8 +213,8 @@ static void report(const char *threads, int B, double *rate, long calls, int str
     for (int k = 0; k < ROUNDS; k++) if (rate[k] > best) best = rate[k];
     qsort(rate, ROUNDS, sizeof *rate, cmp_double);
     double med = rate[ROUNDS / 2];   // batches/s (per stream)
-    printf("engine threads=%s batch=%d img_s=%.1f ms_batch=%.4f best_img_s=%.1f calls=%ld\n",
-           threads, B, med * B * streams, 1000.0 / med, best * B * streams, calls);
+    printf("%s threads=%s batch=%d img_s=%.1f ms_batch=%.4f best_img_s=%.1f calls=%ld\n",
+           g_plain ? "engine-plain" : "engine", threads, B, med * B * streams, 1000.0 / med, best * B * streams, calls);
     fflush(stdout);
 }
 
@@ -345,7 +359,7 @@ static int layer_breakdown(eng_model *m, const int *batches, int n_batches, doub
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_engine [--data DIR] [--seconds S] [--batches 1,16,256] [--threads 1,2] [--workers2] MODEL_DIR\n"
+    fprintf(stderr, "usage: bench_engine [--data DIR] [--seconds S] [--batches 1,16,256] [--threads 1,2] [--workers2] [--plain] MODEL_DIR\n"
                     "       bench_engine --layers [--seconds S] [--batches 1,16,256] MODEL_DIR\n"
                     "       bench_engine --dump PREFIX [--batches B] MODEL_DIR\n"
                     "       (every form takes --data DIR: real images from an MNIST-style dataset)\n");
@@ -368,6 +382,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--threads") == 0 && v) { n_threads = parse_list(v, threads, MAX_LIST); i++; }
         else if (strcmp(a, "--workers2") == 0) workers2 = 1;
         else if (strcmp(a, "--layers") == 0) layers = 1;
+        else if (strcmp(a, "--plain") == 0) g_plain = 1;
         else if (a[0] != '-' && !dir) dir = a;
         else { usage(); return 2; }
     }
@@ -377,6 +392,7 @@ int main(int argc, char **argv)
     eng_model *m;
     if (eng_model_load(&m, dir, &err) != 0) { fprintf(stderr, "bench_engine: %s\n", err); free(err); return 1; }
     if (m->task != ENG_TASK_IMAGE_CLASSIFICATION) { fprintf(stderr, "bench_engine: not an image classifier\n"); return 1; }
+    if (g_plain && strcmp(m->arch->name, "cnn") != 0) { fprintf(stderr, "bench_engine: --plain needs a cnn model\n"); return 1; }
     if (data && load_images(m, data) != 0) { eng_model_free(m); return 1; }
     if (dump_prefix) {
         int rc = dump(m, dump_prefix, batches_given ? batches[0] : 16);

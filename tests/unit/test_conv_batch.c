@@ -30,6 +30,7 @@ static const int geo2[][8] = {
     {4, 2, 9, 9, 3, 1, 1, 0},     // 1x1
     {1, 3, 6, 8, 2, 3, 3, 0},
     {2, 2, 5, 5, 3, 4, 2, 3},     // padding wider than a stride: whole rows of zeros
+    {5, 2, 24, 20, 4, 3, 1, 1},   // groups of 3 images (ENG_CONV_GEMM_FLOATS), then 2
 };
 #define N_GEO2 ((int)(sizeof geo2 / sizeof geo2[0]))
 
@@ -41,16 +42,35 @@ START_TEST(test_conv2d_batch) {
     float *x = malloc(nin * sizeof(float)), *w = malloc((size_t)OC * C * K * K * sizeof(float)), b[8];
     float *want = malloc(nout * sizeof(float)), *got = malloc(nout * sizeof(float));
     float *scratch = malloc(eng_conv2d_batch_scratch(B, C, H, W, OC, K, S, P) * sizeof(float));
+    if (_i == N_GEO2 - 1)   // the grouped case is grouped: scratch for 3 of the 5 images
+        ck_assert_uint_eq(eng_conv2d_batch_scratch(B, C, H, W, OC, K, S, P),
+                          3 * eng_conv2d_batch_scratch(1, C, H, W, OC, K, S, P));
     tu_fill(x, nin, -1, 1);
     tu_fill(w, (size_t)OC * C * K * K, -1, 1);
     tu_fill(b, 8, -1, 1);
     eng_conv2d_forward_naive(want, x, w, b, B, C, H, W, OC, K, K, S, P);
-    eng_conv2d_batch(got, scratch, x, w, b, B, C, H, W, OC, K, S, P, ENG_CONV_ACT_NONE);
+    eng_conv2d_batch(got, scratch, x, w, b, B, C, H, W, OC, K, S, P, ENG_CONV_ACT_NONE, 0, 0);
     ck_assert_int_eq(tu_compare("conv2d_batch", got, want, nout, RTOL, ATOL), 0);
-    eng_conv2d_batch(got, scratch, x, w, NULL, B, C, H, W, OC, K, S, P, ENG_CONV_ACT_RELU);   // no bias, relu
+    eng_conv2d_batch(got, scratch, x, w, NULL, B, C, H, W, OC, K, S, P, ENG_CONV_ACT_RELU, 0, 0);   // no bias, relu
     eng_conv2d_forward_naive(want, x, w, NULL, B, C, H, W, OC, K, K, S, P);
     for (size_t i = 0; i < nout; i++) want[i] = want[i] > 0 ? want[i] : 0;
     ck_assert_int_eq(tu_compare("conv2d_batch relu", got, want, nout, RTOL, ATOL), 0);
+    // + bias, relu, then max pooling (2 every 2; 3 every 1), fused
+    static const int pools[][2] = {{2, 2}, {3, 1}};
+    for (int k = 0; k < 2; k++) {
+        int pk = pools[k][0], ps = pools[k][1];
+        if (pk > OH || pk > OW) continue;
+        int PH = (OH - pk) / ps + 1, PW = (OW - pk) / ps + 1;
+        size_t npool = (size_t)B * OC * PH * PW;
+        float *pw = malloc(npool * sizeof(float));
+        int *arg = malloc(npool * sizeof(int));
+        eng_conv2d_forward_naive(want, x, w, b, B, C, H, W, OC, K, K, S, P);
+        for (size_t i = 0; i < nout; i++) want[i] = want[i] > 0 ? want[i] : 0;
+        eng_maxpool2d_forward_naive(pw, arg, want, B, OC, OH, OW, pk, ps);
+        eng_conv2d_batch(got, scratch, x, w, b, B, C, H, W, OC, K, S, P, ENG_CONV_ACT_RELU, pk, ps);
+        ck_assert_int_eq(tu_compare("conv2d_batch relu maxpool", got, pw, npool, RTOL, ATOL), 0);
+        free(pw); free(arg);
+    }
     free(x); free(w); free(want); free(got); free(scratch);
 }
 END_TEST
@@ -62,6 +82,7 @@ static const int geoT[][8] = {
     {2, 2, 5, 3, 3, 3, 1, 1},
     {2, 1, 3, 4, 2, 3, 2, 0},
     {1, 4, 2, 2, 1, 4, 2, 1},
+    {6, 3, 8, 8, 8, 4, 2, 1},   // groups of 4 images (ENG_CONV_GEMM_FLOATS), then 2
 };
 #define N_GEOT ((int)(sizeof geoT / sizeof geoT[0]))
 
@@ -77,14 +98,16 @@ START_TEST(test_convT_batch) {
     int B = g[0], C = g[1], H = g[2], W = g[3], OC = g[4], K = g[5], S = g[6], P = g[7];
     int OH = eng_conv_transpose2d_out_dim(H, K, S, P), OW = eng_conv_transpose2d_out_dim(W, K, S, P);
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * OC * OH * OW, OP = (size_t)OH * OW;
-    float *x = malloc(nin * sizeof(float)), *xt = malloc(nin * sizeof(float)), b[4];
+    float *x = malloc(nin * sizeof(float)), *xt = malloc(nin * sizeof(float)), b[8];
     float *w = malloc((size_t)C * OC * K * K * sizeof(float)), *wt = malloc((size_t)C * OC * K * K * sizeof(float));
     float *want = malloc(nout * sizeof(float)), *got = malloc(nout * sizeof(float)), *got2 = malloc(nout * sizeof(float));
     float *col = malloc(eng_conv_transpose2d_col_size(C, H, W, OC, K, S, P) * sizeof(float));
     float *scratch = malloc(eng_convT_batch_scratch(B, C, H, W, OC, K) * sizeof(float));
+    if (_i == N_GEOT - 1)   // the grouped case is grouped: scratch for 4 of the 6 images
+        ck_assert_uint_eq(eng_convT_batch_scratch(B, C, H, W, OC, K), 4 * eng_convT_batch_scratch(1, C, H, W, OC, K));
     tu_fill(x, nin, -1, 1);
     tu_fill(w, (size_t)C * OC * K * K, -1, 1);
-    tu_fill(b, 4, -1, 1);
+    tu_fill(b, 8, -1, 1);
     for (int n = 0; n < B; n++)   // NCHW -> NHWC
         for (int c = 0; c < C; c++)
             for (int p = 0; p < H * W; p++) xt[((size_t)n * H * W + p) * C + c] = x[((size_t)n * C + c) * H * W + p];
@@ -139,17 +162,19 @@ static void compare_cnn(eng_cnn *m, const float *x, int B, const char *what) {
 }
 
 static const char *const cnn_layers[] = {
-    // conv -> BN -> ReLU (fused), conv -> ReLU (no BN), BN after a pool (not
-    // foldable), linear -> BN (flat), stride 2, a 1x1 conv -> BN at the end
+    // conv -> BN -> ReLU (fused), conv -> ReLU -> maxpool (fused, no BN), BN
+    // after a pool (not foldable), a 1x1 conv -> BN, linear -> BN (flat)
     "[{\"type\":\"conv2d\",\"out_channels\":5,\"kernel_size\":3,\"padding\":1},{\"type\":\"batchnorm\"},"
     "{\"type\":\"relu\"},{\"type\":\"conv2d\",\"out_channels\":6,\"kernel_size\":3,\"stride\":2},{\"type\":\"relu\"},"
     "{\"type\":\"maxpool2d\",\"kernel_size\":2},{\"type\":\"batchnorm\",\"eps\":0.001},"
     "{\"type\":\"conv2d\",\"out_channels\":4,\"kernel_size\":1},{\"type\":\"batchnorm\"},{\"type\":\"flatten\"},"
     "{\"type\":\"linear\",\"out_features\":12},{\"type\":\"batchnorm\"},{\"type\":\"relu\"},"
     "{\"type\":\"linear\",\"out_features\":3}]",
-    // conv -> BN -> tanh (folded, not fused), global pool, linear -> BN last
+    // conv -> BN -> tanh (folded, not fused), conv -> maxpool 3/1 (fused, no
+    // ReLU), global pool, linear -> BN last
     "[{\"type\":\"conv2d\",\"out_channels\":7,\"kernel_size\":5,\"padding\":2,\"stride\":2},{\"type\":\"batchnorm\"},"
-    "{\"type\":\"tanh\"},{\"type\":\"conv2d\",\"out_channels\":8,\"kernel_size\":3,\"padding\":1},"
+    "{\"type\":\"tanh\"},{\"type\":\"conv2d\",\"out_channels\":6,\"kernel_size\":1},"
+    "{\"type\":\"maxpool2d\",\"kernel_size\":3,\"stride\":1},{\"type\":\"conv2d\",\"out_channels\":8,\"kernel_size\":3,\"padding\":1},"
     "{\"type\":\"batchnorm\",\"eps\":0.01},{\"type\":\"gelu\"},{\"type\":\"global_avgpool\"},"
     "{\"type\":\"linear\",\"out_features\":4},{\"type\":\"batchnorm\"}]",
 };
