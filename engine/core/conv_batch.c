@@ -83,9 +83,11 @@ static void im2col_group(float *restrict col, size_t ld, const float *in, int G,
         }
 }
 
-// max(v, 0) without a branch (a ReLU's sign is a coin toss for the predictor);
-// NaN gives 0, as x > 0 ? x : 0 does.
-static inline float relu1(float v) { return _mm_cvtss_f32(_mm_max_ss(_mm_set_ss(v), _mm_setzero_ps())); }
+// a > b ? a : b and max(v, 0) without a branch (which of two activations is
+// larger, or a ReLU's sign, is a coin toss for the branch predictor); NaN
+// compares false, as in those expressions.
+static inline float max1(float a, float b) { return _mm_cvtss_f32(_mm_max_ss(_mm_set_ss(a), _mm_set_ss(b))); }
+static inline float relu1(float v) { return max1(v, 0.0f); }
 
 // dst[i] = src[i] + bias (then ReLU) in runs of 8 the compiler vectorises.
 static void add_bias(float *restrict dst, const float *restrict src, size_t n, float bias, int relu) {
@@ -112,9 +114,7 @@ static void finish_plane(float *restrict dst, const float *restrict src, float b
             const float *restrict r0 = src + (size_t)2 * y * OW, *restrict r1 = r0 + OW;
             float *restrict d = dst + (size_t)y * PW;
             for (int x = 0; x < PW; x++) {
-                float a = r0[2 * x] > r0[2 * x + 1] ? r0[2 * x] : r0[2 * x + 1];
-                float c = r1[2 * x] > r1[2 * x + 1] ? r1[2 * x] : r1[2 * x + 1];
-                float m = (a > c ? a : c) + bias;
+                float m = max1(max1(r0[2 * x], r0[2 * x + 1]), max1(r1[2 * x], r1[2 * x + 1])) + bias;
                 d[x] = relu ? relu1(m) : m;
             }
         }
@@ -125,7 +125,7 @@ static void finish_plane(float *restrict dst, const float *restrict src, float b
             const float *win = src + (size_t)y * ps * OW + (size_t)x * ps;
             float m = win[0];
             for (int i = 0; i < pk; i++)
-                for (int j = 0; j < pk; j++) m = win[(size_t)i * OW + j] > m ? win[(size_t)i * OW + j] : m;
+                for (int j = 0; j < pk; j++) m = max1(win[(size_t)i * OW + j], m);
             m += bias;
             dst[(size_t)y * PW + x] = relu ? relu1(m) : m;
         }

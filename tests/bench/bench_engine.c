@@ -20,6 +20,10 @@
 //       batched convolutions (softmax of eng_cnn_forward: batch norm as its own
 //       layer, one GEMM per image per conv; still the training forward) and
 //       prints "engine-plain ..." lines, to set beside the default ones.
+//       --compare alternates the two round by round in each configuration
+//       (so both see the same machine load) and prints both lines, each with
+//       cpu_us_img: the process CPU time per image (median round), which other
+//       programs on a shared machine disturb less than the wall clock.
 //   bench_engine --layers [--data DIR] [--seconds S] [--batches ..] MODEL_DIR   (CNN models)
 //       Single-threaded per-layer breakdown: runs the CNN's layers one by one
 //       through the same tape calls as eng_cnn_forward (engine/arch/cnn.c) and
@@ -38,6 +42,7 @@
 #include <stdio.h>     // printf, fprintf, fopen
 #include <stdlib.h>    // malloc, free, strtod, qsort
 #include <string.h>    // strcmp, strchr
+#include <time.h>      // clock_gettime (CPU time)
 
 #include "engine/arch/cnn.h"     // eng_cnn (per-layer breakdown)
 #include "engine/io/idx.h"     // eng_idx_load (--data)
@@ -167,7 +172,7 @@ static inline float *runner_batch(runner *r)
     return x;
 }
 
-static int g_plain;   // --plain: the unfolded, per-image path
+static int g_plain;   // --plain: the unfolded, per-image path (--compare: toggled per round)
 
 static inline void runner_call(runner *r)
 {
@@ -182,22 +187,49 @@ static inline void runner_call(runner *r)
     r->m->arch->classify_images(r->m, &r->tape, runner_batch(r), r->B, r->probs);
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// One round of ~seconds: batches/s; adds the calls to *total; *cpu (when
+// not NULL) = CPU seconds per batch.
+static double time_round(runner *r, double seconds, long *total, double *cpu)
+{
+    long calls = 0;
+    double t0 = eng_now(), c0 = cpu_now(), t;
+    do {
+        runner_call(r);
+        calls++;
+        t = eng_now() - t0;
+    } while (t < seconds);
+    *total += calls;
+    if (cpu) *cpu = (cpu_now() - c0) / (double)calls;
+    return (double)calls / t;
+}
+
 // Runs r for ~seconds/ROUNDS per round; fills rate[ROUNDS] with batches/s.
 static long time_rounds(runner *r, double seconds, double *rate)
 {
     long total = 0;
-    for (int k = 0; k < ROUNDS; k++) {
-        long calls = 0;
-        double t0 = eng_now(), t;
-        do {
-            runner_call(r);
-            calls++;
-            t = eng_now() - t0;
-        } while (t < seconds / ROUNDS);
-        rate[k] = (double)calls / t;
-        total += calls;
-    }
+    for (int k = 0; k < ROUNDS; k++) rate[k] = time_round(r, seconds / ROUNDS, &total, NULL);
     return total;
+}
+
+// --compare: the serving path and the plain one in alternate rounds (cpu:
+// CPU seconds per batch of each round).
+static void time_compare(runner *r, double seconds, double *rate, long *calls, double *cpu, double *rate_plain,
+                         long *calls_plain, double *cpu_plain)
+{
+    *calls = *calls_plain = 0;
+    for (int k = 0; k < ROUNDS; k++) {
+        g_plain = 0;
+        rate[k] = time_round(r, seconds / ROUNDS, calls, &cpu[k]);
+        g_plain = 1;
+        rate_plain[k] = time_round(r, seconds / ROUNDS, calls_plain, &cpu_plain[k]);
+    }
 }
 
 static void warm_up(runner *r, double seconds)
@@ -207,14 +239,20 @@ static void warm_up(runner *r, double seconds)
     do { runner_call(r); n++; } while (n < 3 || eng_now() - t0 < seconds);
 }
 
-static void report(const char *threads, int B, double *rate, long calls, int streams)
+// cpu: CPU seconds per batch of each round, or NULL.
+static void report(const char *threads, int B, double *rate, long calls, int streams, double *cpu)
 {
     double best = 0;
     for (int k = 0; k < ROUNDS; k++) if (rate[k] > best) best = rate[k];
     qsort(rate, ROUNDS, sizeof *rate, cmp_double);
     double med = rate[ROUNDS / 2];   // batches/s (per stream)
-    printf("%s threads=%s batch=%d img_s=%.1f ms_batch=%.4f best_img_s=%.1f calls=%ld\n",
+    printf("%s threads=%s batch=%d img_s=%.1f ms_batch=%.4f best_img_s=%.1f calls=%ld",
            g_plain ? "engine-plain" : "engine", threads, B, med * B * streams, 1000.0 / med, best * B * streams, calls);
+    if (cpu) {
+        qsort(cpu, ROUNDS, sizeof *cpu, cmp_double);
+        printf(" cpu_us_img=%.2f", 1e6 * cpu[ROUNDS / 2] / B);
+    }
+    printf("\n");
     fflush(stdout);
 }
 
@@ -254,7 +292,7 @@ static void bench_two_workers(eng_model *m, int B, double seconds)
     // the rounds of the two workers overlap closely; sum them round by round
     double rate[ROUNDS];
     for (int k = 0; k < ROUNDS; k++) rate[k] = (w[0].rate[k] + w[1].rate[k]) / 2;
-    report("2x1", B, rate, w[0].calls + w[1].calls, 2);
+    report("2x1", B, rate, w[0].calls + w[1].calls, 2, NULL);
     for (int i = 0; i < 2; i++) runner_free(&w[i].r);
     pthread_barrier_destroy(&bar);
 }
@@ -359,7 +397,7 @@ static int layer_breakdown(eng_model *m, const int *batches, int n_batches, doub
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_engine [--data DIR] [--seconds S] [--batches 1,16,256] [--threads 1,2] [--workers2] [--plain] MODEL_DIR\n"
+    fprintf(stderr, "usage: bench_engine [--data DIR] [--seconds S] [--batches 1,16,256] [--threads 1,2] [--workers2] [--plain | --compare] MODEL_DIR\n"
                     "       bench_engine --layers [--seconds S] [--batches 1,16,256] MODEL_DIR\n"
                     "       bench_engine --dump PREFIX [--batches B] MODEL_DIR\n"
                     "       (every form takes --data DIR: real images from an MNIST-style dataset)\n");
@@ -370,7 +408,7 @@ int main(int argc, char **argv)
     double seconds = 2.0;
     int batches[MAX_LIST] = {1, 16, 256}, n_batches = 3;
     int threads[MAX_LIST] = {1, 2}, n_threads = 2;
-    int workers2 = 0, layers = 0, batches_given = 0;
+    int workers2 = 0, layers = 0, batches_given = 0, compare = 0;
     const char *dir = NULL, *data = NULL, *dump_prefix = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -383,6 +421,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--workers2") == 0) workers2 = 1;
         else if (strcmp(a, "--layers") == 0) layers = 1;
         else if (strcmp(a, "--plain") == 0) g_plain = 1;
+        else if (strcmp(a, "--compare") == 0) compare = 1;
         else if (a[0] != '-' && !dir) dir = a;
         else { usage(); return 2; }
     }
@@ -392,7 +431,7 @@ int main(int argc, char **argv)
     eng_model *m;
     if (eng_model_load(&m, dir, &err) != 0) { fprintf(stderr, "bench_engine: %s\n", err); free(err); return 1; }
     if (m->task != ENG_TASK_IMAGE_CLASSIFICATION) { fprintf(stderr, "bench_engine: not an image classifier\n"); return 1; }
-    if (g_plain && strcmp(m->arch->name, "cnn") != 0) { fprintf(stderr, "bench_engine: --plain needs a cnn model\n"); return 1; }
+    if ((g_plain || compare) && strcmp(m->arch->name, "cnn") != 0) { fprintf(stderr, "bench_engine: --plain needs a cnn model\n"); return 1; }
     if (data && load_images(m, data) != 0) { eng_model_free(m); return 1; }
     if (dump_prefix) {
         int rc = dump(m, dump_prefix, batches_given ? batches[0] : 16);
@@ -416,9 +455,21 @@ int main(int argc, char **argv)
             runner r;
             runner_init(&r, m, batches[bi], 0);
             warm_up(&r, 0.3);
-            double rate[ROUNDS];
-            long calls = time_rounds(&r, seconds, rate);
-            report(tname, batches[bi], rate, calls, 1);
+            double rate[ROUNDS], rate_plain[ROUNDS], cpu[ROUNDS], cpu_plain[ROUNDS];
+            if (compare) {
+                g_plain = 1;
+                warm_up(&r, 0.3);
+                long calls, calls_plain;
+                time_compare(&r, seconds, rate, &calls, cpu, rate_plain, &calls_plain, cpu_plain);
+                g_plain = 0;
+                report(tname, batches[bi], rate, calls, 1, cpu);
+                g_plain = 1;
+                report(tname, batches[bi], rate_plain, calls_plain, 1, cpu_plain);
+                g_plain = 0;
+            } else {
+                long calls = time_rounds(&r, seconds, rate);
+                report(tname, batches[bi], rate, calls, 1, NULL);
+            }
             runner_free(&r);
         }
     }
