@@ -73,9 +73,9 @@ static void im2col_group(float *restrict col, size_t ld, const float *in, int G,
                     }
                     for (int oh = oh_lo; oh <= oh_hi; oh++) {
                         float *restrict d = dst + (size_t)oh * OW;
-                        const float *restrict src = plane + (size_t)(oh * s - pad + kh) * W + (kw - pad);
+                        const float *restrict src = plane + (size_t)(oh * s - pad + kh) * W;   // input row
                         for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-                        for (int ow = lo; ow <= hi; ow++) d[ow] = src[ow * s];
+                        for (int ow = lo; ow <= hi; ow++) d[ow] = src[ow * s + kw - pad];
                         for (int ow = hi + 1; ow < OW; ow++) d[ow] = 0.0f;
                     }
                 }

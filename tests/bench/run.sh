@@ -4,7 +4,10 @@
 #
 #   1. engine: classify_images (what a server worker calls per batch) at
 #      batch 1/16/256, OpenBLAS 1 and 2 threads, plus 2 workers x 1 thread
-#      (tests/bench/bench_engine.c)
+#      (tests/bench/bench_engine.c); then, on 1 thread, the serving path beside the
+#      one it replaced (bench_engine --compare: batch norm folded into the convolutions
+#      and ReLU + max pooling fused into their GEMM's output pass, vs the training
+#      forward with a pass per layer), alternating rounds, wall and CPU time per image
 #   2. PyTorch 1.13 (/usr/bin/python3) running the same nn.Sequential on the same
 #      weights and inputs, after checking both give the same probabilities
 #      (tests/bench/bench_torch.py): 1 and 2 threads with torch's defaults, and 2
@@ -76,7 +79,9 @@
 #      (tests/bench/jobs_latency.py)
 #  10. image generation: the DCGAN (models/fashion-dcgan) through the engine on one
 #      thread, generations/s at n = 1 and 64 per request: latents + generate_images +
-#      one PNG per image (tests/bench/bench_dcgan.c)
+#      one PNG per image (tests/bench/bench_dcgan.c), beside the path it replaced
+#      (bench_dcgan --compare: batch norm folded and the batch in one product per
+#      layer, vs one tape forward per image), alternating rounds, with CPU time per image
 #  11. stylization: a full-width TransformerNet (pytorch/examples fast_neural_style, random
 #      weights, written by tests/bench/bench_stylize.py through scripts/convert_fast_neural_style.py):
 #        engine:  tests/bench/bench_stylize.c, arch->image_to_image of one 256x256 and one 512x512
@@ -213,6 +218,10 @@ fi
 hr
 say "== 1. engine: classify_images, ${SECS}s per line (median of 5 rounds)"
 "$ENGINE_BIN" "${DATA_ARGS[@]}" --seconds "$SECS" --batches "$BATCHES" --threads 1,2 --workers2 "$MODEL_DIR" | tee "$OUT/engine.txt"
+say "   serving path (batch norm folded, ReLU + max pooling fused) vs the unfolded training forward (engine-plain),"
+say "   alternate rounds, 1 thread; cpu_us_img = process CPU time per image:"
+OPENBLAS_NUM_THREADS=1 "$ENGINE_BIN" "${DATA_ARGS[@]}" --seconds "$SECS" --batches "$BATCHES" --threads 1 --compare \
+    "$MODEL_DIR" | grep '^engine' | sed 's/^/   /' | tee "$OUT/engine-fold.txt"
 
 # ---------------------------------------------------------------- 2. PyTorch
 hr
@@ -694,7 +703,9 @@ if part gen; then
     say "   skipped: cannot build bench_dcgan:"; cat "$OUT/cc-gen.log"
   else
     say "   images_s = latents + generate_images + one PNG per image; generate_only = the generator alone"
-    OPENBLAS_NUM_THREADS=1 "$GEN_BIN" --seconds "$SECS" --n 1,64 "$MODELS_DIR/fashion-dcgan" 2>&1 \
+    say "   gen = serving (batch norm folded, one product per layer for the batch); gen-plain = the path it replaced"
+    say "   (one tape forward per image), alternate rounds; cpu_us_img = the generator's process CPU time per image"
+    OPENBLAS_NUM_THREADS=1 "$GEN_BIN" --seconds "$SECS" --n 1,64 --compare "$MODELS_DIR/fashion-dcgan" 2>&1 \
       | sed 's/^/   /' | tee "$OUT/gen.txt"
     grep -q 'images_s=' "$OUT/gen.txt" && GEN_OK=1
   fi
@@ -718,6 +729,17 @@ for B in ${BATCHES//,/ }; do
   printf '%-22s %12s %12s %12s   %s, %s\n' "  B=$B" "$(num "$e1")" "$(num "$e2")" "$(num "$ew")" \
     "$(ratio "$e2" "$e1")" "$(ratio "$ew" "$e1")"
 done
+if [ -s "$OUT/engine-fold.txt" ]; then
+  printf '%-22s %12s %12s %17s   %s\n' "folded, 1 thread" "img/s" "unfolded" "CPU us/img f / u" "folded/unfolded: img/s, CPU time"
+  for B in ${BATCHES//,/ }; do
+    f=$(get "$OUT/engine-fold.txt" "engine threads=1 batch=$B " img_s)
+    p=$(get "$OUT/engine-fold.txt" "engine-plain threads=1 batch=$B " img_s)
+    fc=$(get "$OUT/engine-fold.txt" "engine threads=1 batch=$B " cpu_us_img)
+    pc=$(get "$OUT/engine-fold.txt" "engine-plain threads=1 batch=$B " cpu_us_img)
+    printf '%-22s %12s %12s %17s   %s, %s\n' "  B=$B" "$(num "$f")" "$(num "$p")" "${fc:--} / ${pc:--}" \
+      "$(ratio "$f" "$p")" "$(ratio "$pc" "$fc")"
+  done
+fi
 say ""
 if [ "$TORCH_OK" = 1 ]; then
   printf '%-22s %12s %12s %12s   %s\n' "PyTorch (img/s)" "1 thread" "2 threads" "2 passive" \
@@ -932,8 +954,11 @@ say ""
 if [ "$GEN_OK" = 1 ]; then
   say "image generation (fashion-dcgan, 1 thread; generations/s):"
   for N in 1 64; do
-    say "  n=$N: $(num "$(get "$OUT/gen.txt" "n=$N " images_s)") images/s ($(get "$OUT/gen.txt" "n=$N " requests_s) requests/s)," \
-        "$(num "$(get "$OUT/gen.txt" "n=$N " generate_only_images_s)") images/s generator alone"
+    say "  n=$N: $(num "$(get "$OUT/gen.txt" "^ *gen model.* n=$N " images_s)") images/s ($(get "$OUT/gen.txt" "^ *gen model.* n=$N " requests_s) requests/s)," \
+        "$(num "$(get "$OUT/gen.txt" "^ *gen model.* n=$N " generate_only_images_s)") images/s generator alone;" \
+        "folded/unfolded generator $(ratio "$(get "$OUT/gen.txt" "^ *gen model.* n=$N " generate_only_images_s)" \
+        "$(get "$OUT/gen.txt" "gen-plain .* n=$N " generate_only_images_s)")x (CPU time $(ratio \
+        "$(get "$OUT/gen.txt" "gen-plain .* n=$N " cpu_us_img)" "$(get "$OUT/gen.txt" "^ *gen model.* n=$N " cpu_us_img)")x)"
   done
 elif part gen; then
   say "image generation: not measured"
