@@ -1,11 +1,13 @@
-// gemm_q8.c — int8 quantization and the int8 matrix product (see gemm_q8.h
-// for the fixed arithmetic every kernel reproduces bit for bit).
+// gemm_q8.c — int8 quantization, the packed layout, the plain C int8 matrix
+// product (the reference arithmetic of gemm_q8.h that every kernel
+// reproduces bit for bit) and the choice of kernel. The SIMD kernels are in
+// gemm_q8_avx2.c (AVX2, AVX-VNNI) and gemm_q8_avx512.c (AVX-512 VNNI).
 #include "engine/core/gemm_q8.h"
 
-#include <immintrin.h>   // AVX2, AVX-VNNI, AVX-512 intrinsics (per-function targets)
 #include <math.h>        // fabsf, lrintf
 #include <string.h>      // memset
 #include "engine/core/cpu.h"   // eng_cpu_features_get, eng_cpu_level_get
+#include "engine/core/gemm_q8_internal.h"   // the SIMD kernels, eng__q8_tail_groups
 
 // ---------------------------------------------------------------- quantization
 
@@ -51,15 +53,7 @@ eng_q8_matrix eng_q8_matrix_rows(const eng_q8_matrix *b, int j0, int n) {
 
 // ---------------------------------------------------------------- the packed layout
 
-// Groups of the last, partial block padded to P (a power of two, >= 64 / G so
-// every lane holds at least 4 bytes); 0 when the groups fill whole blocks.
-static int tail_groups(int ng, int G) {
-    int nv = ng % 16;
-    if (!nv) return 0;
-    int P = 64 / G;
-    while (P < nv) P *= 2;
-    return P;
-}
+static int tail_groups(int ng, int G) { return eng__q8_tail_groups(ng, G); }
 
 size_t eng_q8_packed_row_bytes(int k, int group) {
     int ng = k / group;
@@ -171,192 +165,14 @@ static void gemm_c(float *out, int ldo, const eng_q8_rows *A, const eng_q8_matri
         }
 }
 
-// ---------------------------------------------------------------- SIMD kernels over the packed layout
-// Each block of 16 groups leaves its 16 exact group sums S in int32 lanes
-// (AVX2 / AVX-VNNI: two 8-lane halves, lo = groups 0-7, hi = 8-15); then
-// acc += (float)S * (sa * sw) and the tree sum, as the C kernel.
-
-#define T_AVX2 __attribute__((target("avx2,fma")))
-#define T_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
-#define T_512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")))
-
-// The float tail of the reference: lanes l + l+8 (lo + hi), then + l+4, + l+2, + l+1.
-static inline T_AVX2 float tree16_256(__m256 lo, __m256 hi) {
-    __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-    return _mm_cvtss_f32(s1);
-}
-
-// Lanes [0, n) of 8 set (masked loads of a partial block).
-static inline T_AVX2 __m256i lanes_mask(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// Folds a tail's 16 lanes (lo, hi) to P group sums: lanes l, l + P, l + 2P ... added.
-static inline T_AVX2 void fold_tail(__m256i *lo, __m256i *hi, int P) {
-    if (P >= 16) return;
-    __m256i x = _mm256_add_epi32(*lo, *hi);   // 8 lanes
-    if (P <= 4) {
-        __m128i y = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
-        if (P <= 2) y = _mm_add_epi32(y, _mm_unpackhi_epi64(y, y));
-        if (P <= 1) y = _mm_add_epi32(y, _mm_shuffle_epi32(y, 1));
-        x = _mm256_zextsi128_si256(y);
-    }
-    // lanes >= P hold partial copies: cleared so that they meet zero scales only
-    *lo = _mm256_and_si256(x, lanes_mask(P));
-    *hi = _mm256_setzero_si256();
-}
-
-// acc += (float)S * (sa * sw) over lanes [0, nv) of 8.
-static inline T_AVX2 __m256 scale_add8(__m256 acc, __m256i S, const float *sa, const float *sw, int nv) {
-    if (nv <= 0) return acc;
-    __m256i m = lanes_mask(nv);
-    __m256 sc = _mm256_mul_ps(_mm256_maskload_ps(sa, m), _mm256_maskload_ps(sw, m));
-    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(S), sc));
-}
-
-// One block's sums (lo, hi) over `chunks` 64-byte chunks: AVX2's sign trick.
-static inline T_AVX2 void block_avx2(__m256i *lo, __m256i *hi, const int8_t *a, const uint8_t *ua, const int8_t *w,
-                                     int chunks) {
-    const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
-    __m256i l = _mm256_setzero_si256(), h = _mm256_setzero_si256();
-    for (int c = 0; c < chunks; c++) {
-        const __m256i *ap = (const __m256i *)(const void *)(a + 64 * c);
-        const __m256i *up = (const __m256i *)(const void *)(ua + 64 * c);
-        const __m256i *wp = (const __m256i *)(const void *)(w + 64 * c);
-        __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256(wp), flip), w1 = _mm256_xor_si256(_mm256_loadu_si256(wp + 1), flip);
-        __m256i p0 = _mm256_maddubs_epi16(_mm256_loadu_si256(up), _mm256_sign_epi8(w0, _mm256_loadu_si256(ap)));
-        __m256i p1 = _mm256_maddubs_epi16(_mm256_loadu_si256(up + 1), _mm256_sign_epi8(w1, _mm256_loadu_si256(ap + 1)));
-        l = _mm256_add_epi32(l, _mm256_madd_epi16(p0, ones));
-        h = _mm256_add_epi32(h, _mm256_madd_epi16(p1, ones));
-    }
-    *lo = l;
-    *hi = h;
-}
-
-// The same with AVX-VNNI: sum (w + 128) * a, corrected by 128 * sum(a) after the fold.
-static inline T_AVXVNNI void block_avxvnni(__m256i *lo, __m256i *hi, const int8_t *a, const uint8_t *ua,
-                                           const int8_t *w, int chunks) {
-    __m256i l = _mm256_setzero_si256(), h = _mm256_setzero_si256();
-    for (int c = 0; c < chunks; c++) {   // w is stored flipped: w + 128
-        const __m256i *ap = (const __m256i *)(const void *)(a + 64 * c);
-        const __m256i *wp = (const __m256i *)(const void *)(w + 64 * c);
-        l = _mm256_dpbusd_avx_epi32(l, _mm256_loadu_si256(wp), _mm256_loadu_si256(ap));
-        h = _mm256_dpbusd_avx_epi32(h, _mm256_loadu_si256(wp + 1), _mm256_loadu_si256(ap + 1));
-    }
-    *lo = l;
-    *hi = h;
-    (void)ua;
-}
-
-// S -= 128 * sum(a) for lanes [0, nv) of 8 (the VNNI kernels' unsigned weights).
-static inline T_AVX2 __m256i unflip8(__m256i S, const int32_t *asum, int nv) {
-    if (nv <= 0) return S;
-    return _mm256_sub_epi32(S, _mm256_slli_epi32(_mm256_maskload_epi32(asum, lanes_mask(nv)), 7));
-}
-
-#define GEMM8(NAME, TARGET, BLOCK, VNNI)                                                                      \
-    static TARGET void NAME(float *out, int ldo, const eng_q8_rows *A, const eng_q8_matrix *B, int M, int N,  \
-                            int accumulate) {                                                                 \
-        int k = B->k, G = B->group, ng = k / G, nfull = ng / 16, P = tail_groups(ng, G), nv = ng % 16;        \
-        size_t pr = eng_q8_packed_row_bytes(k, G);                                                            \
-        for (int j = 0; j < N; j++) {                                                                         \
-            const int8_t *w = B->p + (size_t)j * pr;                                                          \
-            const float *sw = B->s + (size_t)j * ng;                                                          \
-            for (int i = 0; i < M; i++) {                                                                     \
-                const int8_t *a = A->p + (size_t)i * pr;                                                      \
-                const uint8_t *ua = A->u + (size_t)i * pr;                                                    \
-                const float *sa = A->s + (size_t)i * ng;                                                      \
-                const int32_t *as = A->sum + (size_t)i * ng;                                                  \
-                __m256 flo = _mm256_setzero_ps(), fhi = _mm256_setzero_ps();                                  \
-                __m256i lo, hi;                                                                               \
-                for (int b = 0; b < nfull; b++) {                                                             \
-                    size_t o = (size_t)b * 16 * G;                                                            \
-                    BLOCK(&lo, &hi, a + o, ua + o, w + o, G / 4);                                             \
-                    if (VNNI) {                                                                               \
-                        lo = unflip8(lo, as + 16 * b, 8);                                                     \
-                        hi = unflip8(hi, as + 16 * b + 8, 8);                                                 \
-                    }                                                                                         \
-                    flo = scale_add8(flo, lo, sa + 16 * b, sw + 16 * b, 8);                                   \
-                    fhi = scale_add8(fhi, hi, sa + 16 * b + 8, sw + 16 * b + 8, 8);                           \
-                }                                                                                             \
-                if (P) {                                                                                      \
-                    size_t o = (size_t)nfull * 16 * G;                                                        \
-                    int g0 = 16 * nfull, n0 = nv < 8 ? nv : 8;                                                \
-                    BLOCK(&lo, &hi, a + o, ua + o, w + o, G * P / 64);                                        \
-                    fold_tail(&lo, &hi, P);                                                                   \
-                    if (VNNI) {                                                                               \
-                        lo = unflip8(lo, as + g0, n0);                                                        \
-                        hi = unflip8(hi, as + g0 + 8, nv - n0);                                               \
-                    }                                                                                         \
-                    flo = scale_add8(flo, lo, sa + g0, sw + g0, n0);                                          \
-                    fhi = scale_add8(fhi, hi, sa + g0 + 8, sw + g0 + 8, nv - n0);                             \
-                }                                                                                             \
-                float r = tree16_256(flo, fhi);                                                               \
-                float *po = out + (size_t)i * ldo + j;                                                        \
-                *po = accumulate ? *po + r : r;                                                               \
-            }                                                                                                 \
-        }                                                                                                     \
-    }
-
-GEMM8(gemm_avx2, T_AVX2, block_avx2, 0)
-GEMM8(gemm_avxvnni, T_AVXVNNI, block_avxvnni, 1)
-
-// AVX-512 VNNI: one 16-lane accumulator pair per block.
-static T_512 void gemm_avx512(float *out, int ldo, const eng_q8_rows *A, const eng_q8_matrix *B, int M, int N,
-                              int accumulate) {
-    int k = B->k, G = B->group, ng = k / G, nfull = ng / 16, P = tail_groups(ng, G), nv = ng % 16;
-    size_t pr = eng_q8_packed_row_bytes(k, G);
-    int chunks = G / 4, tchunks = G * P / 64;
-    for (int j = 0; j < N; j++) {
-        const int8_t *w = B->p + (size_t)j * pr;
-        const float *sw = B->s + (size_t)j * ng;
-        for (int i = 0; i < M; i++) {
-            const int8_t *a = A->p + (size_t)i * pr;
-            const float *sa = A->s + (size_t)i * ng;
-            const int32_t *as = A->sum + (size_t)i * ng;
-            __m512 acc = _mm512_setzero_ps();
-            for (int b = 0; b <= nfull; b++) {
-                int n = b < nfull ? chunks : tchunks;
-                if (n == 0) break;
-                const int8_t *ab = a + (size_t)b * 16 * G, *wb = w + (size_t)b * 16 * G;
-                __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-                int c = 0;
-                for (; c + 2 <= n; c += 2) {
-                    s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(wb + 64 * c), _mm512_loadu_si512(ab + 64 * c));
-                    s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(wb + 64 * c + 64), _mm512_loadu_si512(ab + 64 * c + 64));
-                }
-                if (c < n)
-                    s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(wb + 64 * c), _mm512_loadu_si512(ab + 64 * c));
-                __m512i S = _mm512_add_epi32(s0, s1);
-                int valid = 16;
-                if (b == nfull) {   // the tail: fold to P lanes
-                    __m256i lo = _mm512_castsi512_si256(S), hi = _mm512_extracti64x4_epi64(S, 1);
-                    fold_tail(&lo, &hi, P);
-                    S = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-                    valid = nv;
-                }
-                __mmask16 m = (__mmask16)((1u << valid) - 1);
-                int g0 = 16 * b;
-                S = _mm512_sub_epi32(S, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, as + g0), 7));
-                __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, sa + g0), _mm512_maskz_loadu_ps(m, sw + g0));
-                acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_cvtepi32_ps(S), sc));
-            }
-            float r = tree16_256(_mm512_castps512_ps256(acc),
-                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
-            float *po = out + (size_t)i * ldo + j;
-            *po = accumulate ? *po + r : r;
-        }
-    }
-}
-
 // ---------------------------------------------------------------- dispatch
 
 typedef void (*gemm_fn)(float *, int, const eng_q8_rows *, const eng_q8_matrix *, int, int, int);
 static const gemm_fn kernels[ENG_Q8__COUNT] = {
-    [ENG_Q8_C] = gemm_c, [ENG_Q8_AVX2] = gemm_avx2, [ENG_Q8_AVXVNNI] = gemm_avxvnni, [ENG_Q8_AVX512VNNI] = gemm_avx512,
+    [ENG_Q8_C] = gemm_c,
+    [ENG_Q8_AVX2] = eng__gemm_q8_avx2,
+    [ENG_Q8_AVXVNNI] = eng__gemm_q8_avxvnni,
+    [ENG_Q8_AVX512VNNI] = eng__gemm_q8_avx512vnni,
 };
 static const char *const isa_names[ENG_Q8__COUNT] = {
     [ENG_Q8_C] = "c", [ENG_Q8_AVX2] = "avx2", [ENG_Q8_AVXVNNI] = "avxvnni", [ENG_Q8_AVX512VNNI] = "avx512vnni",

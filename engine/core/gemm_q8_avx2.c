@@ -1,0 +1,86 @@
+// gemm_q8_avx2.c — eng_gemm_q8_nt's 256-bit kernels (gemm_q8_internal.h):
+// AVX2 (sign trick) and AVX-VNNI, both from the one tiled kernel in
+// gemm_q8_ymm.inc; the helpers here are the float tail of gemm_q8.h's fixed
+// arithmetic in two 8-lane halves (lo = groups 0-7 of a block, hi = 8-15).
+#include "engine/core/gemm_q8_internal.h"
+
+#include <immintrin.h>   // AVX2, AVX-VNNI intrinsics
+
+#define T_AVX2 __attribute__((target("avx2,fma")))
+#define T_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
+#define INLINE static inline __attribute__((always_inline))
+
+enum { MAX_R = 4, MAX_C = 4 };
+
+typedef eng__q8_geom geom;
+static inline geom geom_of(const eng_q8_matrix *B) { return eng__q8_geom_of(B); }
+
+// The float tail of the reference: lanes l + l+8 (lo + hi), then + l+4, + l+2, + l+1.
+INLINE T_AVX2 float tree16_256(__m256 lo, __m256 hi) {
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+// Lanes [0, n) of 8 set (masked loads of a partial block).
+INLINE T_AVX2 __m256i lanes_mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Folds a tail's 16 lanes (lo, hi) to P group sums: lanes l, l + P, l + 2P ... added.
+INLINE T_AVX2 void fold_tail(__m256i *lo, __m256i *hi, int P) {
+    if (P >= 16) return;
+    __m256i x = _mm256_add_epi32(*lo, *hi);   // 8 lanes
+    if (P <= 4) {
+        __m128i y = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+        if (P <= 2) y = _mm_add_epi32(y, _mm_unpackhi_epi64(y, y));
+        if (P <= 1) y = _mm_add_epi32(y, _mm_shuffle_epi32(y, 1));
+        x = _mm256_zextsi128_si256(y);
+    }
+    // lanes >= P hold partial copies: cleared so that they meet zero scales only
+    *lo = _mm256_and_si256(x, lanes_mask(P));
+    *hi = _mm256_setzero_si256();
+}
+
+// acc += (float)S * (sa * sw) over lanes [0, nv) of 8.
+INLINE T_AVX2 __m256 scale_add8(__m256 acc, __m256i S, const float *sa, const float *sw, int nv) {
+    if (nv <= 0) return acc;
+    __m256i m = lanes_mask(nv);
+    __m256 sc = _mm256_mul_ps(_mm256_maskload_ps(sa, m), _mm256_maskload_ps(sw, m));
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(S), sc));
+}
+
+// S -= 128 * sum(a) for lanes [0, nv) of 8 (the VNNI kernels' unsigned weights).
+INLINE T_AVX2 __m256i unflip8(__m256i S, const int32_t *asum, int nv) {
+    if (nv <= 0) return S;
+    return _mm256_sub_epi32(S, _mm256_slli_epi32(_mm256_maskload_epi32(asum, lanes_mask(nv)), 7));
+}
+
+#define Q8_CAT2(a, b) a##b
+#define Q8_CAT(a, b) Q8_CAT2(a, b)
+
+// AVX2: 2 x 3 tiles (the sign trick needs |a|, a and a constant per row: 16 registers)
+#define Q8_FN eng__gemm_q8_avx2
+#define Q8_TARGET T_AVX2
+#define Q8_VNNI 0
+#define Q8_R 2
+#define Q8_C 3
+#define Q8_(name) Q8_CAT(name, _avx2)
+#include "engine/core/gemm_q8_ymm.inc"
+#undef Q8_FN
+#undef Q8_TARGET
+#undef Q8_VNNI
+#undef Q8_R
+#undef Q8_C
+#undef Q8_
+
+// AVX-VNNI: 3 x 3 tiles
+#define Q8_FN eng__gemm_q8_avxvnni
+#define Q8_TARGET T_AVXVNNI
+#define Q8_VNNI 1
+#define Q8_R 3
+#define Q8_C 3
+#define Q8_(name) Q8_CAT(name, _avxvnni)
+#include "engine/core/gemm_q8_ymm.inc"
