@@ -24,6 +24,20 @@ INLINE T_AVX2 float tree16_256(__m256 lo, __m256 hi) {
     return _mm_cvtss_f32(s1);
 }
 
+// tree16_256 of four sums at once, [a b c d] from acc[k] = {lo, hi}; each add
+// sees the same two values as in tree16_256.
+INLINE T_AVX2 __m128 tree16x4_256(__m256 acc[][2]) {
+    __m256 v0 = _mm256_add_ps(acc[0][0], acc[0][1]), v1 = _mm256_add_ps(acc[1][0], acc[1][1]);   // l + (l+8)
+    __m256 v2 = _mm256_add_ps(acc[2][0], acc[2][1]), v3 = _mm256_add_ps(acc[3][0], acc[3][1]);
+    __m256 x01 = _mm256_add_ps(_mm256_permute2f128_ps(v0, v1, 0x20), _mm256_permute2f128_ps(v0, v1, 0x31));   // l + (l+4)
+    __m256 x23 = _mm256_add_ps(_mm256_permute2f128_ps(v2, v3, 0x20), _mm256_permute2f128_ps(v2, v3, 0x31));
+    // per 128-bit half: [a0+a2, a1+a3, c0+c2, c1+c3] (half 0), the same of b, d (half 1)
+    __m256 y = _mm256_add_ps(_mm256_shuffle_ps(x01, x23, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(x01, x23, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 z = _mm256_hadd_ps(y, y);   // lane 0 + lane 1: [a c a c | b d b d]
+    return _mm_unpacklo_ps(_mm256_castps256_ps128(z), _mm256_extractf128_ps(z, 1));
+}
+
 // Lanes [0, n) of 8 set (masked loads of a partial block).
 INLINE T_AVX2 __m256i lanes_mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -42,20 +56,6 @@ INLINE T_AVX2 void fold_tail(__m256i *lo, __m256i *hi, int P) {
     // lanes >= P hold partial copies: cleared so that they meet zero scales only
     *lo = _mm256_and_si256(x, lanes_mask(P));
     *hi = _mm256_setzero_si256();
-}
-
-// acc += (float)S * (sa * sw) over lanes [0, nv) of 8.
-INLINE T_AVX2 __m256 scale_add8(__m256 acc, __m256i S, const float *sa, const float *sw, int nv) {
-    if (nv <= 0) return acc;
-    __m256i m = lanes_mask(nv);
-    __m256 sc = _mm256_mul_ps(_mm256_maskload_ps(sa, m), _mm256_maskload_ps(sw, m));
-    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(S), sc));
-}
-
-// S -= 128 * sum(a) for lanes [0, nv) of 8 (the VNNI kernels' unsigned weights).
-INLINE T_AVX2 __m256i unflip8(__m256i S, const int32_t *asum, int nv) {
-    if (nv <= 0) return S;
-    return _mm256_sub_epi32(S, _mm256_slli_epi32(_mm256_maskload_epi32(asum, lanes_mask(nv)), 7));
 }
 
 #define Q8_CAT2(a, b) a##b

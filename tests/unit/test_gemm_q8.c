@@ -211,6 +211,94 @@ START_TEST(test_batch_invariance) {
 }
 END_TEST
 
+// The register tiles: every row count 1..17 (tiles of 4, 3, 2 and 1 rows;
+// the 1- and 2-row decode tiles), column windows that start anywhere and end
+// in every remainder of the column tile (8, 4, 3, 2, 1), and every shape of
+// the last block of groups (K / group not a multiple of 16: P = 1, 2, 4, 8,
+// 16 lanes, and none), on every kernel this CPU runs: each element bit for
+// bit the C reference's, and nothing written outside the window (a wrong
+// tile, a wrong row or column offset, or an overrun fails here).
+static const int tile_shapes[][2] = {   // K, group
+    {512, 32},    // 16 groups: full blocks only
+    {768, 32},    // 24: one block + 8 (P = 8; stories110M's dim)
+    {96, 32},     // 3 groups: P = 4, no full block
+    {544, 32},    // 17: one block + 1 (P = 2)
+    {1056, 32},   // 33: two blocks + 1
+    {832, 32},    // 26: one block + 10 (P = 16)
+    {64, 64},     // 1 group of 64: P = 1
+    {320, 64},    // 5: P = 8
+    {2048, 64},   // 32: full blocks only
+    {1216, 64},   // 19: one block + 3 (P = 4)
+};
+
+START_TEST(test_tiles) {
+    enum { MAXM = 17, MAXN = 21, LDO = 29 };
+    const float sentinel = -12345.5f;
+    for (size_t t = 0; t < sizeof tile_shapes / sizeof *tile_shapes; t++) {
+        problem p;
+        problem_make(&p, MAXM, MAXN, tile_shapes[t][0], tile_shapes[t][1], 300 + t);
+        float *ref = malloc((size_t)MAXM * MAXN * sizeof(float)), *out = malloc((size_t)MAXM * LDO * sizeof(float));
+        ck_assert_int_eq(eng_q8_set_isa(ENG_Q8_C), 0);
+        eng_gemm_q8_nt(ref, MAXN, &p.A, &p.B, MAXM, MAXN, 0);
+        for (int isa = ENG_Q8_AVX2; isa < ENG_Q8__COUNT; isa++) {
+            if (eng_q8_set_isa((eng_q8_isa_t)isa) != 0) continue;
+            const char *name = eng_q8_isa_name((eng_q8_isa_t)isa);
+            for (int M = 1; M <= MAXM; M++)
+                for (int j0 = 0; j0 <= 5; j0 += 5)   // windows [j0, j0 + n) of the weight rows
+                    for (int n = 1; j0 + n <= MAXN; n++) {
+                        for (int i = 0; i < MAXM * LDO; i++) out[i] = sentinel;
+                        eng_q8_matrix blk = eng_q8_matrix_rows(&p.B, j0, n);
+                        eng_gemm_q8_nt(out + 1, LDO, &p.A, &blk, M, n, 0);   // column 0 of out: never written
+                        for (int i = 0; i < MAXM; i++)
+                            for (int c = 0; c < LDO; c++) {
+                                float v = out[i * LDO + c];
+                                if (i < M && c >= 1 && c <= n) {
+                                    float r = ref[i * MAXN + j0 + c - 1];
+                                    if (memcmp(&v, &r, sizeof v) != 0)
+                                        ck_abort_msg("%s K %d G %d M %d cols [%d, %d): row %d col %d: %a vs c %a", name,
+                                                     p.K, p.G, M, j0, j0 + n, i, j0 + c - 1, v, r);
+                                } else if (v != sentinel) {
+                                    ck_abort_msg("%s K %d G %d M %d cols [%d, %d): wrote out[%d][%d]", name, p.K, p.G,
+                                                 M, j0, j0 + n, i, c);
+                                }
+                            }
+                    }
+            // accumulate: out (+)= on top of what is there, the same bits as c + r
+            for (int i = 0; i < MAXM * LDO; i++) out[i] = 0.25f * (float)(i % 7);
+            eng_gemm_q8_nt(out, LDO, &p.A, &p.B, MAXM, MAXN, 1);
+            for (int i = 0; i < MAXM; i++)
+                for (int j = 0; j < MAXN; j++)
+                    ck_assert_msg(out[i * LDO + j] == 0.25f * (float)((i * LDO + j) % 7) + ref[i * MAXN + j],
+                                  "%s K %d accumulate [%d][%d]", name, p.K, i, j);
+        }
+        free(ref); free(out);
+        problem_free(&p);
+    }
+    eng_q8_reset_isa();
+}
+END_TEST
+
+// Many rows of long K: the kernels take A's rows in blocks that fit L2
+// (ENG__Q8_A_BLOCK_BYTES: 32 rows of K = 8192); rows across the block
+// boundary equal the C reference bit for bit.
+START_TEST(test_row_blocks) {
+    problem p;
+    problem_make(&p, 70, 6, 8192, 32, 400);
+    float *ref = malloc((size_t)70 * 6 * sizeof(float)), *out = malloc((size_t)70 * 6 * sizeof(float));
+    ck_assert_int_eq(eng_q8_set_isa(ENG_Q8_C), 0);
+    eng_gemm_q8_nt(ref, 6, &p.A, &p.B, 70, 6, 0);
+    for (int isa = ENG_Q8_AVX2; isa < ENG_Q8__COUNT; isa++) {
+        if (eng_q8_set_isa((eng_q8_isa_t)isa) != 0) continue;
+        eng_gemm_q8_nt(out, 6, &p.A, &p.B, 70, 6, 0);
+        ck_assert_msg(memcmp(out, ref, (size_t)70 * 6 * sizeof(float)) == 0, "%s differs from c",
+                      eng_q8_isa_name((eng_q8_isa_t)isa));
+    }
+    eng_q8_reset_isa();
+    free(ref); free(out);
+    problem_free(&p);
+}
+END_TEST
+
 // The kernel follows cpu.h's level (INFERD_CPU): never above it.
 START_TEST(test_follows_cpu_level) {
     char *err = NULL;
@@ -237,6 +325,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_kernels_vs_reference);
     tcase_add_test(tc, test_close_to_fp32);
     tcase_add_test(tc, test_batch_invariance);
+    tcase_add_test(tc, test_tiles);   // ~1 CPU-second
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_row_blocks);
     tcase_add_test(tc, test_follows_cpu_level);
     suite_add_tcase(s, tc);
     return s;
