@@ -93,7 +93,9 @@
 #      (generic, avx2, avx512; engine/core/cpu.h) next to OpenBLAS cblas_sgemm on 1 thread, in
 #      one process, over every matmul of a stories110M-shaped and a GPT-2-small-shaped step
 #      (weights from DRAM) at M = 1, 4, 16, 64, 128 rows: GFLOP/s, the fraction of sgemm, and
-#      at M <= 4 the GB/s drawn next to a plain streaming read of the same weights; then
+#      at M <= 4 the GB/s drawn next to a plain streaming read of the same weights; the int8
+#      kernel (engine/core/gemm_q8.h, groups of 32) on each of its SIMD paths on the same
+#      shapes, and its ratio to the best fp32 path (the same FLOPs per token); then
 #      single-stream decode tokens/s of a stories110M-shaped random llama (mkmodel, ~540 MB) on
 #      one core, per path (INFERD_CPU), through bench_lm
 #  13. int8 weights: a stories110M-shaped llama2.c checkpoint (random weights, ~540 MB) and
@@ -1010,6 +1012,24 @@ else
         gb=$(get "$OUT/gemm.txt" "model=$m M=1 kernel=$bestk " GB_s); st=$(get "$OUT/gemm.txt" "model=$m weight_MB" stream_read_GB_s)
         line="$line; ${gb:--} GB/s drawn vs ${st:--} GB/s plain streaming read ($(ratio "$gb" "$st"))"
       fi
+      say "$line"
+    done
+  done
+  # the int8 kernel (the path eng_q8_isa picks: AVX-512 VNNI, else AVX-VNNI, else AVX2) beside the best fp32 path
+  for m in stories110m gpt2; do
+    for M in 1 16 128; do
+      q=; qk=
+      for k in avx512vnni avxvnni avx2; do
+        g=$(get "$OUT/gemm.txt" "model=$m M=$M kernel=int8-$k " GFLOP_s)
+        [ -n "$g" ] && [ -z "$q" ] && q=$g && qk=$k
+      done
+      f=; fk=
+      for k in avx512 avx2 generic; do
+        g=$(get "$OUT/gemm.txt" "model=$m M=$M kernel=$k " GFLOP_s)
+        [ -n "$g" ] && [ -z "$f" ] && f=$g && fk=$k
+      done
+      line="   $m M=$M: int8 ($qk) ${q:--} GFLOP/s, fp32 ($fk) ${f:--}: $(ratio "$q" "$f")x fp32"
+      [ "$M" != 1 ] && line="$line (aim > 1)"
       say "$line"
     done
   done

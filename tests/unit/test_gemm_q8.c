@@ -311,8 +311,8 @@ START_TEST(test_follows_cpu_level) {
         ck_assert(eng_q8_isa() == ENG_Q8_AVX2 || eng_q8_isa() == ENG_Q8_AVXVNNI);
     }
     ck_assert_int_eq(eng_cpu_set_level(max, &err), 0);
-    if (max >= ENG_CPU_AVX2 && eng_q8_isa_supported(ENG_Q8_AVXVNNI)) ck_assert_int_eq(eng_q8_isa(), ENG_Q8_AVXVNNI);
-    else if (max >= ENG_CPU_AVX512 && eng_q8_isa_supported(ENG_Q8_AVX512VNNI)) ck_assert_int_eq(eng_q8_isa(), ENG_Q8_AVX512VNNI);
+    if (max >= ENG_CPU_AVX512 && eng_q8_isa_supported(ENG_Q8_AVX512VNNI)) ck_assert_int_eq(eng_q8_isa(), ENG_Q8_AVX512VNNI);
+    else if (max >= ENG_CPU_AVX2 && eng_q8_isa_supported(ENG_Q8_AVXVNNI)) ck_assert_int_eq(eng_q8_isa(), ENG_Q8_AVXVNNI);
     fprintf(stderr, "test_gemm_q8: at level %s the int8 kernel is %s\n", eng_cpu_level_name(max), eng_q8_isa_name(eng_q8_isa()));
 }
 END_TEST
