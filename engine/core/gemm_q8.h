@@ -19,6 +19,10 @@
 //   subtract 128 * sum(qa) per group, which the activation quantizer
 //   precomputes. AVX2 uses the sign trick
 //   (maddubs(|a|, sign(w, a))), which cannot overflow with q in [-127, 127].
+// - The SIMD kernels are register-tiled (gemm_q8_avx512.c, gemm_q8_avx2.c):
+//   several activation rows x several weight rows per tile, each chunk loaded
+//   once per k-step; a tile only decides which of these fixed dot products
+//   run side by side, never their arithmetic.
 // - The kernel is chosen at run time from the CPU (eng_q8_isa); tests force
 //   each path the machine runs with eng_q8_set_isa.
 #ifndef ENG_GEMM_Q8_H
