@@ -117,11 +117,18 @@ void eng_q8_rows_init(eng_q8_rows *a, void *mem, int m, int k, int group) {
 void eng_q8_quantize_rows(eng_q8_rows *a, const float *x, int ldx) {
     int k = a->k, G = a->group, ng = k / G;
     size_t pr = eng_q8_packed_row_bytes(k, G);
+    // a step quantizes every matmul input: AVX2 where cpu.h's level allows it (the same bits)
+    int simd = G % 8 == 0 && eng_cpu_level_get() >= ENG_CPU_AVX2 && eng_q8_isa_supported(ENG_Q8_AVX2);
     for (size_t i = 0; i < (size_t)a->m; i++) {
         int8_t *q = a->q + i * k;
         for (int g = 0; g < ng; g++) {
             int8_t *qg = q + (size_t)g * G;
-            a->s[i * ng + g] = quantize_group(qg, x + i * ldx + (size_t)g * G, G);
+            const float *xg = x + i * ldx + (size_t)g * G;
+            if (simd) {
+                a->s[i * ng + g] = eng__q8_quantize_group_avx2(qg, &a->sum[i * ng + g], xg, G);
+                continue;
+            }
+            a->s[i * ng + g] = quantize_group(qg, xg, G);
             int32_t sum = 0;
             for (int t = 0; t < G; t++) sum += qg[t];
             a->sum[i * ng + g] = sum;

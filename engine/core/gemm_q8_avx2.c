@@ -58,6 +58,40 @@ INLINE T_AVX2 void fold_tail(__m256i *lo, __m256i *hi, int P) {
     *hi = _mm256_setzero_si256();
 }
 
+// ---------------------------------------------------------------- activation quantization
+// gemm_q8.c's quantize_group on 8 lanes, the same bits: max |x| ignoring NaN
+// (vmaxps returns its second operand, the running max, when the first is
+// NaN: as the scalar `|x| > amax ? |x| : amax`), the same scale and inverse,
+// x * inv rounded to nearest even (vcvtps2dq in the default mode, as lrintf)
+// and clamped to [-127, 127] (NaN: INT_MIN -> -127, as lrintf's LONG_MIN).
+T_AVX2 float eng__q8_quantize_group_avx2(int8_t *q, int32_t *sum, const float *x, int n) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absmask), m);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
+    if (!(amax > 0.0f)) {
+        for (int i = 0; i < n; i++) q[i] = 0;
+        *sum = 0;
+        return 0.0f;
+    }
+    const __m256 inv = _mm256_set1_ps(127.0f / amax);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < n; i += 8) {
+        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+        v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+        acc = _mm256_add_epi32(acc, v);
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(void *)(q + i), _mm_packs_epi16(w, w));
+    }
+    __m128i a4 = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    a4 = _mm_add_epi32(a4, _mm_unpackhi_epi64(a4, a4));
+    *sum = _mm_cvtsi128_si32(_mm_add_epi32(a4, _mm_shuffle_epi32(a4, 1)));
+    return amax / 127.0f;
+}
+
 #define Q8_CAT2(a, b) a##b
 #define Q8_CAT(a, b) Q8_CAT2(a, b)
 

@@ -16,6 +16,10 @@ void eng__gemm_q8_avxvnni(float *out, int ldo, const eng_q8_rows *A, const eng_q
 void eng__gemm_q8_avx512vnni(float *out, int ldo, const eng_q8_rows *A, const eng_q8_matrix *B, int M, int N,
                              int accumulate);
 
+// One activation group (n % 8 == 0) quantized as gemm_q8.c's quantize_group,
+// the same bits, with its sum of q in *sum; returns the scale. AVX2.
+float eng__q8_quantize_group_avx2(int8_t *q, int32_t *sum, const float *x, int n);
+
 // Groups of the last, partial block of 16 padded to P (a power of two,
 // >= 64 / group, so every int32 lane holds at least 4 bytes); 0 when the
 // groups fill whole blocks.

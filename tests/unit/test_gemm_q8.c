@@ -71,6 +71,58 @@ START_TEST(test_quantize_error_bound) {
 }
 END_TEST
 
+// Activation rows quantized by the AVX2 path (cpu.h level avx2 and up) and
+// the plain C one (generic): every array the same bytes, with all-zero
+// groups, NaN, infinities, exact halves (round half to even) and values
+// that clamp.
+START_TEST(test_quantize_rows_paths) {
+    int m = 3, k = 352;   // 11 groups of 32, 5 of 64 (+ 32: not a whole group of 64, unused)
+    float *x = malloc((size_t)m * k * sizeof(float));
+    fill(x, (size_t)m * k, 21, 2.0f);
+    for (int t = 0; t < 64; t++) x[64 + t] = 0.0f;   // a zero group (either size)
+    x[130] = NAN;
+    x[200] = INFINITY;
+    x[400] = -INFINITY;
+    x[420] = 127.0f;   // scale 1: halves are exact below
+    x[421] = 2.5f;
+    x[422] = -3.5f;
+    x[423] = 0.5f;
+    x[700] = -1e30f;
+    char *err = NULL;
+    eng_cpu_level max = eng_cpu_level_max();
+    if (max < ENG_CPU_AVX2) {
+        fprintf(stderr, "test_gemm_q8: no AVX2: the SIMD quantizer is not tested\n");
+        free(x);
+        return;
+    }
+    for (int G = 32; G <= 64; G *= 2) {
+        int kk = k / G * G;
+        size_t bytes = eng_q8_rows_bytes(m, kk, G);
+        void *m0 = eng_xaligned(bytes), *m1 = eng_xaligned(bytes);
+        memset(m0, 0x5a, bytes);
+        memset(m1, 0x5a, bytes);
+        eng_q8_rows a0, a1;
+        eng_q8_rows_init(&a0, m0, m, kk, G);
+        eng_q8_rows_init(&a1, m1, m, kk, G);
+        ck_assert_int_eq(eng_cpu_set_level(ENG_CPU_GENERIC, &err), 0);
+        eng_q8_quantize_rows(&a0, x, k);
+        ck_assert_int_eq(eng_cpu_set_level(max, &err), 0);
+        eng_q8_quantize_rows(&a1, x, k);
+        ck_assert_msg(memcmp(m0, m1, bytes) == 0, "G %d: the AVX2 quantizer differs from the C one", G);
+        if (G == 32) {   // the known codes of group 13 (x[416..448), scale 1)
+            ck_assert(a1.s[13] == 1.0f);
+            ck_assert_int_eq(a1.q[421], 2);
+            ck_assert_int_eq(a1.q[422], -4);
+            ck_assert_int_eq(a1.q[423], 0);
+            ck_assert(a1.s[2] == 0.0f);   // the zero group
+        }
+        free(m0);
+        free(m1);
+    }
+    free(x);
+}
+END_TEST
+
 // ---------------------------------------------------------------- kernels
 
 typedef struct {
@@ -322,6 +374,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_quantize_known);
     tcase_add_test(tc, test_quantize_error_bound);
+    tcase_add_test(tc, test_quantize_rows_paths);
     tcase_add_test(tc, test_kernels_vs_reference);
     tcase_add_test(tc, test_close_to_fp32);
     tcase_add_test(tc, test_batch_invariance);
