@@ -952,9 +952,12 @@ static void embed_rows(const eng_transformer *m, tf_work *w, eng_tape *scratch) 
     }
 }
 
-// Attention of one layer split by (sequence, head): task t is head t % NH
-// of sequence t / NH over that sequence's cache, with the running thread's
-// scratch. A head's result does not depend on which thread computes it.
+// Attention of one layer split by (sequence, kv head): task t is kv head
+// t % NKV of sequence t / NKV. It first copies that head's new key/value
+// rows into the sequence's cache (in parallel, and into the cache of the
+// thread about to read them), then runs the query heads that share it
+// over the cache with the running thread's scratch. A head's result does
+// not depend on which thread computes it.
 typedef struct {
     const eng_transformer *m;
     int l;
@@ -966,13 +969,19 @@ typedef struct {
 static void att_task(void *ctx, int t) {
     const att_job *J = ctx;
     const eng_tf_config *c = &J->m->cfg;
-    int NH = c->n_heads, hd = c->head_dim, qd = NH * hd, kvd = c->n_kv_heads * hd, i = t / NH, h = t % NH;
-    const eng_tf_seq *s = (const eng_tf_seq *)J->seqs[i];
+    int NH = c->n_heads, NKV = c->n_kv_heads, hd = c->head_dim, qd = NH * hd, kvd = NKV * hd, rep = NH / NKV;
+    int i = t / NKV, g = t % NKV, n = J->n_tokens[i];
+    eng_tf_seq *s = (eng_tf_seq *)J->seqs[i];
     size_t layer_off = (size_t)J->l * s->max_len * kvd, r = (size_t)J->w->row0[i];
+    float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [NKV][max_len][hd]: each head's rows together
+    for (int j = 0; j < n; j++) {
+        size_t to = ((size_t)g * s->max_len + (size_t)(s->pos + j)) * hd, from = (r + (size_t)j) * kvd + (size_t)g * hd;
+        memcpy(kc + to, J->w->k + from, (size_t)hd * sizeof(float));
+        memcpy(vc + to, J->w->v + from, (size_t)hd * sizeof(float));
+    }
     float *sc = J->w->sc + (size_t)eng_pool_self() * J->w->sc_floats;
-    eng_attention_cached_strided(J->w->att + r * qd, sc, J->w->q + r * qd, s->k + layer_off, s->v + layer_off,
-                                 J->n_tokens[i], s->pos, NH, c->n_kv_heads, hd, h, h + 1, (size_t)s->max_len * hd,
-                                 (size_t)hd);
+    eng_attention_cached_strided(J->w->att + r * qd, sc, J->w->q + r * qd, kc, vc, n, s->pos, NH, NKV, hd, g * rep,
+                                 (g + 1) * rep, (size_t)s->max_len * hd, (size_t)hd);
 }
 
 // Layer l's attention: q/k/v of all rows at once, each sequence's new k/v
@@ -990,21 +999,10 @@ static void attention_block(const eng_transformer *m, int l, tf_work *w, eng_lm_
         eng_rope_forward(w->k, w->k, w->cos_t, w->sin_t, T, NKV, hd, c->rope_interleaved);
     }
     double flops = 0;   // scores and weighted sums: 4 flops per (query, key, dim)
-    for (int i = 0, r = 0; i < n; r += n_tokens[i], i++) {
-        eng_tf_seq *s = (eng_tf_seq *)seqs[i];
-        size_t layer_off = (size_t)l * s->max_len * kvd;
-        float *kc = s->k + layer_off, *vc = s->v + layer_off;   // [NKV][max_len][hd]: each head's rows together
-        for (int j = 0; j < n_tokens[i]; j++)
-            for (int g = 0; g < NKV; g++) {
-                size_t to = ((size_t)g * s->max_len + (size_t)(s->pos + j)) * hd, from = (size_t)(r + j) * kvd + (size_t)g * hd;
-                memcpy(kc + to, w->k + from, (size_t)hd * sizeof(float));
-                memcpy(vc + to, w->v + from, (size_t)hd * sizeof(float));
-            }
-        flops += 4.0 * n_tokens[i] * (s->pos + n_tokens[i]) * qd;
-    }
+    for (int i = 0; i < n; i++) flops += 4.0 * n_tokens[i] * (((eng_tf_seq *)seqs[i])->pos + n_tokens[i]) * qd;
     att_job J = {m, l, w, seqs, n_tokens};
-    if (eng_pool_width(flops) > 1) eng_pool_for(n * NH, att_task, &J);
-    else for (int t = 0; t < n * NH; t++) att_task(&J, t);
+    if (eng_pool_width(flops) > 1) eng_pool_for(n * NKV, att_task, &J);
+    else for (int t = 0; t < n * NKV; t++) att_task(&J, t);
     quant_rows(w, w->att, T, qd, (const eng_q8_matrix *const[]){&L->qwo, NULL});
     eng_par_linears_q8((const eng_par_lin[]){plin(w->h, &L->wo, &L->qwo, L->bo.val, C)}, 1, w->att, &w->qa, T, qd);
     eng_add_forward(w->x, w->x, w->h, (size_t)T * C);
