@@ -14,12 +14,15 @@
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
 enum { MAX_R = 4, MAX_C = 8 };
-// Many-row tiles fetch the weight rows PF_BLOCKS column blocks ahead (see
-// columns): measured on the stories110M step at 16 rows, 2 threads, the
-// matmuls took 19.5 ms without and 16.8-18.4 ms with (1 block ahead: 18.2).
-// The decode tiles (1 and 2 rows) gained nothing: the hardware prefetcher
-// keeps up with their 8 streams.
-enum { PF_BLOCKS = 2 };
+// Many-row steps fetch the next column block's weight rows while computing
+// this block, the fetch spread over the block's row tiles (each tile issues
+// its share of the rows). A 16-row step otherwise streams a block from DRAM
+// in its first tile and computes in the other three, with no overlap;
+// measured on the stories110M step's matmuls, 2 threads, alternating runs:
+// 16 rows 19.6-20.6 -> 16.0-17.0 ms (first-tile-only prefetch two blocks
+// ahead -> this), 8 rows 11.5 -> 9.8, 32 rows 26.0 -> 21.0; one block ahead
+// beat two. The decode tiles
+// (1 and 2 rows) gain nothing: the hardware prefetcher keeps up with them.
 
 static const size_t A_BLOCK_BYTES = 256 * 1024;   // rows of A kept in L2 at a time (see the driver)
 
@@ -50,11 +53,12 @@ static inline __attribute__((always_inline)) T512 __m128 hsum16x4(__m512 a, __m5
 }
 
 // out[r*ldo + c] (+)= dot(a + r*lda, b + c*ldb) for r < R, c < C (constants).
-// pf, when not NULL: the next C rows of B (ldb apart), fetched into cache
-// line by line alongside (DRAM latency hidden behind this tile's FMAs).
+// pf, when not NULL: rows pc0 <= c < pc1 of the next block of B (ldb apart),
+// fetched into cache line by line alongside (DRAM latency hidden behind
+// this tile's FMAs).
 static inline __attribute__((always_inline)) T512 void
 tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda, const float *restrict b, size_t ldb, int K,
-     int accumulate, const int R, const int C, const float *pf)
+     int accumulate, const int R, const int C, const float *pf, int pc0, int pc1)
 {
     __m512 s[MAX_R][MAX_C];
 #pragma GCC unroll 4
@@ -63,10 +67,8 @@ tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda, const
         for (int c = 0; c < C; c++) s[r][c] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-        if (pf) {
-#pragma GCC unroll 8
-            for (int c = 0; c < C; c++) _mm_prefetch((const char *)(pf + c * ldb + k), _MM_HINT_T0);
-        }
+        if (pf)
+            for (int c = pc0; c < pc1; c++) _mm_prefetch((const char *)(pf + c * ldb + k), _MM_HINT_T0);
         __m512 bv[MAX_C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) bv[c] = _mm512_loadu_ps(b + c * ldb + k);
@@ -107,23 +109,26 @@ tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda, const
 }
 
 // All rows of A against C rows of B (kept in L1 while A's rows pass by);
-// the first tile also fetches the next C rows of B (pf, or NULL at the end).
+// the tiles also fetch the next C rows of B (pf, or NULL at the end), tile
+// t of nt its share [t*C/nt, (t+1)*C/nt).
 static inline __attribute__((always_inline)) T512 void
 column_block(float *out, size_t ldo, const float *A, size_t lda, const float *b, size_t ldb, int M, int K,
              int accumulate, const int C, const float *pf)
 {
-    int i = 0;
-    for (; i + 4 <= M; i += 4, pf = NULL) tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 4, C, pf);
+    int i = 0, nt = (M + 3) / 4, t = 0;
+    for (; i + 4 <= M; i += 4, t++)
+        tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 4, C, pf, t * C / nt, (t + 1) * C / nt);
+    int pc0 = t * C / nt, pc1 = (t + 1) * C / nt;
     switch (M - i) {
-    case 3: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 3, C, pf); break;
-    case 2: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 2, C, pf); break;
-    case 1: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 1, C, pf); break;
+    case 3: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 3, C, pf, pc0, pc1); break;
+    case 2: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 2, C, pf, pc0, pc1); break;
+    case 1: tile(out + i * ldo, ldo, A + i * lda, lda, b, ldb, K, accumulate, 1, C, pf, pc0, pc1); break;
     default: break;
     }
 }
 
 // C columns (B rows) at a time, then the last N % C one by one; with
-// prefetch, each block's first tile fetches the rows of a block ahead.
+// prefetch, each block's tiles fetch the next block's rows.
 static inline __attribute__((always_inline)) T512 void
 columns(float *out, size_t ldo, const float *A, size_t lda, const float *B, size_t ldb, int M, int N, int K,
         int accumulate, const int C, const int prefetch)
@@ -131,7 +136,7 @@ columns(float *out, size_t ldo, const float *A, size_t lda, const float *B, size
     int j = 0;
     for (; j + C <= N; j += C)
         column_block(out + j, ldo, A, lda, B + j * ldb, ldb, M, K, accumulate, C,
-                     prefetch && j + (PF_BLOCKS + 1) * C <= N ? B + (j + PF_BLOCKS * C) * ldb : NULL);
+                     prefetch && j + 2 * C <= N ? B + (j + C) * ldb : NULL);
     for (; j < N; j++) column_block(out + j, ldo, A, lda, B + j * ldb, ldb, M, K, accumulate, 1, NULL);
 }
 
