@@ -140,15 +140,20 @@ columns(float *out, size_t ldo, const float *A, size_t lda, const float *B, size
     for (; j < N; j++) column_block(out + j, ldo, A, lda, B + j * ldb, ldb, M, K, accumulate, 1, NULL);
 }
 
-// One or two rows (decode) stream the weights from DRAM: 8 independent sums
-// (1 x 8 or 2 x 4 tiles) keep enough loads in flight; a chain-bound loop
-// with fewer issues them too slowly. More rows use 4 x 6 tiles (24 sums;
-// measured 7-13% above 4 x 4 on the step shapes, 4 x 8 spills registers).
+// Few rows stream the weights from DRAM: one row in 1 x 8 tiles (8
+// independent sums keep enough loads in flight; the hardware prefetcher
+// keeps up, software prefetch measured 12% slower), two rows in 2 x 4 tiles
+// and 3-8 rows in 4 x 4, both with the next block prefetched (stories110M
+// step matmuls, 2 threads, alternating runs: 2 rows 46-48 -> 54-58 GB/s;
+// 4 rows 46 (4 x 6) -> 49-51 GB/s; 8 rows 40-41 -> 42-46). More rows use
+// 4 x 6 tiles (24 sums; measured 7-13% above 4 x 4 on the step shapes at
+// 16 rows, 4 x 8 spills registers).
 T512 void eng__gemm_nt_avx512(float *out, size_t ldo, const float *A, size_t lda, const float *B, size_t ldb, int M,
                               int N, int K, int accumulate)
 {
     if (M == 1) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 8, 0);
-    else if (M == 2) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4, 0);
+    else if (M == 2) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4, 1);
+    else if (M <= 8) columns(out, ldo, A, lda, B, ldb, M, N, K, accumulate, 4, 1);
     else {
         // Many rows: every 6 weight rows meet all rows of A, so A should stay
         // in L2 (1 MB on Zen 4); with long rows (K = 3072: 12 KB each) take
