@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "engine/text/sample.h"
+#include "engine/core/cpu.h"   // eng_cpu_set_level: every softmax path
 
 static const float logits[5] = {1.0f, 2.0f, 0.5f, 2.0f, -1.0f};
 
@@ -222,6 +223,36 @@ START_TEST(test_extreme_knobs) {
 }
 END_TEST
 
+// Every CPU level's softmax (vector exp on AVX2 / AVX-512): over 37 tokens
+// (full vectors and a tail) with NaN, -inf and very negative logits, the
+// frequencies of temperature sampling match double-precision softmax, and
+// the NaN / -inf / far-below tokens are never drawn.
+START_TEST(test_levels) {
+    enum { V = 37, DRAWS = 200000 };
+    float x[V];
+    for (int i = 0; i < V; i++) x[i] = (float)((i * 7) % 11) * 0.3f - 1.0f;
+    x[3] = NAN; x[17] = -INFINITY; x[33] = -500.0f; x[36] = NAN;
+    double p[V], sum = 0;
+    for (int i = 0; i < V; i++) { p[i] = isfinite(x[i]) ? exp((double)x[i] / 0.7) : 0; sum += p[i]; }
+    for (int i = 0; i < V; i++) p[i] /= sum;
+    eng_cpu_level max = eng_cpu_level_max();
+    for (int lvl = ENG_CPU_GENERIC; lvl <= (int)max; lvl++) {
+        ck_assert_int_eq(eng_cpu_set_level((eng_cpu_level)lvl, NULL), 0);
+        eng_sampler s = {0.7f, 0, 1};
+        eng_rng rng;
+        eng_rng_seed(&rng, 5);
+        float scratch[2 * V];
+        int count[V] = {0};
+        for (int d = 0; d < DRAWS; d++) count[eng_sample(&s, x, V, &rng, scratch)]++;
+        for (int i = 0; i < V; i++)
+            ck_assert_msg(fabs((double)count[i] / DRAWS - p[i]) < 0.004, "%s token %d: freq %f prob %f",
+                          eng_cpu_level_name((eng_cpu_level)lvl), i, (double)count[i] / DRAWS, p[i]);
+        ck_assert_int_eq(count[3] + count[17] + count[33] + count[36], 0);
+    }
+    eng_cpu_set_level(max, NULL);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("sample");
     TCase *tc = tcase_create("core");
@@ -236,6 +267,7 @@ int main(void) {
     tcase_add_test(tc, test_every_knob_combination);
     tcase_add_test(tc, test_top_k_then_tiny_top_p_regression);
     tcase_add_test(tc, test_extreme_knobs);
+    tcase_add_test(tc, test_levels);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
