@@ -18,6 +18,14 @@ void eng_bn_fold(float *scale, float *shift, const float *gamma, const float *be
     }
 }
 
+// x[0..n) = v, in runs of 8 the compiler vectorises (a plain loop stays scalar at -O2).
+static void fill(float *restrict x, float v, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) x[i + l] = v;
+    for (; i < n; i++) x[i] = v;
+}
+
 // Images per GEMM: as many as keep per_image * G within the cache budget (at least one).
 static int group_of(int B, size_t per_image) {
     size_t g = ENG_CONV_GEMM_FLOATS / (per_image ? per_image : 1);
@@ -54,9 +62,11 @@ static void im2col_group(float *restrict col, size_t ld, const float *in, int G,
                 for (int n = 0; n < G; n++) {
                     const float *plane = in + ((size_t)n * C + c) * H * W;
                     float *restrict dst = row + (size_t)n * P;
-                    if (hi < lo || oh_hi < oh_lo) { memset(dst, 0, P * sizeof(float)); continue; }
-                    memset(dst, 0, (size_t)oh_lo * OW * sizeof(float));   // rows above the image
-                    memset(dst + (size_t)(oh_hi + 1) * OW, 0, (size_t)(OH - 1 - oh_hi) * OW * sizeof(float));
+                    // (fill, not memset: these runs are a row or two, and hundreds of
+                    // library calls per image cost more than the copies)
+                    if (hi < lo || oh_hi < oh_lo) { fill(dst, 0.0f, P); continue; }
+                    fill(dst, 0.0f, (size_t)oh_lo * OW);   // rows above the image
+                    fill(dst + (size_t)(oh_hi + 1) * OW, 0.0f, (size_t)(OH - 1 - oh_hi) * OW);   // and below
                     if (s == 1 && OW == W) {
                         // a "same" convolution: the in-image rows are one shifted
                         // run of the plane; then zero the columns that wrapped
@@ -142,13 +152,24 @@ void eng_conv2d_batch(float *out, float *scratch, const float *in, const float *
         const size_t ld = (size_t)g * P;
         float *col = scratch, *prod = scratch + CK * ld;   // col[CK, g*P], prod[OC, g*P]
         im2col_group(col, ld, in + (size_t)n0 * C * H * W, g, C, H, W, K, stride, pad, OH, OW);
+        if (g == 1 && !pool_k) {   // one image, no pooling: the product is the output, started at the bias
+            float *o = out + (size_t)n0 * OC * P;
+            for (int oc = 0; oc < OC; oc++) fill(o + (size_t)oc * P, b ? b[oc] : 0.0f, P);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)P, (int)CK, 1.0f, w, (int)CK, col, (int)P,
+                        1.0f, o, (int)P);
+            if (act == ENG_CONV_ACT_RELU) eng_relu_forward(o, o, (size_t)OC * P);
+            continue;
+        }
+        // the product accumulates onto the bias (beta = 0 would cost OpenBLAS a
+        // zeroing pass of its own), as the training op's does
+        for (int oc = 0; oc < OC; oc++) fill(prod + (size_t)oc * ld, b ? b[oc] : 0.0f, ld);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, (int)CK, 1.0f, w, (int)CK, col, (int)ld,
-                    0.0f, prod, (int)ld);
+                    1.0f, prod, (int)ld);
         // prod[oc][n*P + p] -> out[n0 + n][oc][p']
         for (int n = 0; n < g; n++)
             for (int oc = 0; oc < OC; oc++)
-                finish_plane(out + ((size_t)(n0 + n) * OC + oc) * PP, prod + (size_t)oc * ld + (size_t)n * P,
-                             b ? b[oc] : 0.0f, act == ENG_CONV_ACT_RELU, OH, OW, pool_k, pool_s);
+                finish_plane(out + ((size_t)(n0 + n) * OC + oc) * PP, prod + (size_t)oc * ld + (size_t)n * P, 0.0f,
+                             act == ENG_CONV_ACT_RELU, OH, OW, pool_k, pool_s);
     }
 }
 
@@ -176,8 +197,13 @@ void eng_convT_batch(float *out, int out_nhwc, float *scratch, const float *x_nh
         eng_gemm_nt(scratch, KKO, x_nhwc + (size_t)n0 * P * C, (size_t)C, wt, (size_t)C, g * (int)P, (int)KKO, C, 0);
         for (int n = 0; n < g; n++) {
             float *o = out + (size_t)(n0 + n) * OC * OP;
-            for (size_t q = 0; q < OP; q++)
-                for (int oc = 0; oc < OC; oc++) o[q * ps + oc * cs] = b ? b[oc] : 0.0f;
+            if (out_nhwc)   // every pixel's channels start at the bias
+                for (size_t q = 0; q < OP; q++) {
+                    if (b) memcpy(o + q * OC, b, (size_t)OC * sizeof(float));
+                    else memset(o + q * OC, 0, (size_t)OC * sizeof(float));
+                }
+            else
+                for (int oc = 0; oc < OC; oc++) fill(o + (size_t)oc * OP, b ? b[oc] : 0.0f, OP);
             const float *cols = scratch + (size_t)n * P * KKO;
             for (int ih = 0; ih < H; ih++)
                 for (int iw = 0; iw < W; iw++) {
