@@ -876,6 +876,16 @@ if [ -s "$OUT/pf.txt" ] && grep -q 'run=long' "$OUT/pf.txt"; then
       "$(get "$OUT/pf.txt" "model=$name run=long" p99_over_base_med)" "$(get "$OUT/pf.txt" "model=$name run=long" long_ttft_ms)"
   done
   say "  (aim: p99 within 3x the median with chunking; the whole-prompt run's stall is its max: one gap per stream)"
+  say "  where the gaps come from (the daemon's step log): step period and delivery (step end -> client), ms;"
+  say "  others = the machine's CPU time taken by other processes during the run:"
+  printf '%-30s %9s %9s %9s %9s %9s\n' "" "step med" "step p99" "deliv med" "deliv p99" "others"
+  for name in $PF_MODELS; do
+    for run in base long; do
+      printf '%-30s %9s %9s %9s %9s %9s\n' "  $name $run" "$(get "$OUT/pf.txt" "model=$name run=$run server" step_med_ms)" \
+        "$(get "$OUT/pf.txt" "model=$name run=$run server" step_p99_ms)" "$(get "$OUT/pf.txt" "model=$name run=$run server" delivery_med_ms)" \
+        "$(get "$OUT/pf.txt" "model=$name run=$run server" delivery_p99_ms)" "$(get "$OUT/pf.txt" "model=$name run=$run itl" others_cpu)"
+    done
+  done
 fi
 if [ -s "$OUT/pf-engine.txt" ]; then
   say "  engine, one process: step time with a prefill chunk / decode-only step (the streams' slow-down), est. TTFT:"
