@@ -1,5 +1,5 @@
 // style_loss.c — the random multi-scale loss network and the perceptual loss
-// (see style_loss.h; the design and why is in docs/ARCHITECTURE.md).
+// (see style_loss.h; the design and why is in docs/design/stylization.md).
 #include "engine/arch/style_loss.h"
 
 #include <math.h>                  // sqrtf

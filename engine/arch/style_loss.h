@@ -9,7 +9,7 @@
 // carry texture and style (Ustyuzhaninov et al. 2017; He, Wang & Hopcroft
 // 2016). Its weights are never stored: the seed (default
 // ENG_LOSSNET_DEFAULT_SEED) regenerates them bit for bit. See
-// docs/ARCHITECTURE.md ("The perceptual loss network") for the design.
+// docs/design/stylization.md ("The perceptual loss network") for the design.
 //
 // Everything is recorded on an eng_tape (engine/core/tape.h), so gradients
 // flow to the image being optimised (inferd stylize) or to the network that
