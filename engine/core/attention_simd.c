@@ -35,6 +35,62 @@ static inline __attribute__((always_inline)) T512 float hsum512(__m512 v)
     return _mm_cvtss_f32(z);
 }
 
+// A score's chain: mul of vector 0, fmadd of vectors 1..nv-1 (then
+// scale * hsum512), whoever calls it.
+static inline __attribute__((always_inline)) T512 __m512 dot512(const __m512 *qv, const float *k, const int nv)
+{
+    __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
+    for (int j = 1; j < nv; j++) a = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k + j * 16), a);
+    return a;
+}
+
+// s[0..len) = exp(s - max) in place; returns 1 / their sum.
+static inline __attribute__((always_inline)) T512 float softmax512(float *s, int len)
+{
+    enum { W = 16 };
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    int full = len / W * W, t;
+    __mmask16 tail = (__mmask16)((1u << (len - full)) - 1);
+    for (t = 0; t < full; t += W) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + t));
+    if (tail) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s + full));
+    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+    for (t = 0; t < full; t += W) {
+        __m512 e = eng_exp512(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
+        _mm512_storeu_ps(s + t, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (tail) {
+        __m512 e = _mm512_maskz_mov_ps(tail, eng_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + full), m)));
+        _mm512_mask_storeu_ps(s + full, tail, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return 1.0f / hsum512(sum);
+}
+
+// The weighted sum's keys t..len-1 (t even): pairs into oa (even) and ob
+// (odd), a last odd key into oa; then out = (oa + ob) * inv.
+static inline __attribute__((always_inline)) T512 void
+wsum_end512(float *out, __m512 *oa, __m512 *ob, const float *s, const float *V, size_t ks, int t, int len, float inv,
+            const int nv)
+{
+    enum { W = 16 };
+    for (; t + 2 <= len; t += 2) {
+        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
+        __m512 p0 = _mm512_set1_ps(s[t]), p1 = _mm512_set1_ps(s[t + 1]);
+        for (int j = 0; j < nv; j++) {
+            oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
+            ob[j] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + j * W), ob[j]);
+        }
+    }
+    if (t < len) {
+        const float *v0 = V + (size_t)t * ks;
+        __m512 p0 = _mm512_set1_ps(s[t]);
+        for (int j = 0; j < nv; j++) oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
+    }
+    __m512 iv = _mm512_set1_ps(inv);
+    for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + j * W, _mm512_mul_ps(_mm512_add_ps(oa[j], ob[j]), iv));
+}
+
 // One row with nv vectors per head (a constant where it is called: the
 // loops over j unroll and the sums stay in registers).
 static inline __attribute__((always_inline)) T512 void
@@ -60,48 +116,74 @@ row512(float *out, float *s, const float *q, const float *K, const float *V, siz
         s[t + 2] = scale * hsum512(a2);
         s[t + 3] = scale * hsum512(a3);
     }
-    for (; t < len; t++) {
-        const float *k0 = K + (size_t)t * ks;
-        __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k0));
-        for (int j = 1; j < nv; j++) a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + j * W), a0);
-        s[t] = scale * hsum512(a0);
-    }
+    for (; t < len; t++) s[t] = scale * hsum512(dot512(qv, K + (size_t)t * ks, nv));
     // softmax's numerator in place, and its sum
-    __m512 mx = _mm512_set1_ps(-__builtin_inff());
-    int full = len / W * W;
-    __mmask16 tail = (__mmask16)((1u << (len - full)) - 1);
-    for (t = 0; t < full; t += W) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + t));
-    if (tail) mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s + full));
-    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
-    for (t = 0; t < full; t += W) {
-        __m512 e = eng_exp512(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
-        _mm512_storeu_ps(s + t, e);
-        sum = _mm512_add_ps(sum, e);
-    }
-    if (tail) {
-        __m512 e = _mm512_maskz_mov_ps(tail, eng_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + full), m)));
-        _mm512_mask_storeu_ps(s + full, tail, e);
-        sum = _mm512_add_ps(sum, e);
-    }
-    float inv = 1.0f / hsum512(sum);
+    float inv = softmax512(s, len);
     // weighted sum of the values: even and odd keys in two sets of sums
     __m512 oa[MAXV], ob[MAXV];
     for (int j = 0; j < nv; j++) oa[j] = ob[j] = _mm512_setzero_ps();
-    for (t = 0; t + 2 <= len; t += 2) {
-        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
-        __m512 p0 = _mm512_set1_ps(s[t]), p1 = _mm512_set1_ps(s[t + 1]);
-        for (int j = 0; j < nv; j++) {
-            oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
-            ob[j] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + j * W), ob[j]);
+    wsum_end512(out, oa, ob, s, V, ks, 0, len, inv, nv);
+}
+
+// Four consecutive rows of one head, lengths len .. len+3 (nv <= 4). Each
+// key row is loaded once for the four rows' scores and each value row once
+// for two rows' sums over the keys they share; every row then finishes its
+// own tail keys in row512's order, so each gets row512's bits.
+static inline __attribute__((always_inline)) T512 void
+rows4_512(float *out, float *s, const float *q, size_t qs, const float *K, const float *V, size_t ks, int len,
+          float scale, const int nv)
+{
+    enum { W = 16 };
+    size_t sl = (size_t)len + 3;   // scratch row r at s + r * sl
+    __m512 qv[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < nv; j++) qv[r][j] = _mm512_loadu_ps(q + r * qs + j * W);
+    // scores: keys all four rows see, two at a time (eight chains)
+    int t = 0;
+    for (; t + 2 <= len; t += 2) {
+        const float *k0 = K + (size_t)t * ks, *k1 = k0 + ks;
+        __m512 a[4][2];
+        for (int r = 0; r < 4; r++) {
+            a[r][0] = _mm512_mul_ps(qv[r][0], _mm512_loadu_ps(k0));
+            a[r][1] = _mm512_mul_ps(qv[r][0], _mm512_loadu_ps(k1));
+        }
+        for (int j = 1; j < nv; j++) {
+            __m512 x0 = _mm512_loadu_ps(k0 + j * W), x1 = _mm512_loadu_ps(k1 + j * W);
+            for (int r = 0; r < 4; r++) {
+                a[r][0] = _mm512_fmadd_ps(qv[r][j], x0, a[r][0]);
+                a[r][1] = _mm512_fmadd_ps(qv[r][j], x1, a[r][1]);
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            s[r * sl + t] = scale * hsum512(a[r][0]);
+            s[r * sl + t + 1] = scale * hsum512(a[r][1]);
         }
     }
-    if (t < len) {
-        const float *v0 = V + (size_t)t * ks;
-        __m512 p0 = _mm512_set1_ps(s[t]);
-        for (int j = 0; j < nv; j++) oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
+    // then each key for the rows that see it (row r sees keys < len + r)
+    for (; t < len + 3; t++)
+        for (int r = t < len ? 0 : t - len + 1; r < 4; r++) s[r * sl + t] = scale * hsum512(dot512(qv[r], K + (size_t)t * ks, nv));
+    // weighted sums two rows at a time: keys both see (pairs below len + r),
+    // then each row's own end
+    for (int r = 0; r < 4; r += 2) {
+        float *sa = s + r * sl, *sb = sa + sl;
+        float ia = softmax512(sa, len + r), ib = softmax512(sb, len + r + 1);
+        __m512 oa[2][4], ob[2][4];
+        for (int j = 0; j < nv; j++) oa[0][j] = ob[0][j] = oa[1][j] = ob[1][j] = _mm512_setzero_ps();
+        for (t = 0; t + 2 <= len + r; t += 2) {
+            const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
+            __m512 pa0 = _mm512_set1_ps(sa[t]), pa1 = _mm512_set1_ps(sa[t + 1]);
+            __m512 pb0 = _mm512_set1_ps(sb[t]), pb1 = _mm512_set1_ps(sb[t + 1]);
+            for (int j = 0; j < nv; j++) {
+                __m512 x0 = _mm512_loadu_ps(v0 + j * W), x1 = _mm512_loadu_ps(v1 + j * W);
+                oa[0][j] = _mm512_fmadd_ps(pa0, x0, oa[0][j]);
+                ob[0][j] = _mm512_fmadd_ps(pa1, x1, ob[0][j]);
+                oa[1][j] = _mm512_fmadd_ps(pb0, x0, oa[1][j]);
+                ob[1][j] = _mm512_fmadd_ps(pb1, x1, ob[1][j]);
+            }
+        }
+        wsum_end512(out + r * qs, oa[0], ob[0], sa, V, ks, t, len + r, ia, nv);
+        wsum_end512(out + (r + 1) * qs, oa[1], ob[1], sb, V, ks, t, len + r + 1, ib, nv);
     }
-    __m512 iv = _mm512_set1_ps(inv);
-    for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + j * W, _mm512_mul_ps(_mm512_add_ps(oa[j], ob[j]), iv));
 }
 
 // Common head sizes with constant vector counts, the rest generic.
@@ -114,6 +196,17 @@ T512 void eng__attn_row_avx512(float *out, float *s, const float *q, const float
     case 4: row512(out, s, q, K, V, ks, len, scale, 4); break;    // hd 64 (GPT-2, stories110M)
     case 8: row512(out, s, q, K, V, ks, len, scale, 8); break;    // hd 128 (Llama)
     default: row512(out, s, q, K, V, ks, len, scale, hd / 16); break;
+    }
+}
+
+T512 void eng__attn_rows4_avx512(float *out, float *s, const float *q, size_t qs, const float *K, const float *V,
+                                 size_t ks, int len, int hd, float scale)
+{
+    switch (hd / 16) {
+    case 1: rows4_512(out, s, q, qs, K, V, ks, len, scale, 1); break;   // hd 16
+    case 2: rows4_512(out, s, q, qs, K, V, ks, len, scale, 2); break;   // hd 32
+    case 3: rows4_512(out, s, q, qs, K, V, ks, len, scale, 3); break;   // hd 48
+    default: rows4_512(out, s, q, qs, K, V, ks, len, scale, 4); break;  // hd 64
     }
 }
 

@@ -5,7 +5,8 @@
 // ones that do not, context lengths around every vector tail, grouped query
 // heads, and scores large enough that most weights underflow; and batch
 // invariant: a row's bits are the same whether it comes alone, in a chunk
-// of n rows, or with a different head range, and whatever the cache layout
+// of n rows (the AVX-512 path takes four rows at a time where it can), or
+// with a different head range, and whatever the cache layout
 // (rows interleaved by head, or head-major).
 #include "engine/core/ops_seq.h"
 
@@ -80,6 +81,18 @@ static void check_level(eng_cpu_level lvl, double amp) {
         }
         ck_assert_msg(!memcmp(chunked, got, (size_t)T * qs * sizeof(float)), "%s hd %d: chunks of 5 differ",
                       eng_cpu_level_name(lvl), hd);
+        // chunks of 16 (the server's prefill_chunk) after a first one of 7 or 12: groups of four
+        // rows starting at every length mod 4, crossing the 16-key blocks
+        for (int first = 7; first <= 12; first += 5) {
+            memset(chunked, 0xff, (size_t)T * qs * sizeof(float));
+            for (int p = 0; p < T;) {
+                int n = p == 0 ? first : T - p < 16 ? T - p : 16;
+                eng_attention_cached_forward(chunked + (size_t)p * qs, sc, q + (size_t)p * qs, k, v, n, p, NH, NKV, hd);
+                p += n;
+            }
+            ck_assert_msg(!memcmp(chunked, got, (size_t)T * qs * sizeof(float)), "%s hd %d: chunks of 16 after %d differ",
+                          eng_cpu_level_name(lvl), hd, first);
+        }
         // heads one at a time (the pool's split)
         for (int h = 0; h < NH; h++)
             eng_attention_cached_heads(chunked, sc, q, k, v, T, 0, NH, NKV, hd, h, h + 1);
