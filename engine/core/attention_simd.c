@@ -22,6 +22,9 @@
 
 #define T512 ENG_T512
 #define T256 ENG_T256
+// loops over a head's vectors and a group's sums unroll, so the sums stay
+// in registers (-O2 alone leaves some in memory)
+#define UNROLL _Pragma("GCC unroll 16")
 
 // ---------------------------------------------------------------- AVX-512
 
@@ -35,11 +38,36 @@ static inline __attribute__((always_inline)) T512 float hsum512(__m512 v)
     return _mm_cvtss_f32(z);
 }
 
+// hsum512 of sixteen vectors at once, each add the one hsum512 makes (so the
+// same bits) but a lane holds a different vector's sums: about two shuffles
+// and one add per sum instead of four of each. Lane 4k + l of the result is
+// the sum of a[k + 4l].
+static inline __attribute__((always_inline)) T512 __m512 hsum512x16(const __m512 *a)
+{
+    __m512 w[8], x[4], y[2];
+    UNROLL
+    for (int i = 0; i < 8; i++)   // l + (l+8): vector 2i's in the low half, 2i+1's in the high
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    UNROLL
+    for (int i = 0; i < 4; i++)   // + 4: quarter k holds vector 4i + k's
+        x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    UNROLL
+    for (int i = 0; i < 2; i++)   // + 2: quarter k holds vectors 8i + k's and 8i + 4 + k's
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // + 1: quarter k holds vectors k, 4 + k, 8 + k, 12 + k
+    return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 // A score's chain: mul of vector 0, fmadd of vectors 1..nv-1 (then
 // scale * hsum512), whoever calls it.
 static inline __attribute__((always_inline)) T512 __m512 dot512(const __m512 *qv, const float *k, const int nv)
 {
     __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
+    UNROLL
     for (int j = 1; j < nv; j++) a = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k + j * 16), a);
     return a;
 }
@@ -77,6 +105,7 @@ wsum_end512(float *out, __m512 *oa, __m512 *ob, const float *s, const float *V, 
     for (; t + 2 <= len; t += 2) {
         const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
         __m512 p0 = _mm512_set1_ps(s[t]), p1 = _mm512_set1_ps(s[t + 1]);
+        UNROLL
         for (int j = 0; j < nv; j++) {
             oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
             ob[j] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + j * W), ob[j]);
@@ -85,9 +114,11 @@ wsum_end512(float *out, __m512 *oa, __m512 *ob, const float *s, const float *V, 
     if (t < len) {
         const float *v0 = V + (size_t)t * ks;
         __m512 p0 = _mm512_set1_ps(s[t]);
+        UNROLL
         for (int j = 0; j < nv; j++) oa[j] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + j * W), oa[j]);
     }
     __m512 iv = _mm512_set1_ps(inv);
+    UNROLL
     for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + j * W, _mm512_mul_ps(_mm512_add_ps(oa[j], ob[j]), iv));
 }
 
@@ -116,7 +147,12 @@ row512(float *out, float *s, const float *q, const float *K, const float *V, siz
         s[t + 2] = scale * hsum512(a2);
         s[t + 3] = scale * hsum512(a3);
     }
-    for (; t < len; t++) s[t] = scale * hsum512(dot512(qv, K + (size_t)t * ks, nv));
+    for (; t < len; t++) {
+        const float *k0 = K + (size_t)t * ks;
+        __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k0));
+        for (int j = 1; j < nv; j++) a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + j * W), a0);
+        s[t] = scale * hsum512(a0);
+    }
     // softmax's numerator in place, and its sum
     float inv = softmax512(s, len);
     // weighted sum of the values: even and odd keys in two sets of sums
@@ -136,28 +172,25 @@ rows4_512(float *out, float *s, const float *q, size_t qs, const float *K, const
     enum { W = 16 };
     size_t sl = (size_t)len + 3;   // scratch row r at s + r * sl
     __m512 qv[4][4];
+    UNROLL
     for (int r = 0; r < 4; r++)
+        UNROLL
         for (int j = 0; j < nv; j++) qv[r][j] = _mm512_loadu_ps(q + r * qs + j * W);
-    // scores: keys all four rows see, two at a time (eight chains)
+    // scores: keys all four rows see, four at a time (sixteen chains, one
+    // lane tree pass); a[r + 4l] is row r, key t + l: quarter r is row r's
     int t = 0;
-    for (; t + 2 <= len; t += 2) {
-        const float *k0 = K + (size_t)t * ks, *k1 = k0 + ks;
-        __m512 a[4][2];
-        for (int r = 0; r < 4; r++) {
-            a[r][0] = _mm512_mul_ps(qv[r][0], _mm512_loadu_ps(k0));
-            a[r][1] = _mm512_mul_ps(qv[r][0], _mm512_loadu_ps(k1));
-        }
-        for (int j = 1; j < nv; j++) {
-            __m512 x0 = _mm512_loadu_ps(k0 + j * W), x1 = _mm512_loadu_ps(k1 + j * W);
-            for (int r = 0; r < 4; r++) {
-                a[r][0] = _mm512_fmadd_ps(qv[r][j], x0, a[r][0]);
-                a[r][1] = _mm512_fmadd_ps(qv[r][j], x1, a[r][1]);
-            }
-        }
-        for (int r = 0; r < 4; r++) {
-            s[r * sl + t] = scale * hsum512(a[r][0]);
-            s[r * sl + t + 1] = scale * hsum512(a[r][1]);
-        }
+    __m512 vs = _mm512_set1_ps(scale);
+    for (; t + 4 <= len; t += 4) {
+        __m512 a[16];
+        UNROLL
+        for (int l = 0; l < 4; l++)
+            UNROLL
+            for (int r = 0; r < 4; r++) a[r + 4 * l] = dot512(qv[r], K + (size_t)(t + l) * ks, nv);
+        __m512 z = _mm512_mul_ps(vs, hsum512x16(a));
+        _mm_storeu_ps(s + t, _mm512_castps512_ps128(z));
+        _mm_storeu_ps(s + sl + t, _mm512_extractf32x4_ps(z, 1));
+        _mm_storeu_ps(s + 2 * sl + t, _mm512_extractf32x4_ps(z, 2));
+        _mm_storeu_ps(s + 3 * sl + t, _mm512_extractf32x4_ps(z, 3));
     }
     // then each key for the rows that see it (row r sees keys < len + r)
     for (; t < len + 3; t++)
@@ -168,11 +201,13 @@ rows4_512(float *out, float *s, const float *q, size_t qs, const float *K, const
         float *sa = s + r * sl, *sb = sa + sl;
         float ia = softmax512(sa, len + r), ib = softmax512(sb, len + r + 1);
         __m512 oa[2][4], ob[2][4];
+        UNROLL
         for (int j = 0; j < nv; j++) oa[0][j] = ob[0][j] = oa[1][j] = ob[1][j] = _mm512_setzero_ps();
         for (t = 0; t + 2 <= len + r; t += 2) {
             const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
             __m512 pa0 = _mm512_set1_ps(sa[t]), pa1 = _mm512_set1_ps(sa[t + 1]);
             __m512 pb0 = _mm512_set1_ps(sb[t]), pb1 = _mm512_set1_ps(sb[t + 1]);
+            UNROLL
             for (int j = 0; j < nv; j++) {
                 __m512 x0 = _mm512_loadu_ps(v0 + j * W), x1 = _mm512_loadu_ps(v1 + j * W);
                 oa[0][j] = _mm512_fmadd_ps(pa0, x0, oa[0][j]);
