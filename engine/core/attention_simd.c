@@ -1,4 +1,4 @@
-// attention_simd.c — one query row of one head against a KV cache, on
+// attention_simd.c — query rows of one head against a KV cache, on
 // AVX-512 or AVX2 + FMA (attention_internal.h; ops_seq.c dispatches).
 //
 // WHY: the engine is built for baseline x86-64, so the plain attention loop
@@ -14,6 +14,12 @@
 // W in order (the last block masked) then the lane tree; out = (sum over t of
 // e_t * V[t], even t and odd t in two running sums, added at the end) / sum.
 // Nothing depends on how many rows or heads a call has.
+//
+// A single row is bound by reading its head's K and V from L2 (~256 KB at
+// 500 keys, hd 64); a prefill chunk's rows re-read them row after row. So
+// on AVX-512 with hd <= 64 four consecutive rows go together (rows4_512):
+// each key row loaded once for four rows' scores, each value row once for
+// two rows' sums, every row's result in the order above.
 #include "engine/core/attention_internal.h"
 
 #include <immintrin.h>  // AVX-512 / AVX2 intrinsics
