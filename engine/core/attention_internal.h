@@ -6,10 +6,11 @@
 // vector width (16 floats for AVX-512, 8 for AVX2) no larger than
 // ENG_ATTN_SIMD_MAX_HD (other head sizes take the plain C path).
 //   s[len]: scratch; out[hd] = softmax(scale * K q) V, K and V rows ks floats apart.
-// eng__attn_rows4_avx512: four consecutive rows of one head at once (rows r =
+// eng__attn_rows4_avx512 / _avx2: four consecutive rows of one head at once (rows r =
 // 0..3 of q and out qs floats apart, row r seeing len + r keys; scratch s of
 // 4 * (len + 3) floats; hd 16..ENG_ATTN_ROWS4_MAX_HD): each row's bits are
-// eng__attn_row_avx512's, with each key and value row read once per group.
+// the one-row kernel's, with each key row (and on AVX-512 value row) read
+// once per group.
 #ifndef ENG_ATTENTION_INTERNAL_H
 #define ENG_ATTENTION_INTERNAL_H
 
@@ -21,6 +22,8 @@ void eng__attn_row_avx512(float *out, float *s, const float *q, const float *K, 
                           int hd, float scale);
 void eng__attn_rows4_avx512(float *out, float *s, const float *q, size_t qs, const float *K, const float *V,
                             size_t ks, int len, int hd, float scale);
+void eng__attn_rows4_avx2(float *out, float *s, const float *q, size_t qs, const float *K, const float *V,
+                          size_t ks, int len, int hd, float scale);
 void eng__attn_row_avx2(float *out, float *s, const float *q, const float *K, const float *V, size_t ks, int len,
                         int hd, float scale);
 

@@ -270,6 +270,59 @@ static inline __attribute__((always_inline)) T256 float hmax256(__m256 v)
     return _mm_cvtss_f32(x);
 }
 
+// s[0..len) = exp(s - max) in place; returns 1 / their sum.
+static inline __attribute__((always_inline)) T256 float softmax256(float *s, int len)
+{
+    enum { W = 8 };
+    int t;
+    // the last len % 8 scores go through a padded block (-inf: exp gives 0)
+    int full = len / W * W, rest = len - full;
+    float pad[W];
+    for (int i = 0; i < W; i++) pad[i] = i < rest ? s[full + i] : -__builtin_inff();
+    __m256 mx = _mm256_loadu_ps(pad);
+    for (t = 0; t < full; t += W) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + t));
+    __m256 m = _mm256_set1_ps(hmax256(mx)), sum = _mm256_setzero_ps();
+    for (t = 0; t < full; t += W) {
+        __m256 e = eng_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t), m));
+        _mm256_storeu_ps(s + t, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (rest) {
+        __m256 e = eng_exp256(_mm256_sub_ps(_mm256_loadu_ps(pad), m));
+        e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_loadu_ps(pad), _mm256_set1_ps(-__builtin_inff()), _CMP_NEQ_OQ));
+        _mm256_storeu_ps(pad, e);
+        memcpy(s + full, pad, (size_t)rest * sizeof(float));
+        sum = _mm256_add_ps(sum, e);
+    }
+    return 1.0f / hsum256(sum);
+}
+
+// out = (sum over t of s[t] V[t], even and odd t in two sets of sums) * inv.
+static inline __attribute__((always_inline)) T256 void
+wsum256(float *out, const float *s, const float *V, size_t ks, int len, float inv, const int nv)
+{
+    enum { W = 8, MAXV = ENG_ATTN_SIMD_MAX_HD / 8 };
+    int t;
+    __m256 oa[MAXV], ob[MAXV];
+    for (int j = 0; j < nv; j++) oa[j] = ob[j] = _mm256_setzero_ps();
+    for (t = 0; t + 2 <= len; t += 2) {
+        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
+        __m256 p0 = _mm256_set1_ps(s[t]), p1 = _mm256_set1_ps(s[t + 1]);
+        for (int j = 0; j < nv; j++) {
+            oa[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + j * W), oa[j]);
+            ob[j] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + j * W), ob[j]);
+        }
+    }
+    if (t < len) {
+        const float *v0 = V + (size_t)t * ks;
+        __m256 p0 = _mm256_set1_ps(s[t]);
+        for (int j = 0; j < nv; j++) oa[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + j * W), oa[j]);
+    }
+    __m256 iv = _mm256_set1_ps(inv);
+    for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + j * W, _mm256_mul_ps(_mm256_add_ps(oa[j], ob[j]), iv));
+}
+
+// One row (row512's order on 8 lanes).
 static inline __attribute__((always_inline)) T256 void
 row256(float *out, float *s, const float *q, const float *K, const float *V, size_t ks, int len, float scale, const int nv)
 {
@@ -299,43 +352,75 @@ row256(float *out, float *s, const float *q, const float *K, const float *V, siz
         for (int j = 1; j < nv; j++) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * W), _mm256_loadu_ps(k0 + j * W), a0);
         s[t] = scale * hsum256(a0);
     }
-    // the last len % 8 scores go through a padded block (-inf: exp gives 0)
-    int full = len / W * W, rest = len - full;
-    float pad[W];
-    for (int i = 0; i < W; i++) pad[i] = i < rest ? s[full + i] : -__builtin_inff();
-    __m256 mx = _mm256_loadu_ps(pad);
-    for (t = 0; t < full; t += W) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + t));
-    __m256 m = _mm256_set1_ps(hmax256(mx)), sum = _mm256_setzero_ps();
-    for (t = 0; t < full; t += W) {
-        __m256 e = eng_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + t), m));
-        _mm256_storeu_ps(s + t, e);
-        sum = _mm256_add_ps(sum, e);
-    }
-    if (rest) {
-        __m256 e = eng_exp256(_mm256_sub_ps(_mm256_loadu_ps(pad), m));
-        e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_loadu_ps(pad), _mm256_set1_ps(-__builtin_inff()), _CMP_NEQ_OQ));
-        _mm256_storeu_ps(pad, e);
-        memcpy(s + full, pad, (size_t)rest * sizeof(float));
-        sum = _mm256_add_ps(sum, e);
-    }
-    float inv = 1.0f / hsum256(sum);
-    __m256 oa[MAXV], ob[MAXV];
-    for (int j = 0; j < nv; j++) oa[j] = ob[j] = _mm256_setzero_ps();
-    for (t = 0; t + 2 <= len; t += 2) {
-        const float *v0 = V + (size_t)t * ks, *v1 = v0 + ks;
-        __m256 p0 = _mm256_set1_ps(s[t]), p1 = _mm256_set1_ps(s[t + 1]);
-        for (int j = 0; j < nv; j++) {
-            oa[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + j * W), oa[j]);
-            ob[j] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + j * W), ob[j]);
+    float inv = softmax256(s, len);
+    wsum256(out, s, V, ks, len, inv, nv);
+}
+
+// hsum256 of eight vectors at once, each add the one hsum256 makes (so the
+// same bits): lane 4h + l of the result is the sum of a[h + 2l].
+static inline __attribute__((always_inline)) T256 __m256 hsum256x8(const __m256 *a)
+{
+    __m256 w[4], y[2];
+    UNROLL
+    for (int i = 0; i < 4; i++)   // l + (l+4): half 0 vector 2i's, half 1 vector 2i+1's
+        w[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x20),
+                             _mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x31));
+    UNROLL
+    for (int i = 0; i < 2; i++)   // + 2: half h holds vectors 4i + h's and 4i + 2 + h's
+        y[i] = _mm256_add_ps(_mm256_shuffle_ps(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(w[2 * i], w[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // + 1: half h holds vectors h, 2 + h, 4 + h, 6 + h
+    return _mm256_add_ps(_mm256_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// rows4_512 on AVX2 (nv <= 8): the four rows' scores from one pass over the
+// keys (q re-read from L1: 16 registers), then each row's softmax and sum
+// of values as row256 does them (2 rows x nv x 2 sums would not fit).
+static inline __attribute__((always_inline)) T256 void
+rows4_256(float *out, float *s, const float *q, size_t qs, const float *K, const float *V, size_t ks, int len,
+          float scale, const int nv)
+{
+    enum { W = 8 };
+    size_t sl = (size_t)len + 3;   // scratch row r at s + r * sl
+    __m256 vs = _mm256_set1_ps(scale);
+    // keys all four rows see, two at a time; a[h + 2l] is row 2h + l / 2,
+    // key t + l % 2: each 64-bit pair of the sums is one row's two scores
+    int t = 0;
+    for (; t + 2 <= len; t += 2) {
+        const float *k0 = K + (size_t)t * ks, *k1 = k0 + ks;
+        __m256 a[8];
+        UNROLL
+        for (int i = 0; i < 8; i++) {
+            int r = 2 * (i % 2) + i / 4;
+            a[i] = _mm256_mul_ps(_mm256_loadu_ps(q + r * qs), _mm256_loadu_ps(i / 2 % 2 ? k1 : k0));
         }
+        UNROLL
+        for (int j = 1; j < nv; j++) {
+            __m256 x0 = _mm256_loadu_ps(k0 + j * W), x1 = _mm256_loadu_ps(k1 + j * W);
+            UNROLL
+            for (int i = 0; i < 8; i++)
+                a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (2 * (i % 2) + i / 4) * qs + j * W), i / 2 % 2 ? x1 : x0, a[i]);
+        }
+        __m256 z = _mm256_mul_ps(vs, hsum256x8(a));
+        __m128 lo = _mm256_castps256_ps128(z), hi = _mm256_extractf128_ps(z, 1);
+        _mm_storel_pi((__m64 *)(s + t), lo);
+        _mm_storeh_pi((__m64 *)(s + sl + t), lo);
+        _mm_storel_pi((__m64 *)(s + 2 * sl + t), hi);
+        _mm_storeh_pi((__m64 *)(s + 3 * sl + t), hi);
     }
-    if (t < len) {
-        const float *v0 = V + (size_t)t * ks;
-        __m256 p0 = _mm256_set1_ps(s[t]);
-        for (int j = 0; j < nv; j++) oa[j] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + j * W), oa[j]);
+    // then each key for the rows that see it (row r sees keys < len + r)
+    for (; t < len + 3; t++)
+        for (int r = t < len ? 0 : t - len + 1; r < 4; r++) {
+            const float *k0 = K + (size_t)t * ks, *qr = q + r * qs;
+            __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(qr), _mm256_loadu_ps(k0));
+            for (int j = 1; j < nv; j++) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qr + j * W), _mm256_loadu_ps(k0 + j * W), a0);
+            s[r * sl + t] = scale * hsum256(a0);
+        }
+    for (int r = 0; r < 4; r++) {
+        float inv = softmax256(s + r * sl, len + r);
+        wsum256(out + r * qs, s + r * sl, V, ks, len + r, inv, nv);
     }
-    __m256 iv = _mm256_set1_ps(inv);
-    for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + j * W, _mm256_mul_ps(_mm256_add_ps(oa[j], ob[j]), iv));
 }
 
 T256 void eng__attn_row_avx2(float *out, float *s, const float *q, const float *K, const float *V, size_t ks, int len,
@@ -346,5 +431,16 @@ T256 void eng__attn_row_avx2(float *out, float *s, const float *q, const float *
     case 6: row256(out, s, q, K, V, ks, len, scale, 6); break;
     case 8: row256(out, s, q, K, V, ks, len, scale, 8); break;
     default: row256(out, s, q, K, V, ks, len, scale, hd / 8); break;
+    }
+}
+
+T256 void eng__attn_rows4_avx2(float *out, float *s, const float *q, size_t qs, const float *K, const float *V,
+                               size_t ks, int len, int hd, float scale)
+{
+    switch (hd / 8) {
+    case 4: rows4_256(out, s, q, qs, K, V, ks, len, scale, 4); break;   // hd 32
+    case 6: rows4_256(out, s, q, qs, K, V, ks, len, scale, 6); break;   // hd 48
+    case 8: rows4_256(out, s, q, qs, K, V, ks, len, scale, 8); break;   // hd 64
+    default: rows4_256(out, s, q, qs, K, V, ks, len, scale, hd / 8); break;
     }
 }

@@ -468,19 +468,22 @@ void eng_attention_cached_strided(float *out, float *scratch, const float *q, co
     // rows; rows four at a time where there are four (each key and value row
     // read once for the four; the same bits as one at a time).
     int L = pos + n;
-    // AVX2 / AVX-512 (attention_simd.c): one row at a time, or on AVX-512
-    // with hd <= 64 four rows at a time (each key and value row read once
-    // for the four), the same bits whatever n is; the plain path below otherwise
+    // AVX2 / AVX-512 (attention_simd.c): one row at a time, or with hd <= 64
+    // four rows at a time (each key row read once for the four), the same
+    // bits whatever n is; the plain path below otherwise
     eng_cpu_level lvl = eng_cpu_level_get();
     int W = lvl == ENG_CPU_AVX512 ? 16 : lvl == ENG_CPU_AVX2 ? 8 : 0;
     if (W && hd % W == 0 && hd <= ENG_ATTN_SIMD_MAX_HD) {
-        int four = W == 16 && hd <= ENG_ATTN_ROWS4_MAX_HD;
+        int four = hd <= ENG_ATTN_ROWS4_MAX_HD;
         for (int h = h0; h < h1; h++) {
             const float *K = kc + (size_t)(h / rep) * head_stride, *V = vc + (size_t)(h / rep) * head_stride;
             int i = 0;
-            for (; four && i + 4 <= n; i += 4)   // scratch: 4 rows of <= pos + n floats
-                eng__attn_rows4_avx512(out + (size_t)i * qs + (size_t)h * hd, scratch, q + (size_t)i * qs + (size_t)h * hd,
-                                       (size_t)qs, K, V, ks, pos + i + 1, hd, scale);
+            for (; four && i + 4 <= n; i += 4) {   // scratch: 4 rows of <= pos + n floats
+                float *o = out + (size_t)i * qs + (size_t)h * hd;
+                const float *qv = q + (size_t)i * qs + (size_t)h * hd;
+                if (W == 16) eng__attn_rows4_avx512(o, scratch, qv, (size_t)qs, K, V, ks, pos + i + 1, hd, scale);
+                else eng__attn_rows4_avx2(o, scratch, qv, (size_t)qs, K, V, ks, pos + i + 1, hd, scale);
+            }
             for (; i < n; i++) {
                 const float *qv = q + (size_t)i * qs + (size_t)h * hd;
                 float *o = out + (size_t)i * qs + (size_t)h * hd;
