@@ -17,9 +17,10 @@
 //
 // A single row is bound by reading its head's K and V from L2 (~256 KB at
 // 500 keys, hd 64); a prefill chunk's rows re-read them row after row. So
-// on AVX-512 with hd <= 64 four consecutive rows go together (rows4_512):
+// with hd <= 64 four consecutive rows go together (rows4_512):
 // each key row loaded once for four rows' scores, each value row once for
-// two rows' sums, every row's result in the order above.
+// two rows' sums, every row's result in the order above (AVX2, rows4_256:
+// the scores only).
 #include "engine/core/attention_internal.h"
 
 #include <immintrin.h>  // AVX-512 / AVX2 intrinsics
