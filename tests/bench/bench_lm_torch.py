@@ -163,22 +163,9 @@ def load(model_dir):
 
 
 # ---------------------------------------------------------------- threads
-def openblas():
-    """libopenblas in this process (Debian's torch links it as libblas.so.3), or None."""
-    for name in ("libopenblas.so.0", "libopenblas.so"):
-        try:
-            lib = ctypes.CDLL(name)
-            lib.openblas_set_num_threads.argtypes = [ctypes.c_int]
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
-def set_threads(T, ob):
-    torch.set_num_threads(T)
-    if ob is not None:
-        ob.openblas_set_num_threads(T)
+# openblas() / set_threads(): bench_torch.py's (torch's OpenBLAS pinned too)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_torch import openblas, parse_list, set_threads  # noqa: E402
 
 
 # ---------------------------------------------------------------- check
@@ -239,10 +226,6 @@ def ttft_once(net, ids):
     cache = net.new_cache(1, ids.shape[1] + 1)
     int(net(ids, cache, 0).argmax(dim=1)[0])
     return time.perf_counter() - t0
-
-
-def parse_list(s):
-    return [int(v) for v in s.split(",") if v]
 
 
 def main():
