@@ -1,12 +1,12 @@
 // act_simd.c — the language models' element-wise activations on AVX-512 and
 // AVX2 (act_internal.h; ops.c and ops_seq.c dispatch): GPT-2's tanh GELU and
-// llama's SwiGLU, both x / (1 + exp(-y)) with the vector exp of vexp_x86.h
+// llama's SwiGLU, both x / (1 + exp(-y)) with the vector exp of simd_x86.h
 // instead of a libm tanhf or expf per element (a 16-stream GPT-2-small step
 // has 590,000 GELUs). Element by element, so a value never depends on its
 // neighbours or on how a call is split.
 #include "engine/core/act_internal.h"
 
-#include "engine/core/vexp_x86.h"  // eng_exp512, eng_exp256, ENG_T512, ENG_T256
+#include "engine/core/simd_x86.h"  // eng_exp512, eng_exp256, ENG_T512, ENG_T256
 
 #define GELU_K (2.0f * 0.7978845608028654f)   // 2 sqrt(2/pi): 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u))
 #define GELU_CUBIC 0.044715f

@@ -5,7 +5,7 @@
 // runs 4-wide SSE with a libm expf per score. With 16 streams decoding that
 // was ~12% of a stories110M step at 70 tokens of context and grows with
 // the context; here each score is a 16- or 8-lane FMA dot product and the
-// softmax's exponentials are a vector polynomial (vexp_x86.h).
+// softmax's exponentials are a vector polynomial (simd_x86.h).
 //
 // Fixed order of every result, whatever the row's neighbours (batch
 // invariance): score t = scale * (lanes over hd in blocks of W, in order;
@@ -25,7 +25,7 @@
 
 #include <immintrin.h>  // AVX-512 / AVX2 intrinsics
 #include <string.h>     // memcpy
-#include "engine/core/vexp_x86.h"   // eng_exp512, eng_exp256
+#include "engine/core/simd_x86.h"   // eng_exp512, eng_exp256, eng_hsum512, eng_hsum256
 
 #define T512 ENG_T512
 #define T256 ENG_T256
@@ -35,17 +35,7 @@
 
 // ---------------------------------------------------------------- AVX-512
 
-// The lane tree l + (l+8), + 4, + 2, + 1 (gemm_avx512.c's hsum16).
-static inline __attribute__((always_inline)) T512 float hsum512(__m512 v)
-{
-    __m256 w = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1));
-    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));
-    return _mm_cvtss_f32(z);
-}
-
-// hsum512 of sixteen vectors at once, each add the one hsum512 makes (so the
+// eng_hsum512 of sixteen vectors at once, each add the one it makes (so the
 // same bits) but a lane holds a different vector's sums: about two shuffles
 // and one add per sum instead of four of each. Lane 4k + l of the result is
 // the sum of a[k + 4l].
@@ -70,7 +60,7 @@ static inline __attribute__((always_inline)) T512 __m512 hsum512x16(const __m512
 }
 
 // A score's chain: mul of vector 0, fmadd of vectors 1..nv-1 (then
-// scale * hsum512), whoever calls it.
+// scale * eng_hsum512), whoever calls it.
 static inline __attribute__((always_inline)) T512 __m512 dot512(const __m512 *qv, const float *k, const int nv)
 {
     __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
@@ -99,7 +89,7 @@ static inline __attribute__((always_inline)) T512 float softmax512(float *s, int
         _mm512_mask_storeu_ps(s + full, tail, e);
         sum = _mm512_add_ps(sum, e);
     }
-    return 1.0f / hsum512(sum);
+    return 1.0f / eng_hsum512(sum);
 }
 
 // The weighted sum's keys t..len-1 (t even): pairs into oa (even) and ob
@@ -149,16 +139,16 @@ row512(float *out, float *s, const float *q, const float *K, const float *V, siz
             a2 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k2 + j * W), a2);
             a3 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k3 + j * W), a3);
         }
-        s[t] = scale * hsum512(a0);
-        s[t + 1] = scale * hsum512(a1);
-        s[t + 2] = scale * hsum512(a2);
-        s[t + 3] = scale * hsum512(a3);
+        s[t] = scale * eng_hsum512(a0);
+        s[t + 1] = scale * eng_hsum512(a1);
+        s[t + 2] = scale * eng_hsum512(a2);
+        s[t + 3] = scale * eng_hsum512(a3);
     }
     for (; t < len; t++) {
         const float *k0 = K + (size_t)t * ks;
         __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k0));
         for (int j = 1; j < nv; j++) a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + j * W), a0);
-        s[t] = scale * hsum512(a0);
+        s[t] = scale * eng_hsum512(a0);
     }
     // softmax's numerator in place, and its sum
     float inv = softmax512(s, len);
@@ -201,7 +191,7 @@ rows4_512(float *out, float *s, const float *q, size_t qs, const float *K, const
     }
     // then each key for the rows that see it (row r sees keys < len + r)
     for (; t < len + 3; t++)
-        for (int r = t < len ? 0 : t - len + 1; r < 4; r++) s[r * sl + t] = scale * hsum512(dot512(qv[r], K + (size_t)t * ks, nv));
+        for (int r = t < len ? 0 : t - len + 1; r < 4; r++) s[r * sl + t] = scale * eng_hsum512(dot512(qv[r], K + (size_t)t * ks, nv));
     // weighted sums two rows at a time: keys both see (pairs below len + r),
     // then each row's own end
     for (int r = 0; r < 4; r += 2) {
@@ -254,15 +244,6 @@ T512 void eng__attn_rows4_avx512(float *out, float *s, const float *q, size_t qs
 
 // ---------------------------------------------------------------- AVX2
 
-// The lane tree l + (l+4), + 2, + 1.
-static inline __attribute__((always_inline)) T256 float hsum256(__m256 v)
-{
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));
-    return _mm_cvtss_f32(z);
-}
-
 static inline __attribute__((always_inline)) T256 float hmax256(__m256 v)
 {
     __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -295,7 +276,7 @@ static inline __attribute__((always_inline)) T256 float softmax256(float *s, int
         memcpy(s + full, pad, (size_t)rest * sizeof(float));
         sum = _mm256_add_ps(sum, e);
     }
-    return 1.0f / hsum256(sum);
+    return 1.0f / eng_hsum256(sum);
 }
 
 // out = (sum over t of s[t] V[t], even and odd t in two sets of sums) * inv.
@@ -342,22 +323,22 @@ row256(float *out, float *s, const float *q, const float *K, const float *V, siz
             a2 = _mm256_fmadd_ps(qj, _mm256_loadu_ps(k2 + j * W), a2);
             a3 = _mm256_fmadd_ps(qj, _mm256_loadu_ps(k3 + j * W), a3);
         }
-        s[t] = scale * hsum256(a0);
-        s[t + 1] = scale * hsum256(a1);
-        s[t + 2] = scale * hsum256(a2);
-        s[t + 3] = scale * hsum256(a3);
+        s[t] = scale * eng_hsum256(a0);
+        s[t + 1] = scale * eng_hsum256(a1);
+        s[t + 2] = scale * eng_hsum256(a2);
+        s[t + 3] = scale * eng_hsum256(a3);
     }
     for (; t < len; t++) {
         const float *k0 = K + (size_t)t * ks;
         __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(k0));
         for (int j = 1; j < nv; j++) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * W), _mm256_loadu_ps(k0 + j * W), a0);
-        s[t] = scale * hsum256(a0);
+        s[t] = scale * eng_hsum256(a0);
     }
     float inv = softmax256(s, len);
     wsum256(out, s, V, ks, len, inv, nv);
 }
 
-// hsum256 of eight vectors at once, each add the one hsum256 makes (so the
+// eng_hsum256 of eight vectors at once, each add the one it makes (so the
 // same bits): lane 4h + l of the result is the sum of a[h + 2l].
 static inline __attribute__((always_inline)) T256 __m256 hsum256x8(const __m256 *a)
 {
@@ -416,7 +397,7 @@ rows4_256(float *out, float *s, const float *q, size_t qs, const float *K, const
             const float *k0 = K + (size_t)t * ks, *qr = q + r * qs;
             __m256 a0 = _mm256_mul_ps(_mm256_loadu_ps(qr), _mm256_loadu_ps(k0));
             for (int j = 1; j < nv; j++) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qr + j * W), _mm256_loadu_ps(k0 + j * W), a0);
-            s[r * sl + t] = scale * hsum256(a0);
+            s[r * sl + t] = scale * eng_hsum256(a0);
         }
     for (int r = 0; r < 4; r++) {
         float inv = softmax256(s + r * sl, len + r);

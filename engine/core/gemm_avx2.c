@@ -10,22 +10,15 @@
 #include "engine/core/gemm_internal.h"
 
 #include <immintrin.h>  // AVX2 / FMA intrinsics
+#include "engine/core/simd_x86.h"   // ENG_T256, eng_hsum256 (the lane tree)
 
-#define T256 __attribute__((target("avx2,fma")))
+#define T256 ENG_T256
 
 enum { MAX_R = 4, MAX_C = 8 };
 // Many-row tiles prefetch the next column block (see columns): measured on
 // the stories110M step's matmuls with INFERD_CPU=avx2, 2 threads,
 // alternating runs: 4 rows 14.2 -> 7.7 ms, 16 rows 28.8 -> 19.9, 64 rows
 // 83.5 -> 74.4.
-
-static inline __attribute__((always_inline)) T256 float hsum8(__m256 v)
-{
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // l + (l+4)
-    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));                                  // l + (l+2)
-    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));                                   // 0 + 1
-    return _mm_cvtss_f32(z);
-}
 
 // pf, when not NULL: rows pc0 <= c < pc1 of the next block of B, fetched
 // into cache a line (16 floats) at a time alongside (see columns).
@@ -69,7 +62,7 @@ tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda, const
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
-            float v = hsum8(s[r][c]);
+            float v = eng_hsum256(s[r][c]);
             out[r * ldo + c] = accumulate ? out[r * ldo + c] + v : v;
         }
 }

@@ -10,8 +10,9 @@
 #include "engine/core/gemm_internal.h"
 
 #include <immintrin.h>  // AVX-512 intrinsics
+#include "engine/core/simd_x86.h"   // ENG_T512, eng_hsum512 (the lane tree)
 
-#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define T512 ENG_T512
 
 enum { MAX_R = 4, MAX_C = 8 };
 // Many-row steps fetch the next column block's weight rows while computing
@@ -26,18 +27,8 @@ enum { MAX_R = 4, MAX_C = 8 };
 
 static const size_t A_BLOCK_BYTES = 256 * 1024;   // rows of A kept in L2 at a time (see the driver)
 
-// The fixed lane tree (see the top): 16 lanes -> 8 -> 4 -> 2 -> 1.
-static inline __attribute__((always_inline)) T512 float hsum16(__m512 v)
-{
-    __m256 w = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));  // l + (l+8)
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1));       // l + (l+4)
-    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));                                       // l + (l+2)
-    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));                                        // 0 + 1
-    return _mm_cvtss_f32(z);
-}
-
-// hsum16 of four vectors at once, [a, b, c, d] in a 128-bit result: the same
-// pairings as hsum16 (each add sees the same two values), done on 512-bit
+// eng_hsum512 of four vectors at once, [a, b, c, d] in a 128-bit result: the same
+// pairings as eng_hsum512 (each add sees the same two values), done on 512-bit
 // shuffles of two and four vectors instead of 4 x 4 narrowing steps.
 static inline __attribute__((always_inline)) T512 __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
 {
@@ -102,7 +93,7 @@ tile(float *restrict out, size_t ldo, const float *restrict a, size_t lda, const
         }
 #pragma GCC unroll 4
         for (; c < C; c++) {
-            float v = hsum16(s[r][c]);
+            float v = eng_hsum512(s[r][c]);
             out[r * ldo + c] = accumulate ? out[r * ldo + c] + v : v;
         }
     }

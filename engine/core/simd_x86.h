@@ -1,16 +1,39 @@
-// vexp_x86.h — exp on AVX-512 and AVX2 vectors, for kernels compiled with
-// target attributes (attention_simd.c, act_simd.c): Cephes' expf, x = n ln2
+// simd_x86.h — what the AVX-512 and AVX2 kernels (compiled with target
+// attributes: gemm_avx512.c, gemm_avx2.c, attention_simd.c, act_simd.c)
+// share: the target attributes, the fixed lane trees that end every
+// dot product (each path's bits depend on them: batch invariance), and exp.
+//
+// exp: Cephes' expf, x = n ln2
 // + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial (relative error
 // ~2e-7), times 2^n. x is clamped to [-87, 88]: below, exp(-87) ~ 1.6e-38
 // stands for 0 in any sum of weights near 1; above, exp(88) ~ 1.7e38 still
 // adds to 1 and divides to ~0, as infinity would in x / (1 + exp(-x)).
-#ifndef ENG_VEXP_X86_H
-#define ENG_VEXP_X86_H
+#ifndef ENG_SIMD_X86_H
+#define ENG_SIMD_X86_H
 
 #include <immintrin.h>  // AVX-512 / AVX2 intrinsics
 
 #define ENG_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 #define ENG_T256 __attribute__((target("avx2,fma")))
+
+// The lane tree of a 16-lane sum: l + (l+8), then + 4, + 2, + 1.
+static inline __attribute__((always_inline)) ENG_T512 float eng_hsum512(__m512 v)
+{
+    __m256 w = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(w), _mm256_extractf128_ps(w, 1));   // l + (l+4)
+    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));                                   // l + (l+2)
+    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));                                    // 0 + 1
+    return _mm_cvtss_f32(z);
+}
+
+// The lane tree of an 8-lane sum: l + (l+4), then + 2, + 1.
+static inline __attribute__((always_inline)) ENG_T256 float eng_hsum256(__m256 v)
+{
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // l + (l+4)
+    __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));                                  // l + (l+2)
+    __m128 z = _mm_add_ss(y, _mm_movehdup_ps(y));                                   // 0 + 1
+    return _mm_cvtss_f32(z);
+}
 
 #define ENG_VEXP_LO (-87.0f)
 #define ENG_VEXP_HI 88.0f
